@@ -1,0 +1,165 @@
+//! Backends: checks read the world, actions change it. A live run reads real systems; a drill
+//! reads a scenario. Actions are planned the same way everywhere and applied only with an approval.
+
+pub mod http;
+pub mod prometheus;
+pub mod scenario;
+pub mod shell;
+
+use crate::engine::approval::Approval;
+use crate::engine::event::Plan;
+use crate::engine::observation::Reading;
+use crate::expr;
+use crate::runbook::{Action, Check};
+use serde_json::Value;
+use std::future::Future;
+use std::time::Duration;
+
+/// Where checks get their readings from.
+pub trait Reader {
+    /// Reads one check. `Err` is the cause in words: unreachable, timed out, not the expected API.
+    fn read(&self, check: &Check, ctx: &Value, timeout: Duration) -> impl Future<Output = Result<Reading, String>>;
+}
+
+pub fn backend_name(check: &Check) -> &'static str {
+    if check.prometheus.is_some() {
+        "prometheus"
+    } else if check.http.is_some() {
+        "http"
+    } else {
+        "shell"
+    }
+}
+
+/// The real systems.
+pub struct Live {
+    pub client: reqwest::Client,
+    pub prometheus_url: String,
+}
+
+impl Live {
+    pub fn new(prometheus_url: String) -> Self {
+        Live { client: http_client(), prometheus_url }
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("oncall/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("the HTTP client has a fixed, valid configuration")
+}
+
+fn render(template: &str, ctx: &Value) -> Result<String, String> {
+    expr::render(template, ctx).map_err(|e| format!("template: {e}"))
+}
+
+impl Reader for Live {
+    async fn read(&self, check: &Check, ctx: &Value, timeout: Duration) -> Result<Reading, String> {
+        if let Some(query) = &check.prometheus {
+            let query = render(&query.value, ctx)?;
+            prometheus::query(&self.client, &self.prometheus_url, &query, timeout).await
+        } else if let Some(spec) = &check.http {
+            http::check(&self.client, spec, ctx, timeout).await
+        } else if let Some(spec) = &check.shell {
+            let command = expr::render_shell(&spec.command.value, ctx).map_err(|e| format!("template: {e}"))?;
+            shell::check(&command, spec, timeout).await
+        } else {
+            Err("the check has no backend".into())
+        }
+    }
+}
+
+/// An action rendered against the observations so far: what would be sent, exactly.
+pub struct Prepared {
+    pub plan: Plan,
+    request: Request,
+}
+
+enum Request {
+    Http(http::Request),
+    Shell(String),
+}
+
+pub fn prepare(action: &Action, ctx: &Value) -> Result<Prepared, String> {
+    if let Some(spec) = &action.http {
+        let request = http::prepare(spec, ctx)?;
+        Ok(Prepared { plan: request.plan(), request: Request::Http(request) })
+    } else if let Some(spec) = &action.shell {
+        let command = expr::render_shell(&spec.command.value, ctx).map_err(|e| format!("template: {e}"))?;
+        let plan = Plan { backend: "shell".into(), request: format!("sh -c {}", expr::shell_quote(&command)), body: None, changes: vec![] };
+        Ok(Prepared { plan, request: Request::Shell(command) })
+    } else {
+        Err("the action has no backend".into())
+    }
+}
+
+impl Prepared {
+    /// Sends the request. Only an approval opens this door.
+    pub async fn apply(&self, _approval: Approval, client: &reqwest::Client, timeout: Duration) -> Result<String, String> {
+        match &self.request {
+            Request::Http(request) => request.send(client, timeout).await,
+            Request::Shell(command) => shell::run_action(command, timeout).await,
+        }
+    }
+}
+
+/// The cause of a failed request in words.
+pub fn describe_reqwest(err: &reqwest::Error, url: &str, timeout: Duration) -> String {
+    let url = crate::redact::Redactor::default().text(url);
+    if err.is_timeout() {
+        return format!("no answer from {url} within {}", humanize(timeout));
+    }
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            let why = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+                std::io::ErrorKind::TimedOut => "connection timed out".to_string(),
+                _ => io.to_string(),
+            };
+            return format!("cannot reach {url}: {why}");
+        }
+        source = e.source();
+    }
+    if err.is_connect() {
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(e) = source {
+            chain = format!("{chain}: {e}");
+            source = e.source();
+        }
+        return format!("cannot reach {url}: {chain}");
+    }
+    if err.is_builder() {
+        return format!("invalid URL '{url}': {err}");
+    }
+    format!("request to {url} failed: {err}")
+}
+
+pub fn humanize(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 1000 == 0 && ms < 120_000 {
+        format!("{}s", ms / 1000)
+    } else if ms < 120_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// Shortens a body for an error message.
+pub fn snippet(body: &str) -> String {
+    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 60 {
+        format!("{}…", one_line.chars().take(60).collect::<String>())
+    } else {
+        one_line
+    }
+}

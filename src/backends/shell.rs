@@ -1,0 +1,142 @@
+//! Shell commands: read-only checks and prompted actions. Output is streamed line by line with
+//! bounded memory; on timeout the whole process group is killed.
+
+use super::humanize;
+use crate::engine::observation::{Reading, Table, Verdict};
+use crate::runbook::ShellSpec;
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const DEFAULT_KEEP: usize = 10;
+const STDERR_LIMIT: u64 = 8 * 1024;
+
+struct Output {
+    status: Option<i32>,
+    counted: usize,
+    kept: VecDeque<String>,
+    stderr: String,
+}
+
+fn spawn(command: &str) -> Result<Child, String> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start sh: {e}"))
+}
+
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        // SAFETY: kill(2) with a negative pid signals the process group made for the child.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
+    }
+}
+
+async fn run(command: &str, pattern: Option<&regex::Regex>, keep: usize, timeout: Duration) -> Result<Output, String> {
+    let mut child = spawn(command)?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    // The child is borrowed by `work`; kill its group through the pid on timeout.
+    let pid = child.id();
+    let work = async {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut kept = VecDeque::with_capacity(keep);
+        let mut counted = 0;
+        let mut err_text = String::new();
+        let read_stderr = async {
+            let _ = stderr.take(STDERR_LIMIT).read_to_string(&mut err_text).await;
+        };
+        let read_stdout = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if pattern.is_none_or(|p| p.is_match(&line)) {
+                    counted += 1;
+                    if kept.len() == keep {
+                        kept.pop_front();
+                    }
+                    kept.push_back(line);
+                }
+            }
+        };
+        tokio::join!(read_stdout, read_stderr);
+        let status = child.wait().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(Output { status: status.code(), counted, kept, stderr: err_text })
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result,
+        Err(_) => {
+            kill_group(pid);
+            Err(format!("command did not finish within {}; its process group was killed", humanize(timeout)))
+        }
+    }
+}
+
+pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result<Reading, String> {
+    let pattern = match &spec.matches {
+        Some(p) => Some(regex::Regex::new(&p.value).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let keep = spec.keep.unwrap_or(DEFAULT_KEEP);
+    let out = run(command, pattern.as_ref(), keep, timeout).await?;
+    let table = (!out.kept.is_empty()).then(|| Table {
+        columns: vec!["line".into()],
+        rows: out.kept.iter().map(|l| vec![l.clone().into()]).collect(),
+    });
+    let mut reading = Reading { value: out.counted.into(), table, text: out.kept.back().cloned(), verdict: None };
+    if out.status != Some(0) {
+        let why = out.stderr.lines().last().unwrap_or("").trim();
+        let status = out.status.map_or("a signal".to_string(), |c| format!("status {c}"));
+        reading.verdict = Some((Verdict::Fail, format!("command exited with {status} {why}").trim().to_string()));
+    }
+    Ok(reading)
+}
+
+pub async fn run_action(command: &str, timeout: Duration) -> Result<String, String> {
+    let out = run(command, None, 5, timeout).await?;
+    let tail: Vec<String> = out.kept.into_iter().collect();
+    match out.status {
+        Some(0) => Ok(format!("exit 0 {}", tail.join(" | ")).trim().to_string()),
+        status => {
+            let status = status.map_or("a signal".to_string(), |c| format!("status {c}"));
+            Err(format!("exited with {status}: {}", out.stderr.lines().last().unwrap_or("").trim()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = std::env::temp_dir().join(format!("oncall-shell-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join("survived");
+        // A grandchild that would write the marker if it outlived the timeout.
+        let cmd = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+        let err = run(&cmd, None, 1, Duration::from_millis(300)).await.err().unwrap();
+        assert!(err.contains("did not finish within 300ms"), "{err}");
+        // Wait past the grandchild's sleep: it must have been killed with the group.
+        let done = run("sleep 2.5", None, 1, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(done.status, Some(0));
+        assert!(!marker.exists(), "the grandchild outlived the timeout");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn matches_count_and_keep_the_last_lines() {
+        let pattern = regex::Regex::new("ERROR").unwrap();
+        let out = run("printf 'ERROR a\\nok\\nERROR b\\nERROR c\\n'", Some(&pattern), 2, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(out.counted, 3);
+        assert_eq!(out.kept, ["ERROR b", "ERROR c"]);
+    }
+}

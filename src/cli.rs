@@ -1,0 +1,172 @@
+//! The command line. Every flag has an `ONCALL_*` environment variable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    all checks ok (warnings allowed)
+  1    a check failed, an action failed, or a wait ended before its condition held
+  2    bad usage, or a runbook, scenario or config file that does not validate
+  3    a check could not reach its backend
+  4    an action was declined by abort, or needs an answer and there is no terminal
+  130  interrupted (Ctrl-C)";
+
+#[derive(Debug, Parser)]
+#[command(name = "oncall", version, about = "Runbooks that run: diagnose in parallel, mitigate with approval, record the incident.", after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Output format for results on stdout
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text, env = "ONCALL_OUTPUT")]
+    pub output: Output,
+    /// Config file [default: <config dir>/oncall/config.yaml]
+    #[arg(long, global = true, env = "ONCALL_CONFIG", value_hint = clap::ValueHint::FilePath)]
+    pub config: Option<PathBuf>,
+    /// Where incident timelines are kept [default: <state dir>/oncall]
+    #[arg(long, global = true, env = "ONCALL_STATE_DIR", value_hint = clap::ValueHint::DirPath)]
+    pub state_dir: Option<PathBuf>,
+    /// Extra folders of runbooks, ':'-separated
+    #[arg(long, global = true, env = "ONCALL_RUNBOOK_PATH", value_delimiter = ':', value_hint = clap::ValueHint::DirPath)]
+    pub runbook_path: Vec<PathBuf>,
+    /// Prometheus base URL (the endpoint named `prometheus`)
+    #[arg(long, global = true, env = "ONCALL_PROMETHEUS_URL", value_hint = clap::ValueHint::Url)]
+    pub prometheus_url: Option<String>,
+    /// A named endpoint, NAME=URL; repeatable (env: ','-separated)
+    #[arg(long = "endpoint", short = 'e', global = true, env = "ONCALL_ENDPOINT", value_delimiter = ',', value_name = "NAME=URL")]
+    pub endpoints: Vec<String>,
+    /// Colour: auto uses it on a terminal unless NO_COLOR is set or TERM=dumb
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "ONCALL_COLOR")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List runbooks: id, severity, title and where each came from
+    List,
+    /// Show a runbook as a checklist: steps, checks, conditions and the exact requests of actions
+    Show {
+        #[arg(add = runbook_candidates())]
+        runbook: String,
+    },
+    /// Validate runbooks (all known ones, or the given files); exit 2 when any is invalid
+    Validate {
+        #[arg(value_hint = clap::ValueHint::FilePath)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run a runbook against the real systems
+    Run(RunArgs),
+    /// Rehearse a runbook on a recorded scenario: no infrastructure, nothing ever sent
+    Drill(DrillArgs),
+    /// Show an incident's timeline (default: the latest)
+    Timeline {
+        incident: Option<String>,
+        /// List the incidents instead
+        #[arg(long)]
+        list: bool,
+    },
+    /// Append a note to the latest open incident
+    Note {
+        text: String,
+        /// The incident to append to [default: the latest open one]
+        #[arg(long, env = "ONCALL_INCIDENT")]
+        incident: Option<String>,
+    },
+    /// Mark an incident resolved (default: the latest open one)
+    Resolve {
+        /// What fixed it
+        text: Option<String>,
+        #[arg(long, env = "ONCALL_INCIDENT")]
+        incident: Option<String>,
+    },
+    /// Print the completion script for a shell
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Runbook id (see `oncall list`) or path to a runbook file
+    #[arg(add = runbook_candidates())]
+    pub runbook: String,
+    /// Set a runbook param, KEY=VALUE; repeatable (env: ','-separated)
+    #[arg(short = 'p', long = "param", env = "ONCALL_PARAMS", value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Run every check for real and show every action as it would be sent; send none
+    #[arg(long, env = "ONCALL_DRY_RUN")]
+    pub dry_run: bool,
+    /// Approve every action without asking
+    #[arg(long, short = 'y', env = "ONCALL_YES", conflicts_with = "dry_run")]
+    pub yes: bool,
+    /// Default timeout of a check
+    #[arg(long, env = "ONCALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Replay a drill scenario instead of reading live systems (same as `oncall drill`)
+    #[arg(long, env = "ONCALL_SCENARIO")]
+    pub scenario: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[arg(add = runbook_candidates())]
+    pub runbook: String,
+    /// Scenario name [default: the runbook's first]; `oncall show RUNBOOK` lists them
+    #[arg(long, env = "ONCALL_SCENARIO")]
+    pub scenario: Option<String>,
+    #[arg(short = 'p', long = "param", env = "ONCALL_PARAMS", value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Rehearse without asking: record every action as it would be offered
+    #[arg(long, short = 'y', env = "ONCALL_YES")]
+    pub yes: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::runbook::parse_duration(text)
+}
+
+fn runbook_candidates() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let search = crate::runbook::search_dirs(&runbook_path_from_env());
+        let catalog = crate::runbook::Catalog::load(&search);
+        catalog
+            .runbooks
+            .values()
+            .map(|l| CompletionCandidate::new(l.runbook.id.value.clone()).help(Some(l.runbook.title.clone().into())))
+            .collect()
+    })
+}
+
+fn runbook_path_from_env() -> Vec<PathBuf> {
+    std::env::var_os("ONCALL_RUNBOOK_PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default()
+}

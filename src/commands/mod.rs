@@ -1,0 +1,57 @@
+//! One file per subcommand, and what they share: settings, the catalog, output.
+
+pub mod completions;
+pub mod list;
+pub mod note;
+pub mod run;
+pub mod show;
+pub mod timeline;
+pub mod validate;
+
+use crate::cli::Global;
+use crate::config::Config;
+use crate::runbook::{self, Catalog};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// What every command starts from.
+pub struct Setup {
+    pub global: Global,
+    pub search: Vec<PathBuf>,
+}
+
+impl Setup {
+    pub fn new(global: Global) -> Setup {
+        let search = runbook::search_dirs(&global.runbook_path);
+        Setup { global, search }
+    }
+
+    pub fn catalog(&self) -> Catalog {
+        Catalog::load(&self.search)
+    }
+
+    pub fn config(&self) -> anyhow::Result<Config> {
+        Config::load(self.global.config.as_ref())
+    }
+
+    pub fn store(&self) -> crate::timeline::Store {
+        crate::timeline::Store::new(self.global.state_dir.clone())
+    }
+
+    pub fn json(&self) -> bool {
+        self.global.output == crate::cli::Output::Json
+    }
+}
+
+/// Writes results to stdout; a closed pipe (`oncall list | head -1`) is not an error.
+pub fn print_out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    print_out(&format!("{}\n", serde_json::to_string_pretty(value)?))
+}

@@ -1,0 +1,130 @@
+//! `oncall show`: a runbook as a readable checklist, each action with the exact request.
+
+use super::{Setup, print_json, print_out};
+use crate::backends;
+use crate::runbook::{self, Check};
+use serde_json::json;
+use std::fmt::Write;
+
+fn check_line(check: &Check) -> String {
+    let what = if let Some(q) = &check.prometheus {
+        format!("prometheus: {}", q.value)
+    } else if let Some(h) = &check.http {
+        format!("{} {}", h.method.as_ref().map(|m| m.value.as_str()).unwrap_or("GET"), h.url.value)
+    } else if let Some(s) = &check.shell {
+        format!("shell: {}", s.command.value)
+    } else {
+        String::new()
+    };
+    let mut line = format!("[ ] {} — {what}", check.title.as_deref().unwrap_or(&check.id.value));
+    if let Some(f) = &check.fail_if {
+        let _ = write!(line, "\n        fail if {}", f.value);
+    }
+    if let Some(w) = &check.warn_if {
+        let _ = write!(line, "\n        warn if {}", w.value);
+    }
+    line
+}
+
+pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
+    let config = setup.config()?;
+    let loaded = runbook::resolve(&setup.catalog(), id)?;
+    let rb = &loaded.runbook;
+    let values = super::run::resolve_values(setup, &config, rb, None, &[])?;
+    let ctx = json!({ "params": values.params, "endpoints": values.endpoints, "checks": {}, "incident": {"id": "INCIDENT", "severity": rb.severity.value} });
+    let redact = crate::redact::Redactor::new(values.secrets.clone());
+    let scenarios: Vec<String> = runbook::scenarios(&rb.id.value, &setup.search).into_iter().map(|s| s.name).collect();
+    if setup.json() {
+        let steps: Vec<_> = rb
+            .steps
+            .iter()
+            .map(|s| {
+                let actions: Vec<_> = s
+                    .actions
+                    .iter()
+                    .map(|a| json!({ "id": a.id.value, "title": a.title, "when": a.when.as_ref().map(|w| &w.value), "plan": backends::prepare(a, &ctx).ok().map(|p| p.plan) }))
+                    .collect();
+                json!({
+                    "id": s.id.value, "title": s.title, "when": s.when.as_ref().map(|w| &w.value),
+                    "checks": s.checks.iter().map(|c| json!({ "id": c.id.value, "title": c.title, "backend": backends::backend_name(c) })).collect::<Vec<_>>(),
+                    "actions": actions,
+                    "wait": s.wait.as_ref().map(|w| json!({ "check": w.check.value, "until": w.until.value, "timeout": w.timeout.value })),
+                })
+            })
+            .collect();
+        let doc = json!({ "id": rb.id.value, "title": rb.title, "severity": rb.severity.value, "source": loaded.source.origin.to_string(), "params": values.params, "endpoints": values.endpoints, "steps": steps, "scenarios": scenarios });
+        print_json(&serde_json::from_str(&redact.json(&doc.to_string()))?)?;
+        return Ok(0);
+    }
+    let mut out = String::new();
+    let respond = runbook::response_time(&rb.severity.value).unwrap_or("?");
+    let _ = writeln!(out, "{} — {}\n{} (respond within {respond}) · {}", rb.id.value, rb.title, rb.severity.value, loaded.source.origin);
+    if let Some(d) = &rb.description {
+        let _ = writeln!(out, "{}", d.trim());
+    }
+    if !rb.alerts.is_empty() {
+        let _ = writeln!(out, "alerts: {}", rb.alerts.join(", "));
+    }
+    if !rb.params.is_empty() {
+        let _ = writeln!(out, "\nparams (-p NAME=VALUE):");
+        for (name, p) in &rb.params {
+            let value = values.params.get(name).map(|v| crate::engine::observation::display(v)).unwrap_or_default();
+            let _ = writeln!(out, "  {name} = {value}{}", p.help.as_ref().map(|h| format!("  # {h}")).unwrap_or_default());
+        }
+    }
+    let _ = writeln!(out, "\nendpoints (--endpoint NAME=URL):");
+    for (name, url) in &values.endpoints {
+        let _ = writeln!(out, "  {name} = {}", url.as_str().unwrap_or_default());
+    }
+    if !rb.escalation.is_empty() {
+        let _ = writeln!(out, "\nescalation:");
+        for e in &rb.escalation {
+            let _ = writeln!(out, "  after {}: {}", e.after.value, e.to);
+        }
+    }
+    for (i, step) in rb.steps.iter().enumerate() {
+        let _ = writeln!(out, "\n{}. {}", i + 1, step.title.as_deref().unwrap_or(&step.id.value));
+        if let Some(when) = &step.when {
+            let _ = writeln!(out, "   only when {}", when.value);
+        }
+        if let Some(g) = &step.guidance {
+            for l in g.trim().lines() {
+                let _ = writeln!(out, "   {l}");
+            }
+        }
+        for check in &step.checks {
+            let _ = writeln!(out, "   {}", check_line(check));
+        }
+        for action in &step.actions {
+            let _ = writeln!(out, "   [?] {} (asks first)", action.title.as_deref().unwrap_or(&action.id.value));
+            if let Some(when) = &action.when {
+                let _ = writeln!(out, "       only when {}", when.value);
+            }
+            match backends::prepare(action, &ctx) {
+                Ok(prepared) => {
+                    for l in prepared.plan.request.lines() {
+                        let _ = writeln!(out, "       {l}");
+                    }
+                    if let Some(body) = &prepared.plan.body {
+                        let _ = writeln!(out, "       {body}");
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "       (request depends on observations: {e})");
+                }
+            }
+        }
+        if let Some(w) = &step.wait {
+            let every = w.every.as_ref().map(|e| e.value.as_str()).unwrap_or("30s");
+            let _ = writeln!(out, "   [~] wait until {} is {} (every {every}, up to {})", w.check.value, w.until.value, w.timeout.value);
+        }
+        for m in &step.messages {
+            let _ = writeln!(out, "   [✉] message: {}", m.value);
+        }
+    }
+    if !scenarios.is_empty() {
+        let _ = writeln!(out, "\ndrill scenarios: {}", scenarios.join(", "));
+    }
+    print_out(&redact.text(&out))?;
+    Ok(0)
+}

@@ -1,0 +1,65 @@
+//! `oncall timeline`: an incident's events, as lines for people or JSON.
+
+use super::{Setup, print_json, print_out};
+use crate::engine::event::{Event, EventKind};
+use crate::engine::observation::display;
+use crate::timeline;
+
+pub fn run(setup: &Setup, incident: Option<&str>, list: bool) -> anyhow::Result<i32> {
+    let store = setup.store();
+    if list {
+        let ids = store.list();
+        if setup.json() {
+            print_json(&serde_json::json!(ids))?;
+        } else {
+            print_out(&ids.iter().map(|i| format!("{i}\n")).collect::<String>())?;
+        }
+        return Ok(0);
+    }
+    let id = match incident {
+        Some(id) => id.to_string(),
+        None => store.latest()?,
+    };
+    let path = store.path(&id);
+    if !path.exists() {
+        return Err(timeline::TimelineError::NoSuchIncident(id).into());
+    }
+    let events = timeline::read(&path)?;
+    if setup.json() {
+        print_json(&serde_json::to_value(&events)?)?;
+    } else {
+        let mut out = format!("incident {id} ({})\n", path.display());
+        for e in &events {
+            out.push_str(&format!("{}\n", line(e)));
+        }
+        print_out(&out)?;
+    }
+    Ok(0)
+}
+
+fn line(e: &Event) -> String {
+    let ts = e.ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string();
+    let what = match &e.kind {
+        EventKind::IncidentOpened { runbook, severity, mode, user, .. } => format!("opened {runbook} {severity} ({mode:?}) by {user}"),
+        EventKind::StepStarted { step, title, .. } => format!("step {step}: {title}"),
+        EventKind::StepSkipped { step, reason } => format!("step {step} skipped: {reason}"),
+        EventKind::CheckStarted { check, .. } => format!("check {check} started"),
+        EventKind::CheckFinished { observation: o, .. } => {
+            format!("check {} {} {} {}", o.check, o.verdict.as_str(), o.display_value(), o.reason.clone().unwrap_or_default()).trim_end().to_string()
+        }
+        EventKind::ActionNotOffered { action, reason, .. } => format!("action {action} not offered: {reason}"),
+        EventKind::ActionPlanned { action, plan, .. } => format!("action {action} planned: {}", plan.request.replace('\n', " ")),
+        EventKind::ActionDecided { action, decision, by, .. } => format!("action {action} {decision:?} by {by}").to_lowercase(),
+        EventKind::ActionStarted { action, .. } => format!("action {action} sending"),
+        EventKind::ActionFinished { action, ok, detail, .. } => format!("action {action} {}: {detail}", if *ok { "done" } else { "failed" }),
+        EventKind::WaitStarted { check, until, .. } => format!("wait on {check} until {until}"),
+        EventKind::WaitPoll { observation: o, met, .. } => format!("poll {} = {}{}", o.check, o.display_value(), if *met { " (met)" } else { "" }),
+        EventKind::WaitFinished { check, outcome, .. } => format!("wait on {check}: {outcome:?}").to_lowercase(),
+        EventKind::Message { name, text, .. } => format!("message {name}: {}", text.replace('\n', " / ")),
+        EventKind::Note { text, user } => format!("note by {user}: {text}"),
+        EventKind::Interrupted { signal } => format!("interrupted by {signal}"),
+        EventKind::RunFinished { exit_code, outcome } => format!("run finished (exit {exit_code}): {outcome}"),
+        EventKind::Resolved { text, user } => format!("resolved by {user}: {text}"),
+    };
+    format!("{ts}  {what}")
+}

@@ -1,0 +1,47 @@
+//! Configuration: the config file's named endpoints and param values, under the flags.
+
+use crate::runbook::{ScalarValue, validate::Problem};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Named base URLs: `prometheus`, `api_gateway`, ...
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, String>,
+    /// Values for runbook params, used by every runbook that declares them.
+    #[serde(default)]
+    pub params: BTreeMap<String, ScalarValue>,
+}
+
+pub fn default_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("oncall").join("config.yaml"))
+}
+
+impl Config {
+    /// Loads the given file (which must exist) or the default one (which may not).
+    pub fn load(explicit: Option<&PathBuf>) -> anyhow::Result<Config> {
+        let path = match explicit {
+            Some(path) => path.clone(),
+            None => match default_path() {
+                Some(path) if path.exists() => path,
+                _ => return Ok(Config::default()),
+            },
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))?;
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}", Problem::from_yaml(&path.display().to_string(), &e)))
+    }
+}
+
+/// Splits `NAME=VALUE`.
+pub fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("'{text}' is not NAME=VALUE")),
+    }
+}

@@ -1,0 +1,109 @@
+//! Who may say yes to an action. Applying an action takes an `Approval`, and only the policies
+//! here can make one: a mutation without an approval does not compile.
+
+use super::event::DecisionKind;
+use std::io::{BufRead, Write};
+
+/// Proof that an action was approved. It cannot be built outside this module.
+#[derive(Debug)]
+pub struct Approval {
+    _sealed: (),
+}
+
+#[derive(Debug)]
+pub enum Decision {
+    Apply(Approval),
+    Other(DecisionKind),
+}
+
+impl Decision {
+    pub fn kind(&self) -> DecisionKind {
+        match self {
+            Decision::Apply(_) => DecisionKind::Approved,
+            Decision::Other(kind) => *kind,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Ask on the terminal before each action.
+    Prompt,
+    /// `--yes`: approve every action offered.
+    AssumeYes,
+    /// `--dry-run`: show every action as it would be sent; send none.
+    DryRun,
+    /// A drill: rehearse the decision (ask when there is a terminal); never send.
+    Drill { ask: bool },
+    /// No terminal and no `--yes`: stop before the first question.
+    NoTerminal,
+}
+
+impl Policy {
+    /// Who decided, for the timeline.
+    pub fn by(self) -> &'static str {
+        match self {
+            Policy::Prompt => "prompt",
+            Policy::AssumeYes => "--yes",
+            Policy::DryRun => "--dry-run",
+            Policy::Drill { ask: true } => "drill prompt",
+            Policy::Drill { ask: false } => "drill",
+            Policy::NoTerminal => "no terminal",
+        }
+    }
+
+    pub async fn decide(self, question: String) -> Decision {
+        match self {
+            Policy::AssumeYes => Decision::Apply(Approval { _sealed: () }),
+            Policy::DryRun => Decision::Other(DecisionKind::WouldSend),
+            Policy::NoTerminal => Decision::Other(DecisionKind::NoTerminal),
+            Policy::Drill { ask: false } => Decision::Other(DecisionKind::Rehearsed),
+            Policy::Drill { ask: true } => match ask(question).await {
+                Answer::Yes => Decision::Other(DecisionKind::Rehearsed),
+                Answer::Skip => Decision::Other(DecisionKind::Skipped),
+                Answer::Abort => Decision::Other(DecisionKind::Aborted),
+            },
+            Policy::Prompt => match ask(question).await {
+                Answer::Yes => Decision::Apply(Approval { _sealed: () }),
+                Answer::Skip => Decision::Other(DecisionKind::Skipped),
+                Answer::Abort => Decision::Other(DecisionKind::Aborted),
+            },
+        }
+    }
+}
+
+enum Answer {
+    Yes,
+    Skip,
+    Abort,
+}
+
+/// Reads one answer from the terminal in cooked mode, so Ctrl-C stays a signal.
+async fn ask(question: String) -> Answer {
+    tokio::task::spawn_blocking(move || {
+        let stdin = std::io::stdin();
+        let mut stderr = std::io::stderr();
+        loop {
+            let _ = write!(stderr, "{question} [y]es apply / [s]kip / [a]bort run: ");
+            let _ = stderr.flush();
+            let mut line = String::new();
+            match stdin.lock().read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = writeln!(stderr, "\n  no answer (input closed): aborting the run");
+                    return Answer::Abort;
+                }
+                Ok(_) => {}
+            }
+            match line.trim().to_ascii_lowercase().as_str() {
+                "y" | "yes" | "apply" => return Answer::Yes,
+                "s" | "skip" | "n" | "no" => return Answer::Skip,
+                "a" | "abort" | "q" | "quit" => return Answer::Abort,
+                other => {
+                    let _ = writeln!(stderr, "  '{other}' is not an answer: type y, s or a");
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or(Answer::Abort)
+}

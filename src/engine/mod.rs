@@ -1,0 +1,430 @@
+//! The engine: runs a runbook's steps in order, each step's checks concurrently, offers the
+//! actions that fit, waits, and emits an event for everything. It knows nothing of terminals.
+
+pub mod approval;
+pub mod event;
+pub mod observation;
+
+use crate::backends::{self, Reader};
+use crate::expr;
+use crate::runbook::{Action, Check, Runbook, Step, parse_duration};
+use approval::{Decision, Policy};
+use event::{DecisionKind, EventKind, Recorder, WaitOutcome};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use observation::{Observation, Reading, Verdict, display};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_WAIT_EVERY: Duration = Duration::from_secs(30);
+
+/// How fast waits go: for real, or compressed for a drill.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    RealTime,
+    /// Each wait interval takes this long instead, and a wait's timeout allows as many polls.
+    Compressed(Duration),
+}
+
+/// Ctrl-C during a wait stops the wait; the signal handler tells the engine through this.
+#[derive(Default)]
+pub struct Interrupts {
+    waiting: AtomicBool,
+    stop_wait: Notify,
+}
+
+impl Interrupts {
+    /// True when the interruption was taken by a wait (the run goes on).
+    pub fn interrupt_wait(&self) -> bool {
+        if self.waiting.load(Ordering::SeqCst) {
+            self.stop_wait.notify_one();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The values templates and conditions read.
+pub struct Context {
+    pub params: serde_json::Map<String, Value>,
+    pub endpoints: serde_json::Map<String, Value>,
+    pub incident: Value,
+    pub checks: BTreeMap<String, Observation>,
+}
+
+impl Context {
+    pub fn to_value(&self) -> Value {
+        let checks: serde_json::Map<String, Value> = self.checks.iter().map(|(k, o)| (k.clone(), o.context())).collect();
+        json!({ "params": self.params, "endpoints": self.endpoints, "incident": self.incident, "checks": checks })
+    }
+}
+
+pub struct Settings {
+    pub policy: Policy,
+    pub default_timeout: Duration,
+    pub pace: Pace,
+}
+
+/// What a run came to, for the exit code.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    pub aborted: bool,
+    pub stopped_for_terminal: bool,
+    pub actions_failed: usize,
+    pub waits_unmet: usize,
+}
+
+pub struct Engine<'a, R: Reader> {
+    runbook: &'a Runbook,
+    reader: &'a R,
+    settings: Settings,
+    recorder: Recorder,
+    interrupts: Arc<Interrupts>,
+    client: reqwest::Client,
+    pub ctx: Context,
+    outcome: Outcome,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl<'a, R: Reader> Engine<'a, R> {
+    pub fn new(runbook: &'a Runbook, reader: &'a R, settings: Settings, recorder: Recorder, interrupts: Arc<Interrupts>, ctx: Context) -> Self {
+        Engine { runbook, reader, settings, recorder, interrupts, client: backends::http_client(), ctx, outcome: Outcome::default() }
+    }
+
+    /// Runs every step and returns the exit code (also recorded as `run_finished`).
+    pub async fn run(mut self) -> i32 {
+        for step in &self.runbook.steps {
+            if let Flow::Stop = self.step(step).await {
+                break;
+            }
+        }
+        let (code, outcome) = exit_code(&self.ctx.checks, &self.outcome);
+        self.recorder.emit(EventKind::RunFinished { exit_code: code, outcome });
+        code
+    }
+
+    async fn step(&mut self, step: &Step) -> Flow {
+        let step_id = step.id.value.clone();
+        self.recorder.emit(EventKind::StepStarted {
+            step: step_id.clone(),
+            title: step.title.clone().unwrap_or_else(|| step_id.clone()),
+            guidance: step.guidance.clone(),
+        });
+        // A condition on earlier observations is decided before this step's checks run.
+        let own: Vec<&str> = step.checks.iter().map(|c| c.id.value.as_str()).collect();
+        if let Some(when) = &step.when
+            && !reads_any(&when.value, &own)
+            && let Some(reason) = self.unmet(&when.value)
+        {
+            self.recorder.emit(EventKind::StepSkipped { step: step_id, reason });
+            return Flow::Continue;
+        }
+        self.run_checks(&step_id, &step.checks).await;
+        if let Some(when) = &step.when
+            && let Some(reason) = self.unmet(&when.value)
+        {
+            self.recorder.emit(EventKind::StepSkipped { step: step_id, reason });
+            return Flow::Continue;
+        }
+        for name in &step.messages {
+            let template = &self.runbook.messages[&name.value].value;
+            let text = expr::render(template, &self.ctx.to_value()).unwrap_or_else(|e| format!("(message '{}' could not be rendered: {e})", name.value));
+            self.recorder.emit(EventKind::Message { step: step_id.clone(), name: name.value.clone(), text: text.trim_end().to_string() });
+        }
+        for action in &step.actions {
+            if let Flow::Stop = self.action(&step_id, action).await {
+                return Flow::Stop;
+            }
+        }
+        if let Some(wait) = &step.wait {
+            self.wait(&step_id, wait).await;
+        }
+        Flow::Continue
+    }
+
+    /// None when the condition holds; otherwise why the step or action is skipped.
+    fn unmet(&self, condition: &str) -> Option<String> {
+        match expr::condition(condition, &self.ctx.to_value()) {
+            Ok(true) => None,
+            Ok(false) => Some(format!("condition not met: {condition}")),
+            Err(err) => Some(format!("condition could not be evaluated ({err}): {condition}")),
+        }
+    }
+
+    async fn run_checks(&mut self, step: &str, checks: &[Check]) {
+        for check in checks {
+            self.recorder.emit(EventKind::CheckStarted { step: step.into(), check: check.id.value.clone(), title: title(check) });
+        }
+        let ctx = self.ctx.to_value();
+        let mut running: FuturesUnordered<_> = checks.iter().map(|check| self.observe(check, &ctx)).collect();
+        let mut done = Vec::new();
+        while let Some(observation) = running.next().await {
+            self.recorder.emit(EventKind::CheckFinished { step: step.into(), observation: observation.clone() });
+            done.push(observation);
+        }
+        drop(running);
+        for observation in done {
+            self.ctx.checks.insert(observation.check.clone(), observation);
+        }
+    }
+
+    fn timeout(&self, check: &Check) -> Duration {
+        check.timeout.as_ref().and_then(|t| parse_duration(&t.value).ok()).unwrap_or(self.settings.default_timeout)
+    }
+
+    /// Runs one check within its timeout and judges it by the runbook's thresholds.
+    async fn observe(&self, check: &Check, ctx: &Value) -> Observation {
+        let timeout = self.timeout(check);
+        let started = Instant::now();
+        // The backends honour the timeout themselves; this is the backstop that keeps a run moving.
+        let read = tokio::time::timeout(timeout + Duration::from_millis(250), self.reader.read(check, ctx, timeout)).await;
+        let millis = started.elapsed().as_millis() as u64;
+        let mut observation = Observation {
+            check: check.id.value.clone(),
+            title: title(check),
+            backend: backends::backend_name(check).into(),
+            verdict: Verdict::Ok,
+            value: Value::Null,
+            unit: check.unit.clone(),
+            table: None,
+            text: None,
+            reason: None,
+            millis,
+        };
+        match read {
+            Err(_) => {
+                observation.verdict = Verdict::Error;
+                observation.reason = Some(format!("no answer within {}", backends::humanize(timeout)));
+            }
+            Ok(Err(cause)) => {
+                observation.verdict = Verdict::Error;
+                observation.reason = Some(cause);
+            }
+            Ok(Ok(reading)) => {
+                let (verdict, reason) = judge(check, &reading, ctx);
+                observation.verdict = verdict;
+                observation.reason = reason;
+                observation.value = reading.value;
+                observation.table = reading.table;
+                observation.text = reading.text;
+            }
+        }
+        observation
+    }
+
+    async fn action(&mut self, step: &str, action: &Action) -> Flow {
+        let id = action.id.value.clone();
+        if let Some(when) = &action.when
+            && let Some(reason) = self.unmet(&when.value)
+        {
+            self.recorder.emit(EventKind::ActionNotOffered { step: step.into(), action: id, reason });
+            return Flow::Continue;
+        }
+        let prepared = match backends::prepare(action, &self.ctx.to_value()) {
+            Ok(prepared) => prepared,
+            Err(err) => {
+                self.recorder.emit(EventKind::ActionNotOffered { step: step.into(), action: id, reason: format!("cannot prepare the request: {err}") });
+                self.outcome.actions_failed += 1;
+                return Flow::Continue;
+            }
+        };
+        let title = action.title.clone().unwrap_or_else(|| id.clone());
+        self.recorder.emit(EventKind::ActionPlanned { step: step.into(), action: id.clone(), title: title.clone(), plan: prepared.plan.clone() });
+        let decision = self.settings.policy.decide(format!("  → {title}?")).await;
+        self.recorder.emit(EventKind::ActionDecided { step: step.into(), action: id.clone(), decision: decision.kind(), by: self.settings.policy.by().into() });
+        match decision {
+            Decision::Apply(approval) => {
+                self.recorder.emit(EventKind::ActionStarted { step: step.into(), action: id.clone() });
+                let timeout = action.timeout.as_ref().and_then(|t| parse_duration(&t.value).ok()).unwrap_or(DEFAULT_ACTION_TIMEOUT);
+                let started = Instant::now();
+                let result = prepared.apply(approval, &self.client, timeout).await;
+                let millis = started.elapsed().as_millis() as u64;
+                let ok = result.is_ok();
+                if !ok {
+                    self.outcome.actions_failed += 1;
+                }
+                let detail = result.unwrap_or_else(|e| e);
+                self.recorder.emit(EventKind::ActionFinished { step: step.into(), action: id, ok, detail, millis });
+                Flow::Continue
+            }
+            Decision::Other(DecisionKind::Aborted) => {
+                self.outcome.aborted = true;
+                Flow::Stop
+            }
+            Decision::Other(DecisionKind::NoTerminal) => {
+                self.outcome.stopped_for_terminal = true;
+                Flow::Stop
+            }
+            Decision::Other(_) => Flow::Continue,
+        }
+    }
+
+    async fn wait(&mut self, step: &str, wait: &crate::runbook::Wait) {
+        let Some(check) = self.runbook.check(&wait.check.value) else { return };
+        let every = wait.every.as_ref().and_then(|e| parse_duration(&e.value).ok()).unwrap_or(DEFAULT_WAIT_EVERY);
+        let timeout = parse_duration(&wait.timeout.value).unwrap_or(Duration::from_secs(1800));
+        let (every, timeout) = match self.settings.pace {
+            Pace::RealTime => (every, timeout),
+            Pace::Compressed(tick) => (tick, tick.mul_f64(timeout.as_secs_f64() / every.as_secs_f64())),
+        };
+        self.recorder.emit(EventKind::WaitStarted {
+            step: step.into(),
+            check: check.id.value.clone(),
+            until: wait.until.value.clone(),
+            every_ms: every.as_millis() as u64,
+            timeout_ms: timeout.as_millis() as u64,
+        });
+        let started = Instant::now();
+        self.interrupts.waiting.store(true, Ordering::SeqCst);
+        let outcome = loop {
+            let ctx = self.ctx.to_value();
+            let polled = tokio::select! {
+                observation = self.observe(check, &ctx) => Some(observation),
+                _ = self.interrupts.stop_wait.notified() => None,
+            };
+            let Some(observation) = polled else { break WaitOutcome::Stopped };
+            let mut ctx = self.ctx.to_value();
+            ctx["value"] = observation.value.clone();
+            // A missing value never satisfies a wait: `none < 1` holds in MiniJinja.
+            let met = observation.verdict != Verdict::Error
+                && !observation.value.is_null()
+                && expr::condition(&wait.until.value, &ctx).unwrap_or(false);
+            self.recorder.emit(EventKind::WaitPoll {
+                step: step.into(),
+                observation: observation.clone(),
+                elapsed_ms: started.elapsed().as_millis() as u64,
+                met,
+            });
+            self.ctx.checks.insert(check.id.value.clone(), observation);
+            if met {
+                break WaitOutcome::Met;
+            }
+            let Some(remaining) = timeout.checked_sub(started.elapsed()).filter(|r| !r.is_zero()) else {
+                break WaitOutcome::TimedOut;
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(every.min(remaining)) => {}
+                _ = self.interrupts.stop_wait.notified() => break WaitOutcome::Stopped,
+            }
+        };
+        self.interrupts.waiting.store(false, Ordering::SeqCst);
+        if outcome != WaitOutcome::Met {
+            self.outcome.waits_unmet += 1;
+        }
+        let value = self.ctx.checks.get(&check.id.value).map(|o| o.value.clone()).unwrap_or_default();
+        self.recorder.emit(EventKind::WaitFinished {
+            step: step.into(),
+            check: check.id.value.clone(),
+            outcome,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            value,
+        });
+    }
+}
+
+fn title(check: &Check) -> String {
+    check.title.clone().unwrap_or_else(|| check.id.value.clone())
+}
+
+/// Whether a condition reads any of the given checks.
+fn reads_any(condition: &str, checks: &[&str]) -> bool {
+    expr::referenced_names(condition, expr::Kind::Expression)
+        .map(|names| names.iter().any(|n| n.strip_prefix("checks.").is_some_and(|rest| checks.contains(&rest.split('.').next().unwrap_or_default()))))
+        .unwrap_or(true)
+}
+
+/// Applies `fail_if` and `warn_if`: to the value, or to each row of a vector with no single value.
+fn judge(check: &Check, reading: &Reading, ctx: &Value) -> (Verdict, Option<String>) {
+    let (mut verdict, mut reason) = match &reading.verdict {
+        Some((v, why)) => (*v, Some(why.clone())),
+        None => (Verdict::Ok, None),
+    };
+    let per_row = reading.value.is_null()
+        && reading.table.as_ref().is_some_and(|t| t.column("value").is_some() && !t.rows.is_empty());
+    let subjects: Vec<(Value, serde_json::Map<String, Value>)> = if per_row {
+        let table = reading.table.as_ref().expect("per_row implies a table");
+        let value_col = table.column("value").expect("per_row implies a value column");
+        table
+            .rows
+            .iter()
+            .map(|row| {
+                let labels = table.columns.iter().zip(row).filter(|(c, _)| *c != "value").map(|(c, v)| (c.clone(), v.clone())).collect();
+                (row[value_col].clone(), labels)
+            })
+            .collect()
+    } else if reading.value.is_null() {
+        // MiniJinja orders none below every number, so `none < 1` would hold: do not compare.
+        if reading.verdict.is_none() && (check.fail_if.is_some() || check.warn_if.is_some()) {
+            verdict = Verdict::Warn;
+            reason = Some("no value to compare (no data, or NaN)".into());
+        }
+        Vec::new()
+    } else {
+        vec![(reading.value.clone(), serde_json::Map::new())]
+    };
+    for (value, labels) in subjects {
+        let mut local = ctx.clone();
+        local["value"] = value.clone();
+        local["labels"] = Value::Object(labels.clone());
+        for (level, condition) in [(Verdict::Fail, &check.fail_if), (Verdict::Warn, &check.warn_if)] {
+            let Some(condition) = condition else { continue };
+            let (found, why) = match expr::condition(&condition.value, &local) {
+                Ok(true) => {
+                    let name = if level == Verdict::Fail { "fail_if" } else { "warn_if" };
+                    let row = labels.iter().map(|(k, v)| format!("{k}={}", display(v))).collect::<Vec<_>>().join(",");
+                    let at = if row.is_empty() { String::new() } else { format!(" at {row}") };
+                    (level, format!("{name} {}{at}", condition.value))
+                }
+                Ok(false) => continue,
+                Err(err) => (Verdict::Error, format!("threshold could not be evaluated ({err}): {}", condition.value)),
+            };
+            if found > verdict {
+                verdict = found;
+                reason = Some(why);
+            }
+            break;
+        }
+    }
+    (verdict, reason)
+}
+
+/// Exit codes, most pressing first: 4 declined or no terminal, 3 a backend could not be
+/// reached, 1 a check failed (or an action failed, or a wait ran out), 0 all well.
+pub fn exit_code(checks: &BTreeMap<String, Observation>, outcome: &Outcome) -> (i32, String) {
+    let count = |v: Verdict| checks.values().filter(|o| o.verdict == v).count();
+    if outcome.stopped_for_terminal {
+        return (4, "stopped: an action needs an answer and there is no terminal".into());
+    }
+    if outcome.aborted {
+        return (4, "aborted by the engineer".into());
+    }
+    let (errors, fails) = (count(Verdict::Error), count(Verdict::Fail));
+    if errors > 0 {
+        return (3, format!("{errors} check(s) could not reach their backend"));
+    }
+    if fails > 0 || outcome.actions_failed > 0 || outcome.waits_unmet > 0 {
+        let mut parts = Vec::new();
+        if fails > 0 {
+            parts.push(format!("{fails} check(s) failed"));
+        }
+        if outcome.actions_failed > 0 {
+            parts.push(format!("{} action(s) failed", outcome.actions_failed));
+        }
+        if outcome.waits_unmet > 0 {
+            parts.push(format!("{} wait(s) ended unmet", outcome.waits_unmet));
+        }
+        return (1, parts.join(", "));
+    }
+    (0, "all checks ok".into())
+}

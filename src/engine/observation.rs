@@ -1,0 +1,129 @@
+//! What a check found: a verdict, a value, optional table rows, words, and how long it took.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Skipped,
+    Ok,
+    Warn,
+    Fail,
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+            Verdict::Skipped => "skipped",
+        }
+    }
+}
+
+/// Rows under a check: a Prometheus vector, lines of output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    /// Rows as maps, the shape conditions and templates read (`checks.x.rows`).
+    pub fn as_maps(&self) -> Vec<serde_json::Map<String, Value>> {
+        self.rows
+            .iter()
+            .map(|row| self.columns.iter().cloned().zip(row.iter().cloned()).collect())
+            .collect()
+    }
+}
+
+/// What a backend read, before the runbook's thresholds judge it.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    pub value: Value,
+    pub table: Option<Table>,
+    pub text: Option<String>,
+    /// A verdict the backend itself knows (an unexpected HTTP status, a failed command, no data).
+    pub verdict: Option<(Verdict, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub check: String,
+    pub title: String,
+    pub backend: String,
+    pub verdict: Verdict,
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<Table>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Why the verdict is what it is: the threshold that tripped, or the cause of an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub millis: u64,
+}
+
+impl Observation {
+    /// The shape conditions and templates see as `checks.<id>`.
+    pub fn context(&self) -> Value {
+        serde_json::json!({
+            "value": self.value,
+            "verdict": self.verdict.as_str(),
+            "rows": self.table.as_ref().map(Table::as_maps).unwrap_or_default(),
+            "text": self.text,
+            "unit": self.unit,
+            "reason": self.reason,
+        })
+    }
+
+    /// The value as shown in a table: rounded number with unit, or the text.
+    pub fn display_value(&self) -> String {
+        let value = display(&self.value);
+        match (&self.unit, value.is_empty()) {
+            (_, true) => match &self.table {
+                Some(t) if !t.rows.is_empty() => format!("{} rows", t.rows.len()),
+                _ => String::new(),
+            },
+            (Some(unit), false) if unit == "%" => format!("{value}%"),
+            (Some(unit), false) => format!("{value} {unit}"),
+            (None, false) => value,
+        }
+    }
+}
+
+/// A value for people: numbers to at most 4 significant decimals, strings as they are.
+pub fn display(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => format_number(f),
+            _ => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn format_number(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        return format!("{}", f as i64);
+    }
+    let text = if f.abs() >= 100.0 { format!("{f:.1}") } else if f.abs() >= 1.0 { format!("{f:.2}") } else { format!("{f:.4}") };
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+pub fn number(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+}

@@ -1,0 +1,366 @@
+//! Runbook validation: every problem as `file:line:column: message` with a hint.
+
+use super::schema::*;
+use super::{Source, parse_duration};
+use crate::expr::{self, Kind};
+use serde_saphyr::Location;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Problem {
+    pub fn from_yaml(file: &str, err: &serde_saphyr::Error) -> Problem {
+        let location = err.location().unwrap_or(Location::UNKNOWN);
+        let message = err.without_snippet().to_string();
+        // The parser's text repeats the position; keep only the words.
+        let message = message.lines().next().unwrap_or("").trim().to_string();
+        let message = strip_position(&message);
+        let hint = if message.contains("unknown field") {
+            Some("check the spelling; the fields a runbook may use are listed in the README".to_string())
+        } else if message.contains("missing field") {
+            Some("add the field; `oncall show error-budget` shows a complete runbook".to_string())
+        } else {
+            None
+        };
+        Problem { file: file.to_string(), line: location.line(), column: location.column(), message, hint }
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    // "error: line 3 column 5: unknown field ..." → "unknown field ..."
+    let trimmed = message.trim_start_matches("error: ");
+    match trimmed.find(": ") {
+        Some(i) if trimmed[..i].starts_with("line ") => trimmed[i + 2..].to_string(),
+        _ => trimmed.to_string(),
+    }
+}
+
+/// Several problems as one error for `anyhow`.
+#[derive(Debug)]
+pub struct ProblemList(pub Vec<Problem>);
+
+impl fmt::Display for ProblemList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ProblemList {}
+
+/// Parses and validates a runbook.
+pub fn load(source: &Source) -> Result<Runbook, Vec<Problem>> {
+    let runbook: Runbook = source.parse().map_err(|p| vec![p])?;
+    let problems = check_runbook(source, &runbook);
+    if problems.is_empty() { Ok(runbook) } else { Err(problems) }
+}
+
+/// Parses and validates a scenario against its runbook.
+pub fn load_scenario(source: &Source, runbook: &Runbook) -> Result<Scenario, Vec<Problem>> {
+    let scenario: Scenario = source.parse().map_err(|p| vec![p])?;
+    let mut v = Validator::new(source);
+    for name in scenario.params.keys() {
+        if !runbook.params.contains_key(name) {
+            v.problem_at(1, 1, format!("scenario sets param '{name}' that runbook '{}' does not declare", runbook.id.value), None);
+        }
+    }
+    for id in scenario.checks.keys() {
+        if runbook.check(id).is_none() {
+            v.problem_at(1, 1, format!("scenario gives a result for check '{id}', which runbook '{}' does not have", runbook.id.value), Some(format!("its checks: {}", runbook.steps_checks().map(|(_, c)| c.id.value.as_str()).collect::<Vec<_>>().join(", "))));
+        }
+    }
+    if v.problems.is_empty() { Ok(scenario) } else { Err(v.problems) }
+}
+
+struct Validator<'a> {
+    source: &'a Source,
+    lines: Vec<&'a str>,
+    problems: Vec<Problem>,
+}
+
+/// What a field may read: which checks are visible and whether `value`/`labels` exist.
+struct Scope<'s> {
+    checks: &'s BTreeSet<String>,
+    locals: &'static [&'static str],
+}
+
+const THRESHOLD_LOCALS: &[&str] = &["value", "labels"];
+const WAIT_LOCALS: &[&str] = &["value"];
+const NO_LOCALS: &[&str] = &[];
+const GLOBALS: &[&str] = &["params", "endpoints", "checks", "incident", "range", "dict", "namespace"];
+
+impl<'a> Validator<'a> {
+    fn new(source: &'a Source) -> Self {
+        Validator { source, lines: source.text.lines().collect(), problems: Vec::new() }
+    }
+
+    fn problem_at(&mut self, line: u64, column: u64, message: String, hint: Option<String>) {
+        self.problems.push(Problem { file: self.source.name.clone(), line, column, message, hint });
+    }
+
+    fn problem<T>(&mut self, at: &S<T>, message: String, hint: Option<String>) {
+        self.problem_at(at.referenced.line(), at.referenced.column(), message, hint);
+    }
+
+    /// Position of a byte offset inside a scalar's text, allowing for an opening quote.
+    fn inside(&self, at: &Location, line_in_text: usize, offset: usize) -> (u64, u64) {
+        let line = at.line() as usize;
+        let col = at.column() as usize;
+        let first = self.lines.get(line.saturating_sub(1)).and_then(|l| l.chars().nth(col.saturating_sub(1)));
+        if line_in_text > 1 || matches!(first, Some('|') | Some('>')) {
+            return (at.line(), at.column());
+        }
+        let quote = usize::from(matches!(first, Some('"') | Some('\'')));
+        (at.line(), (col + quote + offset) as u64)
+    }
+
+    fn duration(&mut self, at: &S<String>, what: &str) {
+        if let Err(err) = parse_duration(&at.value) {
+            self.problem(at, format!("{what}: {err}"), Some("write a duration such as 30s, 15m, 1h or 1h30m".into()));
+        }
+    }
+
+    fn names(&mut self, at: &S<String>, kind: Kind, scope: &Scope, rb: &Runbook, what: &str) {
+        let names = match expr::referenced_names(&at.value, kind) {
+            Ok(names) => names,
+            Err(err) => {
+                let (line, col) = self.inside(&at.referenced, err.line, err.offset);
+                let hint = match kind {
+                    Kind::Expression => "conditions are MiniJinja expressions, e.g. `checks.error_rate.value > params.budget_pct`",
+                    Kind::Template => "templates are MiniJinja, e.g. `{{ params.namespace }}`",
+                };
+                self.problem_at(line, col, format!("{what}: {err}"), Some(hint.into()));
+                return;
+            }
+        };
+        for name in names {
+            let mut parts = name.split('.');
+            let root = parts.next().unwrap_or_default();
+            let second = parts.next();
+            let known = match (root, second) {
+                ("params", Some(p)) => rb.params.contains_key(p).then_some(()).ok_or_else(|| {
+                    (format!("{what} names param '{p}', which the runbook does not declare"), format!("declared params: {}", join_keys(&rb.params)))
+                }),
+                ("endpoints", Some(e)) => (e == "prometheus" || rb.endpoints.contains_key(e)).then_some(()).ok_or_else(|| {
+                    (format!("{what} names endpoint '{e}', which the runbook does not declare"), format!("declare it under `endpoints:`; declared: {}", join_keys(&rb.endpoints)))
+                }),
+                ("checks", Some(c)) => scope.checks.contains(c).then_some(()).ok_or_else(|| {
+                    let hint = if rb.check(c).is_some() {
+                        format!("check '{c}' is not visible here: conditions read checks of their own or earlier steps, thresholds and templates of a check only earlier steps")
+                    } else {
+                        format!("checks it can read here: {}", scope.checks.iter().cloned().collect::<Vec<_>>().join(", "))
+                    };
+                    (format!("{what} names check '{c}', which does not exist here"), hint)
+                }),
+                (root, _) if GLOBALS.contains(&root) || scope.locals.contains(&root) => Ok(()),
+                (root, _) => {
+                    let mut allowed: Vec<&str> = scope.locals.to_vec();
+                    allowed.extend(["params", "endpoints", "checks", "incident"]);
+                    Err((format!("{what} uses unknown name '{root}'"), format!("names available here: {}", allowed.join(", "))))
+                }
+            };
+            if let Err((message, hint)) = known {
+                self.problem(at, message, Some(hint));
+            }
+        }
+    }
+
+    fn promql(&mut self, at: &S<String>, rb: &Runbook, scope: &Scope) {
+        self.names(at, Kind::Template, scope, rb, "query");
+        let placeholder = placeholder_context(rb);
+        let Ok(query) = expr::render(&at.value, &placeholder) else { return };
+        if let Err(err) = promql_parser::parser::parse(&query) {
+            let message = err.lines().next().unwrap_or_default().to_string();
+            self.problem(at, format!("invalid PromQL: {message}"), Some(format!("the query as sent: {query}")));
+        }
+    }
+
+    fn check_id(&mut self, at: &S<String>, what: &str, seen: &mut BTreeMap<String, u64>) {
+        let id = &at.value;
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            self.problem(at, format!("{what} id '{id}' may only use letters, digits, '-' and '_'"), None);
+        } else if (what == "check" || what == "action") && id.contains('-') {
+            self.problem(at, format!("{what} id '{id}' is used in expressions as checks.{id}: use '_' instead of '-'"), Some(format!("rename it to '{}'", id.replace('-', "_"))));
+        }
+        if let Some(line) = seen.insert(id.clone(), at.referenced.line()) {
+            self.problem(at, format!("duplicate {what} id '{id}'"), Some(format!("'{id}' is already used on line {line}; ids must be unique in a runbook")));
+        }
+    }
+}
+
+fn join_keys<V>(map: &BTreeMap<String, V>) -> String {
+    if map.is_empty() { "none".into() } else { map.keys().cloned().collect::<Vec<_>>().join(", ") }
+}
+
+/// Param and endpoint defaults, enough to render a query for syntax checking.
+fn placeholder_context(rb: &Runbook) -> serde_json::Value {
+    let params: serde_json::Map<_, _> = rb
+        .params
+        .iter()
+        .map(|(k, p)| (k.clone(), p.default.as_ref().map(ScalarValue::to_json).unwrap_or_else(|| "x".into())))
+        .collect();
+    let endpoints: serde_json::Map<_, _> = rb
+        .endpoints
+        .iter()
+        .map(|(k, p)| (k.clone(), p.default.as_ref().map(ScalarValue::to_json).unwrap_or_else(|| "http://x".into())))
+        .collect();
+    serde_json::json!({ "params": params, "endpoints": endpoints, "checks": {}, "incident": {} })
+}
+
+fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
+    let mut v = Validator::new(source);
+    if super::response_time(&rb.severity.value).is_none() {
+        v.problem(&rb.severity, format!("severity '{}' is not one of P0, P1, P2, P3", rb.severity.value), Some("P0 critical (15 min), P1 high (1 h), P2 medium (4 h), P3 low (24 h)".into()));
+    }
+    let mut ids = BTreeMap::new();
+    v.check_id(&rb.id, "runbook", &mut ids);
+    for name in rb.params.keys().chain(rb.endpoints.keys()) {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            v.problem_at(1, 1, format!("param or endpoint name '{name}' may only use letters, digits and '_'"), Some("templates read it as params.NAME".into()));
+        }
+    }
+    for esc in &rb.escalation {
+        v.duration(&esc.after, "escalation `after`");
+    }
+    let all: BTreeSet<String> = rb.steps_checks().map(|(_, c)| c.id.value.clone()).collect();
+    for (name, text) in &rb.messages {
+        v.names(text, Kind::Template, &Scope { checks: &all, locals: NO_LOCALS }, rb, &format!("message '{name}'"));
+    }
+    let mut step_ids = BTreeMap::new();
+    let mut check_ids = BTreeMap::new();
+    let mut action_ids = BTreeMap::new();
+    let mut earlier: BTreeSet<String> = BTreeSet::new();
+    if rb.steps.is_empty() {
+        v.problem(&rb.id, "the runbook has no steps".into(), Some("add `steps:` with at least one check".into()));
+    }
+    for step in &rb.steps {
+        v.check_id(&step.id, "step", &mut step_ids);
+        let before = earlier.clone();
+        for check in &step.checks {
+            v.check_id(&check.id, "check", &mut check_ids);
+            earlier.insert(check.id.value.clone());
+        }
+        let scope_before = Scope { checks: &before, locals: NO_LOCALS };
+        let scope_here = Scope { checks: &earlier, locals: NO_LOCALS };
+        if let Some(when) = &step.when {
+            v.names(when, Kind::Expression, &scope_here, rb, "`when`");
+        }
+        for check in &step.checks {
+            validate_check(&mut v, rb, check, &scope_before);
+        }
+        for action in &step.actions {
+            v.check_id(&action.id, "action", &mut action_ids);
+            validate_action(&mut v, rb, action, &scope_here);
+        }
+        if let Some(wait) = &step.wait {
+            if !earlier.contains(&wait.check.value) {
+                v.problem(&wait.check, format!("wait polls check '{}', which is not defined in this or an earlier step", wait.check.value), Some(format!("checks defined so far: {}", earlier.iter().cloned().collect::<Vec<_>>().join(", "))));
+            }
+            v.names(&wait.until, Kind::Expression, &Scope { checks: &earlier, locals: WAIT_LOCALS }, rb, "wait `until`");
+            v.duration(&wait.timeout, "wait `timeout`");
+            if let Some(every) = &wait.every {
+                v.duration(every, "wait `every`");
+            }
+        }
+        for name in &step.messages {
+            if !rb.messages.contains_key(&name.value) {
+                v.problem(name, format!("step names message '{}', which is not under `messages:`", name.value), Some(format!("messages: {}", join_keys(&rb.messages))));
+            }
+        }
+        if step.checks.is_empty() && step.actions.is_empty() && step.wait.is_none() && step.messages.is_empty() && step.guidance.is_none() {
+            v.problem(&step.id, format!("step '{}' does nothing", step.id.value), Some("give it checks, actions, a wait, messages or guidance".into()));
+        }
+    }
+    v.problems
+}
+
+fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope) {
+    let backends = [check.prometheus.is_some(), check.http.is_some(), check.shell.is_some()];
+    match backends.iter().filter(|b| **b).count() {
+        1 => {}
+        0 => v.problem(&check.id, format!("check '{}' has no backend", check.id.value), Some("give it one of: prometheus, http, shell".into())),
+        _ => v.problem(&check.id, format!("check '{}' has more than one backend", check.id.value), Some("split it into one check per backend".into())),
+    }
+    let thresholds = Scope { checks: scope.checks, locals: THRESHOLD_LOCALS };
+    for cond in [&check.fail_if, &check.warn_if].into_iter().flatten() {
+        v.names(cond, Kind::Expression, &thresholds, rb, "threshold");
+    }
+    if let Some(timeout) = &check.timeout {
+        v.duration(timeout, "check `timeout`");
+    }
+    if let Some(query) = &check.prometheus {
+        v.promql(query, rb, scope);
+    }
+    if let Some(http) = &check.http {
+        v.names(&http.url, Kind::Template, scope, rb, "url");
+        for header in http.headers.values() {
+            v.names(header, Kind::Template, scope, rb, "header");
+        }
+        if let Some(method) = &http.method
+            && !matches!(method.value.as_str(), "GET" | "HEAD")
+        {
+            v.problem(method, format!("a check only reads: method '{}' is not allowed", method.value), Some("use GET or HEAD; put POST, PUT, PATCH and DELETE under `actions:`".into()));
+        }
+    }
+    if let Some(shell) = &check.shell {
+        v.names(&shell.command, Kind::Template, scope, rb, "command");
+        if let Some(pattern) = &shell.matches
+            && let Err(err) = regex::Regex::new(&pattern.value)
+        {
+            let first = err.to_string().lines().last().unwrap_or_default().to_string();
+            v.problem(pattern, format!("invalid regular expression: {first}"), None);
+        }
+    }
+}
+
+fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Scope) {
+    match (action.http.is_some(), action.shell.is_some()) {
+        (true, false) | (false, true) => {}
+        (false, false) => v.problem(&action.id, format!("action '{}' has no backend", action.id.value), Some("give it one of: http, shell".into())),
+        (true, true) => v.problem(&action.id, format!("action '{}' has more than one backend", action.id.value), Some("split it into two actions".into())),
+    }
+    if let Some(when) = &action.when {
+        v.names(when, Kind::Expression, scope, rb, "`when`");
+    }
+    if let Some(timeout) = &action.timeout {
+        v.duration(timeout, "action `timeout`");
+    }
+    if let Some(http) = &action.http {
+        v.names(&http.url, Kind::Template, scope, rb, "url");
+        for header in http.headers.values() {
+            v.names(header, Kind::Template, scope, rb, "header");
+        }
+        if !matches!(http.method.value.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+            v.problem(&http.method, format!("an action changes something: method '{}' is not allowed", http.method.value), Some("use POST, PUT, PATCH or DELETE; reads belong under `checks:`".into()));
+        }
+    }
+    if let Some(shell) = &action.shell {
+        v.names(&shell.command, Kind::Template, scope, rb, "command");
+        if shell.matches.is_some() || shell.keep.is_some() {
+            v.problem(&shell.command, "`matches` and `keep` only apply to checks".into(), None);
+        }
+    }
+}

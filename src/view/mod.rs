@@ -1,0 +1,32 @@
+//! Ways to show events: the terminal view for people, the JSON report for machines.
+
+pub mod json;
+pub mod terminal;
+
+use std::io::IsTerminal;
+
+/// Colour only on a terminal, never with NO_COLOR or TERM=dumb.
+pub fn use_color(choice: crate::cli::ColorChoice, stream_is_terminal: bool) -> bool {
+    match choice {
+        crate::cli::ColorChoice::Always => true,
+        crate::cli::ColorChoice::Never => false,
+        crate::cli::ColorChoice::Auto => {
+            stream_is_terminal
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        }
+    }
+}
+
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Local clock time of a timestamp, `03:16`.
+pub fn clock(ts: &jiff::Timestamp) -> String {
+    ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%H:%M").to_string()
+}
