@@ -26,7 +26,13 @@ fn main() {
     let scenarios = root.join("scenarios");
     println!("cargo:rerun-if-changed={}", scenarios.display());
     let mut dirs: Vec<_> = fs::read_dir(&scenarios)
-        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
     for dir in dirs {
@@ -34,9 +40,18 @@ fn main() {
         let runbook = dir.file_name().unwrap().to_string_lossy().to_string();
         for file in yaml_files(&dir) {
             let name = file.file_stem().unwrap().to_string_lossy().to_string();
-            writeln!(out, "    ({runbook:?}, {name:?}, include_str!({:?})),", file.display()).unwrap();
+            writeln!(
+                out,
+                "    ({runbook:?}, {name:?}, include_str!({:?})),",
+                file.display()
+            )
+            .unwrap();
         }
     }
     out.push_str("];\n");
-    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("bundled.rs"), out).unwrap();
+    fs::write(
+        Path::new(&env::var("OUT_DIR").unwrap()).join("bundled.rs"),
+        out,
+    )
+    .unwrap();
 }

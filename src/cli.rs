@@ -40,7 +40,14 @@ pub struct Global {
     #[arg(long, global = true, env = "ONCALL_PROMETHEUS_URL", value_hint = clap::ValueHint::Url)]
     pub prometheus_url: Option<String>,
     /// A named endpoint, NAME=URL; repeatable (env: ','-separated)
-    #[arg(long = "endpoint", short = 'e', global = true, env = "ONCALL_ENDPOINT", value_delimiter = ',', value_name = "NAME=URL")]
+    #[arg(
+        long = "endpoint",
+        short = 'e',
+        global = true,
+        env = "ONCALL_ENDPOINT",
+        value_delimiter = ',',
+        value_name = "NAME=URL"
+    )]
     pub endpoints: Vec<String>,
     /// Colour: auto uses it on a terminal unless NO_COLOR is set or TERM=dumb
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "ONCALL_COLOR")]
@@ -121,7 +128,13 @@ pub struct RunArgs {
     #[arg(add = runbook_candidates())]
     pub runbook: String,
     /// Set a runbook param, KEY=VALUE; repeatable (env: ','-separated)
-    #[arg(short = 'p', long = "param", env = "ONCALL_PARAMS", value_delimiter = ',', value_name = "KEY=VALUE")]
+    #[arg(
+        short = 'p',
+        long = "param",
+        env = "ONCALL_PARAMS",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
     pub params: Vec<String>,
     /// Run every check for real and show every action as it would be sent; send none
     #[arg(long, env = "ONCALL_DRY_RUN")]
@@ -132,6 +145,9 @@ pub struct RunArgs {
     /// Default timeout of a check
     #[arg(long, env = "ONCALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
+    /// Stop every wait after at most this long (the runbook's own timeout still applies if shorter)
+    #[arg(long, env = "ONCALL_MAX_WAIT", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_wait: Option<std::time::Duration>,
     /// Replay a drill scenario instead of reading live systems (same as `oncall drill`)
     #[arg(long, env = "ONCALL_SCENARIO")]
     pub scenario: Option<String>,
@@ -144,7 +160,13 @@ pub struct DrillArgs {
     /// Scenario name [default: the runbook's first]; `oncall show RUNBOOK` lists them
     #[arg(long, env = "ONCALL_SCENARIO")]
     pub scenario: Option<String>,
-    #[arg(short = 'p', long = "param", env = "ONCALL_PARAMS", value_delimiter = ',', value_name = "KEY=VALUE")]
+    #[arg(
+        short = 'p',
+        long = "param",
+        env = "ONCALL_PARAMS",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
     pub params: Vec<String>,
     /// Rehearse without asking: record every action as it would be offered
     #[arg(long, short = 'y', env = "ONCALL_YES")]
@@ -162,11 +184,16 @@ fn runbook_candidates() -> ArgValueCandidates {
         catalog
             .runbooks
             .values()
-            .map(|l| CompletionCandidate::new(l.runbook.id.value.clone()).help(Some(l.runbook.title.clone().into())))
+            .map(|l| {
+                CompletionCandidate::new(l.runbook.id.value.clone())
+                    .help(Some(l.runbook.title.clone().into()))
+            })
             .collect()
     })
 }
 
 fn runbook_path_from_env() -> Vec<PathBuf> {
-    std::env::var_os("ONCALL_RUNBOOK_PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default()
+    std::env::var_os("ONCALL_RUNBOOK_PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default()
 }

@@ -30,11 +30,13 @@ impl Config {
                 _ => return Ok(Config::default()),
             },
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))?;
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}", Problem::from_yaml(&path.display().to_string(), &e)))
+        serde_saphyr::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}", Problem::from_yaml(&path.display().to_string(), &e)))
     }
 }
 

@@ -20,11 +20,18 @@ pub struct ExprError {
 impl From<minijinja::Error> for ExprError {
     fn from(err: minijinja::Error) -> Self {
         let offset = err.range().map(|r| r.start).unwrap_or(0);
-        let mut message = err.detail().map(str::to_string).unwrap_or_else(|| err.kind().to_string());
+        let mut message = err
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| err.kind().to_string());
         if let Some(source) = std::error::Error::source(&err) {
             message = format!("{message}: {source}");
         }
-        ExprError { message, line: err.line().unwrap_or(1), offset }
+        ExprError {
+            message,
+            line: err.line().unwrap_or(1),
+            offset,
+        }
     }
 }
 
@@ -59,7 +66,11 @@ fn shell() -> &'static Environment<'static> {
 
 /// Quotes a value for `sh`: single quotes, with embedded quotes closed, escaped and reopened.
 pub fn shell_quote(text: &str) -> String {
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b)) {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b))
+    {
         return text.to_string();
     }
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -95,8 +106,12 @@ pub enum Kind {
 /// Compiles without running and returns the variable paths it reads (`checks.error_rate.value`).
 pub fn referenced_names(source: &str, kind: Kind) -> Result<BTreeSet<String>, ExprError> {
     let names = match kind {
-        Kind::Expression => plain().compile_expression(source)?.undeclared_variables(true),
-        Kind::Template => plain().template_from_str(source)?.undeclared_variables(true),
+        Kind::Expression => plain()
+            .compile_expression(source)?
+            .undeclared_variables(true),
+        Kind::Template => plain()
+            .template_from_str(source)?
+            .undeclared_variables(true),
     };
     Ok(names.into_iter().collect())
 }
@@ -128,7 +143,8 @@ mod tests {
 
     #[test]
     fn nested_names_are_reported() {
-        let names = referenced_names("checks.a.value > params.b and value < 3", Kind::Expression).unwrap();
+        let names =
+            referenced_names("checks.a.value > params.b and value < 3", Kind::Expression).unwrap();
         assert!(names.contains("checks.a.value"), "{names:?}");
         assert!(names.contains("params.b"));
         assert!(names.contains("value"));

@@ -17,7 +17,11 @@ use commands::Setup;
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
-    clap_complete::CompleteEnv::with_factory(Cli::command).var(commands::completions::VAR).bin("oncall").completer("oncall").complete();
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(commands::completions::VAR)
+        .bin("oncall")
+        .completer("oncall")
+        .complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -25,7 +29,11 @@ pub fn run() -> i32 {
             return if err.use_stderr() { 2 } else { 0 };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -65,6 +73,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 yes: args.yes,
                 scenario: args.scenario.as_deref(),
                 timeout: args.timeout,
+                max_wait: args.max_wait,
             };
             commands::run::run(&setup, request).await
         }
@@ -76,12 +85,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 yes: args.yes,
                 scenario: args.scenario.as_deref(),
                 timeout: engine::DEFAULT_CHECK_TIMEOUT,
+                max_wait: None,
             };
             commands::run::run(&setup, request).await
         }
-        Command::Timeline { incident, list } => commands::timeline::run(&setup, incident.as_deref(), list),
-        Command::Note { text, incident } => commands::note::note(&setup, &text, incident.as_deref()),
-        Command::Resolve { text, incident } => commands::note::resolve(&setup, text.as_deref(), incident.as_deref()),
+        Command::Timeline { incident, list } => {
+            commands::timeline::run(&setup, incident.as_deref(), list)
+        }
+        Command::Note { text, incident } => {
+            commands::note::note(&setup, &text, incident.as_deref())
+        }
+        Command::Resolve { text, incident } => {
+            commands::note::resolve(&setup, text.as_deref(), incident.as_deref())
+        }
         Command::Completions { shell } => commands::completions::run(shell),
     }
 }

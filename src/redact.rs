@@ -43,14 +43,27 @@ impl Redactor {
 
 fn url_passwords(text: &str) -> String {
     static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| Regex::new(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@").unwrap());
-    re.replace_all(text, format!("${{scheme}}${{user}}:{MASK}@")).into_owned()
+    let re = RE.get_or_init(|| {
+        Regex::new(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@").unwrap()
+    });
+    re.replace_all(text, format!("${{scheme}}${{user}}:{MASK}@"))
+        .into_owned()
 }
 
 /// Header names whose values are credentials.
 pub fn is_sensitive_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["authorization", "cookie", "token", "api-key", "apikey", "secret", "password"].iter().any(|s| name.contains(s))
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "api-key",
+        "apikey",
+        "secret",
+        "password",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
 }
 
 #[cfg(test)]
@@ -60,8 +73,14 @@ mod tests {
     #[test]
     fn url_passwords_are_masked() {
         let r = Redactor::default();
-        assert_eq!(r.text("GET http://admin:hunter2@prom:9090/x"), "GET http://admin:***@prom:9090/x");
-        assert_eq!(r.text("postgres://u:p%40ss@db/x ok"), "postgres://u:***@db/x ok");
+        assert_eq!(
+            r.text("GET http://admin:hunter2@prom:9090/x"),
+            "GET http://admin:***@prom:9090/x"
+        );
+        assert_eq!(
+            r.text("postgres://u:p%40ss@db/x ok"),
+            "postgres://u:***@db/x ok"
+        );
         assert_eq!(r.text("http://prom:9090/x"), "http://prom:9090/x");
     }
 

@@ -10,13 +10,26 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum TimelineError {
     #[error("cannot use the state folder {path}: {source}")]
-    Folder { path: PathBuf, source: std::io::Error },
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write the timeline {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read the timeline {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: not a timeline event: {message}")]
-    Parse { path: PathBuf, line: usize, message: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("no incident '{0}'; `oncall timeline --list` shows them")]
     NoSuchIncident(String),
     #[error("no incidents yet in {0}; `oncall run RUNBOOK` opens one")]
@@ -34,7 +47,9 @@ impl Store {
             .or_else(|| dirs::state_dir().map(|d| d.join("oncall")))
             .or_else(|| dirs::data_local_dir().map(|d| d.join("oncall")))
             .unwrap_or_else(|| PathBuf::from(".oncall"));
-        Store { dir: base.join("incidents") }
+        Store {
+            dir: base.join("incidents"),
+        }
     }
 
     fn ensure(&self) -> Result<(), TimelineError> {
@@ -42,7 +57,10 @@ impl Store {
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
-            .map_err(|source| TimelineError::Folder { path: self.dir.clone(), source })
+            .map_err(|source| TimelineError::Folder {
+                path: self.dir.clone(),
+                source,
+            })
     }
 
     pub fn path(&self, incident: &str) -> PathBuf {
@@ -50,13 +68,26 @@ impl Store {
     }
 
     /// Opens a new incident: `20261122-0301-error-budget`, with a suffix if that minute is taken.
-    pub fn create(&self, runbook: &str, now: &jiff::Zoned) -> Result<(String, Timeline), TimelineError> {
+    pub fn create(
+        &self,
+        runbook: &str,
+        now: &jiff::Zoned,
+    ) -> Result<(String, Timeline), TimelineError> {
         self.ensure()?;
         let stem = format!("{}-{runbook}", now.strftime("%Y%m%d-%H%M"));
         for n in 1.. {
-            let id = if n == 1 { stem.clone() } else { format!("{stem}-{n}") };
+            let id = if n == 1 {
+                stem.clone()
+            } else {
+                format!("{stem}-{n}")
+            };
             let path = self.path(&id);
-            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
                 Ok(file) => return Ok((id, Timeline { file, path })),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(source) => return Err(TimelineError::Write { path, source }),
@@ -70,7 +101,13 @@ impl Store {
         if !path.exists() {
             return Err(TimelineError::NoSuchIncident(incident.to_string()));
         }
-        let file = OpenOptions::new().append(true).open(&path).map_err(|source| TimelineError::Write { path: path.clone(), source })?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|source| TimelineError::Write {
+                path: path.clone(),
+                source,
+            })?;
         Ok(Timeline { file, path })
     }
 
@@ -79,17 +116,31 @@ impl Store {
         let mut ids: Vec<String> = std::fs::read_dir(&self.dir)
             .map(|it| {
                 it.filter_map(|e| e.ok())
-                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".jsonl")).map(str::to_string))
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()
+                            .and_then(|n| n.strip_suffix(".jsonl"))
+                            .map(str::to_string)
+                    })
                     .collect()
             })
             .unwrap_or_default();
         // Sort by modification time so a resumed incident counts as recent; ties by id.
-        ids.sort_by_key(|id| (std::fs::metadata(self.path(id)).and_then(|m| m.modified()).ok(), id.clone()));
+        ids.sort_by_key(|id| {
+            (
+                std::fs::metadata(self.path(id))
+                    .and_then(|m| m.modified())
+                    .ok(),
+                id.clone(),
+            )
+        });
         ids
     }
 
     pub fn latest(&self) -> Result<String, TimelineError> {
-        self.list().pop().ok_or_else(|| TimelineError::NoIncidents(self.dir.clone()))
+        self.list()
+            .pop()
+            .ok_or_else(|| TimelineError::NoIncidents(self.dir.clone()))
     }
 
     /// The newest incident that is not a drill and not resolved.
@@ -97,7 +148,9 @@ impl Store {
         for id in self.list().into_iter().rev() {
             let events = read(&self.path(&id))?;
             let drill = events.iter().any(|e| matches!(&e.kind, EventKind::IncidentOpened { mode, .. } if *mode == crate::engine::event::Mode::Drill));
-            let resolved = events.iter().any(|e| matches!(e.kind, EventKind::Resolved { .. }));
+            let resolved = events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::Resolved { .. }));
             if !drill && !resolved {
                 return Ok(Some(id));
             }
@@ -115,9 +168,17 @@ impl Timeline {
     pub fn write(&mut self, event: &Event) -> Result<(), TimelineError> {
         let mut line = serde_json::to_string(event).expect("events always serialize");
         line.push('\n');
-        let err = |source| TimelineError::Write { path: self.path.clone(), source };
+        let err = |source| TimelineError::Write {
+            path: self.path.clone(),
+            source,
+        };
         self.file.write_all(line.as_bytes()).map_err(err)?;
-        self.file.sync_data().map_err(|source| TimelineError::Write { path: self.path.clone(), source })
+        self.file
+            .sync_data()
+            .map_err(|source| TimelineError::Write {
+                path: self.path.clone(),
+                source,
+            })
     }
 }
 
@@ -130,7 +191,10 @@ pub struct TimelineSink {
 
 impl TimelineSink {
     pub fn new(timeline: Timeline) -> Self {
-        TimelineSink { timeline, failed: false }
+        TimelineSink {
+            timeline,
+            failed: false,
+        }
     }
 }
 
@@ -150,14 +214,24 @@ impl Sink for TimelineSink {
 }
 
 pub fn read(path: &Path) -> Result<Vec<Event>, TimelineError> {
-    let file = File::open(path).map_err(|source| TimelineError::Read { path: path.to_path_buf(), source })?;
+    let file = File::open(path).map_err(|source| TimelineError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut events = Vec::new();
     for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| TimelineError::Read { path: path.to_path_buf(), source })?;
+        let line = line.map_err(|source| TimelineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        let event = serde_json::from_str(&line).map_err(|e| TimelineError::Parse { path: path.to_path_buf(), line: n + 1, message: e.to_string() })?;
+        let event = serde_json::from_str(&line).map_err(|e| TimelineError::Parse {
+            path: path.to_path_buf(),
+            line: n + 1,
+            message: e.to_string(),
+        })?;
         events.push(event);
     }
     Ok(events)

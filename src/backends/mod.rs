@@ -18,7 +18,12 @@ use std::time::Duration;
 /// Where checks get their readings from.
 pub trait Reader {
     /// Reads one check. `Err` is the cause in words: unreachable, timed out, not the expected API.
-    fn read(&self, check: &Check, ctx: &Value, timeout: Duration) -> impl Future<Output = Result<Reading, String>>;
+    fn read(
+        &self,
+        check: &Check,
+        ctx: &Value,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Reading, String>>;
 }
 
 pub fn backend_name(check: &Check) -> &'static str {
@@ -39,7 +44,10 @@ pub struct Live {
 
 impl Live {
     pub fn new(prometheus_url: String) -> Self {
-        Live { client: http_client(), prometheus_url }
+        Live {
+            client: http_client(),
+            prometheus_url,
+        }
     }
 }
 
@@ -63,7 +71,8 @@ impl Reader for Live {
         } else if let Some(spec) = &check.http {
             http::check(&self.client, spec, ctx, timeout).await
         } else if let Some(spec) = &check.shell {
-            let command = expr::render_shell(&spec.command.value, ctx).map_err(|e| format!("template: {e}"))?;
+            let command = expr::render_shell(&spec.command.value, ctx)
+                .map_err(|e| format!("template: {e}"))?;
             shell::check(&command, spec, timeout).await
         } else {
             Err("the check has no backend".into())
@@ -85,11 +94,23 @@ enum Request {
 pub fn prepare(action: &Action, ctx: &Value) -> Result<Prepared, String> {
     if let Some(spec) = &action.http {
         let request = http::prepare(spec, ctx)?;
-        Ok(Prepared { plan: request.plan(), request: Request::Http(request) })
+        Ok(Prepared {
+            plan: request.plan(),
+            request: Request::Http(request),
+        })
     } else if let Some(spec) = &action.shell {
-        let command = expr::render_shell(&spec.command.value, ctx).map_err(|e| format!("template: {e}"))?;
-        let plan = Plan { backend: "shell".into(), request: format!("sh -c {}", expr::shell_quote(&command)), body: None, changes: vec![] };
-        Ok(Prepared { plan, request: Request::Shell(command) })
+        let command =
+            expr::render_shell(&spec.command.value, ctx).map_err(|e| format!("template: {e}"))?;
+        let plan = Plan {
+            backend: "shell".into(),
+            request: format!("sh -c {}", expr::shell_quote(&command)),
+            body: None,
+            changes: vec![],
+        };
+        Ok(Prepared {
+            plan,
+            request: Request::Shell(command),
+        })
     } else {
         Err("the action has no backend".into())
     }
@@ -97,7 +118,12 @@ pub fn prepare(action: &Action, ctx: &Value) -> Result<Prepared, String> {
 
 impl Prepared {
     /// Sends the request. Only an approval opens this door.
-    pub async fn apply(&self, _approval: Approval, client: &reqwest::Client, timeout: Duration) -> Result<String, String> {
+    pub async fn apply(
+        &self,
+        _approval: Approval,
+        client: &reqwest::Client,
+        timeout: Duration,
+    ) -> Result<String, String> {
         match &self.request {
             Request::Http(request) => request.send(client, timeout).await,
             Request::Shell(command) => shell::run_action(command, timeout).await,
@@ -143,11 +169,11 @@ pub fn humanize(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 && ms < 120_000 {
+    } else if ms.is_multiple_of(1000) && ms < 120_000 {
         format!("{}s", ms / 1000)
     } else if ms < 120_000 {
         format!("{:.1}s", ms as f64 / 1000.0)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)

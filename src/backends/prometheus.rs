@@ -32,7 +32,12 @@ struct Series {
     value: (f64, String),
 }
 
-pub async fn query(client: &reqwest::Client, base: &str, query: &str, timeout: Duration) -> Result<Reading, String> {
+pub async fn query(
+    client: &reqwest::Client,
+    base: &str,
+    query: &str,
+    timeout: Duration,
+) -> Result<Reading, String> {
     let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
     let response = client
         .get(&url)
@@ -48,16 +53,28 @@ pub async fn query(client: &reqwest::Client, base: &str, query: &str, timeout: D
         .and_then(|v| v.to_str().ok())
         .unwrap_or("no content type")
         .to_string();
-    let body = response.text().await.map_err(|e| describe_reqwest(&e, &url, timeout))?;
+    let body = response
+        .text()
+        .await
+        .map_err(|e| describe_reqwest(&e, &url, timeout))?;
     let answer: Answer = serde_json::from_str(&body).map_err(|_| {
-        format!("the answer from {url} is not the Prometheus API (HTTP {}, {content_type}: {})", status.as_u16(), snippet(&body))
+        format!(
+            "the answer from {url} is not the Prometheus API (HTTP {}, {content_type}: {})",
+            status.as_u16(),
+            snippet(&body)
+        )
     })?;
     if answer.status != "success" {
         let kind = answer.error_type.unwrap_or_else(|| "error".into());
         let message = answer.error.unwrap_or_else(|| "no message".into());
-        return Err(format!("Prometheus rejected the query (HTTP {}, {kind}): {message}", status.as_u16()));
+        return Err(format!(
+            "Prometheus rejected the query (HTTP {}, {kind}): {message}",
+            status.as_u16()
+        ));
     }
-    let data = answer.data.ok_or_else(|| format!("the answer from {url} has no data"))?;
+    let data = answer
+        .data
+        .ok_or_else(|| format!("the answer from {url} has no data"))?;
     parse(&data.result_type, data.result).map_err(|e| format!("unexpected answer from {url}: {e}"))
 }
 
@@ -67,50 +84,81 @@ fn parse_sample(text: &str) -> Result<f64, String> {
         "NaN" => Ok(f64::NAN),
         "+Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),
-        other => other.parse().map_err(|_| format!("'{other}' is not a sample value")),
+        other => other
+            .parse()
+            .map_err(|_| format!("'{other}' is not a sample value")),
     }
 }
 
 fn parse(result_type: &str, result: Value) -> Result<Reading, String> {
     match result_type {
         "scalar" => {
-            let (_, text): (f64, String) = serde_json::from_value(result).map_err(|e| e.to_string())?;
-            Ok(Reading { value: number(parse_sample(&text)?), ..Reading::default() })
+            let (_, text): (f64, String) =
+                serde_json::from_value(result).map_err(|e| e.to_string())?;
+            Ok(Reading {
+                value: number(parse_sample(&text)?),
+                ..Reading::default()
+            })
         }
         "vector" => {
             let series: Vec<Series> = serde_json::from_value(result).map_err(|e| e.to_string())?;
             vector(series)
         }
-        other => Err(format!("a {other} result; write an instant query that returns a scalar or a vector")),
+        other => Err(format!(
+            "a {other} result; write an instant query that returns a scalar or a vector"
+        )),
     }
 }
 
 fn vector(series: Vec<Series>) -> Result<Reading, String> {
     if series.is_empty() {
         return Ok(Reading {
-            verdict: Some((Verdict::Warn, "no data: the query returned no series".into())),
+            verdict: Some((
+                Verdict::Warn,
+                "no data: the query returned no series".into(),
+            )),
             ..Reading::default()
         });
     }
-    let labels: BTreeSet<String> = series.iter().flat_map(|s| s.metric.keys().cloned()).collect();
+    let labels: BTreeSet<String> = series
+        .iter()
+        .flat_map(|s| s.metric.keys().cloned())
+        .collect();
     let mut columns: Vec<String> = labels.into_iter().filter(|l| l != "__name__").collect();
-    let values: Vec<f64> = series.iter().map(|s| parse_sample(&s.value.1)).collect::<Result<_, _>>()?;
+    let values: Vec<f64> = series
+        .iter()
+        .map(|s| parse_sample(&s.value.1))
+        .collect::<Result<_, _>>()?;
     if series.len() == 1 && columns.is_empty() {
-        return Ok(Reading { value: number(values[0]), ..Reading::default() });
+        return Ok(Reading {
+            value: number(values[0]),
+            ..Reading::default()
+        });
     }
     let rows = series
         .iter()
         .zip(&values)
         .map(|(s, v)| {
-            let mut row: Vec<Value> = columns.iter().map(|c| s.metric.get(c).cloned().unwrap_or(Value::Null)).collect();
+            let mut row: Vec<Value> = columns
+                .iter()
+                .map(|c| s.metric.get(c).cloned().unwrap_or(Value::Null))
+                .collect();
             row.push(number(*v));
             row
         })
         .collect();
     columns.push("value".into());
     // A single labelled series still has one value to compare.
-    let value = if values.len() == 1 { number(values[0]) } else { Value::Null };
-    Ok(Reading { value, table: Some(Table { columns, rows }), ..Reading::default() })
+    let value = if values.len() == 1 {
+        number(values[0])
+    } else {
+        Value::Null
+    };
+    Ok(Reading {
+        value,
+        table: Some(Table { columns, rows }),
+        ..Reading::default()
+    })
 }
 
 #[cfg(test)]

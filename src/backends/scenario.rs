@@ -15,7 +15,10 @@ pub struct ScenarioReader {
 
 impl ScenarioReader {
     pub fn new(scenario: Scenario) -> Self {
-        ScenarioReader { checks: scenario.checks, polls: Mutex::new(BTreeMap::new()) }
+        ScenarioReader {
+            checks: scenario.checks,
+            polls: Mutex::new(BTreeMap::new()),
+        }
     }
 }
 
@@ -24,17 +27,34 @@ fn table(rows: &[BTreeMap<String, Value>]) -> Option<Table> {
         return None;
     }
     let keys: BTreeSet<&String> = rows.iter().flat_map(|r| r.keys()).collect();
-    let mut columns: Vec<String> = keys.into_iter().filter(|k| *k != "value").cloned().collect();
+    let mut columns: Vec<String> = keys
+        .into_iter()
+        .filter(|k| *k != "value")
+        .cloned()
+        .collect();
     let has_value = rows.iter().any(|r| r.contains_key("value"));
     if has_value {
         columns.push("value".into());
     }
-    let rows = rows.iter().map(|r| columns.iter().map(|c| r.get(c).cloned().unwrap_or(Value::Null)).collect()).collect();
+    let rows = rows
+        .iter()
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| r.get(c).cloned().unwrap_or(Value::Null))
+                .collect()
+        })
+        .collect();
     Some(Table { columns, rows })
 }
 
 impl Reader for ScenarioReader {
-    async fn read(&self, check: &Check, _ctx: &Value, timeout: Duration) -> Result<Reading, String> {
+    async fn read(
+        &self,
+        check: &Check,
+        _ctx: &Value,
+        timeout: Duration,
+    ) -> Result<Reading, String> {
         let id = &check.id.value;
         let Some(canned) = self.checks.get(id) else {
             return Err(format!("the scenario has no result for check '{id}'"));
@@ -58,12 +78,20 @@ impl Reader for ScenarioReader {
             [] => canned.value.clone().unwrap_or(Value::Null),
             values => values[poll.min(values.len() - 1)].clone(),
         };
-        let mut reading = Reading { value, table: table(&canned.rows), text: canned.text.clone(), verdict: None };
+        let mut reading = Reading {
+            value,
+            table: table(&canned.rows),
+            text: canned.text.clone(),
+            verdict: None,
+        };
         // An HTTP check is judged by its status as it would be live.
         if let (Some(spec), Some(status)) = (&check.http, reading.value.as_u64())
             && !super::http::expected(status as u16, &spec.expect_status)
         {
-            reading.verdict = Some((Verdict::Fail, format!("HTTP {status}, not an expected status")));
+            reading.verdict = Some((
+                Verdict::Fail,
+                format!("HTTP {status}, not an expected status"),
+            ));
         }
         Ok(reading)
     }

@@ -42,7 +42,12 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-async fn run(command: &str, pattern: Option<&regex::Regex>, keep: usize, timeout: Duration) -> Result<Output, String> {
+async fn run(
+    command: &str,
+    pattern: Option<&regex::Regex>,
+    keep: usize,
+    timeout: Duration,
+) -> Result<Output, String> {
     let mut child = spawn(command)?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -54,7 +59,10 @@ async fn run(command: &str, pattern: Option<&regex::Regex>, keep: usize, timeout
         let mut counted = 0;
         let mut err_text = String::new();
         let read_stderr = async {
-            let _ = stderr.take(STDERR_LIMIT).read_to_string(&mut err_text).await;
+            let _ = stderr
+                .take(STDERR_LIMIT)
+                .read_to_string(&mut err_text)
+                .await;
         };
         let read_stdout = async {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -69,13 +77,21 @@ async fn run(command: &str, pattern: Option<&regex::Regex>, keep: usize, timeout
         };
         tokio::join!(read_stdout, read_stderr);
         let status = child.wait().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(Output { status: status.code(), counted, kept, stderr: err_text })
+        Ok::<_, String>(Output {
+            status: status.code(),
+            counted,
+            kept,
+            stderr: err_text,
+        })
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(result) => result,
         Err(_) => {
             kill_group(pid);
-            Err(format!("command did not finish within {}; its process group was killed", humanize(timeout)))
+            Err(format!(
+                "command did not finish within {}; its process group was killed",
+                humanize(timeout)
+            ))
         }
     }
 }
@@ -91,11 +107,23 @@ pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result
         columns: vec!["line".into()],
         rows: out.kept.iter().map(|l| vec![l.clone().into()]).collect(),
     });
-    let mut reading = Reading { value: out.counted.into(), table, text: out.kept.back().cloned(), verdict: None };
+    let mut reading = Reading {
+        value: out.counted.into(),
+        table,
+        text: out.kept.back().cloned(),
+        verdict: None,
+    };
     if out.status != Some(0) {
         let why = out.stderr.lines().last().unwrap_or("").trim();
-        let status = out.status.map_or("a signal".to_string(), |c| format!("status {c}"));
-        reading.verdict = Some((Verdict::Fail, format!("command exited with {status} {why}").trim().to_string()));
+        let status = out
+            .status
+            .map_or("a signal".to_string(), |c| format!("status {c}"));
+        reading.verdict = Some((
+            Verdict::Fail,
+            format!("command exited with {status} {why}")
+                .trim()
+                .to_string(),
+        ));
     }
     Ok(reading)
 }
@@ -107,7 +135,10 @@ pub async fn run_action(command: &str, timeout: Duration) -> Result<String, Stri
         Some(0) => Ok(format!("exit 0 {}", tail.join(" | ")).trim().to_string()),
         status => {
             let status = status.map_or("a signal".to_string(), |c| format!("status {c}"));
-            Err(format!("exited with {status}: {}", out.stderr.lines().last().unwrap_or("").trim()))
+            Err(format!(
+                "exited with {status}: {}",
+                out.stderr.lines().last().unwrap_or("").trim()
+            ))
         }
     }
 }
@@ -123,10 +154,15 @@ mod tests {
         let marker = dir.join("survived");
         // A grandchild that would write the marker if it outlived the timeout.
         let cmd = format!("(sleep 2; touch {}) & sleep 30", marker.display());
-        let err = run(&cmd, None, 1, Duration::from_millis(300)).await.err().unwrap();
+        let err = run(&cmd, None, 1, Duration::from_millis(300))
+            .await
+            .err()
+            .unwrap();
         assert!(err.contains("did not finish within 300ms"), "{err}");
         // Wait past the grandchild's sleep: it must have been killed with the group.
-        let done = run("sleep 2.5", None, 1, Duration::from_secs(5)).await.unwrap();
+        let done = run("sleep 2.5", None, 1, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(done.status, Some(0));
         assert!(!marker.exists(), "the grandchild outlived the timeout");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -135,7 +171,14 @@ mod tests {
     #[tokio::test]
     async fn matches_count_and_keep_the_last_lines() {
         let pattern = regex::Regex::new("ERROR").unwrap();
-        let out = run("printf 'ERROR a\\nok\\nERROR b\\nERROR c\\n'", Some(&pattern), 2, Duration::from_secs(5)).await.unwrap();
+        let out = run(
+            "printf 'ERROR a\\nok\\nERROR b\\nERROR c\\n'",
+            Some(&pattern),
+            2,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.counted, 3);
         assert_eq!(out.kept, ["ERROR b", "ERROR c"]);
     }

@@ -15,7 +15,9 @@ pub fn script(shell: Shell) -> String {
         Shell::Powershell => &Powershell,
     };
     let mut buf = Vec::new();
-    completer.write_registration(VAR, "oncall", "oncall", "oncall", &mut buf).expect("writing to memory");
+    completer
+        .write_registration(VAR, "oncall", "oncall", "oncall", &mut buf)
+        .expect("writing to memory");
     String::from_utf8(buf).expect("registration scripts are UTF-8")
 }
 

@@ -14,7 +14,11 @@ pub fn run(setup: &Setup) -> anyhow::Result<i32> {
             .runbooks
             .values()
             .map(|l| {
-                let scenarios: Vec<String> = crate::runbook::scenarios(&l.runbook.id.value, &setup.search).into_iter().map(|s| s.name).collect();
+                let scenarios: Vec<String> =
+                    crate::runbook::scenarios(&l.runbook.id.value, &setup.search)
+                        .into_iter()
+                        .map(|s| s.name)
+                        .collect();
                 json!({
                     "id": l.runbook.id.value,
                     "severity": l.runbook.severity.value,
@@ -28,9 +32,16 @@ pub fn run(setup: &Setup) -> anyhow::Result<i32> {
         print_json(&json!(items))?;
     } else {
         let mut table = Table::new();
-        table.load_preset(presets::NOTHING).set_header(vec!["ID", "SEVERITY", "TITLE", "SOURCE"]);
+        table
+            .load_preset(presets::NOTHING)
+            .set_header(vec!["ID", "SEVERITY", "TITLE", "SOURCE"]);
         for l in catalog.runbooks.values() {
-            table.add_row(vec![l.runbook.id.value.clone(), l.runbook.severity.value.clone(), l.runbook.title.clone(), l.source.origin.to_string()]);
+            table.add_row(vec![
+                l.runbook.id.value.clone(),
+                l.runbook.severity.value.clone(),
+                l.runbook.title.clone(),
+                l.source.origin.to_string(),
+            ]);
         }
         let text = table.to_string();
         let text: String = text.lines().map(|l| format!("{}\n", l.trim())).collect();

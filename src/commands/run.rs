@@ -26,6 +26,7 @@ pub struct Request<'a> {
     pub yes: bool,
     pub scenario: Option<&'a str>,
     pub timeout: Duration,
+    pub max_wait: Option<Duration>,
 }
 
 /// Params and endpoints after defaults, config, scenario and flags; and the secrets among them.
@@ -35,10 +36,20 @@ pub struct Resolved {
     pub secrets: Vec<String>,
 }
 
-pub fn resolve_values(setup: &Setup, config: &Config, rb: &Runbook, scenario_params: Option<&std::collections::BTreeMap<String, ScalarValue>>, flags: &[String]) -> anyhow::Result<Resolved> {
+pub fn resolve_values(
+    setup: &Setup,
+    config: &Config,
+    rb: &Runbook,
+    scenario_params: Option<&std::collections::BTreeMap<String, ScalarValue>>,
+    flags: &[String],
+) -> anyhow::Result<Resolved> {
     let mut params = Map::new();
     for (name, param) in &rb.params {
-        let value = config.params.get(name).or(param.default.as_ref()).map(ScalarValue::to_json);
+        let value = config
+            .params
+            .get(name)
+            .or(param.default.as_ref())
+            .map(ScalarValue::to_json);
         if let Some(value) = value {
             params.insert(name.clone(), value);
         }
@@ -49,20 +60,38 @@ pub fn resolve_values(setup: &Setup, config: &Config, rb: &Runbook, scenario_par
     for flag in flags {
         let (name, value) = key_value(flag).map_err(|e| anyhow::anyhow!("-p {e}"))?;
         if !rb.params.contains_key(&name) {
-            anyhow::bail!("-p {name}: runbook '{}' has no param '{name}'; its params: {}", rb.id.value, rb.params.keys().cloned().collect::<Vec<_>>().join(", "));
+            anyhow::bail!(
+                "-p {name}: runbook '{}' has no param '{name}'; its params: {}",
+                rb.id.value,
+                rb.params.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
         }
         params.insert(name, ScalarValue::parse(&value).to_json());
     }
-    let missing: Vec<&String> = rb.params.keys().filter(|k| !params.contains_key(*k)).collect();
+    let missing: Vec<&String> = rb
+        .params
+        .keys()
+        .filter(|k| !params.contains_key(*k))
+        .collect();
     if !missing.is_empty() {
-        let list = missing.iter().map(|m| format!("-p {m}=VALUE")).collect::<Vec<_>>().join(" ");
+        let list = missing
+            .iter()
+            .map(|m| format!("-p {m}=VALUE"))
+            .collect::<Vec<_>>()
+            .join(" ");
         anyhow::bail!("runbook '{}' needs a value for: {list}", rb.id.value);
     }
     let secrets = rb
         .params
         .iter()
         .filter(|(_, p)| p.secret)
-        .filter_map(|(k, _)| params.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+        .filter_map(|(k, _)| {
+            params.get(k).map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+        })
         .collect();
 
     let mut endpoints = Map::new();
@@ -84,16 +113,24 @@ pub fn resolve_values(setup: &Setup, config: &Config, rb: &Runbook, scenario_par
     }
     for name in rb.endpoints.keys() {
         if !endpoints.contains_key(name) {
-            anyhow::bail!("endpoint '{name}' has no URL: pass --endpoint {name}=URL or set it under `endpoints:` in the config file");
+            anyhow::bail!(
+                "endpoint '{name}' has no URL: pass --endpoint {name}=URL or set it under `endpoints:` in the config file"
+            );
         }
     }
-    Ok(Resolved { params, endpoints, secrets })
+    Ok(Resolved {
+        params,
+        endpoints,
+        secrets,
+    })
 }
 
 fn policy(mode: Mode, yes: bool) -> Policy {
     let terminal = std::io::stdin().is_terminal();
     match mode {
-        Mode::Drill => Policy::Drill { ask: terminal && !yes },
+        Mode::Drill => Policy::Drill {
+            ask: terminal && !yes,
+        },
         Mode::DryRun => Policy::DryRun,
         Mode::Live if yes => Policy::AssumeYes,
         Mode::Live if terminal => Policy::Prompt,
@@ -104,35 +141,69 @@ fn policy(mode: Mode, yes: bool) -> Policy {
 pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let config = setup.config()?;
     let catalog = setup.catalog();
-    let Loaded { runbook: rb, source } = runbook::resolve(&catalog, req.runbook)?;
+    let Loaded {
+        runbook: rb,
+        source,
+    } = runbook::resolve(&catalog, req.runbook)?;
     let scenario = match req.mode {
         Mode::Drill => Some(pick_scenario(setup, &rb, req.scenario)?),
         _ => None,
     };
-    let values = resolve_values(setup, &config, &rb, scenario.as_ref().map(|(_, s)| &s.params), req.params)?;
+    let values = resolve_values(
+        setup,
+        &config,
+        &rb,
+        scenario.as_ref().map(|(_, s)| &s.params),
+        req.params,
+    )?;
     let store = setup.store();
     let now = jiff::Zoned::now();
     let (incident, timeline) = store.create(&rb.id.value, &now)?;
     let timeline_path = timeline.path.clone();
 
     let json_out = setup.json();
-    let out: Box<dyn std::io::Write + Send> = if json_out { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
-    let out_is_terminal = if json_out { view::stderr_is_terminal() } else { view::stdout_is_terminal() };
-    let terminal = TerminalView::new(out, view::use_color(setup.global.color, out_is_terminal), view::stderr_is_terminal(), Some(timeline_path.clone()), rb.steps.len());
+    let out: Box<dyn std::io::Write + Send> = if json_out {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let out_is_terminal = if json_out {
+        view::stderr_is_terminal()
+    } else {
+        view::stdout_is_terminal()
+    };
+    let terminal = TerminalView::new(
+        out,
+        view::use_color(setup.global.color, out_is_terminal),
+        view::stderr_is_terminal(),
+        Some(timeline_path.clone()),
+        rb.steps.len(),
+    );
     let collector = Collector::default();
-    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(TimelineSink::new(timeline)), Box::new(terminal)];
+    let mut sinks: Vec<Box<dyn Sink>> =
+        vec![Box::new(TimelineSink::new(timeline)), Box::new(terminal)];
     if json_out {
         sinks.push(Box::new(collector.clone()));
     }
-    let recorder = Recorder::new(incident.clone(), Redactor::new(values.secrets.clone()), sinks);
+    let recorder = Recorder::new(
+        incident.clone(),
+        Redactor::new(values.secrets.clone()),
+        sinks,
+    );
 
     let escalation = rb
         .escalation
         .iter()
         .filter_map(|e| {
             let after = runbook::parse_duration(&e.after.value).ok()?;
-            let at = now.timestamp().checked_add(jiff::SignedDuration::try_from(after).ok()?).ok()?;
-            Some(Deadline { at, to: e.to.clone() })
+            let at = now
+                .timestamp()
+                .checked_add(jiff::SignedDuration::try_from(after).ok()?)
+                .ok()?;
+            Some(Deadline {
+                at,
+                to: e.to.clone(),
+            })
         })
         .collect();
     recorder.emit(EventKind::IncidentOpened {
@@ -158,9 +229,15 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             if signal == "SIGINT" && interrupts.interrupt_wait() {
                 return;
             }
-            recorder.emit(EventKind::Interrupted { signal: signal.into() });
+            recorder.emit(EventKind::Interrupted {
+                signal: signal.into(),
+            });
             if json_out {
-                let events = collector.events.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let events = collector
+                    .events
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 let _ = print_json(&view::json::report(&events, Some(&timeline_path)));
             }
             std::process::exit(code);
@@ -168,7 +245,12 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     };
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else { return };
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
         loop {
             tokio::select! {
                 _ = int.recv() => on_signal("SIGINT", 130),
@@ -186,33 +268,92 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let settings = Settings {
         policy: policy(req.mode, req.yes),
         default_timeout: req.timeout,
-        pace: if req.mode == Mode::Drill { Pace::Compressed(DRILL_TICK) } else { Pace::RealTime },
+        pace: if req.mode == Mode::Drill {
+            Pace::Compressed(DRILL_TICK)
+        } else {
+            Pace::RealTime
+        },
+        max_wait: req.max_wait,
     };
     let code = match scenario {
-        Some((_, scenario)) => drive(&rb, &ScenarioReader::new(scenario), settings, recorder, interrupts, ctx).await,
+        Some((_, scenario)) => {
+            drive(
+                &rb,
+                &ScenarioReader::new(scenario),
+                settings,
+                recorder,
+                interrupts,
+                ctx,
+            )
+            .await
+        }
         None => {
-            let prometheus = values.endpoints["prometheus"].as_str().unwrap_or(DEFAULT_PROMETHEUS).to_string();
-            drive(&rb, &Live::new(prometheus), settings, recorder, interrupts, ctx).await
+            let prometheus = values.endpoints["prometheus"]
+                .as_str()
+                .unwrap_or(DEFAULT_PROMETHEUS)
+                .to_string();
+            drive(
+                &rb,
+                &Live::new(prometheus),
+                settings,
+                recorder,
+                interrupts,
+                ctx,
+            )
+            .await
         }
     };
     if json_out {
-        let events = collector.events.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let events = collector
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         print_json(&view::json::report(&events, Some(&timeline_path)))?;
     }
     Ok(code)
 }
 
-async fn drive<R: Reader>(rb: &Runbook, reader: &R, settings: Settings, recorder: Recorder, interrupts: Arc<Interrupts>, ctx: Context) -> i32 {
-    Engine::new(rb, reader, settings, recorder, interrupts, ctx).run().await
+async fn drive<R: Reader>(
+    rb: &Runbook,
+    reader: &R,
+    settings: Settings,
+    recorder: Recorder,
+    interrupts: Arc<Interrupts>,
+    ctx: Context,
+) -> i32 {
+    Engine::new(rb, reader, settings, recorder, interrupts, ctx)
+        .run()
+        .await
 }
 
-fn pick_scenario(setup: &Setup, rb: &Runbook, name: Option<&str>) -> anyhow::Result<(String, runbook::Scenario)> {
+fn pick_scenario(
+    setup: &Setup,
+    rb: &Runbook,
+    name: Option<&str>,
+) -> anyhow::Result<(String, runbook::Scenario)> {
     let available = runbook::scenarios(&rb.id.value, &setup.search);
-    let names = || available.iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(", ");
+    let names = || {
+        available
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let chosen = match name {
-        Some(name) => available.iter().find(|s| s.name == name).ok_or_else(|| anyhow::anyhow!("runbook '{}' has no scenario '{name}'; its scenarios: {}", rb.id.value, names()))?,
+        Some(name) => available.iter().find(|s| s.name == name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "runbook '{}' has no scenario '{name}'; its scenarios: {}",
+                rb.id.value,
+                names()
+            )
+        })?,
         None => available.first().ok_or_else(|| {
-            anyhow::anyhow!("runbook '{}' has no drill scenarios: add one at runbooks/scenarios/{}/NAME.yaml", rb.id.value, rb.id.value)
+            anyhow::anyhow!(
+                "runbook '{}' has no drill scenarios: add one at runbooks/scenarios/{}/NAME.yaml",
+                rb.id.value,
+                rb.id.value
+            )
         })?,
     };
     let scenario = validate::load_scenario(&chosen.source, rb).map_err(validate::ProblemList)?;

@@ -10,13 +10,20 @@ fn check_line(check: &Check) -> String {
     let what = if let Some(q) = &check.prometheus {
         format!("prometheus: {}", q.value)
     } else if let Some(h) = &check.http {
-        format!("{} {}", h.method.as_ref().map(|m| m.value.as_str()).unwrap_or("GET"), h.url.value)
+        format!(
+            "{} {}",
+            h.method.as_ref().map(|m| m.value.as_str()).unwrap_or("GET"),
+            h.url.value
+        )
     } else if let Some(s) = &check.shell {
         format!("shell: {}", s.command.value)
     } else {
         String::new()
     };
-    let mut line = format!("[ ] {} — {what}", check.title.as_deref().unwrap_or(&check.id.value));
+    let mut line = format!(
+        "[ ] {} — {what}",
+        check.title.as_deref().unwrap_or(&check.id.value)
+    );
     if let Some(f) = &check.fail_if {
         let _ = write!(line, "\n        fail if {}", f.value);
     }
@@ -33,7 +40,10 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
     let values = super::run::resolve_values(setup, &config, rb, None, &[])?;
     let ctx = json!({ "params": values.params, "endpoints": values.endpoints, "checks": {}, "incident": {"id": "INCIDENT", "severity": rb.severity.value} });
     let redact = crate::redact::Redactor::new(values.secrets.clone());
-    let scenarios: Vec<String> = runbook::scenarios(&rb.id.value, &setup.search).into_iter().map(|s| s.name).collect();
+    let scenarios: Vec<String> = runbook::scenarios(&rb.id.value, &setup.search)
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     if setup.json() {
         let steps: Vec<_> = rb
             .steps
@@ -58,7 +68,11 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
     }
     let mut out = String::new();
     let respond = runbook::response_time(&rb.severity.value).unwrap_or("?");
-    let _ = writeln!(out, "{} — {}\n{} (respond within {respond}) · {}", rb.id.value, rb.title, rb.severity.value, loaded.source.origin);
+    let _ = writeln!(
+        out,
+        "{} — {}\n{} (respond within {respond}) · {}",
+        rb.id.value, rb.title, rb.severity.value, loaded.source.origin
+    );
     if let Some(d) = &rb.description {
         let _ = writeln!(out, "{}", d.trim());
     }
@@ -68,8 +82,19 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
     if !rb.params.is_empty() {
         let _ = writeln!(out, "\nparams (-p NAME=VALUE):");
         for (name, p) in &rb.params {
-            let value = values.params.get(name).map(|v| crate::engine::observation::display(v)).unwrap_or_default();
-            let _ = writeln!(out, "  {name} = {value}{}", p.help.as_ref().map(|h| format!("  # {h}")).unwrap_or_default());
+            let value = values
+                .params
+                .get(name)
+                .map(crate::engine::observation::display)
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {name} = {value}{}",
+                p.help
+                    .as_ref()
+                    .map(|h| format!("  # {h}"))
+                    .unwrap_or_default()
+            );
         }
     }
     let _ = writeln!(out, "\nendpoints (--endpoint NAME=URL):");
@@ -83,7 +108,12 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
         }
     }
     for (i, step) in rb.steps.iter().enumerate() {
-        let _ = writeln!(out, "\n{}. {}", i + 1, step.title.as_deref().unwrap_or(&step.id.value));
+        let _ = writeln!(
+            out,
+            "\n{}. {}",
+            i + 1,
+            step.title.as_deref().unwrap_or(&step.id.value)
+        );
         if let Some(when) = &step.when {
             let _ = writeln!(out, "   only when {}", when.value);
         }
@@ -96,7 +126,11 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
             let _ = writeln!(out, "   {}", check_line(check));
         }
         for action in &step.actions {
-            let _ = writeln!(out, "   [?] {} (asks first)", action.title.as_deref().unwrap_or(&action.id.value));
+            let _ = writeln!(
+                out,
+                "   [?] {} (asks first)",
+                action.title.as_deref().unwrap_or(&action.id.value)
+            );
             if let Some(when) = &action.when {
                 let _ = writeln!(out, "       only when {}", when.value);
             }
@@ -116,7 +150,11 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
         }
         if let Some(w) = &step.wait {
             let every = w.every.as_ref().map(|e| e.value.as_str()).unwrap_or("30s");
-            let _ = writeln!(out, "   [~] wait until {} is {} (every {every}, up to {})", w.check.value, w.until.value, w.timeout.value);
+            let _ = writeln!(
+                out,
+                "   [~] wait until {} is {} (every {every}, up to {})",
+                w.check.value, w.until.value, w.timeout.value
+            );
         }
         for m in &step.messages {
             let _ = writeln!(out, "   [✉] message: {}", m.value);

@@ -2,7 +2,6 @@
 
 use super::{Setup, print_json, print_out};
 use crate::engine::event::{Event, EventKind};
-use crate::engine::observation::display;
 use crate::timeline;
 
 pub fn run(setup: &Setup, incident: Option<&str>, list: bool) -> anyhow::Result<i32> {
@@ -38,27 +37,72 @@ pub fn run(setup: &Setup, incident: Option<&str>, list: bool) -> anyhow::Result<
 }
 
 fn line(e: &Event) -> String {
-    let ts = e.ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string();
+    let ts =
+        e.ts.to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string();
     let what = match &e.kind {
-        EventKind::IncidentOpened { runbook, severity, mode, user, .. } => format!("opened {runbook} {severity} ({mode:?}) by {user}"),
+        EventKind::IncidentOpened {
+            runbook,
+            severity,
+            mode,
+            user,
+            ..
+        } => format!("opened {runbook} {severity} ({mode:?}) by {user}"),
         EventKind::StepStarted { step, title, .. } => format!("step {step}: {title}"),
         EventKind::StepSkipped { step, reason } => format!("step {step} skipped: {reason}"),
         EventKind::CheckStarted { check, .. } => format!("check {check} started"),
-        EventKind::CheckFinished { observation: o, .. } => {
-            format!("check {} {} {} {}", o.check, o.verdict.as_str(), o.display_value(), o.reason.clone().unwrap_or_default()).trim_end().to_string()
+        EventKind::CheckFinished { observation: o, .. } => format!(
+            "check {} {} {} {}",
+            o.check,
+            o.verdict.as_str(),
+            o.display_value(),
+            o.reason.clone().unwrap_or_default()
+        )
+        .trim_end()
+        .to_string(),
+        EventKind::ActionNotOffered { action, reason, .. } => {
+            format!("action {action} not offered: {reason}")
         }
-        EventKind::ActionNotOffered { action, reason, .. } => format!("action {action} not offered: {reason}"),
-        EventKind::ActionPlanned { action, plan, .. } => format!("action {action} planned: {}", plan.request.replace('\n', " ")),
-        EventKind::ActionDecided { action, decision, by, .. } => format!("action {action} {decision:?} by {by}").to_lowercase(),
+        EventKind::ActionPlanned { action, plan, .. } => format!(
+            "action {action} planned: {}",
+            plan.request.replace('\n', " ")
+        ),
+        EventKind::ActionDecided {
+            action,
+            decision,
+            by,
+            ..
+        } => format!("action {action} {decision:?} by {by}").to_lowercase(),
         EventKind::ActionStarted { action, .. } => format!("action {action} sending"),
-        EventKind::ActionFinished { action, ok, detail, .. } => format!("action {action} {}: {detail}", if *ok { "done" } else { "failed" }),
+        EventKind::ActionFinished {
+            action, ok, detail, ..
+        } => format!(
+            "action {action} {}: {detail}",
+            if *ok { "done" } else { "failed" }
+        ),
         EventKind::WaitStarted { check, until, .. } => format!("wait on {check} until {until}"),
-        EventKind::WaitPoll { observation: o, met, .. } => format!("poll {} = {}{}", o.check, o.display_value(), if *met { " (met)" } else { "" }),
-        EventKind::WaitFinished { check, outcome, .. } => format!("wait on {check}: {outcome:?}").to_lowercase(),
-        EventKind::Message { name, text, .. } => format!("message {name}: {}", text.replace('\n', " / ")),
+        EventKind::WaitPoll {
+            observation: o,
+            met,
+            ..
+        } => format!(
+            "poll {} = {}{}",
+            o.check,
+            o.display_value(),
+            if *met { " (met)" } else { "" }
+        ),
+        EventKind::WaitFinished { check, outcome, .. } => {
+            format!("wait on {check}: {outcome:?}").to_lowercase()
+        }
+        EventKind::Message { name, text, .. } => {
+            format!("message {name}: {}", text.replace('\n', " / "))
+        }
         EventKind::Note { text, user } => format!("note by {user}: {text}"),
         EventKind::Interrupted { signal } => format!("interrupted by {signal}"),
-        EventKind::RunFinished { exit_code, outcome } => format!("run finished (exit {exit_code}): {outcome}"),
+        EventKind::RunFinished { exit_code, outcome } => {
+            format!("run finished (exit {exit_code}): {outcome}")
+        }
         EventKind::Resolved { text, user } => format!("resolved by {user}: {text}"),
     };
     format!("{ts}  {what}")

@@ -10,7 +10,10 @@ pub fn run(setup: &Setup, paths: &[std::path::PathBuf]) -> anyhow::Result<i32> {
     } else {
         let mut sources = Vec::new();
         for path in paths {
-            sources.push(Source::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?);
+            sources.push(
+                Source::read(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+            );
         }
         sources
     };
@@ -50,7 +53,11 @@ pub fn run(setup: &Setup, paths: &[std::path::PathBuf]) -> anyhow::Result<i32> {
             }
         }
         print_out(&text)?;
-        eprintln!("{} file(s) checked, {} valid, {failed} invalid", results.len(), results.len() - failed);
+        eprintln!(
+            "{} file(s) checked, {} valid, {failed} invalid",
+            results.len(),
+            results.len() - failed
+        );
     }
     Ok(if failed > 0 { 2 } else { 0 })
 }

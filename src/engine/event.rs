@@ -187,7 +187,11 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(incident: String, redactor: Redactor, sinks: Vec<Box<dyn Sink>>) -> Self {
-        Recorder { incident, redactor, sinks: Arc::new(Mutex::new(sinks)) }
+        Recorder {
+            incident,
+            redactor,
+            sinks: Arc::new(Mutex::new(sinks)),
+        }
     }
 
     pub fn incident(&self) -> &str {
@@ -199,7 +203,11 @@ impl Recorder {
     }
 
     pub fn emit(&self, kind: EventKind) {
-        let event = Event { ts: jiff::Timestamp::now(), incident: self.incident.clone(), kind };
+        let event = Event {
+            ts: jiff::Timestamp::now(),
+            incident: self.incident.clone(),
+            kind,
+        };
         let event = self.redact(event);
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
         for sink in sinks.iter_mut() {
@@ -208,7 +216,9 @@ impl Recorder {
     }
 
     fn redact(&self, event: Event) -> Event {
-        let Ok(json) = serde_json::to_string(&event) else { return event };
+        let Ok(json) = serde_json::to_string(&event) else {
+            return event;
+        };
         let clean = self.redactor.json(&json);
         if clean == json {
             return event;

@@ -61,7 +61,11 @@ pub struct Context {
 
 impl Context {
     pub fn to_value(&self) -> Value {
-        let checks: serde_json::Map<String, Value> = self.checks.iter().map(|(k, o)| (k.clone(), o.context())).collect();
+        let checks: serde_json::Map<String, Value> = self
+            .checks
+            .iter()
+            .map(|(k, o)| (k.clone(), o.context()))
+            .collect();
         json!({ "params": self.params, "endpoints": self.endpoints, "incident": self.incident, "checks": checks })
     }
 }
@@ -70,6 +74,8 @@ pub struct Settings {
     pub policy: Policy,
     pub default_timeout: Duration,
     pub pace: Pace,
+    /// The engineer's cap on any wait.
+    pub max_wait: Option<Duration>,
 }
 
 /// What a run came to, for the exit code.
@@ -98,8 +104,24 @@ enum Flow {
 }
 
 impl<'a, R: Reader> Engine<'a, R> {
-    pub fn new(runbook: &'a Runbook, reader: &'a R, settings: Settings, recorder: Recorder, interrupts: Arc<Interrupts>, ctx: Context) -> Self {
-        Engine { runbook, reader, settings, recorder, interrupts, client: backends::http_client(), ctx, outcome: Outcome::default() }
+    pub fn new(
+        runbook: &'a Runbook,
+        reader: &'a R,
+        settings: Settings,
+        recorder: Recorder,
+        interrupts: Arc<Interrupts>,
+        ctx: Context,
+    ) -> Self {
+        Engine {
+            runbook,
+            reader,
+            settings,
+            recorder,
+            interrupts,
+            client: backends::http_client(),
+            ctx,
+            outcome: Outcome::default(),
+        }
     }
 
     /// Runs every step and returns the exit code (also recorded as `run_finished`).
@@ -110,7 +132,10 @@ impl<'a, R: Reader> Engine<'a, R> {
             }
         }
         let (code, outcome) = exit_code(&self.ctx.checks, &self.outcome);
-        self.recorder.emit(EventKind::RunFinished { exit_code: code, outcome });
+        self.recorder.emit(EventKind::RunFinished {
+            exit_code: code,
+            outcome,
+        });
         code
     }
 
@@ -127,20 +152,32 @@ impl<'a, R: Reader> Engine<'a, R> {
             && !reads_any(&when.value, &own)
             && let Some(reason) = self.unmet(&when.value)
         {
-            self.recorder.emit(EventKind::StepSkipped { step: step_id, reason });
+            self.recorder.emit(EventKind::StepSkipped {
+                step: step_id,
+                reason,
+            });
             return Flow::Continue;
         }
         self.run_checks(&step_id, &step.checks).await;
         if let Some(when) = &step.when
             && let Some(reason) = self.unmet(&when.value)
         {
-            self.recorder.emit(EventKind::StepSkipped { step: step_id, reason });
+            self.recorder.emit(EventKind::StepSkipped {
+                step: step_id,
+                reason,
+            });
             return Flow::Continue;
         }
         for name in &step.messages {
             let template = &self.runbook.messages[&name.value].value;
-            let text = expr::render(template, &self.ctx.to_value()).unwrap_or_else(|e| format!("(message '{}' could not be rendered: {e})", name.value));
-            self.recorder.emit(EventKind::Message { step: step_id.clone(), name: name.value.clone(), text: text.trim_end().to_string() });
+            let text = expr::render(template, &self.ctx.to_value()).unwrap_or_else(|e| {
+                format!("(message '{}' could not be rendered: {e})", name.value)
+            });
+            self.recorder.emit(EventKind::Message {
+                step: step_id.clone(),
+                name: name.value.clone(),
+                text: text.trim_end().to_string(),
+            });
         }
         for action in &step.actions {
             if let Flow::Stop = self.action(&step_id, action).await {
@@ -158,29 +195,47 @@ impl<'a, R: Reader> Engine<'a, R> {
         match expr::condition(condition, &self.ctx.to_value()) {
             Ok(true) => None,
             Ok(false) => Some(format!("condition not met: {condition}")),
-            Err(err) => Some(format!("condition could not be evaluated ({err}): {condition}")),
+            Err(err) => Some(format!(
+                "condition could not be evaluated ({err}): {condition}"
+            )),
         }
     }
 
     async fn run_checks(&mut self, step: &str, checks: &[Check]) {
         for check in checks {
-            self.recorder.emit(EventKind::CheckStarted { step: step.into(), check: check.id.value.clone(), title: title(check) });
+            self.recorder.emit(EventKind::CheckStarted {
+                step: step.into(),
+                check: check.id.value.clone(),
+                title: title(check),
+            });
         }
         let ctx = self.ctx.to_value();
-        let mut running: FuturesUnordered<_> = checks.iter().map(|check| self.observe(check, &ctx)).collect();
+        let mut running: FuturesUnordered<_> = checks
+            .iter()
+            .map(|check| self.observe(check, &ctx))
+            .collect();
         let mut done = Vec::new();
         while let Some(observation) = running.next().await {
-            self.recorder.emit(EventKind::CheckFinished { step: step.into(), observation: observation.clone() });
+            self.recorder.emit(EventKind::CheckFinished {
+                step: step.into(),
+                observation: observation.clone(),
+            });
             done.push(observation);
         }
         drop(running);
         for observation in done {
-            self.ctx.checks.insert(observation.check.clone(), observation);
+            self.ctx
+                .checks
+                .insert(observation.check.clone(), observation);
         }
     }
 
     fn timeout(&self, check: &Check) -> Duration {
-        check.timeout.as_ref().and_then(|t| parse_duration(&t.value).ok()).unwrap_or(self.settings.default_timeout)
+        check
+            .timeout
+            .as_ref()
+            .and_then(|t| parse_duration(&t.value).ok())
+            .unwrap_or(self.settings.default_timeout)
     }
 
     /// Runs one check within its timeout and judges it by the runbook's thresholds.
@@ -188,7 +243,11 @@ impl<'a, R: Reader> Engine<'a, R> {
         let timeout = self.timeout(check);
         let started = Instant::now();
         // The backends honour the timeout themselves; this is the backstop that keeps a run moving.
-        let read = tokio::time::timeout(timeout + Duration::from_millis(250), self.reader.read(check, ctx, timeout)).await;
+        let read = tokio::time::timeout(
+            timeout + Duration::from_millis(250),
+            self.reader.read(check, ctx, timeout),
+        )
+        .await;
         let millis = started.elapsed().as_millis() as u64;
         let mut observation = Observation {
             check: check.id.value.clone(),
@@ -205,7 +264,8 @@ impl<'a, R: Reader> Engine<'a, R> {
         match read {
             Err(_) => {
                 observation.verdict = Verdict::Error;
-                observation.reason = Some(format!("no answer within {}", backends::humanize(timeout)));
+                observation.reason =
+                    Some(format!("no answer within {}", backends::humanize(timeout)));
             }
             Ok(Err(cause)) => {
                 observation.verdict = Verdict::Error;
@@ -228,25 +288,50 @@ impl<'a, R: Reader> Engine<'a, R> {
         if let Some(when) = &action.when
             && let Some(reason) = self.unmet(&when.value)
         {
-            self.recorder.emit(EventKind::ActionNotOffered { step: step.into(), action: id, reason });
+            self.recorder.emit(EventKind::ActionNotOffered {
+                step: step.into(),
+                action: id,
+                reason,
+            });
             return Flow::Continue;
         }
         let prepared = match backends::prepare(action, &self.ctx.to_value()) {
             Ok(prepared) => prepared,
             Err(err) => {
-                self.recorder.emit(EventKind::ActionNotOffered { step: step.into(), action: id, reason: format!("cannot prepare the request: {err}") });
+                self.recorder.emit(EventKind::ActionNotOffered {
+                    step: step.into(),
+                    action: id,
+                    reason: format!("cannot prepare the request: {err}"),
+                });
                 self.outcome.actions_failed += 1;
                 return Flow::Continue;
             }
         };
         let title = action.title.clone().unwrap_or_else(|| id.clone());
-        self.recorder.emit(EventKind::ActionPlanned { step: step.into(), action: id.clone(), title: title.clone(), plan: prepared.plan.clone() });
+        self.recorder.emit(EventKind::ActionPlanned {
+            step: step.into(),
+            action: id.clone(),
+            title: title.clone(),
+            plan: prepared.plan.clone(),
+        });
         let decision = self.settings.policy.decide(format!("  → {title}?")).await;
-        self.recorder.emit(EventKind::ActionDecided { step: step.into(), action: id.clone(), decision: decision.kind(), by: self.settings.policy.by().into() });
+        self.recorder.emit(EventKind::ActionDecided {
+            step: step.into(),
+            action: id.clone(),
+            decision: decision.kind(),
+            by: self.settings.policy.by().into(),
+        });
         match decision {
             Decision::Apply(approval) => {
-                self.recorder.emit(EventKind::ActionStarted { step: step.into(), action: id.clone() });
-                let timeout = action.timeout.as_ref().and_then(|t| parse_duration(&t.value).ok()).unwrap_or(DEFAULT_ACTION_TIMEOUT);
+                self.recorder.emit(EventKind::ActionStarted {
+                    step: step.into(),
+                    action: id.clone(),
+                });
+                let timeout = action
+                    .timeout
+                    .as_ref()
+                    .and_then(|t| parse_duration(&t.value).ok())
+                    .unwrap_or(DEFAULT_ACTION_TIMEOUT);
                 let started = Instant::now();
                 let result = prepared.apply(approval, &self.client, timeout).await;
                 let millis = started.elapsed().as_millis() as u64;
@@ -255,7 +340,13 @@ impl<'a, R: Reader> Engine<'a, R> {
                     self.outcome.actions_failed += 1;
                 }
                 let detail = result.unwrap_or_else(|e| e);
-                self.recorder.emit(EventKind::ActionFinished { step: step.into(), action: id, ok, detail, millis });
+                self.recorder.emit(EventKind::ActionFinished {
+                    step: step.into(),
+                    action: id,
+                    ok,
+                    detail,
+                    millis,
+                });
                 Flow::Continue
             }
             Decision::Other(DecisionKind::Aborted) => {
@@ -271,12 +362,24 @@ impl<'a, R: Reader> Engine<'a, R> {
     }
 
     async fn wait(&mut self, step: &str, wait: &crate::runbook::Wait) {
-        let Some(check) = self.runbook.check(&wait.check.value) else { return };
-        let every = wait.every.as_ref().and_then(|e| parse_duration(&e.value).ok()).unwrap_or(DEFAULT_WAIT_EVERY);
-        let timeout = parse_duration(&wait.timeout.value).unwrap_or(Duration::from_secs(1800));
+        let Some(check) = self.runbook.check(&wait.check.value) else {
+            return;
+        };
+        let every = wait
+            .every
+            .as_ref()
+            .and_then(|e| parse_duration(&e.value).ok())
+            .unwrap_or(DEFAULT_WAIT_EVERY);
+        let mut timeout = parse_duration(&wait.timeout.value).unwrap_or(Duration::from_secs(1800));
+        if let Some(cap) = self.settings.max_wait {
+            timeout = timeout.min(cap);
+        }
         let (every, timeout) = match self.settings.pace {
             Pace::RealTime => (every, timeout),
-            Pace::Compressed(tick) => (tick, tick.mul_f64(timeout.as_secs_f64() / every.as_secs_f64())),
+            Pace::Compressed(tick) => (
+                tick,
+                tick.mul_f64(timeout.as_secs_f64() / every.as_secs_f64()),
+            ),
         };
         self.recorder.emit(EventKind::WaitStarted {
             step: step.into(),
@@ -293,7 +396,9 @@ impl<'a, R: Reader> Engine<'a, R> {
                 observation = self.observe(check, &ctx) => Some(observation),
                 _ = self.interrupts.stop_wait.notified() => None,
             };
-            let Some(observation) = polled else { break WaitOutcome::Stopped };
+            let Some(observation) = polled else {
+                break WaitOutcome::Stopped;
+            };
             let mut ctx = self.ctx.to_value();
             ctx["value"] = observation.value.clone();
             // A missing value never satisfies a wait: `none < 1` holds in MiniJinja.
@@ -310,7 +415,10 @@ impl<'a, R: Reader> Engine<'a, R> {
             if met {
                 break WaitOutcome::Met;
             }
-            let Some(remaining) = timeout.checked_sub(started.elapsed()).filter(|r| !r.is_zero()) else {
+            let Some(remaining) = timeout
+                .checked_sub(started.elapsed())
+                .filter(|r| !r.is_zero())
+            else {
                 break WaitOutcome::TimedOut;
             };
             tokio::select! {
@@ -322,7 +430,12 @@ impl<'a, R: Reader> Engine<'a, R> {
         if outcome != WaitOutcome::Met {
             self.outcome.waits_unmet += 1;
         }
-        let value = self.ctx.checks.get(&check.id.value).map(|o| o.value.clone()).unwrap_or_default();
+        let value = self
+            .ctx
+            .checks
+            .get(&check.id.value)
+            .map(|o| o.value.clone())
+            .unwrap_or_default();
         self.recorder.emit(EventKind::WaitFinished {
             step: step.into(),
             check: check.id.value.clone(),
@@ -334,13 +447,22 @@ impl<'a, R: Reader> Engine<'a, R> {
 }
 
 fn title(check: &Check) -> String {
-    check.title.clone().unwrap_or_else(|| check.id.value.clone())
+    check
+        .title
+        .clone()
+        .unwrap_or_else(|| check.id.value.clone())
 }
 
 /// Whether a condition reads any of the given checks.
 fn reads_any(condition: &str, checks: &[&str]) -> bool {
     expr::referenced_names(condition, expr::Kind::Expression)
-        .map(|names| names.iter().any(|n| n.strip_prefix("checks.").is_some_and(|rest| checks.contains(&rest.split('.').next().unwrap_or_default()))))
+        .map(|names| {
+            names.iter().any(|n| {
+                n.strip_prefix("checks.").is_some_and(|rest| {
+                    checks.contains(&rest.split('.').next().unwrap_or_default())
+                })
+            })
+        })
         .unwrap_or(true)
 }
 
@@ -351,15 +473,26 @@ fn judge(check: &Check, reading: &Reading, ctx: &Value) -> (Verdict, Option<Stri
         None => (Verdict::Ok, None),
     };
     let per_row = reading.value.is_null()
-        && reading.table.as_ref().is_some_and(|t| t.column("value").is_some() && !t.rows.is_empty());
+        && reading
+            .table
+            .as_ref()
+            .is_some_and(|t| t.column("value").is_some() && !t.rows.is_empty());
     let subjects: Vec<(Value, serde_json::Map<String, Value>)> = if per_row {
         let table = reading.table.as_ref().expect("per_row implies a table");
-        let value_col = table.column("value").expect("per_row implies a value column");
+        let value_col = table
+            .column("value")
+            .expect("per_row implies a value column");
         table
             .rows
             .iter()
             .map(|row| {
-                let labels = table.columns.iter().zip(row).filter(|(c, _)| *c != "value").map(|(c, v)| (c.clone(), v.clone())).collect();
+                let labels = table
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .filter(|(c, _)| *c != "value")
+                    .map(|(c, v)| (c.clone(), v.clone()))
+                    .collect();
                 (row[value_col].clone(), labels)
             })
             .collect()
@@ -373,28 +506,56 @@ fn judge(check: &Check, reading: &Reading, ctx: &Value) -> (Verdict, Option<Stri
     } else {
         vec![(reading.value.clone(), serde_json::Map::new())]
     };
+    // Each row takes the first level whose condition holds; the check takes the worst row.
+    let mut tripped: Vec<(Verdict, String, String)> = Vec::new();
     for (value, labels) in subjects {
         let mut local = ctx.clone();
-        local["value"] = value.clone();
-        local["labels"] = Value::Object(labels.clone());
-        for (level, condition) in [(Verdict::Fail, &check.fail_if), (Verdict::Warn, &check.warn_if)] {
+        local["value"] = value;
+        let row = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={}", display(v)))
+            .collect::<Vec<_>>()
+            .join(",");
+        local["labels"] = Value::Object(labels);
+        for (level, name, condition) in [
+            (Verdict::Fail, "fail_if", &check.fail_if),
+            (Verdict::Warn, "warn_if", &check.warn_if),
+        ] {
             let Some(condition) = condition else { continue };
-            let (found, why) = match expr::condition(&condition.value, &local) {
+            match expr::condition(&condition.value, &local) {
                 Ok(true) => {
-                    let name = if level == Verdict::Fail { "fail_if" } else { "warn_if" };
-                    let row = labels.iter().map(|(k, v)| format!("{k}={}", display(v))).collect::<Vec<_>>().join(",");
-                    let at = if row.is_empty() { String::new() } else { format!(" at {row}") };
-                    (level, format!("{name} {}{at}", condition.value))
+                    tripped.push((level, format!("{name} {}", condition.value), row.clone()))
                 }
                 Ok(false) => continue,
-                Err(err) => (Verdict::Error, format!("threshold could not be evaluated ({err}): {}", condition.value)),
-            };
-            if found > verdict {
-                verdict = found;
-                reason = Some(why);
+                Err(err) => tripped.push((
+                    Verdict::Error,
+                    format!(
+                        "threshold could not be evaluated ({err}): {}",
+                        condition.value
+                    ),
+                    row.clone(),
+                )),
             }
             break;
         }
+    }
+    if let Some(worst) = tripped.iter().map(|t| t.0).max()
+        && worst > verdict
+    {
+        let at_worst: Vec<&(Verdict, String, String)> =
+            tripped.iter().filter(|t| t.0 == worst).collect();
+        let rows: Vec<&str> = at_worst
+            .iter()
+            .map(|t| t.2.as_str())
+            .filter(|r| !r.is_empty())
+            .collect();
+        let at = if rows.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", rows.join(" "))
+        };
+        verdict = worst;
+        reason = Some(format!("{}{at}", at_worst[0].1));
     }
     (verdict, reason)
 }
@@ -404,14 +565,20 @@ fn judge(check: &Check, reading: &Reading, ctx: &Value) -> (Verdict, Option<Stri
 pub fn exit_code(checks: &BTreeMap<String, Observation>, outcome: &Outcome) -> (i32, String) {
     let count = |v: Verdict| checks.values().filter(|o| o.verdict == v).count();
     if outcome.stopped_for_terminal {
-        return (4, "stopped: an action needs an answer and there is no terminal".into());
+        return (
+            4,
+            "stopped: an action needs an answer and there is no terminal".into(),
+        );
     }
     if outcome.aborted {
         return (4, "aborted by the engineer".into());
     }
     let (errors, fails) = (count(Verdict::Error), count(Verdict::Fail));
     if errors > 0 {
-        return (3, format!("{errors} check(s) could not reach their backend"));
+        return (
+            3,
+            format!("{errors} check(s) could not reach their backend"),
+        );
     }
     if fails > 0 || outcome.actions_failed > 0 || outcome.waits_unmet > 0 {
         let mut parts = Vec::new();

@@ -41,7 +41,13 @@ impl Table {
     pub fn as_maps(&self) -> Vec<serde_json::Map<String, Value>> {
         self.rows
             .iter()
-            .map(|row| self.columns.iter().cloned().zip(row.iter().cloned()).collect())
+            .map(|row| {
+                self.columns
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().cloned())
+                    .collect()
+            })
             .collect()
     }
 }
@@ -120,10 +126,18 @@ pub fn format_number(f: f64) -> String {
     if f.fract() == 0.0 && f.abs() < 1e15 {
         return format!("{}", f as i64);
     }
-    let text = if f.abs() >= 100.0 { format!("{f:.1}") } else if f.abs() >= 1.0 { format!("{f:.2}") } else { format!("{f:.4}") };
+    let text = if f.abs() >= 100.0 {
+        format!("{f:.1}")
+    } else if f.abs() >= 1.0 {
+        format!("{f:.2}")
+    } else {
+        format!("{f:.4}")
+    };
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 pub fn number(f: f64) -> Value {
-    serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+    serde_json::Number::from_f64(f)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }

@@ -48,7 +48,8 @@ impl Source {
     }
 
     pub fn parse<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, validate::Problem> {
-        serde_saphyr::from_str(&self.text).map_err(|err| validate::Problem::from_yaml(&self.name, &err))
+        serde_saphyr::from_str(&self.text)
+            .map_err(|err| validate::Problem::from_yaml(&self.name, &err))
     }
 }
 
@@ -83,7 +84,11 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 pub fn discover(search: &[PathBuf]) -> Vec<Source> {
     let mut sources: Vec<Source> = bundled::RUNBOOKS
         .iter()
-        .map(|(name, text)| Source { name: format!("bundled:{name}"), origin: Origin::Bundled, text: text.to_string() })
+        .map(|(name, text)| Source {
+            name: format!("bundled:{name}"),
+            origin: Origin::Bundled,
+            text: text.to_string(),
+        })
         .collect();
     for dir in search {
         for file in yaml_files(dir) {
@@ -105,11 +110,16 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn load(search: &[PathBuf]) -> Catalog {
-        let mut catalog = Catalog { runbooks: BTreeMap::new(), broken: Vec::new() };
+        let mut catalog = Catalog {
+            runbooks: BTreeMap::new(),
+            broken: Vec::new(),
+        };
         for source in discover(search) {
             match validate::load(&source) {
                 Ok(runbook) => {
-                    catalog.runbooks.insert(runbook.id.value.clone(), Loaded { runbook, source });
+                    catalog
+                        .runbooks
+                        .insert(runbook.id.value.clone(), Loaded { runbook, source });
                 }
                 Err(problems) => catalog.broken.extend(problems),
             }
@@ -127,11 +137,17 @@ impl Catalog {
             return Ok(found);
         }
         if let Some(problem) = self.broken.iter().find(|p| {
-            Path::new(&p.file).file_stem().is_some_and(|s| s == id_or_path) || p.file == id_or_path
+            Path::new(&p.file)
+                .file_stem()
+                .is_some_and(|s| s == id_or_path)
+                || p.file == id_or_path
         }) {
             return Err(LookupError::Invalid(problem.to_string()));
         }
-        Err(LookupError::NotFound { id: id_or_path.to_string(), known: self.ids() })
+        Err(LookupError::NotFound {
+            id: id_or_path.to_string(),
+            known: self.ids(),
+        })
     }
 }
 
@@ -147,14 +163,18 @@ pub enum LookupError {
 pub fn resolve(catalog: &Catalog, id_or_path: &str) -> anyhow::Result<Loaded> {
     let path = Path::new(id_or_path);
     if id_or_path.ends_with(".yaml") || id_or_path.ends_with(".yml") || path.is_file() {
-        let source = Source::read(path).map_err(|e| anyhow::anyhow!("cannot read {id_or_path}: {e}"))?;
+        let source =
+            Source::read(path).map_err(|e| anyhow::anyhow!("cannot read {id_or_path}: {e}"))?;
         let runbook = validate::load(&source).map_err(validate::ProblemList)?;
         return Ok(Loaded { runbook, source });
     }
     let found = catalog.get(id_or_path)?;
     // Re-parse so the caller owns it; runbooks are small.
     let runbook = validate::load(&found.source).map_err(validate::ProblemList)?;
-    Ok(Loaded { runbook, source: found.source.clone() })
+    Ok(Loaded {
+        runbook,
+        source: found.source.clone(),
+    })
 }
 
 /// A drill scenario with where it came from.
@@ -173,12 +193,22 @@ pub fn scenarios(runbook_id: &str, search: &[PathBuf]) -> Vec<ScenarioSource> {
                 origin: Origin::Bundled,
                 text: text.to_string(),
             };
-            found.insert(name.to_string(), ScenarioSource { name: name.to_string(), source });
+            found.insert(
+                name.to_string(),
+                ScenarioSource {
+                    name: name.to_string(),
+                    source,
+                },
+            );
         }
     }
     for dir in search {
         for file in yaml_files(&dir.join("scenarios").join(runbook_id)) {
-            let name = file.file_stem().unwrap_or_default().to_string_lossy().to_string();
+            let name = file
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             if let Ok(source) = Source::read(&file) {
                 found.insert(name.clone(), ScenarioSource { name, source });
             }
@@ -196,7 +226,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if parsed.is_negative() || parsed.is_zero() {
         return Err(format!("'{text}' must be a positive duration"));
     }
-    parsed.try_into().map_err(|_| format!("'{text}' is out of range"))
+    parsed
+        .try_into()
+        .map_err(|_| format!("'{text}' is out of range"))
 }
 
 /// Response times of the playbook's severity levels.
@@ -212,11 +244,15 @@ pub fn response_time(severity: &str) -> Option<&'static str> {
 
 impl Runbook {
     pub fn steps_checks(&self) -> impl Iterator<Item = (&Step, &Check)> {
-        self.steps.iter().flat_map(|s| s.checks.iter().map(move |c| (s, c)))
+        self.steps
+            .iter()
+            .flat_map(|s| s.checks.iter().map(move |c| (s, c)))
     }
 
     pub fn check(&self, id: &str) -> Option<&Check> {
-        self.steps_checks().map(|(_, c)| c).find(|c| c.id.value == id)
+        self.steps_checks()
+            .map(|(_, c)| c)
+            .find(|c| c.id.value == id)
     }
 }
 
@@ -225,7 +261,9 @@ impl ScalarValue {
         match self {
             ScalarValue::Bool(b) => (*b).into(),
             ScalarValue::Int(i) => (*i).into(),
-            ScalarValue::Float(f) => serde_json::Number::from_f64(*f).map(Into::into).unwrap_or_default(),
+            ScalarValue::Float(f) => serde_json::Number::from_f64(*f)
+                .map(Into::into)
+                .unwrap_or_default(),
             ScalarValue::Text(s) => s.clone().into(),
         }
     }

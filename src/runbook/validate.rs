@@ -18,7 +18,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -34,13 +38,22 @@ impl Problem {
         let message = message.lines().next().unwrap_or("").trim().to_string();
         let message = strip_position(&message);
         let hint = if message.contains("unknown field") {
-            Some("check the spelling; the fields a runbook may use are listed in the README".to_string())
+            Some(
+                "check the spelling; the fields a runbook may use are listed in the README"
+                    .to_string(),
+            )
         } else if message.contains("missing field") {
             Some("add the field; `oncall show error-budget` shows a complete runbook".to_string())
         } else {
             None
         };
-        Problem { file: file.to_string(), line: location.line(), column: location.column(), message, hint }
+        Problem {
+            file: file.to_string(),
+            line: location.line(),
+            column: location.column(),
+            message,
+            hint,
+        }
     }
 }
 
@@ -75,7 +88,11 @@ impl std::error::Error for ProblemList {}
 pub fn load(source: &Source) -> Result<Runbook, Vec<Problem>> {
     let runbook: Runbook = source.parse().map_err(|p| vec![p])?;
     let problems = check_runbook(source, &runbook);
-    if problems.is_empty() { Ok(runbook) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(runbook)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Parses and validates a scenario against its runbook.
@@ -84,15 +101,42 @@ pub fn load_scenario(source: &Source, runbook: &Runbook) -> Result<Scenario, Vec
     let mut v = Validator::new(source);
     for name in scenario.params.keys() {
         if !runbook.params.contains_key(name) {
-            v.problem_at(1, 1, format!("scenario sets param '{name}' that runbook '{}' does not declare", runbook.id.value), None);
+            v.problem_at(
+                1,
+                1,
+                format!(
+                    "scenario sets param '{name}' that runbook '{}' does not declare",
+                    runbook.id.value
+                ),
+                None,
+            );
         }
     }
     for id in scenario.checks.keys() {
         if runbook.check(id).is_none() {
-            v.problem_at(1, 1, format!("scenario gives a result for check '{id}', which runbook '{}' does not have", runbook.id.value), Some(format!("its checks: {}", runbook.steps_checks().map(|(_, c)| c.id.value.as_str()).collect::<Vec<_>>().join(", "))));
+            v.problem_at(
+                1,
+                1,
+                format!(
+                    "scenario gives a result for check '{id}', which runbook '{}' does not have",
+                    runbook.id.value
+                ),
+                Some(format!(
+                    "its checks: {}",
+                    runbook
+                        .steps_checks()
+                        .map(|(_, c)| c.id.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            );
         }
     }
-    if v.problems.is_empty() { Ok(scenario) } else { Err(v.problems) }
+    if v.problems.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(v.problems)
+    }
 }
 
 struct Validator<'a> {
@@ -110,15 +154,33 @@ struct Scope<'s> {
 const THRESHOLD_LOCALS: &[&str] = &["value", "labels"];
 const WAIT_LOCALS: &[&str] = &["value"];
 const NO_LOCALS: &[&str] = &[];
-const GLOBALS: &[&str] = &["params", "endpoints", "checks", "incident", "range", "dict", "namespace"];
+const GLOBALS: &[&str] = &[
+    "params",
+    "endpoints",
+    "checks",
+    "incident",
+    "range",
+    "dict",
+    "namespace",
+];
 
 impl<'a> Validator<'a> {
     fn new(source: &'a Source) -> Self {
-        Validator { source, lines: source.text.lines().collect(), problems: Vec::new() }
+        Validator {
+            source,
+            lines: source.text.lines().collect(),
+            problems: Vec::new(),
+        }
     }
 
     fn problem_at(&mut self, line: u64, column: u64, message: String, hint: Option<String>) {
-        self.problems.push(Problem { file: self.source.name.clone(), line, column, message, hint });
+        self.problems.push(Problem {
+            file: self.source.name.clone(),
+            line,
+            column,
+            message,
+            hint,
+        });
     }
 
     fn problem<T>(&mut self, at: &S<T>, message: String, hint: Option<String>) {
@@ -129,7 +191,10 @@ impl<'a> Validator<'a> {
     fn inside(&self, at: &Location, line_in_text: usize, offset: usize) -> (u64, u64) {
         let line = at.line() as usize;
         let col = at.column() as usize;
-        let first = self.lines.get(line.saturating_sub(1)).and_then(|l| l.chars().nth(col.saturating_sub(1)));
+        let first = self
+            .lines
+            .get(line.saturating_sub(1))
+            .and_then(|l| l.chars().nth(col.saturating_sub(1)));
         if line_in_text > 1 || matches!(first, Some('|') | Some('>')) {
             return (at.line(), at.column());
         }
@@ -139,7 +204,11 @@ impl<'a> Validator<'a> {
 
     fn duration(&mut self, at: &S<String>, what: &str) {
         if let Err(err) = parse_duration(&at.value) {
-            self.problem(at, format!("{what}: {err}"), Some("write a duration such as 30s, 15m, 1h or 1h30m".into()));
+            self.problem(
+                at,
+                format!("{what}: {err}"),
+                Some("write a duration such as 30s, 15m, 1h or 1h30m".into()),
+            );
         }
     }
 
@@ -149,7 +218,9 @@ impl<'a> Validator<'a> {
             Err(err) => {
                 let (line, col) = self.inside(&at.referenced, err.line, err.offset);
                 let hint = match kind {
-                    Kind::Expression => "conditions are MiniJinja expressions, e.g. `checks.error_rate.value > params.budget_pct`",
+                    Kind::Expression => {
+                        "conditions are MiniJinja expressions, e.g. `checks.error_rate.value > params.budget_pct`"
+                    }
                     Kind::Template => "templates are MiniJinja, e.g. `{{ params.namespace }}`",
                 };
                 self.problem_at(line, col, format!("{what}: {err}"), Some(hint.into()));
@@ -191,28 +262,58 @@ impl<'a> Validator<'a> {
     fn promql(&mut self, at: &S<String>, rb: &Runbook, scope: &Scope) {
         self.names(at, Kind::Template, scope, rb, "query");
         let placeholder = placeholder_context(rb);
-        let Ok(query) = expr::render(&at.value, &placeholder) else { return };
+        let Ok(query) = expr::render(&at.value, &placeholder) else {
+            return;
+        };
         if let Err(err) = promql_parser::parser::parse(&query) {
             let message = err.lines().next().unwrap_or_default().to_string();
-            self.problem(at, format!("invalid PromQL: {message}"), Some(format!("the query as sent: {query}")));
+            self.problem(
+                at,
+                format!("invalid PromQL: {message}"),
+                Some(format!("the query as sent: {query}")),
+            );
         }
     }
 
     fn check_id(&mut self, at: &S<String>, what: &str, seen: &mut BTreeMap<String, u64>) {
         let id = &at.value;
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            self.problem(at, format!("{what} id '{id}' may only use letters, digits, '-' and '_'"), None);
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.problem(
+                at,
+                format!("{what} id '{id}' may only use letters, digits, '-' and '_'"),
+                None,
+            );
         } else if (what == "check" || what == "action") && id.contains('-') {
-            self.problem(at, format!("{what} id '{id}' is used in expressions as checks.{id}: use '_' instead of '-'"), Some(format!("rename it to '{}'", id.replace('-', "_"))));
+            self.problem(
+                at,
+                format!(
+                    "{what} id '{id}' is used in expressions as checks.{id}: use '_' instead of '-'"
+                ),
+                Some(format!("rename it to '{}'", id.replace('-', "_"))),
+            );
         }
         if let Some(line) = seen.insert(id.clone(), at.referenced.line()) {
-            self.problem(at, format!("duplicate {what} id '{id}'"), Some(format!("'{id}' is already used on line {line}; ids must be unique in a runbook")));
+            self.problem(
+                at,
+                format!("duplicate {what} id '{id}'"),
+                Some(format!(
+                    "'{id}' is already used on line {line}; ids must be unique in a runbook"
+                )),
+            );
         }
     }
 }
 
 fn join_keys<V>(map: &BTreeMap<String, V>) -> String {
-    if map.is_empty() { "none".into() } else { map.keys().cloned().collect::<Vec<_>>().join(", ") }
+    if map.is_empty() {
+        "none".into()
+    } else {
+        map.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// Param and endpoint defaults, enough to render a query for syntax checking.
@@ -220,12 +321,28 @@ fn placeholder_context(rb: &Runbook) -> serde_json::Value {
     let params: serde_json::Map<_, _> = rb
         .params
         .iter()
-        .map(|(k, p)| (k.clone(), p.default.as_ref().map(ScalarValue::to_json).unwrap_or_else(|| "x".into())))
+        .map(|(k, p)| {
+            (
+                k.clone(),
+                p.default
+                    .as_ref()
+                    .map(ScalarValue::to_json)
+                    .unwrap_or_else(|| "x".into()),
+            )
+        })
         .collect();
     let endpoints: serde_json::Map<_, _> = rb
         .endpoints
         .iter()
-        .map(|(k, p)| (k.clone(), p.default.as_ref().map(ScalarValue::to_json).unwrap_or_else(|| "http://x".into())))
+        .map(|(k, p)| {
+            (
+                k.clone(),
+                p.default
+                    .as_ref()
+                    .map(ScalarValue::to_json)
+                    .unwrap_or_else(|| "http://x".into()),
+            )
+        })
         .collect();
     serde_json::json!({ "params": params, "endpoints": endpoints, "checks": {}, "incident": {} })
 }
@@ -233,13 +350,25 @@ fn placeholder_context(rb: &Runbook) -> serde_json::Value {
 fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     let mut v = Validator::new(source);
     if super::response_time(&rb.severity.value).is_none() {
-        v.problem(&rb.severity, format!("severity '{}' is not one of P0, P1, P2, P3", rb.severity.value), Some("P0 critical (15 min), P1 high (1 h), P2 medium (4 h), P3 low (24 h)".into()));
+        v.problem(
+            &rb.severity,
+            format!(
+                "severity '{}' is not one of P0, P1, P2, P3",
+                rb.severity.value
+            ),
+            Some("P0 critical (15 min), P1 high (1 h), P2 medium (4 h), P3 low (24 h)".into()),
+        );
     }
     let mut ids = BTreeMap::new();
     v.check_id(&rb.id, "runbook", &mut ids);
     for name in rb.params.keys().chain(rb.endpoints.keys()) {
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            v.problem_at(1, 1, format!("param or endpoint name '{name}' may only use letters, digits and '_'"), Some("templates read it as params.NAME".into()));
+            v.problem_at(
+                1,
+                1,
+                format!("param or endpoint name '{name}' may only use letters, digits and '_'"),
+                Some("templates read it as params.NAME".into()),
+            );
         }
     }
     for esc in &rb.escalation {
@@ -247,14 +376,27 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     }
     let all: BTreeSet<String> = rb.steps_checks().map(|(_, c)| c.id.value.clone()).collect();
     for (name, text) in &rb.messages {
-        v.names(text, Kind::Template, &Scope { checks: &all, locals: NO_LOCALS }, rb, &format!("message '{name}'"));
+        v.names(
+            text,
+            Kind::Template,
+            &Scope {
+                checks: &all,
+                locals: NO_LOCALS,
+            },
+            rb,
+            &format!("message '{name}'"),
+        );
     }
     let mut step_ids = BTreeMap::new();
     let mut check_ids = BTreeMap::new();
     let mut action_ids = BTreeMap::new();
     let mut earlier: BTreeSet<String> = BTreeSet::new();
     if rb.steps.is_empty() {
-        v.problem(&rb.id, "the runbook has no steps".into(), Some("add `steps:` with at least one check".into()));
+        v.problem(
+            &rb.id,
+            "the runbook has no steps".into(),
+            Some("add `steps:` with at least one check".into()),
+        );
     }
     for step in &rb.steps {
         v.check_id(&step.id, "step", &mut step_ids);
@@ -263,8 +405,14 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
             v.check_id(&check.id, "check", &mut check_ids);
             earlier.insert(check.id.value.clone());
         }
-        let scope_before = Scope { checks: &before, locals: NO_LOCALS };
-        let scope_here = Scope { checks: &earlier, locals: NO_LOCALS };
+        let scope_before = Scope {
+            checks: &before,
+            locals: NO_LOCALS,
+        };
+        let scope_here = Scope {
+            checks: &earlier,
+            locals: NO_LOCALS,
+        };
         if let Some(when) = &step.when {
             v.names(when, Kind::Expression, &scope_here, rb, "`when`");
         }
@@ -277,9 +425,28 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
         }
         if let Some(wait) = &step.wait {
             if !earlier.contains(&wait.check.value) {
-                v.problem(&wait.check, format!("wait polls check '{}', which is not defined in this or an earlier step", wait.check.value), Some(format!("checks defined so far: {}", earlier.iter().cloned().collect::<Vec<_>>().join(", "))));
+                v.problem(
+                    &wait.check,
+                    format!(
+                        "wait polls check '{}', which is not defined in this or an earlier step",
+                        wait.check.value
+                    ),
+                    Some(format!(
+                        "checks defined so far: {}",
+                        earlier.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )),
+                );
             }
-            v.names(&wait.until, Kind::Expression, &Scope { checks: &earlier, locals: WAIT_LOCALS }, rb, "wait `until`");
+            v.names(
+                &wait.until,
+                Kind::Expression,
+                &Scope {
+                    checks: &earlier,
+                    locals: WAIT_LOCALS,
+                },
+                rb,
+                "wait `until`",
+            );
             v.duration(&wait.timeout, "wait `timeout`");
             if let Some(every) = &wait.every {
                 v.duration(every, "wait `every`");
@@ -287,24 +454,55 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
         }
         for name in &step.messages {
             if !rb.messages.contains_key(&name.value) {
-                v.problem(name, format!("step names message '{}', which is not under `messages:`", name.value), Some(format!("messages: {}", join_keys(&rb.messages))));
+                v.problem(
+                    name,
+                    format!(
+                        "step names message '{}', which is not under `messages:`",
+                        name.value
+                    ),
+                    Some(format!("messages: {}", join_keys(&rb.messages))),
+                );
             }
         }
-        if step.checks.is_empty() && step.actions.is_empty() && step.wait.is_none() && step.messages.is_empty() && step.guidance.is_none() {
-            v.problem(&step.id, format!("step '{}' does nothing", step.id.value), Some("give it checks, actions, a wait, messages or guidance".into()));
+        if step.checks.is_empty()
+            && step.actions.is_empty()
+            && step.wait.is_none()
+            && step.messages.is_empty()
+            && step.guidance.is_none()
+        {
+            v.problem(
+                &step.id,
+                format!("step '{}' does nothing", step.id.value),
+                Some("give it checks, actions, a wait, messages or guidance".into()),
+            );
         }
     }
     v.problems
 }
 
 fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope) {
-    let backends = [check.prometheus.is_some(), check.http.is_some(), check.shell.is_some()];
+    let backends = [
+        check.prometheus.is_some(),
+        check.http.is_some(),
+        check.shell.is_some(),
+    ];
     match backends.iter().filter(|b| **b).count() {
         1 => {}
-        0 => v.problem(&check.id, format!("check '{}' has no backend", check.id.value), Some("give it one of: prometheus, http, shell".into())),
-        _ => v.problem(&check.id, format!("check '{}' has more than one backend", check.id.value), Some("split it into one check per backend".into())),
+        0 => v.problem(
+            &check.id,
+            format!("check '{}' has no backend", check.id.value),
+            Some("give it one of: prometheus, http, shell".into()),
+        ),
+        _ => v.problem(
+            &check.id,
+            format!("check '{}' has more than one backend", check.id.value),
+            Some("split it into one check per backend".into()),
+        ),
     }
-    let thresholds = Scope { checks: scope.checks, locals: THRESHOLD_LOCALS };
+    let thresholds = Scope {
+        checks: scope.checks,
+        locals: THRESHOLD_LOCALS,
+    };
     for cond in [&check.fail_if, &check.warn_if].into_iter().flatten() {
         v.names(cond, Kind::Expression, &thresholds, rb, "threshold");
     }
@@ -322,7 +520,14 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
         if let Some(method) = &http.method
             && !matches!(method.value.as_str(), "GET" | "HEAD")
         {
-            v.problem(method, format!("a check only reads: method '{}' is not allowed", method.value), Some("use GET or HEAD; put POST, PUT, PATCH and DELETE under `actions:`".into()));
+            v.problem(
+                method,
+                format!(
+                    "a check only reads: method '{}' is not allowed",
+                    method.value
+                ),
+                Some("use GET or HEAD; put POST, PUT, PATCH and DELETE under `actions:`".into()),
+            );
         }
     }
     if let Some(shell) = &check.shell {
@@ -330,8 +535,17 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
         if let Some(pattern) = &shell.matches
             && let Err(err) = regex::Regex::new(&pattern.value)
         {
-            let first = err.to_string().lines().last().unwrap_or_default().to_string();
-            v.problem(pattern, format!("invalid regular expression: {first}"), None);
+            let first = err
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string();
+            v.problem(
+                pattern,
+                format!("invalid regular expression: {first}"),
+                None,
+            );
         }
     }
 }
@@ -339,8 +553,16 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
 fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Scope) {
     match (action.http.is_some(), action.shell.is_some()) {
         (true, false) | (false, true) => {}
-        (false, false) => v.problem(&action.id, format!("action '{}' has no backend", action.id.value), Some("give it one of: http, shell".into())),
-        (true, true) => v.problem(&action.id, format!("action '{}' has more than one backend", action.id.value), Some("split it into two actions".into())),
+        (false, false) => v.problem(
+            &action.id,
+            format!("action '{}' has no backend", action.id.value),
+            Some("give it one of: http, shell".into()),
+        ),
+        (true, true) => v.problem(
+            &action.id,
+            format!("action '{}' has more than one backend", action.id.value),
+            Some("split it into two actions".into()),
+        ),
     }
     if let Some(when) = &action.when {
         v.names(when, Kind::Expression, scope, rb, "`when`");
@@ -353,14 +575,28 @@ fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Sco
         for header in http.headers.values() {
             v.names(header, Kind::Template, scope, rb, "header");
         }
-        if !matches!(http.method.value.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
-            v.problem(&http.method, format!("an action changes something: method '{}' is not allowed", http.method.value), Some("use POST, PUT, PATCH or DELETE; reads belong under `checks:`".into()));
+        if !matches!(
+            http.method.value.as_str(),
+            "POST" | "PUT" | "PATCH" | "DELETE"
+        ) {
+            v.problem(
+                &http.method,
+                format!(
+                    "an action changes something: method '{}' is not allowed",
+                    http.method.value
+                ),
+                Some("use POST, PUT, PATCH or DELETE; reads belong under `checks:`".into()),
+            );
         }
     }
     if let Some(shell) = &action.shell {
         v.names(&shell.command, Kind::Template, scope, rb, "command");
         if shell.matches.is_some() || shell.keep.is_some() {
-            v.problem(&shell.command, "`matches` and `keep` only apply to checks".into(), None);
+            v.problem(
+                &shell.command,
+                "`matches` and `keep` only apply to checks".into(),
+                None,
+            );
         }
     }
 }

@@ -12,7 +12,10 @@ pub struct Collector {
 
 impl Sink for Collector {
     fn emit(&mut self, event: &Event) {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event.clone());
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
     }
 }
 
@@ -40,7 +43,16 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
     for event in events {
         doc["incident"] = json!(event.incident);
         match &event.kind {
-            EventKind::IncidentOpened { runbook, title, severity, mode, params, scenario, escalation, .. } => {
+            EventKind::IncidentOpened {
+                runbook,
+                title,
+                severity,
+                mode,
+                params,
+                scenario,
+                escalation,
+                ..
+            } => {
                 doc["runbook"] = json!(runbook);
                 doc["title"] = json!(title);
                 doc["severity"] = json!(severity);
@@ -60,33 +72,65 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
             }
             EventKind::CheckFinished { step, observation } => {
                 let s = step_entry(&mut steps, step);
-                s["checks"].as_array_mut().expect("array").push(json!(observation));
+                s["checks"]
+                    .as_array_mut()
+                    .expect("array")
+                    .push(json!(observation));
             }
-            EventKind::ActionNotOffered { step, action, reason } => {
+            EventKind::ActionNotOffered {
+                step,
+                action,
+                reason,
+            } => {
                 let a = action_entry(step_entry(&mut steps, step), action);
                 a["decision"] = json!("not_offered");
                 a["reason"] = json!(reason);
             }
-            EventKind::ActionPlanned { step, action, title, plan } => {
+            EventKind::ActionPlanned {
+                step,
+                action,
+                title,
+                plan,
+            } => {
                 let a = action_entry(step_entry(&mut steps, step), action);
                 a["title"] = json!(title);
                 a["plan"] = json!(plan);
             }
-            EventKind::ActionDecided { step, action, decision, by } => {
+            EventKind::ActionDecided {
+                step,
+                action,
+                decision,
+                by,
+            } => {
                 let a = action_entry(step_entry(&mut steps, step), action);
                 a["decision"] = json!(decision);
                 a["by"] = json!(by);
             }
-            EventKind::ActionFinished { step, action, ok, detail, millis } => {
+            EventKind::ActionFinished {
+                step,
+                action,
+                ok,
+                detail,
+                millis,
+            } => {
                 let a = action_entry(step_entry(&mut steps, step), action);
                 a["result"] = json!({ "ok": ok, "detail": detail, "millis": millis });
             }
-            EventKind::WaitFinished { step, check, outcome, elapsed_ms, value } => {
+            EventKind::WaitFinished {
+                step,
+                check,
+                outcome,
+                elapsed_ms,
+                value,
+            } => {
                 step_entry(&mut steps, step)["wait"] = json!({ "check": check, "outcome": outcome, "elapsed_ms": elapsed_ms, "value": value });
             }
             EventKind::Message { step, name, text } => {
                 let s = step_entry(&mut steps, step);
-                s["messages"].as_array_mut().expect("array").push(json!({ "name": name, "text": text }));
+                s["messages"]
+                    .as_array_mut()
+                    .expect("array")
+                    .push(json!({ "name": name, "text": text }));
             }
             EventKind::RunFinished { exit_code, outcome } => {
                 doc["exit_code"] = json!(exit_code);

@@ -28,5 +28,7 @@ pub fn stderr_is_terminal() -> bool {
 
 /// Local clock time of a timestamp, `03:16`.
 pub fn clock(ts: &jiff::Timestamp) -> String {
-    ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%H:%M").to_string()
+    ts.to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%H:%M")
+        .to_string()
 }

@@ -27,8 +27,18 @@ pub struct TerminalView {
 }
 
 impl TerminalView {
-    pub fn new(out: Box<dyn Write + Send>, color: bool, show_progress: bool, timeline: Option<PathBuf>, step_count: usize) -> Self {
-        let target = if show_progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    pub fn new(
+        out: Box<dyn Write + Send>,
+        color: bool,
+        show_progress: bool,
+        timeline: Option<PathBuf>,
+        step_count: usize,
+    ) -> Self {
+        let target = if show_progress {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
         TerminalView {
             out,
             color,
@@ -46,7 +56,11 @@ impl TerminalView {
     }
 
     fn paint(&self, text: &str, code: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     fn verdict(&self, v: Verdict) -> String {
@@ -72,14 +86,20 @@ impl TerminalView {
 
     fn table(&mut self) {
         let mut table = Table::new();
-        table.load_preset(presets::UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
+        table
+            .load_preset(presets::UTF8_BORDERS_ONLY)
+            .set_content_arrangement(ContentArrangement::Dynamic);
         table.set_header(vec!["check", "verdict", "value", "time", "note"]);
         let mut observations = std::mem::take(&mut self.finished);
         // Keep the runbook's order of checks, not the order they happened to finish in.
         let order: Vec<String> = self.unit_of.keys().cloned().collect();
         observations.sort_by_key(|o| order.iter().position(|id| *id == o.check));
         for o in &observations {
-            let note = o.reason.clone().or_else(|| o.text.clone()).unwrap_or_default();
+            let note = o
+                .reason
+                .clone()
+                .or_else(|| o.text.clone())
+                .unwrap_or_default();
             table.add_row(vec![
                 Cell::new(&o.title),
                 Cell::new(self.verdict(o.verdict)),
@@ -94,8 +114,17 @@ impl TerminalView {
                         .columns
                         .iter()
                         .zip(row)
-                        .filter(|(c, _)| Some(rows.columns.iter().position(|x| x == *c).unwrap_or(0)) != value_col)
-                        .map(|(c, v)| if c == "line" { display(v) } else { format!("{c}={}", display(v)) })
+                        .filter(|(c, _)| {
+                            Some(rows.columns.iter().position(|x| x == *c).unwrap_or(0))
+                                != value_col
+                        })
+                        .map(|(c, v)| {
+                            if c == "line" {
+                                display(v)
+                            } else {
+                                format!("{c}={}", display(v))
+                            }
+                        })
                         .collect();
                     let value = value_col.map(|i| display(&row[i])).unwrap_or_default();
                     let value = match (&o.unit, value.is_empty()) {
@@ -103,10 +132,19 @@ impl TerminalView {
                         (Some(u), false) => format!("{value} {u}"),
                         _ => value,
                     };
-                    table.add_row(vec![Cell::new(format!("  └ {}", labels.join(" "))), Cell::new(""), Cell::new(value), Cell::new(""), Cell::new("")]);
+                    table.add_row(vec![
+                        Cell::new(format!("  └ {}", labels.join(" "))),
+                        Cell::new(""),
+                        Cell::new(value),
+                        Cell::new(""),
+                        Cell::new(""),
+                    ]);
                 }
                 if rows.rows.len() > 20 {
-                    table.add_row(vec![Cell::new(format!("  … {} more rows", rows.rows.len() - 20))]);
+                    table.add_row(vec![Cell::new(format!(
+                        "  … {} more rows",
+                        rows.rows.len() - 20
+                    ))]);
                 }
             }
         }
@@ -123,7 +161,13 @@ impl TerminalView {
         }
         let found = [Verdict::Ok, Verdict::Warn, Verdict::Fail, Verdict::Error]
             .iter()
-            .map(|v| format!("{} {}", counts.get(v).copied().unwrap_or(0), self.verdict(*v)))
+            .map(|v| {
+                format!(
+                    "{} {}",
+                    counts.get(v).copied().unwrap_or(0),
+                    self.verdict(*v)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         self.line(String::new());
@@ -133,7 +177,14 @@ impl TerminalView {
             .latest
             .values()
             .filter(|o| o.verdict >= Verdict::Fail)
-            .map(|o| format!("{} [{}] {}", o.title, o.verdict.as_str(), o.reason.clone().unwrap_or_default()))
+            .map(|o| {
+                format!(
+                    "{} [{}] {}",
+                    o.title,
+                    o.verdict.as_str(),
+                    o.reason.clone().unwrap_or_default()
+                )
+            })
             .collect();
         for b in bad {
             self.line(format!("            {b}"));
@@ -143,7 +194,10 @@ impl TerminalView {
         } else {
             let actions = self.actions.clone();
             for (i, a) in actions.iter().enumerate() {
-                self.line(format!("  {}{a}", if i == 0 { "done:     " } else { "          " }));
+                self.line(format!(
+                    "  {}{a}",
+                    if i == 0 { "done:     " } else { "          " }
+                ));
             }
         }
         if let Some(path) = self.timeline.clone() {
@@ -153,7 +207,9 @@ impl TerminalView {
 
     fn spinner(&self, message: String) -> ProgressBar {
         let bar = self.progress.add(ProgressBar::new_spinner());
-        bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("static template"));
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("static template"),
+        );
         bar.set_message(message);
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
@@ -173,24 +229,60 @@ impl TerminalView {
 impl Sink for TerminalView {
     fn emit(&mut self, event: &Event) {
         match &event.kind {
-            EventKind::IncidentOpened { runbook, title, severity, response_time, mode, origin, escalation, scenario, user, .. } => {
+            EventKind::IncidentOpened {
+                runbook,
+                title,
+                severity,
+                response_time,
+                mode,
+                origin,
+                escalation,
+                scenario,
+                user,
+                ..
+            } => {
                 let mode = match mode {
                     Mode::Live => String::new(),
                     Mode::DryRun => self.paint("  [dry-run: nothing will be sent]", "36;1"),
-                    Mode::Drill => self.paint(&format!("  [drill: {}]", scenario.clone().unwrap_or_default()), "36;1"),
+                    Mode::Drill => self.paint(
+                        &format!("  [drill: {}]", scenario.clone().unwrap_or_default()),
+                        "36;1",
+                    ),
                 };
-                let respond = response_time.as_ref().map(|r| format!(" (respond within {r})")).unwrap_or_default();
-                self.line(format!("{} {}{respond}{mode}", self.paint(&format!("INCIDENT {}", event.incident), "1"), self.paint(severity, "31;1")));
+                let respond = response_time
+                    .as_ref()
+                    .map(|r| format!(" (respond within {r})"))
+                    .unwrap_or_default();
+                self.line(format!(
+                    "{} {}{respond}{mode}",
+                    self.paint(&format!("INCIDENT {}", event.incident), "1"),
+                    self.paint(severity, "31;1")
+                ));
                 self.line(format!("  {title}"));
-                self.line(format!("  runbook {runbook} ({origin}) · opened {} by {user}", clock(&event.ts)));
+                self.line(format!(
+                    "  runbook {runbook} ({origin}) · opened {} by {user}",
+                    clock(&event.ts)
+                ));
                 for (i, d) in escalation.iter().enumerate() {
-                    self.line(format!("  {}{}  {}", if i == 0 { "escalate: " } else { "          " }, clock(&d.at), d.to));
+                    self.line(format!(
+                        "  {}{}  {}",
+                        if i == 0 { "escalate: " } else { "          " },
+                        clock(&d.at),
+                        d.to
+                    ));
                 }
             }
-            EventKind::StepStarted { title, guidance, step } => {
+            EventKind::StepStarted {
+                title,
+                guidance,
+                step,
+            } => {
                 self.step_index += 1;
                 self.line(String::new());
-                self.line(self.paint(&format!("── {}/{} {title}", self.step_index, self.step_count), "1"));
+                self.line(self.paint(
+                    &format!("── {}/{} {title}", self.step_index, self.step_count),
+                    "1",
+                ));
                 let _ = step;
                 if let Some(guidance) = guidance {
                     for l in guidance.trim().lines() {
@@ -217,7 +309,10 @@ impl Sink for TerminalView {
                 }
             }
             EventKind::ActionNotOffered { action, reason, .. } => {
-                self.line(format!("   {} action {action}: {reason}", self.verdict(Verdict::Skipped)));
+                self.line(format!(
+                    "   {} action {action}: {reason}",
+                    self.verdict(Verdict::Skipped)
+                ));
             }
             EventKind::ActionPlanned { title, plan, .. } => {
                 self.line(format!("   {} {title}", self.paint("action", "1")));
@@ -231,7 +326,12 @@ impl Sink for TerminalView {
                     self.line(format!("     {change}"));
                 }
             }
-            EventKind::ActionDecided { action, decision, by, .. } => {
+            EventKind::ActionDecided {
+                action,
+                decision,
+                by,
+                ..
+            } => {
                 let words = match decision {
                     DecisionKind::Approved => format!("approved ({by})"),
                     DecisionKind::Skipped => "skipped".into(),
@@ -246,24 +346,60 @@ impl Sink for TerminalView {
                 }
             }
             EventKind::ActionStarted { .. } => {}
-            EventKind::ActionFinished { action, ok, detail, millis, .. } => {
-                let status = if *ok { self.paint("done", "32") } else { self.paint("failed", "31;1") };
+            EventKind::ActionFinished {
+                action,
+                ok,
+                detail,
+                millis,
+                ..
+            } => {
+                let status = if *ok {
+                    self.paint("done", "32")
+                } else {
+                    self.paint("failed", "31;1")
+                };
                 self.line(format!("     {status}: {detail} ({millis} ms)"));
-                self.actions.push(format!("{action}: {} — {detail}", if *ok { "applied" } else { "failed" }));
+                self.actions.push(format!(
+                    "{action}: {} — {detail}",
+                    if *ok { "applied" } else { "failed" }
+                ));
             }
-            EventKind::WaitStarted { check, until, timeout_ms, .. } => {
-                let bar = self.spinner(format!("waiting for {check}: {until} (up to {}) — Ctrl-C stops waiting", crate::backends::humanize(Duration::from_millis(*timeout_ms))));
+            EventKind::WaitStarted {
+                check,
+                until,
+                timeout_ms,
+                ..
+            } => {
+                let bar = self.spinner(format!(
+                    "waiting for {check}: {until} (up to {}) — Ctrl-C stops waiting",
+                    crate::backends::humanize(Duration::from_millis(*timeout_ms))
+                ));
                 self.wait_bar = Some(bar);
             }
             EventKind::WaitPoll { observation, .. } => {
                 if let Some(bar) = &self.wait_bar {
                     let base = bar.message();
-                    let base = base.split(" · last ").next().unwrap_or_default().to_string();
-                    bar.set_message(format!("{base} · last {} ({})", observation.display_value(), observation.verdict.as_str()));
+                    let base = base
+                        .split(" · last ")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    bar.set_message(format!(
+                        "{base} · last {} ({})",
+                        observation.display_value(),
+                        observation.verdict.as_str()
+                    ));
                 }
-                self.latest.insert(observation.check.clone(), observation.clone());
+                self.latest
+                    .insert(observation.check.clone(), observation.clone());
             }
-            EventKind::WaitFinished { check, outcome, elapsed_ms, value, .. } => {
+            EventKind::WaitFinished {
+                check,
+                outcome,
+                elapsed_ms,
+                value,
+                ..
+            } => {
                 if let Some(bar) = self.wait_bar.take() {
                     bar.finish_and_clear();
                 }
@@ -272,7 +408,11 @@ impl Sink for TerminalView {
                     WaitOutcome::TimedOut => self.paint("timed out", "31;1"),
                     WaitOutcome::Stopped => self.paint("stopped by the engineer", "33"),
                 };
-                self.line(format!("   wait on {check}: {words} after {} (last value {})", crate::backends::humanize(Duration::from_millis(*elapsed_ms)), display(value)));
+                self.line(format!(
+                    "   wait on {check}: {words} after {} (last value {})",
+                    crate::backends::humanize(Duration::from_millis(*elapsed_ms)),
+                    display(value)
+                ));
             }
             EventKind::Message { name, text, .. } => {
                 self.line(format!("   {} {name}:", self.paint("message", "1")));
@@ -283,7 +423,9 @@ impl Sink for TerminalView {
             EventKind::Note { text, .. } => self.line(format!("   note: {text}")),
             EventKind::Interrupted { signal } => {
                 self.clear_progress();
-                self.line(format!("\ninterrupted ({signal}); recorded in the timeline"));
+                self.line(format!(
+                    "\ninterrupted ({signal}); recorded in the timeline"
+                ));
                 if let Some(path) = self.timeline.clone() {
                     self.line(format!("  timeline: {}", path.display()));
                 }

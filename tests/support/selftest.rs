@@ -1,19 +1,12 @@
 //! Proves the test harness in `tests/support/` works: a real Prometheus with the backfilled
 //! data, and the fake HTTP servers. Cheap (about a second), and documents the harness.
 
-mod support {
-    #[path = "prometheus.rs"]
-    pub mod prometheus;
-    #[path = "servers.rs"]
-    pub mod servers;
-}
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::prometheus::{Prometheus, url_encode};
-use support::servers::{GarbageServer, RecordingServer, SlowServer};
+use super::prometheus::{Prometheus, url_encode};
+use super::servers::{GarbageServer, RecordingServer, SlowServer};
 
 /// Sends one HTTP/1.1 request and returns (status, body). `timeout` bounds every read.
 fn request(

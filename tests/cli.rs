@@ -1,0 +1,545 @@
+//! End-to-end tests of the oncall binary against real services on loopback.
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::prometheus::Prometheus;
+use support::servers::{GarbageServer, RecordingServer, SlowServer};
+use support::{Sandbox, events, fixture, observation};
+
+/// The error-budget runbook against a real Prometheus and a recording gateway.
+fn error_budget_args<'a>(prom: &'a str, api: &'a str, extra: &[&'a str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "error-budget".into(),
+        "--prometheus-url".into(),
+        prom.into(),
+        "--endpoint".into(),
+        format!("api_gateway={api}"),
+        "--endpoint".into(),
+        format!("job_orchestrator={api}"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn error_budget_reports_the_error_rate_verdict_and_rows_from_prometheus() {
+    let prom = Prometheus::start();
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    // A budget of 5% keeps the 3% error rate under it, so the verification wait holds at once.
+    let args = error_budget_args(
+        &prom.url,
+        &api.url,
+        &[
+            "--yes",
+            "--output",
+            "json",
+            "-p",
+            "budget_pct=5",
+            "-p",
+            "gpu_fail_pct=99",
+        ],
+    );
+    let ran = sb.run(&strs(&args));
+    let report = ran.json();
+
+    let rate = observation(&report, "error_rate");
+    let value = rate["value"].as_f64().expect("a numeric error rate");
+    assert!((value - 3.0).abs() < 0.01, "error rate {value}");
+    assert_eq!(
+        rate["verdict"], "warn",
+        "3% is over half of a 5% budget: {rate:#}"
+    );
+    assert_eq!(rate["unit"], "%");
+
+    let by_type = observation(&report, "errors_by_type");
+    let table = &by_type["table"];
+    assert_eq!(table["columns"], serde_json::json!(["error_type", "value"]));
+    let mut rows: Vec<(String, f64)> = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_f64().unwrap()))
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, "gpu_oom");
+    assert!((rows[0].1 - 1.0 / 15.0).abs() < 1e-3, "{rows:?}");
+    assert_eq!(rows[1].0, "timeout");
+    assert!((rows[1].1 - 2.0 / 15.0).abs() < 1e-3, "{rows:?}");
+
+    let queue = observation(&report, "queue_depth");
+    assert_eq!(queue["value"].as_f64(), Some(2000.0));
+    assert_eq!(observation(&report, "api_gateway_health")["verdict"], "ok");
+    let waited = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|s| s.get("wait"))
+        .expect("the verification wait ran");
+    assert_eq!(waited["outcome"], "met");
+    // The rendered internal update carries the live value.
+    let text = report.to_string();
+    assert!(
+        text.contains("Current error rate: 3.0%") || text.contains("Current error rate: 3%"),
+        "{text}"
+    );
+    assert_eq!(ran.code, 0, "warnings only: {}", ran.stderr);
+    assert_eq!(report["exit_code"], 0);
+}
+
+#[test]
+fn failing_error_rate_offers_mitigations_and_yes_applies_them() {
+    let prom = Prometheus::start();
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    // Budget 1%: the 3% error rate fails; timeouts are 2/3 of errors; a queue limit of 1500 overflows.
+    let args = error_budget_args(
+        &prom.url,
+        &api.url,
+        &[
+            "--yes",
+            "--output",
+            "json",
+            "-p",
+            "queue_fail=1500",
+            "--max-wait",
+            "1s",
+        ],
+    );
+    let ran = sb.run(&strs(&args));
+    let report = ran.json();
+    assert_eq!(observation(&report, "error_rate")["verdict"], "fail");
+    assert_eq!(observation(&report, "queue_depth")["verdict"], "fail");
+    let posts: Vec<String> = api
+        .requests()
+        .into_iter()
+        .filter(|(m, _)| m == "POST")
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(posts, vec!["/api/jobs/clear-stuck", "/api/jobs/prioritize"]);
+    let timeline = sb.timeline();
+    let decided: Vec<&str> = events(&timeline, "action_decided")
+        .iter()
+        .map(|e| e["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decided, vec!["approved", "approved"]);
+    // Intent is on record before the result.
+    let kinds: Vec<&str> = timeline
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    let started = kinds.iter().position(|k| *k == "action_started").unwrap();
+    let finished = kinds.iter().position(|k| *k == "action_finished").unwrap();
+    assert!(started < finished);
+    let wait = events(&timeline, "wait_finished");
+    assert_eq!(wait[0]["outcome"], "timed_out");
+    assert_eq!(ran.code, 1, "a failed check exits 1: {}", ran.stderr);
+}
+
+#[test]
+fn dry_run_sends_no_mutation_to_the_server() {
+    let prom = Prometheus::start();
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let args = error_budget_args(
+        &prom.url,
+        &api.url,
+        &[
+            "--dry-run",
+            "--output",
+            "json",
+            "-p",
+            "queue_fail=1500",
+            "--max-wait",
+            "1s",
+        ],
+    );
+    let ran = sb.run(&strs(&args));
+    let report = ran.json();
+    let decisions: Vec<Value> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["actions"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(
+        decisions.len(),
+        2,
+        "both mitigations were offered: {decisions:#?}"
+    );
+    for d in &decisions {
+        assert_eq!(d["decision"], "would_send");
+        assert!(
+            d["plan"]["request"].as_str().unwrap().starts_with("POST "),
+            "{d}"
+        );
+    }
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        assert_eq!(
+            api.count_method(method),
+            0,
+            "{method} reached the server: {:?}",
+            api.requests()
+        );
+    }
+    assert!(
+        api.count_method("GET") >= 2,
+        "the health checks did run for real"
+    );
+    assert!(ran.stdout.contains("would_send"));
+}
+
+#[test]
+fn unreachable_slow_and_garbage_prometheus_give_errors_with_causes() {
+    let slow = SlowServer::start(Duration::from_secs(5), "{}", "application/json");
+    let garbage = GarbageServer::start();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let api = RecordingServer::start();
+    for (prom, cause) in [
+        (closed.as_str(), "connection refused"),
+        (slow.url.as_str(), "no answer from"),
+        (
+            garbage.url.as_str(),
+            "is not the Prometheus API (HTTP 200, text/html: <html>not prometheus</html>)",
+        ),
+    ] {
+        let sb = Sandbox::new();
+        let args = error_budget_args(
+            prom,
+            &api.url,
+            &[
+                "--yes",
+                "--output",
+                "json",
+                "--timeout",
+                "1s",
+                "--max-wait",
+                "1s",
+            ],
+        );
+        let ran = sb.run(&strs(&args));
+        let report = ran.json();
+        let rate = observation(&report, "error_rate");
+        assert_eq!(rate["verdict"], "error", "{prom}: {rate:#}");
+        assert!(
+            rate["reason"].as_str().unwrap().contains(cause),
+            "{prom}: {rate:#}"
+        );
+        assert!(
+            rate["millis"].as_u64().unwrap() < 1500,
+            "stayed within its 1s timeout: {rate:#}"
+        );
+        // The run went on: later steps ran, and the HTTP checks against the live gateway are ok.
+        assert_eq!(observation(&report, "api_gateway_health")["verdict"], "ok");
+        assert_eq!(
+            ran.code, 3,
+            "a backend could not be reached: {}",
+            ran.stderr
+        );
+    }
+}
+
+#[test]
+fn prometheus_rejecting_a_query_reports_its_own_message() {
+    let prom = Prometheus::start();
+    let sb = Sandbox::new();
+    // Valid to the parser oncall uses, refused by this server: a function Prometheus 2.42 lacks.
+    sb.write(
+        "bad-query.yaml",
+        "id: bad-query\ntitle: A query the server refuses\nseverity: P3\nsteps:\n  - id: s\n    checks:\n      - id: q\n        prometheus: 'sort_by_label(video_processing_queue_depth, \"queue\")'\n",
+    );
+    let ran = sb.run(&[
+        "run",
+        "bad-query.yaml",
+        "--prometheus-url",
+        &prom.url,
+        "--output",
+        "json",
+    ]);
+    let report = ran.json();
+    let q = observation(&report, "q");
+    assert_eq!(q["verdict"], "error");
+    assert!(
+        q["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Prometheus rejected the query (HTTP 400, bad_data)"),
+        "{q:#}"
+    );
+}
+
+#[test]
+fn no_terminal_and_no_flag_stops_before_the_first_prompt() {
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let endpoint = format!("api={}", api.url);
+    let ran = sb.run(&[
+        "run",
+        fixture("three-actions.yaml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+    ]);
+    assert_eq!(ran.code, 4, "{}", ran.stdout);
+    assert!(
+        ran.stdout
+            .contains("needs an answer, and there is no terminal"),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran.stdout.contains("--yes"));
+    assert_eq!(api.requests().len(), 0, "nothing after the stop ran");
+    let timeline = sb.timeline();
+    assert_eq!(
+        events(&timeline, "action_decided")[0]["decision"],
+        "no_terminal"
+    );
+    assert_eq!(events(&timeline, "run_finished")[0]["exit_code"], 4);
+}
+
+#[test]
+fn shell_checks_quote_params_and_kill_on_timeout_and_secrets_stay_hidden() {
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let endpoint = format!("api={}", api.url);
+    let hostile = "$(touch pwned); o'k";
+    let param = format!("name={hostile}");
+    let ran = sb.run(&[
+        "run",
+        fixture("shell-and-secrets.yaml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "-p",
+        &param,
+        "--yes",
+        "--output",
+        "json",
+    ]);
+    let report = ran.json();
+    assert!(
+        !sb.work().join("pwned").exists(),
+        "a param was executed by the shell"
+    );
+    let lines = observation(&report, "lines_with_o");
+    assert_eq!(
+        lines["value"], 3,
+        "the hostile value is one literal line with an o, then one and two: {lines:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.work().join("marker.txt")).unwrap(),
+        hostile
+    );
+    let slow = observation(&report, "slow_shell");
+    assert_eq!(slow["verdict"], "error");
+    assert!(
+        slow["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within 300ms"),
+        "{slow:#}"
+    );
+    // The real token reached the server, and neither the screen nor the timeline.
+    let sent = api.recorded();
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some("Bearer s3cr3t-token-value")
+    );
+    let timeline_text = std::fs::read_to_string(sb.incidents().pop().unwrap()).unwrap();
+    for (what, text) in [
+        ("stdout", &ran.stdout),
+        ("stderr", &ran.stderr),
+        ("timeline", &timeline_text),
+    ] {
+        assert!(
+            !text.contains("s3cr3t-token-value"),
+            "the secret reached the {what}"
+        );
+    }
+    assert!(
+        timeline_text.contains("\"token\":\"***\""),
+        "{timeline_text}"
+    );
+}
+
+#[test]
+fn url_passwords_never_reach_the_screen_or_timeline() {
+    let sb = Sandbox::new();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let prom = format!("http://admin:hunter2@127.0.0.1:{closed}");
+    sb.write("p.yaml", "id: p\ntitle: P\nseverity: P3\nsteps:\n  - id: s\n    checks:\n      - id: up\n        prometheus: up\n");
+    let ran = sb.run(&[
+        "run",
+        "p.yaml",
+        "--prometheus-url",
+        &prom,
+        "--output",
+        "json",
+    ]);
+    let timeline = std::fs::read_to_string(sb.incidents().pop().unwrap()).unwrap();
+    assert!(ran.stdout.contains("admin:***@"), "{}", ran.stdout);
+    for text in [&ran.stdout, &ran.stderr, &timeline] {
+        assert!(!text.contains("hunter2"));
+    }
+}
+
+#[test]
+fn drill_needs_no_infrastructure_and_applies_nothing() {
+    let sb = Sandbox::new();
+    let ran = sb.run(&[
+        "drill",
+        "error-budget",
+        "--scenario",
+        "queue-overflow",
+        "--output",
+        "json",
+    ]);
+    let report = ran.json();
+    assert_eq!(report["mode"], "drill");
+    assert_eq!(report["scenario"], "queue-overflow");
+    assert_eq!(observation(&report, "queue_depth")["verdict"], "fail");
+    let timeline = sb.timeline();
+    let decided = events(&timeline, "action_decided");
+    assert!(!decided.is_empty());
+    assert!(
+        decided.iter().all(|e| e["decision"] == "rehearsed"),
+        "{decided:?}"
+    );
+    assert!(
+        events(&timeline, "action_started").is_empty(),
+        "a drill never applies"
+    );
+    assert_eq!(events(&timeline, "wait_finished")[0]["outcome"], "met");
+
+    let clear = sb.run(&["drill", "error-budget", "--scenario", "all-clear"]);
+    assert_eq!(clear.code, 0, "{}", clear.stdout);
+    assert!(clear.stdout.contains("no action taken"), "{}", clear.stdout);
+    let missing = sb.run(&["drill", "error-budget", "--scenario", "nope"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing
+            .stderr
+            .contains("its scenarios: all-clear, gpu-saturation, queue-overflow"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn list_show_and_validate_the_bundled_runbooks() {
+    let sb = Sandbox::new();
+    let list = sb.run(&["list", "--output", "json"]);
+    let items = list.json();
+    let eb = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "error-budget")
+        .expect("error-budget is bundled");
+    assert_eq!(eb["severity"], "P0");
+    assert_eq!(eb["source"], "bundled");
+    let text = sb.run(&["list"]);
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.starts_with("error-budget") && l.contains("P0") && l.ends_with("bundled")),
+        "{}",
+        text.stdout
+    );
+
+    let show = sb.run(&["show", "error-budget"]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert!(
+        show.stdout.contains(
+            "POST http://api-gateway.video-processing.svc.cluster.local:8080/api/jobs/clear-stuck"
+        ),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout
+            .contains("drill scenarios: all-clear, gpu-saturation, queue-overflow")
+    );
+
+    let validate = sb.run(&["validate"]);
+    assert_eq!(validate.code, 0, "{}{}", validate.stdout, validate.stderr);
+
+    // A user runbook with the same id overrides the bundled one.
+    sb.write("runbooks/error-budget.yaml", "id: error-budget\ntitle: Ours\nseverity: P1\nsteps:\n  - id: s\n    guidance: read the dashboard\n");
+    let list = sb.run(&["list", "--output", "json"]).json();
+    let eb = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "error-budget")
+        .unwrap();
+    assert_eq!(eb["title"], "Ours");
+    assert_eq!(eb["source"], "runbooks/error-budget.yaml");
+}
+
+#[test]
+fn note_timeline_and_resolve_work_on_the_latest_open_incident() {
+    let sb = Sandbox::new();
+    let api = RecordingServer::start();
+    let endpoint = format!("api={}", api.url);
+    let ran = sb.run(&[
+        "run",
+        fixture("three-actions.yaml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--dry-run",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stdout);
+    let id = sb.incidents()[0]
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    assert!(id.ends_with("-three-actions"), "{id}");
+
+    let note = sb.run(&["note", "rolled back the config by hand"]);
+    assert_eq!(note.code, 0, "{}", note.stderr);
+    let shown = sb.run(&["timeline"]);
+    assert!(
+        shown
+            .stdout
+            .contains("note by tester: rolled back the config by hand"),
+        "{}",
+        shown.stdout
+    );
+    let json = sb.run(&["timeline", &id, "--output", "json"]).json();
+    assert_eq!(json.as_array().unwrap().last().unwrap()["event"], "note");
+
+    assert_eq!(sb.run(&["resolve", "config rolled back"]).code, 0);
+    let again = sb.run(&["note", "too late"]);
+    assert_eq!(
+        again.code, 2,
+        "a resolved incident takes no more notes by default"
+    );
+    assert!(
+        again.stderr.contains("no open incident"),
+        "{}",
+        again.stderr
+    );
+
+    let path = sb.incidents()[0].clone();
+    let mode = std::fs::metadata(&path).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        mode.permissions().mode() & 0o777,
+        0o600,
+        "only its owner may read a timeline"
+    );
+}

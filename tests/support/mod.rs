@@ -1,0 +1,214 @@
+//! The test harness: a sandbox per test (its own HOME, config, state and working folder), a
+//! builder around the built binary with a hermetic environment, and the services it needs.
+#![allow(dead_code)]
+
+pub mod prometheus;
+#[cfg(test)]
+mod selftest;
+pub mod servers;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Longest any single oncall invocation may take in a test before it counts as a hang.
+const HANG: Duration = Duration::from_secs(60);
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_oncall"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A folder removed on drop, holding `home/`, `state/` and `work/` (the working directory).
+pub struct Sandbox {
+    pub root: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "oncall-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        for sub in ["home", "state", "work", "config"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        Sandbox {
+            root,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.root.join("work")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// An extra environment variable for every command of this sandbox.
+    pub fn env(mut self, key: &str, value: &str) -> Sandbox {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.work().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The command with a hermetic environment: no inherited HOME, KUBECONFIG, DOCKER_HOST or ONCALL_*.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.root.join("home"))
+            .env("XDG_CONFIG_HOME", self.root.join("config"))
+            .env("XDG_STATE_HOME", self.root.join("home/.local/state"))
+            .env("ONCALL_STATE_DIR", self.state())
+            .env("ONCALL_USER", "tester")
+            .env("NO_COLOR", "1")
+            .env("TZ", "UTC")
+            .current_dir(self.work());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs to completion with no terminal (stdin closed); panics if it hangs.
+    pub fn run(&self, args: &[&str]) -> Ran {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the oncall binary starts");
+        let started = Instant::now();
+        let out = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                while started.elapsed() < HANG {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                false
+            });
+            waiter.join().unwrap()
+        });
+        if !out {
+            let _ = child.kill();
+            panic!("oncall {args:?} did not finish within {HANG:?}");
+        }
+        let output = child.wait_with_output().unwrap();
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The incidents in the state folder, oldest first.
+    pub fn incidents(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.state().join("incidents"))
+            .map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Every event of the only (or latest) incident, each line parsed.
+    pub fn timeline(&self) -> Vec<Value> {
+        let path = self.incidents().pop().expect("an incident was recorded");
+        read_timeline(&path)
+    }
+}
+
+pub fn read_timeline(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}:{}: not JSON ({e}): {l}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Events of one kind.
+pub fn events<'a>(timeline: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    timeline.iter().filter(|e| e["event"] == kind).collect()
+}
+
+/// The observation of a check in a run report.
+pub fn observation<'a>(report: &'a Value, check: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["checks"].as_array().unwrap())
+        .find(|c| c["check"] == check)
+        .unwrap_or_else(|| panic!("no observation of {check} in {report:#}"))
+}
+
+/// Polls until a file contains a string; for waiting on a live process's timeline.
+pub fn wait_for_file_containing(
+    path_of: impl Fn() -> Option<PathBuf>,
+    needle: &str,
+    within: Duration,
+) -> PathBuf {
+    let started = Instant::now();
+    loop {
+        if let Some(path) = path_of()
+            && std::fs::read_to_string(&path).is_ok_and(|t| t.contains(needle))
+        {
+            return path;
+        }
+        assert!(
+            started.elapsed() < within,
+            "no file contained {needle:?} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
