@@ -25,19 +25,19 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Output format for results on stdout
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text, env = "ONCALL_OUTPUT")]
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text, env = "ONCALL_OUTPUT", hide_env_values = true)]
     pub output: Output,
     /// Config file [default: <config dir>/oncall/config.yaml]
-    #[arg(long, global = true, env = "ONCALL_CONFIG", value_hint = clap::ValueHint::FilePath)]
+    #[arg(long, global = true, env = "ONCALL_CONFIG", hide_env_values = true, value_hint = clap::ValueHint::FilePath)]
     pub config: Option<PathBuf>,
     /// Where incident timelines are kept [default: <state dir>/oncall]
-    #[arg(long, global = true, env = "ONCALL_STATE_DIR", value_hint = clap::ValueHint::DirPath)]
+    #[arg(long, global = true, env = "ONCALL_STATE_DIR", hide_env_values = true, value_hint = clap::ValueHint::DirPath)]
     pub state_dir: Option<PathBuf>,
     /// Extra folders of runbooks, ':'-separated
-    #[arg(long, global = true, env = "ONCALL_RUNBOOK_PATH", value_delimiter = ':', value_hint = clap::ValueHint::DirPath)]
+    #[arg(long, global = true, env = "ONCALL_RUNBOOK_PATH", hide_env_values = true, value_delimiter = ':', value_hint = clap::ValueHint::DirPath)]
     pub runbook_path: Vec<PathBuf>,
     /// Prometheus base URL (the endpoint named `prometheus`)
-    #[arg(long, global = true, env = "ONCALL_PROMETHEUS_URL", value_hint = clap::ValueHint::Url)]
+    #[arg(long, global = true, env = "ONCALL_PROMETHEUS_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
     pub prometheus_url: Option<String>,
     /// A named endpoint, NAME=URL; repeatable (env: ','-separated)
     #[arg(
@@ -45,12 +45,13 @@ pub struct Global {
         short = 'e',
         global = true,
         env = "ONCALL_ENDPOINT",
+        hide_env_values = true,
         value_delimiter = ',',
         value_name = "NAME=URL"
     )]
     pub endpoints: Vec<String>,
     /// Colour: auto uses it on a terminal unless NO_COLOR is set or TERM=dumb
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "ONCALL_COLOR")]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "ONCALL_COLOR", hide_env_values = true)]
     pub color: ColorChoice,
 }
 
@@ -96,14 +97,14 @@ pub enum Command {
     Note {
         text: String,
         /// The incident to append to [default: the latest open one]
-        #[arg(long, env = "ONCALL_INCIDENT")]
+        #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true)]
         incident: Option<String>,
     },
     /// Mark an incident resolved (default: the latest open one)
     Resolve {
         /// What fixed it
         text: Option<String>,
-        #[arg(long, env = "ONCALL_INCIDENT")]
+        #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true)]
         incident: Option<String>,
     },
     /// Print the completion script for a shell
@@ -132,24 +133,31 @@ pub struct RunArgs {
         short = 'p',
         long = "param",
         env = "ONCALL_PARAMS",
+        hide_env_values = true,
         value_delimiter = ',',
         value_name = "KEY=VALUE"
     )]
     pub params: Vec<String>,
     /// Run every check for real and show every action as it would be sent; send none
-    #[arg(long, env = "ONCALL_DRY_RUN")]
+    #[arg(long, env = "ONCALL_DRY_RUN", hide_env_values = true)]
     pub dry_run: bool,
     /// Approve every action without asking
-    #[arg(long, short = 'y', env = "ONCALL_YES", conflicts_with = "dry_run")]
+    #[arg(
+        long,
+        short = 'y',
+        env = "ONCALL_YES",
+        hide_env_values = true,
+        conflicts_with = "dry_run"
+    )]
     pub yes: bool,
     /// Default timeout of a check
-    #[arg(long, env = "ONCALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "ONCALL_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
     /// Stop every wait after at most this long (the runbook's own timeout still applies if shorter)
-    #[arg(long, env = "ONCALL_MAX_WAIT", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "ONCALL_MAX_WAIT", hide_env_values = true, value_parser = parse_duration, value_name = "DURATION")]
     pub max_wait: Option<std::time::Duration>,
     /// Replay a drill scenario instead of reading live systems (same as `oncall drill`)
-    #[arg(long, env = "ONCALL_SCENARIO")]
+    #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true)]
     pub scenario: Option<String>,
 }
 
@@ -158,18 +166,19 @@ pub struct DrillArgs {
     #[arg(add = runbook_candidates())]
     pub runbook: String,
     /// Scenario name [default: the runbook's first]; `oncall show RUNBOOK` lists them
-    #[arg(long, env = "ONCALL_SCENARIO")]
+    #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true)]
     pub scenario: Option<String>,
     #[arg(
         short = 'p',
         long = "param",
         env = "ONCALL_PARAMS",
+        hide_env_values = true,
         value_delimiter = ',',
         value_name = "KEY=VALUE"
     )]
     pub params: Vec<String>,
     /// Rehearse without asking: record every action as it would be offered
-    #[arg(long, short = 'y', env = "ONCALL_YES")]
+    #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true)]
     pub yes: bool,
 }
 

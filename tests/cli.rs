@@ -543,3 +543,328 @@ fn note_timeline_and_resolve_work_on_the_latest_open_incident() {
         "only its owner may read a timeline"
     );
 }
+
+mod terminal {
+    //! In a real pseudo-terminal: prompts, Ctrl-C at a prompt and during a wait.
+    use super::support::{Sandbox, events, fixture};
+    use super::*;
+    use expectrl::{Eof, Session, WaitStatus};
+
+    fn spawn(sb: &Sandbox, args: &[&str]) -> Session {
+        let mut cmd = sb.command(args);
+        cmd.env("TERM", "xterm-256color");
+        let mut session = Session::spawn(cmd).expect("spawn in a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(20)));
+        session
+    }
+
+    fn exit_code(session: &mut Session) -> i32 {
+        session.expect(Eof).expect("the program ends");
+        match session.get_process().wait().unwrap() {
+            WaitStatus::Exited(_, code) => code,
+            other => panic!("ended by {other:?}"),
+        }
+    }
+
+    #[test]
+    fn approve_skip_and_abort_are_each_recorded() {
+        let api = RecordingServer::start();
+        let sb = Sandbox::new();
+        let endpoint = format!("api={}", api.url);
+        let mut s = spawn(
+            &sb,
+            &[
+                "run",
+                fixture("three-actions.yaml").to_str().unwrap(),
+                "--endpoint",
+                &endpoint,
+            ],
+        );
+        s.expect("First action? [y]es apply / [s]kip / [a]bort run:")
+            .unwrap();
+        s.send_line("y").unwrap();
+        s.expect("Second action? [y]es apply / [s]kip / [a]bort run:")
+            .unwrap();
+        s.send_line("s").unwrap();
+        s.expect("Third action? [y]es apply / [s]kip / [a]bort run:")
+            .unwrap();
+        s.send_line("a").unwrap();
+        assert_eq!(exit_code(&mut s), 4);
+        assert_eq!(
+            api.requests(),
+            vec![("POST".to_string(), "/first".to_string())]
+        );
+        let timeline = sb.timeline();
+        let decided: Vec<(&str, &str)> = events(&timeline, "action_decided")
+            .iter()
+            .map(|e| {
+                (
+                    e["action"].as_str().unwrap(),
+                    e["decision"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            decided,
+            vec![
+                ("first", "approved"),
+                ("second", "skipped"),
+                ("third", "aborted")
+            ]
+        );
+        assert_eq!(events(&timeline, "action_finished")[0]["ok"], true);
+        assert!(
+            events(&timeline, "check_finished").is_empty(),
+            "the run stopped at the abort"
+        );
+    }
+
+    #[test]
+    fn ctrl_c_at_a_prompt_aborts_with_130_and_is_recorded() {
+        let api = RecordingServer::start();
+        let sb = Sandbox::new();
+        let endpoint = format!("api={}", api.url);
+        let mut s = spawn(
+            &sb,
+            &[
+                "run",
+                fixture("three-actions.yaml").to_str().unwrap(),
+                "--endpoint",
+                &endpoint,
+            ],
+        );
+        s.expect("First action?").unwrap();
+        s.send(expectrl::ControlCode::EndOfText).unwrap();
+        assert_eq!(exit_code(&mut s), 130);
+        assert!(api.requests().is_empty());
+        let timeline = sb.timeline();
+        let last = timeline.last().unwrap();
+        assert_eq!(last["event"], "interrupted");
+        assert_eq!(last["signal"], "SIGINT");
+    }
+
+    #[test]
+    fn ctrl_c_during_a_wait_ends_the_wait_and_the_run_goes_on() {
+        let api = RecordingServer::start();
+        let sb = Sandbox::new();
+        let endpoint = format!("api={}", api.url);
+        let mut s = spawn(
+            &sb,
+            &[
+                "run",
+                fixture("waits.yaml").to_str().unwrap(),
+                "--endpoint",
+                &endpoint,
+            ],
+        );
+        s.expect("waiting for status").unwrap();
+        s.send(expectrl::ControlCode::EndOfText).unwrap();
+        s.expect("stopped by the engineer").unwrap();
+        s.expect("After the wait").unwrap();
+        assert_eq!(exit_code(&mut s), 1, "a wait that did not hold exits 1");
+        let timeline = sb.timeline();
+        assert_eq!(events(&timeline, "wait_finished")[0]["outcome"], "stopped");
+        assert_eq!(
+            events(&timeline, "check_finished").last().unwrap()["observation"]["check"],
+            "later"
+        );
+        assert!(api.requests().iter().any(|(_, p)| p == "/later"));
+    }
+}
+
+#[test]
+fn kill_9_during_a_wait_leaves_a_timeline_that_parses_to_the_last_event() {
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let endpoint = format!("api={}", api.url);
+    let mut child = sb
+        .command(&[
+            "run",
+            fixture("waits.yaml").to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+            "--yes",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Two polls on record means the process is inside the wait.
+    let path = support::wait_for_file_containing(
+        || sb.incidents().pop(),
+        "\"elapsed_ms\"",
+        Duration::from_secs(20),
+    );
+    let polled = || {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .matches("\"wait_poll\"")
+            .count()
+    };
+    let started = std::time::Instant::now();
+    while polled() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the wait did not poll twice"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with('\n'), "the last event was written whole");
+    let timeline = support::read_timeline(&path);
+    let last = timeline.last().unwrap();
+    assert!(
+        last["event"] == "wait_poll" || last["event"] == "wait_started",
+        "{last}"
+    );
+    assert!(events(&timeline, "run_finished").is_empty());
+    assert_eq!(timeline[0]["event"], "incident_opened");
+}
+
+#[test]
+fn validate_points_at_each_problem_with_a_hint() {
+    let sb = Sandbox::new();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unknown-field.yaml",
+            "id: unknown-field\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n        fial_if: value > 1\n",
+            "unknown-field.yaml:9:9: unknown field `fial_if`, expected one of id, title, unit, fail_if, warn_if, timeout, prometheus, http, shell\n  hint: did you mean `fail_if`?",
+        ),
+        (
+            "duplicate.yaml",
+            "id: duplicate\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n      - id: c\n        prometheus: up\n",
+            "duplicate.yaml:9:13: duplicate check id 'c'\n  hint: 'c' is already used on line 7; ids must be unique in a runbook",
+        ),
+        (
+            "missing-check.yaml",
+            "id: missing-check\ntitle: T\nseverity: P1\nparams:\n  limit: { default: 3 }\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n  - id: t\n    when: checks.gpu_util.value > params.limit\n    guidance: scale up\n",
+            "missing-check.yaml:12:11: `when` names check 'gpu_util', which does not exist here\n  hint: checks it can read here: c",
+        ),
+        (
+            "missing-param.yaml",
+            "id: missing-param\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n        fail_if: value > params.budget\n",
+            "missing-param.yaml:9:18: threshold names param 'budget', which the runbook does not declare",
+        ),
+        (
+            "bad-template.yaml",
+            "id: bad-template\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        http: { url: \"http://x/{{ params.x \" }\n",
+            "bad-template.yaml:8:42: url: unexpected end of input, expected end of variable block",
+        ),
+        (
+            "bad-promql.yaml",
+            "id: bad-promql\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: sum(rate(x[5m]) by (job)\n",
+            "bad-promql.yaml:8:21: invalid PromQL: unclosed left parenthesis",
+        ),
+        (
+            "bad-duration.yaml",
+            "id: bad-duration\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n        timeout: soon\n",
+            "bad-duration.yaml:9:18: check `timeout`: 'soon' is not a duration\n  hint: write a duration such as 30s, 15m, 1h or 1h30m",
+        ),
+        (
+            "bad-expression.yaml",
+            "id: bad-expression\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n        fail_if: \"value >> 3\"\n",
+            "bad-expression.yaml:9:26: threshold: unexpected `>`",
+        ),
+        (
+            "post-check.yaml",
+            "id: post-check\ntitle: T\nseverity: P5\nsteps:\n  - id: s\n    checks:\n      - id: c\n        http: { url: \"http://x/\", method: POST }\n    wait: { check: nope, until: value < 1, timeout: 5m }\n",
+            "post-check.yaml:3:11: severity 'P5' is not one of P0, P1, P2, P3",
+        ),
+        (
+            "not-yaml.yaml",
+            "id: x\ntitle: [unclosed\n",
+            "not-yaml.yaml:2:8: ",
+        ),
+        ("empty.yaml", "", "empty.yaml:"),
+    ];
+    for (name, text, expected) in cases {
+        sb.write(name, text);
+        let ran = sb.run(&["validate", name]);
+        assert_eq!(ran.code, 2, "{name}: {}{}", ran.stdout, ran.stderr);
+        assert!(
+            ran.stdout.starts_with(expected),
+            "{name}:\nexpected: {expected}\nactual:   {}",
+            ran.stdout
+        );
+        assert!(!ran.stderr.contains("panicked"), "{name}: {}", ran.stderr);
+    }
+    let post = sb.run(&["validate", "post-check.yaml"]);
+    assert!(
+        post.stdout
+            .contains("post-check.yaml:8:43: a check only reads: method 'POST' is not allowed"),
+        "{}",
+        post.stdout
+    );
+    assert!(post.stdout.contains("post-check.yaml:9:20: wait polls check 'nope', which is not defined in this or an earlier step"));
+    // `run` refuses an invalid runbook with the same words, before opening an incident.
+    let run = sb.run(&["run", "duplicate.yaml"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("duplicate.yaml:9:13: duplicate check id 'c'"),
+        "{}",
+        run.stderr
+    );
+    assert!(sb.incidents().is_empty());
+}
+
+#[test]
+fn completions_are_current_and_complete_runbook_ids() {
+    let sb = Sandbox::new();
+    for (shell, file) in [
+        ("bash", "oncall.bash"),
+        ("zsh", "_oncall"),
+        ("fish", "oncall.fish"),
+        ("elvish", "oncall.elv"),
+        ("powershell", "_oncall.ps1"),
+    ] {
+        let generated = sb.run(&["completions", shell]).stdout;
+        let committed = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("completions")
+                .join(file),
+        )
+        .unwrap();
+        assert_eq!(
+            generated, committed,
+            "completions/{file} is stale: run `just completions`"
+        );
+    }
+    // Tab after `oncall run e`: the bundled id, and a user runbook from ./runbooks.
+    sb.write(
+        "runbooks/etcd-slow.yaml",
+        "id: etcd-slow\ntitle: etcd is slow\nseverity: P2\nsteps:\n  - id: s\n    guidance: look\n",
+    );
+    for sub in ["run", "show", "drill"] {
+        let mut cmd = sb.command(&["--", "oncall", sub, "e"]);
+        cmd.env("COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", "2")
+            .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+            .env("_CLAP_IFS", "\n");
+        let out = cmd.output().unwrap();
+        let candidates: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            candidates,
+            vec!["error-budget", "etcd-slow"],
+            "after `oncall {sub} e`"
+        );
+    }
+}
+
+#[test]
+fn help_lists_commands_and_exit_codes() {
+    let sb = Sandbox::new();
+    let help = sb.run(&["--help"]);
+    assert_eq!(help.code, 0);
+    insta::assert_snapshot!("help", help.stdout);
+    let run_help = sb.run(&["run", "--help"]);
+    insta::assert_snapshot!("run_help", run_help.stdout);
+    let bad = sb.run(&["run"]);
+    assert_eq!(bad.code, 2, "bad usage exits 2");
+}

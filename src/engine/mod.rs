@@ -381,6 +381,8 @@ impl<'a, R: Reader> Engine<'a, R> {
                 tick.mul_f64(timeout.as_secs_f64() / every.as_secs_f64()),
             ),
         };
+        // Ctrl-C belongs to the wait from the moment the engineer can see it.
+        self.interrupts.waiting.store(true, Ordering::SeqCst);
         self.recorder.emit(EventKind::WaitStarted {
             step: step.into(),
             check: check.id.value.clone(),
@@ -389,7 +391,6 @@ impl<'a, R: Reader> Engine<'a, R> {
             timeout_ms: timeout.as_millis() as u64,
         });
         let started = Instant::now();
-        self.interrupts.waiting.store(true, Ordering::SeqCst);
         let outcome = loop {
             let ctx = self.ctx.to_value();
             let polled = tokio::select! {

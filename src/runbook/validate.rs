@@ -38,10 +38,10 @@ impl Problem {
         let message = message.lines().next().unwrap_or("").trim().to_string();
         let message = strip_position(&message);
         let hint = if message.contains("unknown field") {
-            Some(
-                "check the spelling; the fields a runbook may use are listed in the README"
-                    .to_string(),
-            )
+            Some(match closest_field(&message) {
+                Some(field) => format!("did you mean `{field}`?"),
+                None => "check the spelling; the README lists the fields a runbook may use".into(),
+            })
         } else if message.contains("missing field") {
             Some("add the field; `oncall show error-budget` shows a complete runbook".to_string())
         } else {
@@ -58,12 +58,49 @@ impl Problem {
 }
 
 fn strip_position(message: &str) -> String {
-    // "error: line 3 column 5: unknown field ..." → "unknown field ..."
+    // "error: line 3 column 5: unknown field … at line 3, column 5" → "unknown field …"
     let trimmed = message.trim_start_matches("error: ");
-    match trimmed.find(": ") {
-        Some(i) if trimmed[..i].starts_with("line ") => trimmed[i + 2..].to_string(),
+    let trimmed = match trimmed.find(": ") {
+        Some(i) if trimmed[..i].starts_with("line ") => &trimmed[i + 2..],
+        _ => trimmed,
+    };
+    match trimmed.rfind(" at line ") {
+        Some(i) if trimmed[i..].contains(", column ") => trimmed[..i].to_string(),
         _ => trimmed.to_string(),
     }
+}
+
+/// The expected field nearest to a misspelt one: "unknown field `fial_if`, expected one of id, fail_if".
+fn closest_field(message: &str) -> Option<String> {
+    let unknown = message.split('`').nth(1)?;
+    let expected = message
+        .split("expected one of ")
+        .nth(1)
+        .or_else(|| message.split("expected ").nth(1))?;
+    expected
+        .split(',')
+        .map(|f| f.trim().trim_matches('`'))
+        .map(|f| (edit_distance(unknown, f), f))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, f)| f.to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = here;
+        }
+    }
+    row[b.len()]
 }
 
 /// Several problems as one error for `anyhow`.

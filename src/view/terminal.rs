@@ -86,9 +86,14 @@ impl TerminalView {
 
     fn table(&mut self) {
         let mut table = Table::new();
+        // Wrap to the terminal when there is a usable one; a 0-column pty would squash every cell.
+        let arrangement = match table.width() {
+            Some(width) if width >= 60 => ContentArrangement::Dynamic,
+            _ => ContentArrangement::Disabled,
+        };
         table
             .load_preset(presets::UTF8_BORDERS_ONLY)
-            .set_content_arrangement(ContentArrangement::Dynamic);
+            .set_content_arrangement(arrangement);
         table.set_header(vec!["check", "verdict", "value", "time", "note"]);
         let mut observations = std::mem::take(&mut self.finished);
         // Keep the runbook's order of checks, not the order they happened to finish in.
