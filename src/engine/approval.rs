@@ -4,7 +4,12 @@
 use super::event::DecisionKind;
 use std::io::{BufRead, Write};
 
-/// Proof that an action was approved. It cannot be built outside this module.
+/// Proof that an action was approved. It cannot be built outside this module, so code that
+/// applies an action without asking a policy does not compile:
+///
+/// ```compile_fail,E0451
+/// let forged = oncall::engine::approval::Approval { _sealed: () };
+/// ```
 #[derive(Debug)]
 pub struct Approval {
     _sealed: (),
