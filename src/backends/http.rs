@@ -1,8 +1,9 @@
 //! HTTP: GET and HEAD as checks, POST/PUT/PATCH/DELETE as actions.
 
-use super::{describe_reqwest, render, snippet};
+use super::{describe_reqwest, snippet};
 use crate::engine::event::Plan;
 use crate::engine::observation::{Reading, Verdict};
+use crate::expr::{self, ExprError};
 use crate::redact::{MASK, is_sensitive_header};
 use crate::runbook::{HttpAction, HttpCheck};
 use reqwest::Method;
@@ -10,12 +11,38 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No answer: refused, timed out, an invalid URL (see `describe_reqwest`).
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{url} answered HTTP {status} but not JSON: {snippet}")]
+    NotJson {
+        url: String,
+        status: u16,
+        snippet: String,
+    },
+    #[error("{url} answered without the JSON field '{path}': {snippet}")]
+    MissingField {
+        url: String,
+        path: String,
+        snippet: String,
+    },
+    #[error("bad method {0}")]
+    BadMethod(String),
+    /// An action answered with a status it does not expect: "HTTP 409 <body>".
+    #[error("{0}")]
+    UnexpectedStatus(String),
+    #[error("template: {0}")]
+    Template(#[from] ExprError),
+}
+
 fn headers(
     spec: &BTreeMap<String, crate::runbook::S<String>>,
     ctx: &Value,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, ExprError> {
     spec.iter()
-        .map(|(k, v)| Ok((k.clone(), render(&v.value, ctx)?)))
+        .map(|(k, v)| Ok((k.clone(), expr::render(&v.value, ctx)?)))
         .collect()
 }
 
@@ -39,15 +66,15 @@ pub async fn check(
     spec: &HttpCheck,
     ctx: &Value,
     timeout: Duration,
-) -> Result<Reading, String> {
-    let url = render(&spec.url.value, ctx)?;
+) -> Result<Reading, Error> {
+    let url = expr::render(&spec.url.value, ctx)?;
     let method = spec
         .method
         .as_ref()
         .map(|m| m.value.as_str())
         .unwrap_or("GET");
     let method =
-        Method::from_bytes(method.as_bytes()).map_err(|_| format!("bad method {method}"))?;
+        Method::from_bytes(method.as_bytes()).map_err(|_| Error::BadMethod(method.into()))?;
     let mut request = client.request(method, &url).timeout(timeout);
     for (name, value) in headers(&spec.headers, ctx)? {
         request = request.header(name, value);
@@ -55,12 +82,12 @@ pub async fn check(
     let response = request
         .send()
         .await
-        .map_err(|e| describe_reqwest(&e, &url, timeout))?;
+        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
     let status = response.status().as_u16();
     let body = response
         .text()
         .await
-        .map_err(|e| describe_reqwest(&e, &url, timeout))?;
+        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
     let mut reading = Reading {
         value: status.into(),
         text: Some(format!("HTTP {status} {}", snippet(&body))),
@@ -76,18 +103,21 @@ pub async fn check(
         return Ok(reading);
     }
     if let Some(path) = &spec.json {
-        let json: Value = serde_json::from_str(&body).map_err(|_| {
-            format!(
-                "{url} answered HTTP {status} but not JSON: {}",
-                snippet(&body)
-            )
-        })?;
-        reading.value = field(&json, path).cloned().ok_or_else(|| {
-            format!(
-                "{url} answered without the JSON field '{path}': {}",
-                snippet(&body)
-            )
-        })?;
+        let Ok(json) = serde_json::from_str::<Value>(&body) else {
+            return Err(Error::NotJson {
+                url,
+                status,
+                snippet: snippet(&body),
+            });
+        };
+        let Some(value) = field(&json, path) else {
+            return Err(Error::MissingField {
+                url,
+                path: path.clone(),
+                snippet: snippet(&body),
+            });
+        };
+        reading.value = value.clone();
     }
     Ok(reading)
 }
@@ -101,16 +131,16 @@ pub struct Request {
     expect: Vec<u16>,
 }
 
-pub fn prepare(spec: &HttpAction, ctx: &Value) -> Result<Request, String> {
+pub fn prepare(spec: &HttpAction, ctx: &Value) -> Result<Request, Error> {
     let method = Method::from_bytes(spec.method.value.as_bytes())
-        .map_err(|_| format!("bad method {}", spec.method.value))?;
+        .map_err(|_| Error::BadMethod(spec.method.value.clone()))?;
     let body = match &spec.body {
         Some(body) => Some(render_json(body, ctx)?),
         None => None,
     };
     Ok(Request {
         method,
-        url: render(&spec.url.value, ctx)?,
+        url: expr::render(&spec.url.value, ctx)?,
         body,
         headers: headers(&spec.headers, ctx)?,
         expect: spec.expect_status.clone(),
@@ -118,9 +148,9 @@ pub fn prepare(spec: &HttpAction, ctx: &Value) -> Result<Request, String> {
 }
 
 /// Renders templates inside every string of a JSON body.
-fn render_json(value: &Value, ctx: &Value) -> Result<Value, String> {
+fn render_json(value: &Value, ctx: &Value) -> Result<Value, ExprError> {
     Ok(match value {
-        Value::String(s) => Value::String(render(s, ctx)?),
+        Value::String(s) => Value::String(expr::render(s, ctx)?),
         Value::Array(items) => Value::Array(
             items
                 .iter()
@@ -130,7 +160,7 @@ fn render_json(value: &Value, ctx: &Value) -> Result<Value, String> {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| Ok((k.clone(), render_json(v, ctx)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, ExprError>>()?,
         ),
         other => other.clone(),
     })
@@ -155,11 +185,7 @@ impl Request {
         }
     }
 
-    pub async fn send(
-        &self,
-        client: &reqwest::Client,
-        timeout: Duration,
-    ) -> Result<String, String> {
+    pub async fn send(&self, client: &reqwest::Client, timeout: Duration) -> Result<String, Error> {
         let mut request = client
             .request(self.method.clone(), &self.url)
             .timeout(timeout);
@@ -172,7 +198,7 @@ impl Request {
         let response = request
             .send()
             .await
-            .map_err(|e| describe_reqwest(&e, &self.url, timeout))?;
+            .map_err(|e| Error::Unreachable(describe_reqwest(&e, &self.url, timeout)))?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
         let detail = format!("HTTP {status} {}", snippet(&body))
@@ -181,7 +207,7 @@ impl Request {
         if expected(status, &self.expect) {
             Ok(detail)
         } else {
-            Err(detail)
+            Err(Error::UnexpectedStatus(detail))
         }
     }
 }

@@ -15,15 +15,34 @@ use serde_json::Value;
 use std::future::Future;
 use std::time::Duration;
 
+/// Why a check could not be read or an action could not be prepared or applied. Its text is the
+/// cause in words: unreachable, timed out, not the expected API.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(transparent)]
+    Prometheus(#[from] prometheus::Error),
+    #[error(transparent)]
+    Http(#[from] http::Error),
+    #[error(transparent)]
+    Shell(#[from] shell::Error),
+    #[error(transparent)]
+    Scenario(#[from] scenario::Error),
+    #[error("template: {0}")]
+    Template(#[from] expr::ExprError),
+    /// A check or an action with none of the backends set: "check" or "action".
+    #[error("the {0} has no backend")]
+    NoBackend(&'static str),
+}
+
 /// Where checks get their readings from.
 pub trait Reader {
-    /// Reads one check. `Err` is the cause in words: unreachable, timed out, not the expected API.
+    /// Reads one check.
     fn read(
         &self,
         check: &Check,
         ctx: &Value,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Reading, String>>;
+    ) -> impl Future<Output = Result<Reading, BackendError>>;
 }
 
 pub fn backend_name(check: &Check) -> &'static str {
@@ -59,23 +78,23 @@ pub fn http_client() -> reqwest::Client {
         .expect("the HTTP client has a fixed, valid configuration")
 }
 
-fn render(template: &str, ctx: &Value) -> Result<String, String> {
-    expr::render(template, ctx).map_err(|e| format!("template: {e}"))
-}
-
 impl Reader for Live {
-    async fn read(&self, check: &Check, ctx: &Value, timeout: Duration) -> Result<Reading, String> {
+    async fn read(
+        &self,
+        check: &Check,
+        ctx: &Value,
+        timeout: Duration,
+    ) -> Result<Reading, BackendError> {
         if let Some(query) = &check.prometheus {
-            let query = render(&query.value, ctx)?;
-            prometheus::query(&self.client, &self.prometheus_url, &query, timeout).await
+            let query = expr::render(&query.value, ctx)?;
+            Ok(prometheus::query(&self.client, &self.prometheus_url, &query, timeout).await?)
         } else if let Some(spec) = &check.http {
-            http::check(&self.client, spec, ctx, timeout).await
+            Ok(http::check(&self.client, spec, ctx, timeout).await?)
         } else if let Some(spec) = &check.shell {
-            let command = expr::render_shell(&spec.command.value, ctx)
-                .map_err(|e| format!("template: {e}"))?;
-            shell::check(&command, spec, timeout).await
+            let command = expr::render_shell(&spec.command.value, ctx)?;
+            Ok(shell::check(&command, spec, timeout).await?)
         } else {
-            Err("the check has no backend".into())
+            Err(BackendError::NoBackend("check"))
         }
     }
 }
@@ -91,7 +110,7 @@ enum Request {
     Shell(String),
 }
 
-pub fn prepare(action: &Action, ctx: &Value) -> Result<Prepared, String> {
+pub fn prepare(action: &Action, ctx: &Value) -> Result<Prepared, BackendError> {
     if let Some(spec) = &action.http {
         let request = http::prepare(spec, ctx)?;
         Ok(Prepared {
@@ -99,8 +118,7 @@ pub fn prepare(action: &Action, ctx: &Value) -> Result<Prepared, String> {
             request: Request::Http(request),
         })
     } else if let Some(spec) = &action.shell {
-        let command =
-            expr::render_shell(&spec.command.value, ctx).map_err(|e| format!("template: {e}"))?;
+        let command = expr::render_shell(&spec.command.value, ctx)?;
         let plan = Plan {
             backend: "shell".into(),
             request: format!("sh -c {}", expr::shell_quote(&command)),
@@ -112,7 +130,7 @@ pub fn prepare(action: &Action, ctx: &Value) -> Result<Prepared, String> {
             request: Request::Shell(command),
         })
     } else {
-        Err("the action has no backend".into())
+        Err(BackendError::NoBackend("action"))
     }
 }
 
@@ -123,15 +141,15 @@ impl Prepared {
         _approval: Approval,
         client: &reqwest::Client,
         timeout: Duration,
-    ) -> Result<String, String> {
-        match &self.request {
-            Request::Http(request) => request.send(client, timeout).await,
-            Request::Shell(command) => shell::run_action(command, timeout).await,
-        }
+    ) -> Result<String, BackendError> {
+        Ok(match &self.request {
+            Request::Http(request) => request.send(client, timeout).await?,
+            Request::Shell(command) => shell::run_action(command, timeout).await?,
+        })
     }
 }
 
-/// The cause of a failed request in words.
+/// The cause of a failed request in words; the text of each backend's `Unreachable`.
 pub fn describe_reqwest(err: &reqwest::Error, url: &str, timeout: Duration) -> String {
     let url = crate::redact::Redactor::default().text(url);
     if err.is_timeout() {

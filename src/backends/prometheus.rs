@@ -7,6 +7,32 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No answer: refused, timed out, an invalid URL (see `describe_reqwest`).
+    #[error("{0}")]
+    Unreachable(String),
+    #[error(
+        "the answer from {url} is not the Prometheus API (HTTP {status}, {content_type}: {snippet})"
+    )]
+    NotPrometheusApi {
+        url: String,
+        status: u16,
+        content_type: String,
+        snippet: String,
+    },
+    #[error("Prometheus rejected the query (HTTP {status}, {kind}): {message}")]
+    Rejected {
+        status: u16,
+        kind: String,
+        message: String,
+    },
+    #[error("the answer from {url} has no data")]
+    NoData { url: String },
+    #[error("unexpected answer from {url}: {reason}")]
+    Unexpected { url: String, reason: String },
+}
+
 #[derive(Deserialize)]
 struct Answer {
     status: String,
@@ -37,7 +63,7 @@ pub async fn query(
     base: &str,
     query: &str,
     timeout: Duration,
-) -> Result<Reading, String> {
+) -> Result<Reading, Error> {
     let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
     let response = client
         .get(&url)
@@ -45,8 +71,8 @@ pub async fn query(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| describe_reqwest(&e, &url, timeout))?;
-    let status = response.status();
+        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+    let status = response.status().as_u16();
     let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -56,27 +82,29 @@ pub async fn query(
     let body = response
         .text()
         .await
-        .map_err(|e| describe_reqwest(&e, &url, timeout))?;
-    let answer: Answer = serde_json::from_str(&body).map_err(|_| {
-        format!(
-            "the answer from {url} is not the Prometheus API (HTTP {}, {content_type}: {})",
-            status.as_u16(),
-            snippet(&body)
-        )
-    })?;
+        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+    let Ok(answer) = serde_json::from_str::<Answer>(&body) else {
+        return Err(Error::NotPrometheusApi {
+            url,
+            status,
+            content_type,
+            snippet: snippet(&body),
+        });
+    };
     if answer.status != "success" {
-        let kind = answer.error_type.unwrap_or_else(|| "error".into());
-        let message = answer.error.unwrap_or_else(|| "no message".into());
-        return Err(format!(
-            "Prometheus rejected the query (HTTP {}, {kind}): {message}",
-            status.as_u16()
-        ));
+        return Err(Error::Rejected {
+            status,
+            kind: answer.error_type.unwrap_or_else(|| "error".into()),
+            message: answer.error.unwrap_or_else(|| "no message".into()),
+        });
     }
-    let data = answer
-        .data
-        .ok_or_else(|| format!("the answer from {url} has no data"))?;
-    parse(&data.result_type, data.result).map_err(|e| format!("unexpected answer from {url}: {e}"))
+    let Some(data) = answer.data else {
+        return Err(Error::NoData { url });
+    };
+    parse(&data.result_type, data.result).map_err(|reason| Error::Unexpected { url, reason })
 }
+
+// The parsers below say what is wrong in words; `query` wraps them in `Error::Unexpected`.
 
 fn parse_sample(text: &str) -> Result<f64, String> {
     // Prometheus writes NaN, +Inf and -Inf as strings.

@@ -1,12 +1,23 @@
 //! The drill backend: readings come from a scenario file instead of live systems.
 
-use super::Reader;
+use super::{BackendError, Reader, humanize};
 use crate::engine::observation::{Reading, Table, Verdict};
 use crate::runbook::{Check, Scenario, ScenarioCheck};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the scenario has no result for check '{check}'")]
+    NoResult { check: String },
+    /// The error the scenario says the check failed with.
+    #[error("{0}")]
+    Canned(String),
+    #[error("no answer within {}", humanize(*.after))]
+    TimedOut { after: Duration },
+}
 
 pub struct ScenarioReader {
     checks: BTreeMap<String, ScenarioCheck>,
@@ -54,19 +65,19 @@ impl Reader for ScenarioReader {
         check: &Check,
         _ctx: &Value,
         timeout: Duration,
-    ) -> Result<Reading, String> {
+    ) -> Result<Reading, BackendError> {
         let id = &check.id.value;
         let Some(canned) = self.checks.get(id) else {
-            return Err(format!("the scenario has no result for check '{id}'"));
+            return Err(Error::NoResult { check: id.clone() }.into());
         };
         // A drill looks like a run: each check takes the time the scenario says it took.
         let millis = Duration::from_millis(canned.millis.unwrap_or(120));
         tokio::time::sleep(millis.min(timeout)).await;
         if millis > timeout {
-            return Err(format!("no answer within {}", super::humanize(timeout)));
+            return Err(Error::TimedOut { after: timeout }.into());
         }
         if let Some(error) = &canned.error {
-            return Err(error.clone());
+            return Err(Error::Canned(error.clone()).into());
         }
         let poll = {
             let mut polls = self.polls.lock().unwrap_or_else(|e| e.into_inner());

@@ -13,6 +13,26 @@ use tokio::process::{Child, Command};
 const DEFAULT_KEEP: usize = 10;
 const STDERR_LIMIT: u64 = 8 * 1024;
 
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot start sh: {0}")]
+    Spawn(std::io::Error),
+    #[error(transparent)]
+    Wait(std::io::Error),
+    #[error("command did not finish within {}; its process group was killed", humanize(*.after))]
+    TimedOut { after: Duration },
+    #[error(transparent)]
+    BadPattern(regex::Error),
+    /// An action that exited with a status other than 0: the status and the last line of stderr.
+    #[error("exited with {}: {stderr}", exit(*.status))]
+    Exited { status: Option<i32>, stderr: String },
+}
+
+/// "status 3", or "a signal" when there is no exit status.
+fn exit(status: Option<i32>) -> String {
+    status.map_or("a signal".to_string(), |c| format!("status {c}"))
+}
+
 struct Output {
     status: Option<i32>,
     counted: usize,
@@ -20,7 +40,7 @@ struct Output {
     stderr: String,
 }
 
-fn spawn(command: &str) -> Result<Child, String> {
+fn spawn(command: &str) -> Result<Child, Error> {
     Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -30,7 +50,7 @@ fn spawn(command: &str) -> Result<Child, String> {
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start sh: {e}"))
+        .map_err(Error::Spawn)
 }
 
 fn kill_group(pid: Option<u32>) {
@@ -47,7 +67,7 @@ async fn run(
     pattern: Option<&regex::Regex>,
     keep: usize,
     timeout: Duration,
-) -> Result<Output, String> {
+) -> Result<Output, Error> {
     let mut child = spawn(command)?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -76,8 +96,8 @@ async fn run(
             }
         };
         tokio::join!(read_stdout, read_stderr);
-        let status = child.wait().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(Output {
+        let status = child.wait().await.map_err(Error::Wait)?;
+        Ok(Output {
             status: status.code(),
             counted,
             kept,
@@ -88,17 +108,14 @@ async fn run(
         Ok(result) => result,
         Err(_) => {
             kill_group(pid);
-            Err(format!(
-                "command did not finish within {}; its process group was killed",
-                humanize(timeout)
-            ))
+            Err(Error::TimedOut { after: timeout })
         }
     }
 }
 
-pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result<Reading, String> {
+pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result<Reading, Error> {
     let pattern = match &spec.matches {
-        Some(p) => Some(regex::Regex::new(&p.value).map_err(|e| e.to_string())?),
+        Some(p) => Some(regex::Regex::new(&p.value).map_err(Error::BadPattern)?),
         None => None,
     };
     let keep = spec.keep.unwrap_or(DEFAULT_KEEP);
@@ -115,12 +132,9 @@ pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result
     };
     if out.status != Some(0) {
         let why = out.stderr.lines().last().unwrap_or("").trim();
-        let status = out
-            .status
-            .map_or("a signal".to_string(), |c| format!("status {c}"));
         reading.verdict = Some((
             Verdict::Fail,
-            format!("command exited with {status} {why}")
+            format!("command exited with {} {why}", exit(out.status))
                 .trim()
                 .to_string(),
         ));
@@ -128,18 +142,15 @@ pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result
     Ok(reading)
 }
 
-pub async fn run_action(command: &str, timeout: Duration) -> Result<String, String> {
+pub async fn run_action(command: &str, timeout: Duration) -> Result<String, Error> {
     let out = run(command, None, 5, timeout).await?;
     let tail: Vec<String> = out.kept.into_iter().collect();
     match out.status {
         Some(0) => Ok(format!("exit 0 {}", tail.join(" | ")).trim().to_string()),
-        status => {
-            let status = status.map_or("a signal".to_string(), |c| format!("status {c}"));
-            Err(format!(
-                "exited with {status}: {}",
-                out.stderr.lines().last().unwrap_or("").trim()
-            ))
-        }
+        status => Err(Error::Exited {
+            status,
+            stderr: out.stderr.lines().last().unwrap_or("").trim().to_string(),
+        }),
     }
 }
 
@@ -157,7 +168,8 @@ mod tests {
         let err = run(&cmd, None, 1, Duration::from_millis(300))
             .await
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(err.contains("did not finish within 300ms"), "{err}");
         // Wait past the grandchild's sleep: it must have been killed with the group.
         let done = run("sleep 2.5", None, 1, Duration::from_secs(5))

@@ -269,7 +269,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             }
             Ok(Err(cause)) => {
                 observation.verdict = Verdict::Error;
-                observation.reason = Some(cause);
+                observation.reason = Some(cause.to_string());
             }
             Ok(Ok(reading)) => {
                 let (verdict, reason) = judge(check, &reading, ctx);
@@ -339,7 +339,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 if !ok {
                     self.outcome.actions_failed += 1;
                 }
-                let detail = result.unwrap_or_else(|e| e);
+                let detail = result.unwrap_or_else(|e| e.to_string());
                 self.recorder.emit(EventKind::ActionFinished {
                     step: step.into(),
                     action: id,
