@@ -339,10 +339,11 @@ fn print_table(rows: &[Row]) {
             Some(false) => "MISSED",
             None => "",
         };
-        println!(
+        let line = format!(
             "{:w1$}  {:>w2$}  {:w3$}  {result}",
             r.figure, r.measured, r.target
         );
+        println!("{}", line.trim_end());
     }
     let missed = rows.iter().filter(|r| r.met == Some(false)).count();
     println!();
