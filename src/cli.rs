@@ -123,8 +123,9 @@ pub enum Shell {
     Powershell,
 }
 
+/// Which runbook, with which params: the same for `run` and `drill`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct Target {
     /// Runbook id (see `oncall list`) or path to a runbook file
     #[arg(add = runbook_candidates())]
     pub runbook: String,
@@ -138,6 +139,12 @@ pub struct RunArgs {
         value_name = "KEY=VALUE"
     )]
     pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: Target,
     /// Run every check for real and show every action as it would be sent; send none
     #[arg(long, env = "ONCALL_DRY_RUN", hide_env_values = true)]
     pub dry_run: bool,
@@ -163,20 +170,11 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    #[arg(add = runbook_candidates())]
-    pub runbook: String,
+    #[command(flatten)]
+    pub target: Target,
     /// Scenario name [default: the runbook's first]; `oncall show RUNBOOK` lists them
     #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true)]
     pub scenario: Option<String>,
-    #[arg(
-        short = 'p',
-        long = "param",
-        env = "ONCALL_PARAMS",
-        hide_env_values = true,
-        value_delimiter = ',',
-        value_name = "KEY=VALUE"
-    )]
-    pub params: Vec<String>,
     /// Rehearse without asking: record every action as it would be offered
     #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true)]
     pub yes: bool,

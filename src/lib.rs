@@ -67,8 +67,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 engine::event::Mode::Live
             };
             let request = commands::run::Request {
-                runbook: &args.runbook,
-                params: &args.params,
+                runbook: &args.target.runbook,
+                params: &args.target.params,
                 mode,
                 yes: args.yes,
                 scenario: args.scenario.as_deref(),
@@ -79,8 +79,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Drill(args) => {
             let request = commands::run::Request {
-                runbook: &args.runbook,
-                params: &args.params,
+                runbook: &args.target.runbook,
+                params: &args.target.params,
                 mode: engine::event::Mode::Drill,
                 yes: args.yes,
                 scenario: args.scenario.as_deref(),

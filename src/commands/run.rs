@@ -1,6 +1,6 @@
 //! `oncall run` and `oncall drill`: one engine, live or on a scenario.
 
-use super::{Setup, print_json};
+use super::Setup;
 use crate::backends::{Live, Reader, scenario::ScenarioReader};
 use crate::config::{Config, key_value};
 use crate::engine::approval::Policy;
@@ -233,12 +233,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
                 signal: signal.into(),
             });
             if json_out {
-                let events = collector
-                    .events
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                let _ = print_json(&view::json::report(&events, Some(&timeline_path)));
+                let _ = collector.print_report(&timeline_path);
             }
             std::process::exit(code);
         }
@@ -304,12 +299,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         }
     };
     if json_out {
-        let events = collector
-            .events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        print_json(&view::json::report(&events, Some(&timeline_path)))?;
+        collector.print_report(&timeline_path)?;
     }
     Ok(code)
 }

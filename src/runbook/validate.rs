@@ -355,33 +355,27 @@ fn join_keys<V>(map: &BTreeMap<String, V>) -> String {
 
 /// Param and endpoint defaults, enough to render a query for syntax checking.
 fn placeholder_context(rb: &Runbook) -> serde_json::Value {
-    let params: serde_json::Map<_, _> = rb
-        .params
-        .iter()
-        .map(|(k, p)| {
-            (
-                k.clone(),
-                p.default
-                    .as_ref()
-                    .map(ScalarValue::to_json)
-                    .unwrap_or_else(|| "x".into()),
-            )
-        })
-        .collect();
-    let endpoints: serde_json::Map<_, _> = rb
-        .endpoints
-        .iter()
-        .map(|(k, p)| {
-            (
-                k.clone(),
-                p.default
-                    .as_ref()
-                    .map(ScalarValue::to_json)
-                    .unwrap_or_else(|| "http://x".into()),
-            )
-        })
-        .collect();
-    serde_json::json!({ "params": params, "endpoints": endpoints, "checks": {}, "incident": {} })
+    fn defaults(
+        map: &BTreeMap<String, Param>,
+        fallback: &str,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        map.iter()
+            .map(|(k, p)| {
+                (
+                    k.clone(),
+                    p.default
+                        .as_ref()
+                        .map_or_else(|| fallback.into(), ScalarValue::to_json),
+                )
+            })
+            .collect()
+    }
+    serde_json::json!({
+        "params": defaults(&rb.params, "x"),
+        "endpoints": defaults(&rb.endpoints, "http://x"),
+        "checks": {},
+        "incident": {},
+    })
 }
 
 fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {

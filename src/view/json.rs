@@ -10,6 +10,18 @@ pub struct Collector {
     pub events: Arc<Mutex<Vec<Event>>>,
 }
 
+impl Collector {
+    /// Prints the report of the events so far on stdout.
+    pub fn print_report(&self, timeline: &std::path::Path) -> anyhow::Result<()> {
+        let events = self
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        crate::commands::print_json(&report(&events, Some(timeline)))
+    }
+}
+
 impl Sink for Collector {
     fn emit(&mut self, event: &Event) {
         self.events
