@@ -1,5 +1,6 @@
 //! The command line. Every flag has an `ONCALL_*` environment variable.
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 use std::path::PathBuf;
@@ -146,16 +147,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub target: Target,
     /// Run every check for real and show every action as it would be sent; send none
-    #[arg(long, env = "ONCALL_DRY_RUN", hide_env_values = true)]
+    #[arg(long, env = "ONCALL_DRY_RUN", hide_env_values = true, value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
     /// Approve every action without asking
-    #[arg(
-        long,
-        short = 'y',
-        env = "ONCALL_YES",
-        hide_env_values = true,
-        conflicts_with = "dry_run"
-    )]
+    #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true, value_parser = BoolishValueParser::new())]
     pub yes: bool,
     /// Default timeout of a check
     #[arg(long, env = "ONCALL_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = parse_duration)]
@@ -176,7 +171,7 @@ pub struct DrillArgs {
     #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true)]
     pub scenario: Option<String>,
     /// Rehearse without asking: record every action as it would be offered
-    #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true)]
+    #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true, value_parser = BoolishValueParser::new())]
     pub yes: bool,
 }
 

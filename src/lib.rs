@@ -59,6 +59,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Show { runbook } => commands::show::run(&setup, &runbook),
         Command::Validate { paths } => commands::validate::run(&setup, &paths),
         Command::Run(args) => {
+            if args.dry_run && args.yes {
+                anyhow::bail!(
+                    "--yes and --dry-run contradict each other: a dry run sends nothing, so there is nothing to approve"
+                );
+            }
             let mode = if args.scenario.is_some() {
                 engine::event::Mode::Drill
             } else if args.dry_run {

@@ -111,7 +111,7 @@ impl Store {
         Ok(Timeline { file, path })
     }
 
-    /// Incident ids, oldest first (ids sort by time).
+    /// Incident ids, oldest first.
     pub fn list(&self) -> Vec<String> {
         let mut ids: Vec<String> = std::fs::read_dir(&self.dir)
             .map(|it| {
@@ -125,15 +125,8 @@ impl Store {
                     .collect()
             })
             .unwrap_or_default();
-        // Sort by modification time so a resumed incident counts as recent; ties by id.
-        ids.sort_by_key(|id| {
-            (
-                std::fs::metadata(self.path(id))
-                    .and_then(|m| m.modified())
-                    .ok(),
-                id.clone(),
-            )
-        });
+        // Oldest first by when each was opened: a note added later does not make an incident newer.
+        ids.sort_by_cached_key(|id| (opened_at(&self.path(id)), id.clone()));
         ids
     }
 
@@ -211,6 +204,15 @@ impl Sink for TimelineSink {
             eprintln!("error: {err}; the run goes on without a timeline");
         }
     }
+}
+
+/// When an incident was opened: the time of its first event.
+fn opened_at(path: &Path) -> Option<jiff::Timestamp> {
+    let mut first = String::new();
+    BufReader::new(File::open(path).ok()?)
+        .read_line(&mut first)
+        .ok()?;
+    serde_json::from_str::<Event>(&first).ok().map(|e| e.ts)
 }
 
 pub fn read(path: &Path) -> Result<Vec<Event>, TimelineError> {

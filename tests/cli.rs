@@ -952,3 +952,52 @@ fn the_config_file_names_endpoints_and_sets_params_and_flags_win() {
         bad_run.stderr
     );
 }
+
+#[test]
+fn a_condition_on_a_check_with_no_value_is_not_met() {
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    // `none < 1` holds in MiniJinja: an unreachable Prometheus must not look like a low error rate.
+    sb.write(
+        "scale-down.yaml",
+        "id: scale-down\ntitle: T\nseverity: P3\nendpoints:\n  api: { default: http://127.0.0.1:9 }\nsteps:\n  - id: look\n    checks:\n      - id: rate\n        prometheus: up\n      - id: disk\n        shell: { command: \"printf 'Use%%\\\\n 87%%\\\\n'\", number: true }\n        fail_if: value > 80\n  - id: act\n    when: checks.rate.value < 1\n    actions:\n      - id: scale_down\n        http: { method: POST, url: \"{{ endpoints.api }}/scale-down\" }\n",
+    );
+    let endpoint = format!("api={}", api.url);
+    let ran = sb.run(&[
+        "run",
+        "scale-down.yaml",
+        "--prometheus-url",
+        &closed,
+        "-e",
+        &endpoint,
+        "--yes",
+        "--output",
+        "json",
+    ]);
+    let report = ran.json();
+    let act = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "act")
+        .unwrap();
+    assert_eq!(act["status"], "skipped");
+    assert!(
+        act["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("checks.rate.value has no value"),
+        "{act:#}"
+    );
+    assert_eq!(api.count_method("POST"), 0);
+    let disk = observation(&report, "disk");
+    assert_eq!(
+        (disk["value"].as_f64(), &disk["verdict"]),
+        (Some(87.0), &Value::from("fail")),
+        "{disk:#}"
+    );
+}

@@ -26,6 +26,13 @@ pub enum Error {
     /// An action that exited with a status other than 0: the status and the last line of stderr.
     #[error("exited with {}: {stderr}", exit(*.status))]
     Exited { status: Option<i32>, stderr: String },
+    #[error("expected a number on the last line of output, got '{line}'")]
+    NotANumber { line: String },
+}
+
+/// The number on a line of output: `87`, `87%`, ` 3.5 `.
+fn number_in(line: &str) -> Option<f64> {
+    line.trim().trim_end_matches('%').trim().parse().ok()
 }
 
 /// "status 3", or "a signal" when there is no exit status.
@@ -124,8 +131,15 @@ pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result
         columns: vec!["line".into()],
         rows: out.kept.iter().map(|l| vec![l.clone().into()]).collect(),
     });
+    let value = if spec.number {
+        let line = out.kept.back().cloned().unwrap_or_default();
+        let number = number_in(&line).ok_or(Error::NotANumber { line })?;
+        crate::engine::observation::number(number)
+    } else {
+        out.counted.into()
+    };
     let mut reading = Reading {
-        value: out.counted.into(),
+        value,
         table,
         text: out.kept.back().cloned(),
         verdict: None,

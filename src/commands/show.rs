@@ -2,21 +2,26 @@
 
 use super::{Setup, print_json, print_out};
 use crate::backends;
+use crate::expr;
 use crate::runbook::{self, Check};
 use serde_json::json;
 use std::fmt::Write;
 
-fn check_line(check: &Check) -> String {
+/// What a check reads, with params and endpoints filled in as they would be for a run.
+fn check_line(check: &Check, ctx: &serde_json::Value) -> String {
+    let fill = |text: &str| expr::render(text, ctx).unwrap_or_else(|_| text.to_string());
     let what = if let Some(q) = &check.prometheus {
-        format!("prometheus: {}", q.value)
+        format!("prometheus: {}", fill(&q.value))
     } else if let Some(h) = &check.http {
         format!(
             "{} {}",
             h.method.as_ref().map(|m| m.value.as_str()).unwrap_or("GET"),
-            h.url.value
+            fill(&h.url.value)
         )
     } else if let Some(s) = &check.shell {
-        format!("shell: {}", s.command.value)
+        let command =
+            expr::render_shell(&s.command.value, ctx).unwrap_or_else(|_| s.command.value.clone());
+        format!("shell: {command}")
     } else {
         String::new()
     };
@@ -123,7 +128,7 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
             }
         }
         for check in &step.checks {
-            let _ = writeln!(out, "   {}", check_line(check));
+            let _ = writeln!(out, "   {}", check_line(check, &ctx));
         }
         for action in &step.actions {
             let _ = writeln!(
@@ -152,7 +157,7 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
             let every = w.every.as_ref().map(|e| e.value.as_str()).unwrap_or("30s");
             let _ = writeln!(
                 out,
-                "   [~] wait until {} is {} (every {every}, up to {})",
+                "   [~] wait: poll {} every {every} until {} (up to {})",
                 w.check.value, w.until.value, w.timeout.value
             );
         }

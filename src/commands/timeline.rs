@@ -48,7 +48,7 @@ fn line(e: &Event) -> String {
             mode,
             user,
             ..
-        } => format!("opened {runbook} {severity} ({mode:?}) by {user}"),
+        } => format!("opened {runbook} {severity} ({}) by {user}", name(mode)),
         EventKind::StepStarted { step, title, .. } => format!("step {step}: {title}"),
         EventKind::StepSkipped { step, reason } => format!("step {step} skipped: {reason}"),
         EventKind::CheckStarted { check, .. } => format!("check {check} started"),
@@ -73,7 +73,7 @@ fn line(e: &Event) -> String {
             decision,
             by,
             ..
-        } => format!("action {action} {decision:?} by {by}").to_lowercase(),
+        } => format!("action {action} {} by {by}", name(decision)),
         EventKind::ActionStarted { action, .. } => format!("action {action} sending"),
         EventKind::ActionFinished {
             action, ok, detail, ..
@@ -93,7 +93,7 @@ fn line(e: &Event) -> String {
             if *met { " (met)" } else { "" }
         ),
         EventKind::WaitFinished { check, outcome, .. } => {
-            format!("wait on {check}: {outcome:?}").to_lowercase()
+            format!("wait on {check}: {}", name(outcome))
         }
         EventKind::Message { name, text, .. } => {
             format!("message {name}: {}", text.replace('\n', " / "))
@@ -106,4 +106,12 @@ fn line(e: &Event) -> String {
         EventKind::Resolved { text, user } => format!("resolved by {user}: {text}"),
     };
     format!("{ts}  {what}")
+}
+
+/// The name an enum has in the timeline's JSON: `would_send`, `timed_out`, `dry-run`.
+fn name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }

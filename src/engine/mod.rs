@@ -192,6 +192,13 @@ impl<'a, R: Reader> Engine<'a, R> {
 
     /// None when the condition holds; otherwise why the step or action is skipped.
     fn unmet(&self, condition: &str) -> Option<String> {
+        // MiniJinja orders none below every number, so `checks.x.value < 1` would hold for a check
+        // that errored or never ran. A condition on a value that is not there is not met.
+        if let Some(missing) = self.missing_value(condition) {
+            return Some(format!(
+                "{missing} has no value (its check errored or did not run): {condition}"
+            ));
+        }
         match expr::condition(condition, &self.ctx.to_value()) {
             Ok(true) => None,
             Ok(false) => Some(format!("condition not met: {condition}")),
@@ -199,6 +206,20 @@ impl<'a, R: Reader> Engine<'a, R> {
                 "condition could not be evaluated ({err}): {condition}"
             )),
         }
+    }
+
+    /// The first `checks.X.value` a condition reads that has no value.
+    fn missing_value(&self, condition: &str) -> Option<String> {
+        let names = expr::referenced_names(condition, expr::Kind::Expression).ok()?;
+        names.into_iter().find(|name| {
+            let mut parts = name.split('.');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("checks"), Some(id), Some("value")) => {
+                    self.ctx.checks.get(id).is_none_or(|o| o.value.is_null())
+                }
+                _ => false,
+            }
+        })
     }
 
     async fn run_checks(&mut self, step: &str, checks: &[Check]) {

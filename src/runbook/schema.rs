@@ -134,6 +134,9 @@ pub struct ShellSpec {
     /// Check only: how many output lines (or matches) to keep in the observation.
     #[serde(default)]
     pub keep: Option<usize>,
+    /// Check only: the value is the number on the last output line (or match), not the count.
+    #[serde(default)]
+    pub number: bool,
 }
 
 #[derive(Debug, Deserialize)]

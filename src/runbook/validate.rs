@@ -622,10 +622,10 @@ fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Sco
     }
     if let Some(shell) = &action.shell {
         v.names(&shell.command, Kind::Template, scope, rb, "command");
-        if shell.matches.is_some() || shell.keep.is_some() {
+        if shell.matches.is_some() || shell.keep.is_some() || shell.number {
             v.problem(
                 &shell.command,
-                "`matches` and `keep` only apply to checks".into(),
+                "`matches`, `keep` and `number` only apply to checks".into(),
                 None,
             );
         }

@@ -416,7 +416,11 @@ impl Sink for TerminalView {
                 self.line(format!(
                     "   wait on {check}: {words} after {} (last value {})",
                     crate::backends::humanize(Duration::from_millis(*elapsed_ms)),
-                    display(value)
+                    if value.is_null() {
+                        "none".to_string()
+                    } else {
+                        display(value)
+                    }
                 ));
             }
             EventKind::Message { name, text, .. } => {
