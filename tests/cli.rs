@@ -118,6 +118,17 @@ fn failing_error_rate_offers_mitigations_and_yes_applies_them() {
     let report = ran.json();
     assert_eq!(observation(&report, "error_rate")["verdict"], "fail");
     assert_eq!(observation(&report, "queue_depth")["verdict"], "fail");
+    // Thresholds apply per GPU: 97% and 93% are both over 90%.
+    let gpus = observation(&report, "gpu_utilization");
+    assert_eq!(
+        gpus["table"]["verdicts"],
+        serde_json::json!(["fail", "fail"]),
+        "{gpus:#}"
+    );
+    assert!(
+        gpus["reason"].as_str().unwrap().ends_with("(2 of 2 rows)"),
+        "{gpus:#}"
+    );
     let posts: Vec<String> = api
         .requests()
         .into_iter()

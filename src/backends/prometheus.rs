@@ -184,7 +184,7 @@ fn vector(series: Vec<Series>) -> Result<Reading, String> {
     };
     Ok(Reading {
         value,
-        table: Some(Table { columns, rows }),
+        table: Some(Table::new(columns, rows)),
         ..Reading::default()
     })
 }

@@ -56,7 +56,7 @@ fn table(rows: &[BTreeMap<String, Value>]) -> Option<Table> {
                 .collect()
         })
         .collect();
-    Some(Table { columns, rows })
+    Some(Table::new(columns, rows))
 }
 
 impl Reader for ScenarioReader {

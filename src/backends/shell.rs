@@ -127,9 +127,11 @@ pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result
     };
     let keep = spec.keep.unwrap_or(DEFAULT_KEEP);
     let out = run(command, pattern.as_ref(), keep, timeout).await?;
-    let table = (!out.kept.is_empty()).then(|| Table {
-        columns: vec!["line".into()],
-        rows: out.kept.iter().map(|l| vec![l.clone().into()]).collect(),
+    let table = (!out.kept.is_empty()).then(|| {
+        Table::new(
+            vec!["line".into()],
+            out.kept.iter().map(|l| vec![l.clone().into()]).collect(),
+        )
     });
     let value = if spec.number {
         let line = out.kept.back().cloned().unwrap_or_default();

@@ -12,7 +12,7 @@ use approval::{Decision, Policy};
 use event::{DecisionKind, EventKind, Recorder, WaitOutcome};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use observation::{Observation, Reading, Verdict, display};
+use observation::{Observation, Reading, Verdict};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -292,8 +292,8 @@ impl<'a, R: Reader> Engine<'a, R> {
                 observation.verdict = Verdict::Error;
                 observation.reason = Some(cause.to_string());
             }
-            Ok(Ok(reading)) => {
-                let (verdict, reason) = judge(check, &reading, ctx);
+            Ok(Ok(mut reading)) => {
+                let (verdict, reason) = judge(check, &mut reading, ctx);
                 observation.verdict = verdict;
                 observation.reason = reason;
                 observation.value = reading.value;
@@ -489,7 +489,7 @@ fn reads_any(condition: &str, checks: &[&str]) -> bool {
 }
 
 /// Applies `fail_if` and `warn_if`: to the value, or to each row of a vector with no single value.
-fn judge(check: &Check, reading: &Reading, ctx: &Value) -> (Verdict, Option<String>) {
+fn judge(check: &Check, reading: &mut Reading, ctx: &Value) -> (Verdict, Option<String>) {
     let (mut verdict, mut reason) = match &reading.verdict {
         Some((v, why)) => (*v, Some(why.clone())),
         None => (Verdict::Ok, None),
@@ -529,55 +529,53 @@ fn judge(check: &Check, reading: &Reading, ctx: &Value) -> (Verdict, Option<Stri
         vec![(reading.value.clone(), serde_json::Map::new())]
     };
     // Each row takes the first level whose condition holds; the check takes the worst row.
-    let mut tripped: Vec<(Verdict, String, String)> = Vec::new();
+    let rows = subjects.len();
+    let mut levels: Vec<(Verdict, String)> = Vec::with_capacity(rows);
     for (value, labels) in subjects {
         let mut local = ctx.clone();
         local["value"] = value;
-        let row = labels
-            .iter()
-            .map(|(k, v)| format!("{k}={}", display(v)))
-            .collect::<Vec<_>>()
-            .join(",");
         local["labels"] = Value::Object(labels);
-        for (level, name, condition) in [
+        let mut level = (Verdict::Ok, String::new());
+        for (candidate, name, condition) in [
             (Verdict::Fail, "fail_if", &check.fail_if),
             (Verdict::Warn, "warn_if", &check.warn_if),
         ] {
             let Some(condition) = condition else { continue };
             match expr::condition(&condition.value, &local) {
-                Ok(true) => {
-                    tripped.push((level, format!("{name} {}", condition.value), row.clone()))
-                }
+                Ok(true) => level = (candidate, format!("{name} {}", condition.value)),
                 Ok(false) => continue,
-                Err(err) => tripped.push((
-                    Verdict::Error,
-                    format!(
-                        "threshold could not be evaluated ({err}): {}",
-                        condition.value
-                    ),
-                    row.clone(),
-                )),
+                Err(err) => {
+                    level = (
+                        Verdict::Error,
+                        format!(
+                            "threshold could not be evaluated ({err}): {}",
+                            condition.value
+                        ),
+                    )
+                }
             }
             break;
         }
+        levels.push(level);
     }
-    if let Some(worst) = tripped.iter().map(|t| t.0).max()
+    if let Some(worst) = levels.iter().map(|l| l.0).max()
         && worst > verdict
     {
-        let at_worst: Vec<&(Verdict, String, String)> =
-            tripped.iter().filter(|t| t.0 == worst).collect();
-        let rows: Vec<&str> = at_worst
+        let at_worst = levels.iter().filter(|l| l.0 == worst).count();
+        let why = levels
             .iter()
-            .map(|t| t.2.as_str())
-            .filter(|r| !r.is_empty())
-            .collect();
-        let at = if rows.is_empty() {
-            String::new()
-        } else {
-            format!(" at {}", rows.join(" "))
-        };
+            .find(|l| l.0 == worst)
+            .map(|l| l.1.clone())
+            .unwrap_or_default();
         verdict = worst;
-        reason = Some(format!("{}{at}", at_worst[0].1));
+        reason = Some(if per_row {
+            format!("{why} ({at_worst} of {rows} rows)")
+        } else {
+            why
+        });
+    }
+    if per_row && let Some(table) = reading.table.as_mut() {
+        table.verdicts = levels.into_iter().map(|l| l.0).collect();
     }
     (verdict, reason)
 }

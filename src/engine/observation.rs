@@ -30,23 +30,41 @@ impl Verdict {
 pub struct Table {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
+    /// Each row's verdict, where thresholds were applied row by row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verdicts: Vec<Verdict>,
 }
 
 impl Table {
+    pub fn new(columns: Vec<String>, rows: Vec<Vec<Value>>) -> Table {
+        Table {
+            columns,
+            rows,
+            verdicts: Vec::new(),
+        }
+    }
+
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name)
     }
 
-    /// Rows as maps, the shape conditions and templates read (`checks.x.rows`).
+    /// Rows as maps, the shape conditions and templates read (`checks.x.rows`), with each
+    /// row's `verdict` where it has one.
     pub fn as_maps(&self) -> Vec<serde_json::Map<String, Value>> {
         self.rows
             .iter()
-            .map(|row| {
-                self.columns
+            .enumerate()
+            .map(|(i, row)| {
+                let mut map: serde_json::Map<String, Value> = self
+                    .columns
                     .iter()
                     .cloned()
                     .zip(row.iter().cloned())
-                    .collect()
+                    .collect();
+                if let Some(verdict) = self.verdicts.get(i) {
+                    map.insert("verdict".into(), verdict.as_str().into());
+                }
+                map
             })
             .collect()
     }
@@ -94,18 +112,25 @@ impl Observation {
         })
     }
 
-    /// The value as shown in a table: rounded number with unit, or the text.
+    /// The value as shown in a table: rounded number with unit, the text, or a row count.
     pub fn display_value(&self) -> String {
         let value = display(&self.value);
-        match (&self.unit, value.is_empty()) {
-            (_, true) => match &self.table {
-                Some(t) if !t.rows.is_empty() => format!("{} rows", t.rows.len()),
-                _ => String::new(),
-            },
-            (Some(unit), false) if unit == "%" => format!("{value}%"),
-            (Some(unit), false) => format!("{value} {unit}"),
-            (None, false) => value,
+        if !value.is_empty() {
+            return with_unit(value, &self.unit);
         }
+        match &self.table {
+            Some(t) if !t.rows.is_empty() => format!("{} rows", t.rows.len()),
+            _ => String::new(),
+        }
+    }
+}
+
+/// `3` with `%` is `3%`; with `jobs`, `3 jobs`.
+pub fn with_unit(value: String, unit: &Option<String>) -> String {
+    match unit.as_deref() {
+        Some("%") if !value.is_empty() => format!("{value}%"),
+        Some(unit) if !value.is_empty() => format!("{value} {unit}"),
+        _ => value,
     }
 }
 

@@ -3,8 +3,8 @@
 
 use super::clock;
 use crate::engine::event::{DecisionKind, Event, EventKind, Mode, Sink, WaitOutcome};
-use crate::engine::observation::{Observation, Verdict, display};
-use comfy_table::{Cell, ContentArrangement, Table, presets};
+use crate::engine::observation::{Observation, Verdict, display, with_unit};
+use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -74,6 +74,22 @@ impl TerminalView {
         self.paint(v.as_str(), code)
     }
 
+    /// A verdict in a table: coloured by the table itself, so column widths stay right.
+    fn verdict_cell(&self, v: Verdict) -> Cell {
+        let cell = Cell::new(v.as_str());
+        if !self.color {
+            return cell;
+        }
+        let color = match v {
+            Verdict::Ok => Color::Green,
+            Verdict::Warn => Color::Yellow,
+            Verdict::Fail => Color::Red,
+            Verdict::Error => Color::Magenta,
+            Verdict::Skipped => Color::DarkGrey,
+        };
+        cell.fg(color).add_attribute(Attribute::Bold)
+    }
+
     fn line(&mut self, text: impl AsRef<str>) {
         // Print above any live spinners so neither garbles the other.
         let text = text.as_ref();
@@ -107,23 +123,21 @@ impl TerminalView {
                 .unwrap_or_default();
             table.add_row(vec![
                 Cell::new(&o.title),
-                Cell::new(self.verdict(o.verdict)),
+                self.verdict_cell(o.verdict),
                 Cell::new(o.display_value()),
                 Cell::new(format!("{} ms", o.millis)),
                 Cell::new(note),
             ]);
             if let Some(rows) = &o.table {
                 let value_col = rows.column("value");
-                for row in rows.rows.iter().take(20) {
+                for (i, row) in rows.rows.iter().enumerate().take(20) {
                     let labels: Vec<String> = rows
                         .columns
                         .iter()
                         .zip(row)
-                        .filter(|(c, _)| {
-                            Some(rows.columns.iter().position(|x| x == *c).unwrap_or(0))
-                                != value_col
-                        })
-                        .map(|(c, v)| {
+                        .enumerate()
+                        .filter(|(col, _)| Some(*col) != value_col)
+                        .map(|(_, (c, v))| {
                             if c == "line" {
                                 display(v)
                             } else {
@@ -131,15 +145,16 @@ impl TerminalView {
                             }
                         })
                         .collect();
-                    let value = value_col.map(|i| display(&row[i])).unwrap_or_default();
-                    let value = match (&o.unit, value.is_empty()) {
-                        (Some(u), false) if u == "%" => format!("{value}%"),
-                        (Some(u), false) => format!("{value} {u}"),
-                        _ => value,
+                    let value = value_col
+                        .map(|i| with_unit(display(&row[i]), &o.unit))
+                        .unwrap_or_default();
+                    let verdict = match rows.verdicts.get(i) {
+                        Some(v) if *v != Verdict::Ok => self.verdict_cell(*v),
+                        _ => Cell::new(""),
                     };
                     table.add_row(vec![
                         Cell::new(format!("  └ {}", labels.join(" "))),
-                        Cell::new(""),
+                        verdict,
                         Cell::new(value),
                         Cell::new(""),
                         Cell::new(""),
