@@ -37,10 +37,20 @@ impl From<minijinja::Error> for ExprError {
 
 fn base_env() -> Environment<'static> {
     let mut env = Environment::new();
-    // A condition about a check that did not run is simply not true; names are checked by `validate`.
+    // Missing checks are handled by the engine (a condition on a missing value is not met);
+    // names are checked by `validate`.
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.set_keep_trailing_newline(true);
+    env.add_filter("promql_str", promql_str);
     env
+}
+
+/// Escapes a value for a double-quoted PromQL string: `namespace="{{ params.ns | promql_str }}"`.
+fn promql_str(value: String) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn plain() -> &'static Environment<'static> {
@@ -52,16 +62,41 @@ fn shell() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = base_env();
+        // Every value is quoted, even one a filter marked safe: nothing reaches `sh` unquoted.
         env.set_formatter(|out, _state, value| {
-            if value.is_safe() {
-                out.write_str(&value.to_string())?;
-            } else if !value.is_undefined() && !value.is_none() {
+            if !value.is_undefined() && !value.is_none() {
                 out.write_str(&shell_quote(&value.to_string()))?;
             }
             Ok(())
         });
         env
     })
+}
+
+/// Where a shell command template puts `{{ … }}` inside quotes the author wrote, which would
+/// undo the quoting: `"{{ x }}"` lets `$(…)` in the value run. Returns the byte offset.
+pub fn quoted_placeholder(template: &str) -> Option<usize> {
+    let bytes = template.as_bytes();
+    let (mut quote, mut i) = (None::<u8>, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            _ if template[i..].starts_with("{{") => {
+                if quote.is_some() {
+                    return Some(i);
+                }
+                i += template[i..].find("}}").map_or(bytes.len(), |end| end + 2);
+                continue;
+            }
+            Some(q) if b == q => quote = None,
+            Some(b'"') if b == b'\\' => i += 1,
+            None if b == b'\\' => i += 1,
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Quotes a value for `sh`: single quotes, with embedded quotes closed, escaped and reopened.
@@ -131,6 +166,31 @@ mod tests {
         let ctx = json!({"params": {"ns": "a b; rm -rf /", "n": "it's"}});
         let out = render_shell("kubectl -n {{ params.ns }} echo {{ params.n }}", &ctx).unwrap();
         assert_eq!(out, r#"kubectl -n 'a b; rm -rf /' echo 'it'\''s'"#);
+    }
+
+    #[test]
+    fn safe_values_are_quoted_too() {
+        let ctx = json!({"params": {"n": "$(id)"}});
+        let out = render_shell("echo {{ params.n | safe }} {{ params.n | tojson }}", &ctx).unwrap();
+        assert_eq!(out, r#"echo '$(id)' '"$(id)"'"#);
+    }
+
+    #[test]
+    fn placeholders_inside_quotes_are_found() {
+        assert_eq!(quoted_placeholder(r#"echo "{{ x }}""#), Some(6));
+        assert_eq!(quoted_placeholder("echo '{{ x }}'"), Some(6));
+        assert_eq!(
+            quoted_placeholder(r#"echo "a" {{ x }} 'b' \"{{ y }}"#),
+            None
+        );
+        assert_eq!(quoted_placeholder(r#"printf '%s\n' {{ x }} "it's""#), None);
+    }
+
+    #[test]
+    fn promql_strings_are_escaped() {
+        let ctx = json!({"params": {"ns": "x\"} or up{a=\""}});
+        let out = render("{ns=\"{{ params.ns | promql_str }}\"}", &ctx).unwrap();
+        assert_eq!(out, r#"{ns="x\"} or up{a=\""}"#);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! headers, and every value a runbook marks `secret`.
 
 use regex::Regex;
+use serde_json::Value;
 use std::sync::OnceLock;
 
 pub const MASK: &str = "***";
@@ -13,10 +14,19 @@ pub struct Redactor {
 
 impl Redactor {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 3).collect();
+        let mut all = Vec::new();
+        for secret in secrets {
+            // A secret also appears shell-quoted in the commands oncall renders.
+            let quoted = crate::expr::shell_quote(&secret);
+            if quoted != secret {
+                all.push(quoted);
+            }
+            all.push(secret);
+        }
+        all.retain(|s| s.len() >= 3);
         // Longest first, so a secret that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Redactor { secrets }
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Redactor { secrets: all }
     }
 
     pub fn text(&self, text: &str) -> String {
@@ -29,22 +39,30 @@ impl Redactor {
         out
     }
 
-    /// Redacts inside serialized JSON, where a secret may appear with JSON escapes.
-    pub fn json(&self, json: &str) -> String {
-        let mut out = url_passwords(json);
-        for secret in &self.secrets {
-            let escaped = serde_json::to_string(secret).unwrap_or_default();
-            let escaped = &escaped[1..escaped.len() - 1];
-            out = out.replace(escaped, MASK);
+    /// Redacts every string (and every number that is a secret) inside a JSON value.
+    pub fn value(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                let clean = self.text(s);
+                if clean != *s {
+                    *s = clean;
+                }
+            }
+            Value::Number(n) if self.secrets.contains(&n.to_string()) => {
+                *value = Value::String(MASK.into())
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.value(v)),
+            _ => {}
         }
-        out
     }
 }
 
 fn url_passwords(text: &str) -> String {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
-        Regex::new(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@").unwrap()
+        Regex::new(r#"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s"',]*):[^@/\s"',]+@"#)
+            .unwrap()
     });
     re.replace_all(text, format!("${{scheme}}${{user}}:{MASK}@"))
         .into_owned()
@@ -85,9 +103,24 @@ mod tests {
     }
 
     #[test]
-    fn declared_secrets_are_masked_in_json() {
-        let r = Redactor::new(["s3cr\"et".to_string()]);
-        let json = serde_json::to_string(&serde_json::json!({"cmd": "login s3cr\"et"})).unwrap();
-        assert_eq!(r.json(&json), r#"{"cmd":"login ***"}"#);
+    fn declared_secrets_are_masked_in_values_numbers_and_quoted_forms() {
+        let r = Redactor::new([
+            "s3cr\"et".to_string(),
+            "123456".to_string(),
+            "pa'ss-word".to_string(),
+        ]);
+        let mut v = serde_json::json!({"cmd": "login s3cr\"et", "pin": 123456, "sh": "curl -H 'pa'\\''ss-word'"});
+        r.value(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"cmd": "login ***", "pin": "***", "sh": "curl -H ***"})
+        );
+    }
+
+    #[test]
+    fn a_url_password_does_not_swallow_neighbouring_fields() {
+        let r = Redactor::default();
+        let json = r#"{"a":"http://h","user":"me@corp"}"#;
+        assert_eq!(r.text(json), json);
     }
 }

@@ -377,11 +377,18 @@ fn shell_checks_quote_params_and_kill_on_timeout_and_secrets_stay_hidden() {
         ("stderr", &ran.stderr),
         ("timeline", &timeline_text),
     ] {
-        assert!(
-            !text.contains("s3cr3t-token-value"),
-            "the secret reached the {what}"
-        );
+        for secret in ["s3cr3t-token-value", "918273", "pa'ss", r"pa'\''ss"] {
+            assert!(
+                !text.contains(secret),
+                "the secret {secret} reached the {what}"
+            );
+        }
     }
+    assert!(timeline_text.contains("\"pin\":\"***\""), "{timeline_text}");
+    assert!(
+        timeline_text.contains("true *** ***"),
+        "the plan of log_in is masked: {timeline_text}"
+    );
     assert!(
         timeline_text.contains("\"token\":\"***\""),
         "{timeline_text}"
@@ -940,7 +947,7 @@ fn the_config_file_names_endpoints_and_sets_params_and_flags_win() {
     assert!(
         unknown
             .stderr
-            .contains("runbook 'shell-and-secrets' has no param 'nmae'; its params: name, token"),
+            .contains("runbook 'shell-and-secrets' has no param 'nmae'; its params: name, password, pin, token"),
         "{}",
         unknown.stderr
     );
@@ -1010,5 +1017,43 @@ fn a_condition_on_a_check_with_no_value_is_not_met() {
         (disk["value"].as_f64(), &disk["verdict"]),
         (Some(87.0), &Value::from("fail")),
         "{disk:#}"
+    );
+}
+
+#[test]
+fn an_interrupted_run_kills_the_shell_action_it_started() {
+    let sb = Sandbox::new();
+    sb.write(
+        "slow-action.yaml",
+        "id: slow-action\ntitle: T\nseverity: P3\nsteps:\n  - id: act\n    actions:\n      - id: slow\n        shell: { command: \"sleep 1.5 && touch marker\" }\n",
+    );
+    let mut child = sb
+        .command(&["run", "slow-action.yaml", "--yes"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    support::wait_for_file_containing(
+        || sb.incidents().pop(),
+        "\"action_started\"",
+        Duration::from_secs(20),
+    );
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let timeline = sb.timeline();
+    let last = timeline.last().unwrap();
+    assert_eq!(last["event"], "interrupted");
+    assert_eq!(last["killed"].as_array().map(Vec::len), Some(1), "{last}");
+    // Past the moment the action would have finished: it must not have.
+    std::thread::sleep(Duration::from_millis(2000));
+    assert!(
+        !sb.work().join("marker").exists(),
+        "the action outlived oncall"
     );
 }

@@ -121,7 +121,8 @@ pub fn prepare(action: &Action, ctx: &Value) -> Result<Prepared, BackendError> {
         let command = expr::render_shell(&spec.command.value, ctx)?;
         let plan = Plan {
             backend: "shell".into(),
-            request: format!("sh -c {}", expr::shell_quote(&command)),
+            // As `sh -c` will read it: quoting it once more would hide what runs (and any secret in it).
+            request: command.clone(),
             body: None,
             changes: vec![],
         };

@@ -4,8 +4,9 @@
 use super::humanize;
 use crate::engine::observation::{Reading, Table, Verdict};
 use crate::runbook::ShellSpec;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -60,6 +61,60 @@ fn spawn(command: &str) -> Result<Child, Error> {
         .map_err(Error::Spawn)
 }
 
+/// Process groups of commands still running, so an interrupted oncall can stop them on its way out.
+static RUNNING: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// A command's process group while it runs. Dropped before the command finished (its future
+/// was cancelled: a wait stopped by Ctrl-C), it kills the group, grandchildren included.
+struct Running {
+    pid: Option<u32>,
+    finished: bool,
+}
+
+impl Running {
+    fn new(pid: Option<u32>) -> Running {
+        if let Some(pid) = pid {
+            RUNNING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(pid);
+        }
+        Running {
+            pid,
+            finished: false,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.finished {
+            kill_group(self.pid);
+        }
+        if let Some(pid) = self.pid {
+            RUNNING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&pid);
+        }
+    }
+}
+
+/// Kills every command still running (their whole process groups) and returns their pids.
+/// They run in their own groups, so the terminal's Ctrl-C does not reach them by itself.
+pub fn kill_running() -> Vec<u32> {
+    let pids: Vec<u32> = RUNNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .collect();
+    for pid in &pids {
+        kill_group(Some(*pid));
+    }
+    pids
+}
+
 fn kill_group(pid: Option<u32>) {
     if let Some(pid) = pid {
         // SAFETY: kill(2) with a negative pid signals the process group made for the child.
@@ -80,6 +135,7 @@ async fn run(
     let stderr = child.stderr.take().expect("stderr is piped");
     // The child is borrowed by `work`; kill its group through the pid on timeout.
     let pid = child.id();
+    let mut running = Running::new(pid);
     let work = async {
         let mut lines = BufReader::new(stdout).lines();
         let mut kept = VecDeque::with_capacity(keep);
@@ -111,13 +167,11 @@ async fn run(
             stderr: err_text,
         })
     };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(result) => result,
-        Err(_) => {
-            kill_group(pid);
-            Err(Error::TimedOut { after: timeout })
-        }
-    }
+    let result = tokio::time::timeout(timeout, work).await;
+    // Finished or not, a timed-out group is killed by the guard.
+    running.finished = result.is_ok();
+    drop(running);
+    result.unwrap_or(Err(Error::TimedOut { after: timeout }))
 }
 
 pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result<Reading, Error> {

@@ -229,8 +229,10 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             if signal == "SIGINT" && interrupts.interrupt_wait() {
                 return;
             }
+            let killed = crate::backends::shell::kill_running();
             recorder.emit(EventKind::Interrupted {
                 signal: signal.into(),
+                killed,
             });
             if json_out {
                 let _ = collector.print_report(&timeline_path);

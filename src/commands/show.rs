@@ -67,8 +67,9 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
                 })
             })
             .collect();
-        let doc = json!({ "id": rb.id.value, "title": rb.title, "severity": rb.severity.value, "source": loaded.source.origin.to_string(), "params": values.params, "endpoints": values.endpoints, "steps": steps, "scenarios": scenarios });
-        print_json(&serde_json::from_str(&redact.json(&doc.to_string()))?)?;
+        let mut doc = json!({ "id": rb.id.value, "title": rb.title, "severity": rb.severity.value, "source": loaded.source.origin.to_string(), "params": values.params, "endpoints": values.endpoints, "steps": steps, "scenarios": scenarios });
+        redact.value(&mut doc);
+        print_json(&doc)?;
         return Ok(0);
     }
     let mut out = String::new();

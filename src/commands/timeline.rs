@@ -99,7 +99,12 @@ fn line(e: &Event) -> String {
             format!("message {name}: {}", text.replace('\n', " / "))
         }
         EventKind::Note { text, user } => format!("note by {user}: {text}"),
-        EventKind::Interrupted { signal } => format!("interrupted by {signal}"),
+        EventKind::Interrupted { signal, killed } if killed.is_empty() => {
+            format!("interrupted by {signal}")
+        }
+        EventKind::Interrupted { signal, killed } => {
+            format!("interrupted by {signal}; killed running commands {killed:?}")
+        }
         EventKind::RunFinished { exit_code, outcome } => {
             format!("run finished (exit {exit_code}): {outcome}")
         }

@@ -160,6 +160,9 @@ pub enum EventKind {
     },
     Interrupted {
         signal: String,
+        /// Commands still running that were killed on the way out: their outcome is unknown.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        killed: Vec<u32>,
     },
     RunFinished {
         exit_code: i32,
@@ -215,14 +218,24 @@ impl Recorder {
         }
     }
 
+    /// The event with every secret masked. One that cannot be masked is withheld, never sent raw.
     fn redact(&self, event: Event) -> Event {
-        let Ok(json) = serde_json::to_string(&event) else {
-            return event;
+        let withheld = |event: &Event| Event {
+            ts: event.ts,
+            incident: event.incident.clone(),
+            kind: EventKind::Note {
+                text: "(an event was withheld: its secrets could not be masked)".into(),
+                user: "oncall".into(),
+            },
         };
-        let clean = self.redactor.json(&json);
-        if clean == json {
+        let Ok(original) = serde_json::to_value(&event) else {
+            return withheld(&event);
+        };
+        let mut clean = original.clone();
+        self.redactor.value(&mut clean);
+        if clean == original {
             return event;
         }
-        serde_json::from_str(&clean).unwrap_or(event)
+        serde_json::from_value(clean).unwrap_or_else(|_| withheld(&event))
     }
 }

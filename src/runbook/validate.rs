@@ -296,6 +296,19 @@ impl<'a> Validator<'a> {
         }
     }
 
+    fn shell_command(&mut self, at: &S<String>, scope: &Scope, rb: &Runbook) {
+        self.names(at, Kind::Template, scope, rb, "command");
+        if let Some(offset) = expr::quoted_placeholder(&at.value) {
+            let (line, col) = self.inside(&at.referenced, 1, offset);
+            self.problem_at(
+                line,
+                col,
+                "a template value inside quotes in a shell command: the quotes would undo its quoting".into(),
+                Some("write {{ value }} without quotes around it: oncall quotes every value for the shell".into()),
+            );
+        }
+    }
+
     fn promql(&mut self, at: &S<String>, rb: &Runbook, scope: &Scope) {
         self.names(at, Kind::Template, scope, rb, "query");
         let placeholder = placeholder_context(rb);
@@ -562,7 +575,14 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
         }
     }
     if let Some(shell) = &check.shell {
-        v.names(&shell.command, Kind::Template, scope, rb, "command");
+        v.shell_command(&shell.command, scope, rb);
+        if shell.keep == Some(0) {
+            v.problem(
+                &shell.command,
+                "`keep: 0` keeps nothing to show".into(),
+                Some("keep at least 1 line, or leave it out (10)".into()),
+            );
+        }
         if let Some(pattern) = &shell.matches
             && let Err(err) = regex::Regex::new(&pattern.value)
         {
@@ -621,7 +641,7 @@ fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Sco
         }
     }
     if let Some(shell) = &action.shell {
-        v.names(&shell.command, Kind::Template, scope, rb, "command");
+        v.shell_command(&shell.command, scope, rb);
         if shell.matches.is_some() || shell.keep.is_some() || shell.number {
             v.problem(
                 &shell.command,

@@ -148,7 +148,7 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
                 doc["exit_code"] = json!(exit_code);
                 doc["outcome"] = json!(outcome);
             }
-            EventKind::Interrupted { signal } => {
+            EventKind::Interrupted { signal, .. } => {
                 doc["interrupted"] = json!(signal);
             }
             _ => {}

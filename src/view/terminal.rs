@@ -445,7 +445,7 @@ impl Sink for TerminalView {
                 }
             }
             EventKind::Note { text, .. } => self.line(format!("   note: {text}")),
-            EventKind::Interrupted { signal } => {
+            EventKind::Interrupted { signal, .. } => {
                 self.clear_progress();
                 self.line(format!(
                     "\ninterrupted ({signal}); recorded in the timeline"
