@@ -130,13 +130,13 @@ pub struct Target {
     /// Runbook id (see `oncall list`) or path to a runbook file
     #[arg(add = runbook_candidates())]
     pub runbook: String,
-    /// Set a runbook param, KEY=VALUE; repeatable (env: ','-separated)
+    /// Set a runbook param, KEY=VALUE; repeatable (env: one per line)
     #[arg(
         short = 'p',
         long = "param",
         env = "ONCALL_PARAMS",
         hide_env_values = true,
-        value_delimiter = ',',
+        value_delimiter = '\n',
         value_name = "KEY=VALUE"
     )]
     pub params: Vec<String>,

@@ -15,6 +15,8 @@ pub struct ExprError {
     /// 1-based line and 0-based byte column inside the expression or template, when known.
     pub line: usize,
     pub offset: usize,
+    /// A filter, test or function that does not exist: a mistake in the runbook, not in the values.
+    pub unknown_name: bool,
 }
 
 impl From<minijinja::Error> for ExprError {
@@ -27,10 +29,12 @@ impl From<minijinja::Error> for ExprError {
         if let Some(source) = std::error::Error::source(&err) {
             message = format!("{message}: {source}");
         }
+        use minijinja::ErrorKind::{UnknownFilter, UnknownFunction, UnknownTest};
         ExprError {
             message,
             line: err.line().unwrap_or(1),
             offset,
+            unknown_name: matches!(err.kind(), UnknownFilter | UnknownTest | UnknownFunction),
         }
     }
 }

@@ -101,13 +101,19 @@ impl Store {
         if !path.exists() {
             return Err(TimelineError::NoSuchIncident(incident.to_string()));
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|source| TimelineError::Write {
-                path: path.clone(),
-                source,
-            })?;
+        let err = |source| TimelineError::Write {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new().append(true).open(&path).map_err(err)?;
+        // After a torn last line, start the next event on a line of its own.
+        let ends_cleanly = std::fs::read(&path)
+            .map_err(err)?
+            .last()
+            .is_none_or(|b| *b == b'\n');
+        if !ends_cleanly {
+            file.write_all(b"\n").map_err(err)?;
+        }
         Ok(Timeline { file, path })
     }
 
@@ -215,26 +221,35 @@ fn opened_at(path: &Path) -> Option<jiff::Timestamp> {
     serde_json::from_str::<Event>(&first).ok().map(|e| e.ts)
 }
 
+/// Every event of a timeline. A line cut short (the process was killed mid-write, and perhaps
+/// later events appended after it) is reported and left out; any other damage is an error.
 pub fn read(path: &Path) -> Result<Vec<Event>, TimelineError> {
-    let file = File::open(path).map_err(|source| TimelineError::Read {
+    let text = std::fs::read_to_string(path).map_err(|source| TimelineError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let mut events = Vec::new();
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| TimelineError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let event = serde_json::from_str(&line).map_err(|e| TimelineError::Parse {
-            path: path.to_path_buf(),
-            line: n + 1,
-            message: e.to_string(),
-        })?;
-        events.push(event);
+        match serde_json::from_str(line) {
+            Ok(event) => events.push(event),
+            Err(e) if e.is_eof() => {
+                eprintln!(
+                    "warning: {}:{}: an event was cut short and is left out",
+                    path.display(),
+                    n + 1
+                );
+            }
+            Err(e) => {
+                return Err(TimelineError::Parse {
+                    path: path.to_path_buf(),
+                    line: n + 1,
+                    message: e.to_string(),
+                });
+            }
+        }
     }
     Ok(events)
 }

@@ -1057,3 +1057,38 @@ fn an_interrupted_run_kills_the_shell_action_it_started() {
         "the action outlived oncall"
     );
 }
+
+#[test]
+fn a_torn_last_event_is_left_out_and_notes_still_append() {
+    let sb = Sandbox::new();
+    let api = RecordingServer::start();
+    let endpoint = format!("api={}", api.url);
+    sb.run(&[
+        "run",
+        fixture("three-actions.yaml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--dry-run",
+    ]);
+    let path = sb.incidents().pop().unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, b"{\"ts\":\"2026-11-22T03:01:00Z\",\"inc").unwrap();
+    let shown = sb.run(&["timeline"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(shown.stderr.contains("cut short"), "{}", shown.stderr);
+    assert_eq!(sb.run(&["note", "after the crash"]).code, 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.contains("after the crash") && last.starts_with('{'),
+        "{last}"
+    );
+    let events = sb.run(&["timeline", "--output", "json"]).json();
+    assert_eq!(
+        events.as_array().unwrap().last().unwrap()["text"],
+        "after the crash"
+    );
+}

@@ -131,7 +131,7 @@ pub struct Request {
     expect: Vec<u16>,
 }
 
-pub fn prepare(spec: &HttpAction, ctx: &Value) -> Result<Request, Error> {
+pub(super) fn prepare(spec: &HttpAction, ctx: &Value) -> Result<Request, Error> {
     let method = Method::from_bytes(spec.method.value.as_bytes())
         .map_err(|_| Error::BadMethod(spec.method.value.clone()))?;
     let body = match &spec.body {
@@ -185,7 +185,11 @@ impl Request {
         }
     }
 
-    pub async fn send(&self, client: &reqwest::Client, timeout: Duration) -> Result<String, Error> {
+    pub(super) async fn send(
+        &self,
+        client: &reqwest::Client,
+        timeout: Duration,
+    ) -> Result<String, Error> {
         let mut request = client
             .request(self.method.clone(), &self.url)
             .timeout(timeout);

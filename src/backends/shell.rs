@@ -212,7 +212,7 @@ pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result
     Ok(reading)
 }
 
-pub async fn run_action(command: &str, timeout: Duration) -> Result<String, Error> {
+pub(super) async fn run_action(command: &str, timeout: Duration) -> Result<String, Error> {
     let out = run(command, None, 5, timeout).await?;
     let tail: Vec<String> = out.kept.into_iter().collect();
     match out.status {

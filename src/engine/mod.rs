@@ -397,9 +397,10 @@ impl<'a, R: Reader> Engine<'a, R> {
         }
         let (every, timeout) = match self.settings.pace {
             Pace::RealTime => (every, timeout),
+            // As many polls as the real wait would make, capped so a drill always ends.
             Pace::Compressed(tick) => (
                 tick,
-                tick.mul_f64(timeout.as_secs_f64() / every.as_secs_f64()),
+                tick.mul_f64((timeout.as_secs_f64() / every.as_secs_f64()).min(1000.0)),
             ),
         };
         // Ctrl-C belongs to the wait from the moment the engineer can see it.

@@ -191,6 +191,8 @@ struct Scope<'s> {
 const THRESHOLD_LOCALS: &[&str] = &["value", "labels"];
 const WAIT_LOCALS: &[&str] = &["value"];
 const NO_LOCALS: &[&str] = &[];
+/// The shortest interval a wait may poll at.
+const MIN_WAIT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 const GLOBALS: &[&str] = &[
     "params",
     "endpoints",
@@ -264,6 +266,26 @@ impl<'a> Validator<'a> {
                 return;
             }
         };
+        // Filters, tests and functions are only looked up when run: try it on placeholder values.
+        let placeholder = placeholder_context(rb);
+        let tried = match kind {
+            Kind::Expression => expr::eval(&at.value, &placeholder).map(|_| ()),
+            Kind::Template => expr::render(&at.value, &placeholder).map(|_| ()),
+        };
+        if let Err(err) = tried
+            && err.unknown_name
+        {
+            let (line, col) = self.inside(&at.referenced, err.line, err.offset);
+            self.problem_at(
+                line,
+                col,
+                format!("{what}: {err}"),
+                Some(
+                    "the MiniJinja built-in filters and tests are available, and `promql_str`"
+                        .into(),
+                ),
+            );
+        }
         for name in names {
             let mut parts = name.split('.');
             let root = parts.next().unwrap_or_default();
@@ -355,6 +377,16 @@ impl<'a> Validator<'a> {
                 )),
             );
         }
+    }
+}
+
+/// Every string inside a JSON value: where an HTTP body keeps its templates.
+fn json_strings(value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(items) => items.iter().flat_map(json_strings).collect(),
+        serde_json::Value::Object(map) => map.values().flat_map(json_strings).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -494,6 +526,13 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
             v.duration(&wait.timeout, "wait `timeout`");
             if let Some(every) = &wait.every {
                 v.duration(every, "wait `every`");
+                if parse_duration(&every.value).is_ok_and(|d| d < MIN_WAIT_EVERY) {
+                    v.problem(
+                        every,
+                        format!("wait `every` of {} would hammer the backend", every.value),
+                        Some("poll at most every 100ms; 30s suits most waits".into()),
+                    );
+                }
             }
         }
         for name in &step.messages {
@@ -623,6 +662,11 @@ fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Sco
     }
     if let Some(http) = &action.http {
         v.names(&http.url, Kind::Template, scope, rb, "url");
+        for text in http.body.iter().flat_map(json_strings) {
+            // A body has no positions of its own: point at the method of its request.
+            let at = S::new(text, http.method.referenced, http.method.defined);
+            v.names(&at, Kind::Template, scope, rb, "body");
+        }
         for header in http.headers.values() {
             v.names(header, Kind::Template, scope, rb, "header");
         }
