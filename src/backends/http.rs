@@ -35,6 +35,8 @@ pub enum Error {
     UnexpectedStatus(String),
     #[error("template: {0}")]
     Template(#[from] ExprError),
+    #[error("the body from {url} is larger than {} MiB, too large to read a JSON field from", super::BODY_LIMIT / 1024 / 1024)]
+    TooLarge { url: String },
 }
 
 fn headers(
@@ -84,8 +86,10 @@ pub async fn check(
         .await
         .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
     let status = response.status().as_u16();
-    let body = response
-        .text()
+    let super::Body {
+        text: body,
+        complete,
+    } = super::read_body(response)
         .await
         .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
     let mut reading = Reading {
@@ -103,6 +107,9 @@ pub async fn check(
         return Ok(reading);
     }
     if let Some(path) = &spec.json {
+        if !complete {
+            return Err(Error::TooLarge { url });
+        }
         let Ok(json) = serde_json::from_str::<Value>(&body) else {
             return Err(Error::NotJson {
                 url,
@@ -204,7 +211,10 @@ impl Request {
             .await
             .map_err(|e| Error::Unreachable(describe_reqwest(&e, &self.url, timeout)))?;
         let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
+        let body = super::read_body(response)
+            .await
+            .map(|b| b.text)
+            .unwrap_or_default();
         let detail = format!("HTTP {status} {}", snippet(&body))
             .trim_end()
             .to_string();

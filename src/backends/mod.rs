@@ -150,6 +150,33 @@ impl Prepared {
     }
 }
 
+/// Bodies larger than this are not read further: an answer is for people, not a download.
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// A response body read up to `BODY_LIMIT`; `complete` is false when the rest was left unread.
+pub struct Body {
+    pub text: String,
+    pub complete: bool,
+}
+
+pub async fn read_body(mut response: reqwest::Response) -> Result<Body, reqwest::Error> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if bytes.len() + chunk.len() > BODY_LIMIT {
+            bytes.extend_from_slice(&chunk[..BODY_LIMIT - bytes.len()]);
+            return Ok(Body {
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+                complete: false,
+            });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Body {
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        complete: true,
+    })
+}
+
 /// The cause of a failed request in words; the text of each backend's `Unreachable`.
 pub fn describe_reqwest(err: &reqwest::Error, url: &str, timeout: Duration) -> String {
     let url = crate::redact::Redactor::default().text(url);

@@ -1,6 +1,6 @@
 //! Prometheus instant queries: scalar and vector results, errors in words.
 
-use super::{describe_reqwest, snippet};
+use super::{BODY_LIMIT, describe_reqwest, read_body, snippet};
 use crate::engine::observation::{Reading, Table, Verdict, number};
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,6 +29,8 @@ pub enum Error {
     },
     #[error("the answer from {url} has no data")]
     NoData { url: String },
+    #[error("the answer from {url} is larger than {} MiB: narrow the query (aggregate, or filter by label)", BODY_LIMIT / 1024 / 1024)]
+    TooLarge { url: String },
     #[error("unexpected answer from {url}: {reason}")]
     Unexpected { url: String, reason: String },
 }
@@ -79,10 +81,13 @@ pub async fn query(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("no content type")
         .to_string();
-    let body = response
-        .text()
+    let body = read_body(response)
         .await
         .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+    if !body.complete {
+        return Err(Error::TooLarge { url });
+    }
+    let body = body.text;
     let Ok(answer) = serde_json::from_str::<Answer>(&body) else {
         return Err(Error::NotPrometheusApi {
             url,

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const DEFAULT_KEEP: usize = 10;
@@ -59,6 +59,39 @@ fn spawn(command: &str) -> Result<Child, Error> {
         .kill_on_drop(true)
         .spawn()
         .map_err(Error::Spawn)
+}
+
+/// The longest output line kept whole; the rest of a longer line is read and dropped.
+const LINE_LIMIT: u64 = 64 * 1024;
+
+/// The next line of output without its newline, at most `LINE_LIMIT` bytes of it; None at the end.
+async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> Option<String> {
+    let mut line = Vec::new();
+    let n = (&mut *reader)
+        .take(LINE_LIMIT)
+        .read_until(b'\n', &mut line)
+        .await
+        .ok()?;
+    if n == 0 {
+        return None;
+    }
+    if !line.ends_with(b"\n") && n as u64 == LINE_LIMIT {
+        let mut rest = Vec::new();
+        while (&mut *reader)
+            .take(LINE_LIMIT)
+            .read_until(b'\n', &mut rest)
+            .await
+            .ok()?
+            > 0
+            && !rest.ends_with(b"\n")
+        {
+            rest.clear();
+        }
+    }
+    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        line.pop();
+    }
+    Some(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// Process groups of commands still running, so an interrupted oncall can stop them on its way out.
@@ -137,7 +170,7 @@ async fn run(
     let pid = child.id();
     let mut running = Running::new(pid);
     let work = async {
-        let mut lines = BufReader::new(stdout).lines();
+        let mut reader = BufReader::new(stdout);
         let mut kept = VecDeque::with_capacity(keep);
         let mut counted = 0;
         let mut err_text = String::new();
@@ -148,7 +181,7 @@ async fn run(
                 .await;
         };
         let read_stdout = async {
-            while let Ok(Some(line)) = lines.next_line().await {
+            while let Some(line) = next_line(&mut reader).await {
                 if pattern.is_none_or(|p| p.is_match(&line)) {
                     counted += 1;
                     if kept.len() == keep {
@@ -248,6 +281,21 @@ mod tests {
         assert_eq!(done.status, Some(0));
         assert!(!marker.exists(), "the grandchild outlived the timeout");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_very_long_line_is_cut_and_the_next_one_still_read() {
+        let out = run(
+            "head -c 200000 /dev/zero | tr '\\0' x; echo; echo after",
+            None,
+            5,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.counted, 2);
+        assert_eq!(out.kept[0].len(), LINE_LIMIT as usize);
+        assert_eq!(out.kept[1], "after");
     }
 
     #[tokio::test]
