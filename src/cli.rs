@@ -51,6 +51,18 @@ pub struct Global {
         value_name = "NAME=URL"
     )]
     pub endpoints: Vec<String>,
+    /// Kubernetes context from the kubeconfig [default: its current context]
+    #[arg(long, global = true, env = "ONCALL_CONTEXT", hide_env_values = true)]
+    pub context: Option<String>,
+    /// Kubernetes namespace where a runbook names none; also sets the param `namespace` a runbook declares
+    #[arg(
+        long,
+        short = 'n',
+        global = true,
+        env = "ONCALL_NAMESPACE",
+        hide_env_values = true
+    )]
+    pub namespace: Option<String>,
     /// Colour: auto uses it on a terminal unless NO_COLOR is set or TERM=dumb
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "ONCALL_COLOR", hide_env_values = true)]
     pub color: ColorChoice,

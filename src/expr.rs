@@ -206,6 +206,15 @@ mod tests {
     }
 
     #[test]
+    fn rows_can_be_filtered_by_value() {
+        let ctx = json!({"checks": {"e": {"rows": [{"error_type": "gpu_oom", "value": 0.2}, {"error_type": "timeout", "value": 0.0}]}}});
+        let gpu = r#"checks.e.rows | selectattr("error_type", "equalto", "gpu_oom") | selectattr("value", "gt", 0) | list | length > 0"#;
+        assert!(condition(gpu, &ctx).unwrap());
+        let timeout = r#"checks.e.rows | selectattr("error_type", "equalto", "timeout") | selectattr("value", "gt", 0) | list | length > 0"#;
+        assert!(!condition(timeout, &ctx).unwrap());
+    }
+
+    #[test]
     fn nested_names_are_reported() {
         let names =
             referenced_names("checks.a.value > params.b and value < 3", Kind::Expression).unwrap();

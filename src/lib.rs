@@ -56,7 +56,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let setup = Setup::new(cli.global);
     match cli.command {
         Command::List => commands::list::run(&setup),
-        Command::Show { runbook } => commands::show::run(&setup, &runbook),
+        Command::Show { runbook } => commands::show::run(&setup, &runbook).await,
         Command::Validate { paths } => commands::validate::run(&setup, &paths),
         Command::Run(args) => {
             if args.dry_run && args.yes {

@@ -155,7 +155,7 @@ pub(super) fn prepare(spec: &HttpAction, ctx: &Value) -> Result<Request, Error> 
 }
 
 /// Renders templates inside every string of a JSON body.
-fn render_json(value: &Value, ctx: &Value) -> Result<Value, ExprError> {
+pub(super) fn render_json(value: &Value, ctx: &Value) -> Result<Value, ExprError> {
     Ok(match value {
         Value::String(s) => Value::String(expr::render(s, ctx)?),
         Value::Array(items) => Value::Array(
@@ -188,7 +188,7 @@ impl Request {
             backend: "http".into(),
             request,
             body: self.body.clone(),
-            changes: vec![],
+            ..Plan::default()
         }
     }
 

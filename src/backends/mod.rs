@@ -2,6 +2,7 @@
 //! reads a scenario. Actions are planned the same way everywhere and applied only with an approval.
 
 pub mod http;
+pub mod kube;
 pub mod prometheus;
 pub mod scenario;
 pub mod shell;
@@ -27,6 +28,8 @@ pub enum BackendError {
     Shell(#[from] shell::Error),
     #[error(transparent)]
     Scenario(#[from] scenario::Error),
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
     #[error("template: {0}")]
     Template(#[from] expr::ExprError),
     /// A check or an action with none of the backends set: "check" or "action".
@@ -50,8 +53,10 @@ pub fn backend_name(check: &Check) -> &'static str {
         "prometheus"
     } else if check.http.is_some() {
         "http"
-    } else {
+    } else if check.shell.is_some() {
         "shell"
+    } else {
+        "kubernetes"
     }
 }
 
@@ -59,13 +64,15 @@ pub fn backend_name(check: &Check) -> &'static str {
 pub struct Live {
     pub client: reqwest::Client,
     pub prometheus_url: String,
+    pub kube: std::sync::Arc<kube::Kube>,
 }
 
 impl Live {
-    pub fn new(prometheus_url: String) -> Self {
+    pub fn new(prometheus_url: String, kube: std::sync::Arc<kube::Kube>) -> Self {
         Live {
             client: http_client(),
             prometheus_url,
+            kube,
         }
     }
 }
@@ -94,7 +101,18 @@ impl Reader for Live {
             let command = expr::render_shell(&spec.command.value, ctx)?;
             Ok(shell::check(&command, spec, timeout).await?)
         } else {
-            Err(BackendError::NoBackend("check"))
+            let render = |text: &str| expr::render(text, ctx).map_err(BackendError::from);
+            if let Some(spec) = &check.k8s_pods {
+                kube::pods(&self.kube, spec, &render).await
+            } else if let Some(spec) = &check.k8s_deployment {
+                kube::deployment(&self.kube, spec, &render).await
+            } else if let Some(spec) = &check.k8s_logs {
+                kube::logs(&self.kube, spec, &render).await
+            } else if let Some(spec) = &check.k8s_events {
+                kube::events(&self.kube, spec, &render).await
+            } else {
+                Err(BackendError::NoBackend("check"))
+            }
         }
     }
 }
@@ -108,30 +126,136 @@ pub struct Prepared {
 enum Request {
     Http(http::Request),
     Shell(String),
+    Kube(kube::Request),
 }
 
-pub fn prepare(action: &Action, ctx: &Value) -> Result<Prepared, BackendError> {
-    if let Some(spec) = &action.http {
+/// What an action needs beyond its spec: the cluster (none in a drill or `show`) and the values
+/// earlier actions of this incident replaced (for `replicas: previous`).
+pub struct PlanContext<'a> {
+    pub kube: Option<&'a kube::Kube>,
+    pub previous: &'a std::collections::BTreeMap<String, Value>,
+    /// Replica counts by deployment where there is no cluster to ask (a drill's scenario).
+    pub known_replicas: &'a std::collections::BTreeMap<String, i64>,
+}
+
+impl PlanContext<'_> {
+    /// The namespace of an action that names none: the cluster's default, or `default` with no cluster.
+    async fn namespace(
+        &self,
+        spec: &Option<crate::runbook::S<String>>,
+        ctx: &Value,
+    ) -> Result<String, BackendError> {
+        match (spec, self.kube) {
+            (Some(ns), _) => Ok(expr::render(&ns.value, ctx)?),
+            (None, Some(kube)) => Ok(kube.default_namespace().await?),
+            (None, None) => Ok("default".into()),
+        }
+    }
+}
+
+pub async fn prepare(
+    action: &Action,
+    ctx: &Value,
+    with: &PlanContext<'_>,
+) -> Result<Prepared, BackendError> {
+    let render = |text: &str| expr::render(text, ctx).map_err(BackendError::from);
+    let request = if let Some(spec) = &action.http {
         let request = http::prepare(spec, ctx)?;
-        Ok(Prepared {
+        return Ok(Prepared {
             plan: request.plan(),
             request: Request::Http(request),
-        })
+        });
     } else if let Some(spec) = &action.shell {
         let command = expr::render_shell(&spec.command.value, ctx)?;
+        // As `sh -c` will read it: quoting it once more would hide what runs (and any secret in it).
         let plan = Plan {
             backend: "shell".into(),
-            // As `sh -c` will read it: quoting it once more would hide what runs (and any secret in it).
             request: command.clone(),
-            body: None,
-            changes: vec![],
+            ..Plan::default()
         };
-        Ok(Prepared {
+        return Ok(Prepared {
             plan,
             request: Request::Shell(command),
-        })
+        });
+    } else if let Some(spec) = &action.k8s_scale {
+        let (ns, name) = (
+            with.namespace(&spec.namespace, ctx).await?,
+            render(&spec.deployment.value)?,
+        );
+        let replicas = replicas(
+            &spec.replicas.value,
+            &kube::scale_target(&ns, &name),
+            with.previous,
+            &render,
+        )?;
+        kube::Request::Scale { ns, name, replicas }
+    } else if let Some(spec) = &action.k8s_restart {
+        let wait = spec
+            .wait
+            .as_ref()
+            .map(|w| crate::runbook::parse_duration(&w.value))
+            .transpose();
+        let wait = wait.map_err(|why| kube::Error::Spec { what: "wait", why })?;
+        kube::Request::Restart {
+            ns: with.namespace(&spec.namespace, ctx).await?,
+            name: render(&spec.deployment.value)?,
+            patch: kube::restart_patch(jiff::Timestamp::now()),
+            wait,
+        }
+    } else if let Some(spec) = &action.k8s_patch {
+        kube::Request::Patch {
+            ns: with.namespace(&spec.namespace, ctx).await?,
+            kind: kube::PatchKind::parse(&spec.kind.value)?,
+            name: render(&spec.name.value)?,
+            patch: http::render_json(&spec.patch, ctx)?,
+        }
+    } else if let Some(spec) = &action.k8s_delete_pod {
+        kube::Request::DeletePod {
+            ns: with.namespace(&spec.namespace, ctx).await?,
+            name: render(&spec.pod.value)?,
+        }
     } else {
-        Err(BackendError::NoBackend("action"))
+        return Err(BackendError::NoBackend("action"));
+    };
+    Ok(Prepared {
+        plan: kube::plan(with.kube, with.known_replicas, &request).await,
+        request: Request::Kube(request),
+    })
+}
+
+/// A replica count: a number, a template, or `previous` (the count before this incident's first scale).
+fn replicas(
+    spec: &crate::runbook::ScalarValue,
+    target: &str,
+    previous: &std::collections::BTreeMap<String, Value>,
+    render: &dyn Fn(&str) -> Result<String, BackendError>,
+) -> Result<i64, BackendError> {
+    use crate::runbook::ScalarValue;
+    let bad = |why: String| {
+        BackendError::from(kube::Error::Spec {
+            what: "replicas",
+            why,
+        })
+    };
+    match spec {
+        ScalarValue::Int(n) if *n >= 0 => Ok(*n),
+        ScalarValue::Text(word) if word == "previous" => {
+            previous.get(target).and_then(Value::as_i64).ok_or_else(|| {
+                kube::Error::NothingToRestore {
+                    target: target.to_string(),
+                }
+                .into()
+            })
+        }
+        ScalarValue::Text(template) => {
+            let text = render(template)?;
+            text.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| bad(format!("'{text}' is not a replica count")))
+        }
+        other => Err(bad(format!("{other:?} is not a replica count"))),
     }
 }
 
@@ -141,11 +265,16 @@ impl Prepared {
         &self,
         _approval: Approval,
         client: &reqwest::Client,
+        kube: Option<&kube::Kube>,
         timeout: Duration,
     ) -> Result<String, BackendError> {
         Ok(match &self.request {
             Request::Http(request) => request.send(client, timeout).await?,
             Request::Shell(command) => shell::run_action(command, timeout).await?,
+            Request::Kube(request) => match kube {
+                Some(kube) => kube::apply(kube, request).await?,
+                None => return Err(kube::Error::Config("no cluster in this mode".into()).into()),
+            },
         })
     }
 }

@@ -59,6 +59,16 @@ fn table(rows: &[BTreeMap<String, Value>]) -> Option<Table> {
     Some(Table::new(columns, rows))
 }
 
+/// A verdict a scenario gives for what the backend itself judges.
+pub fn parse_verdict(text: &str) -> Option<Verdict> {
+    match text {
+        "ok" => Some(Verdict::Ok),
+        "warn" => Some(Verdict::Warn),
+        "fail" => Some(Verdict::Fail),
+        _ => None,
+    }
+}
+
 impl Reader for ScenarioReader {
     async fn read(
         &self,
@@ -93,7 +103,11 @@ impl Reader for ScenarioReader {
             value,
             table: table(&canned.rows),
             text: canned.text.clone(),
-            verdict: None,
+            verdict: canned
+                .verdict
+                .as_ref()
+                .and_then(|v| parse_verdict(&v.value))
+                .map(|v| (v, canned.reason.clone().unwrap_or_default())),
         };
         // An HTTP check is judged by its status as it would be live.
         if let (Some(spec), Some(status)) = (&check.http, reading.value.as_u64())

@@ -1,7 +1,7 @@
 //! `oncall run` and `oncall drill`: one engine, live or on a scenario.
 
 use super::Setup;
-use crate::backends::{Live, Reader, scenario::ScenarioReader};
+use crate::backends::{Live, Reader, kube::Kube, scenario::ScenarioReader};
 use crate::config::{Config, key_value};
 use crate::engine::approval::Policy;
 use crate::engine::event::{Deadline, EventKind, Mode, Recorder, Sink};
@@ -53,6 +53,11 @@ pub fn resolve_values(
         if let Some(value) = value {
             params.insert(name.clone(), value);
         }
+    }
+    if let Some(ns) = &setup.global.namespace
+        && rb.params.contains_key("namespace")
+    {
+        params.insert("namespace".into(), json!(ns));
     }
     for (name, value) in scenario_params.into_iter().flatten() {
         params.insert(name.clone(), value.to_json());
@@ -262,6 +267,10 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         incident: json!({ "id": incident, "severity": rb.severity.value, "started": now.timestamp(), "runbook": rb.id.value, "title": rb.title }),
         checks: Default::default(),
     };
+    let kube = Arc::new(Kube::new(
+        setup.global.context.clone(),
+        setup.global.namespace.clone(),
+    ));
     let settings = Settings {
         policy: policy(req.mode, req.yes),
         default_timeout: req.timeout,
@@ -271,6 +280,12 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             Pace::RealTime
         },
         max_wait: req.max_wait,
+        // A drill never talks to a cluster, not even to read.
+        kube: (req.mode != Mode::Drill).then(|| kube.clone()),
+        known_replicas: scenario
+            .as_ref()
+            .map(|(_, s)| s.deployments.clone())
+            .unwrap_or_default(),
     };
     let code = match scenario {
         Some((_, scenario)) => {
@@ -291,7 +306,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
                 .to_string();
             drive(
                 &rb,
-                &Live::new(prometheus),
+                &Live::new(prometheus, kube),
                 settings,
                 recorder,
                 interrupts,

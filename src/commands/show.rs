@@ -38,7 +38,7 @@ fn check_line(check: &Check, ctx: &serde_json::Value) -> String {
     line
 }
 
-pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
+pub async fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
     let config = setup.config()?;
     let loaded = runbook::resolve(&setup.catalog(), id)?;
     let rb = &loaded.runbook;
@@ -49,6 +49,21 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
         .into_iter()
         .map(|s| s.name)
         .collect();
+    // Plans as they would be sent, without reading a cluster: `show` has nothing to do with one.
+    let previous = std::collections::BTreeMap::new();
+    let with = backends::PlanContext {
+        kube: None,
+        previous: &previous,
+        known_replicas: &Default::default(),
+    };
+    let mut plans = std::collections::BTreeMap::new();
+    for action in rb.steps.iter().flat_map(|s| &s.actions) {
+        let plan = backends::prepare(action, &ctx, &with)
+            .await
+            .map(|p| p.plan)
+            .map_err(|e| e.to_string());
+        plans.insert(action.id.value.clone(), plan);
+    }
     if setup.json() {
         let steps: Vec<_> = rb
             .steps
@@ -57,7 +72,7 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
                 let actions: Vec<_> = s
                     .actions
                     .iter()
-                    .map(|a| json!({ "id": a.id.value, "title": a.title, "when": a.when.as_ref().map(|w| &w.value), "plan": backends::prepare(a, &ctx).ok().map(|p| p.plan) }))
+                    .map(|a| json!({ "id": a.id.value, "title": a.title, "when": a.when.as_ref().map(|w| &w.value), "plan": plans[&a.id.value].as_ref().ok() }))
                     .collect();
                 json!({
                     "id": s.id.value, "title": s.title, "when": s.when.as_ref().map(|w| &w.value),
@@ -140,13 +155,16 @@ pub fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
             if let Some(when) = &action.when {
                 let _ = writeln!(out, "       only when {}", when.value);
             }
-            match backends::prepare(action, &ctx) {
-                Ok(prepared) => {
-                    for l in prepared.plan.request.lines() {
+            match &plans[&action.id.value] {
+                Ok(plan) => {
+                    for l in plan.request.lines() {
                         let _ = writeln!(out, "       {l}");
                     }
-                    if let Some(body) = &prepared.plan.body {
+                    if let Some(body) = &plan.body {
                         let _ = writeln!(out, "       {body}");
+                    }
+                    for change in &plan.changes {
+                        let _ = writeln!(out, "       {change}");
                     }
                 }
                 Err(e) => {

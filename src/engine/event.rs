@@ -30,7 +30,7 @@ pub struct Deadline {
 }
 
 /// The exact request an action would send, for people and for the record.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Plan {
     pub backend: String,
     /// One line: `POST http://gateway/api/jobs/clear-stuck`, or the shell command.
@@ -40,6 +40,12 @@ pub struct Plan {
     /// What changes, where it can be known: `replicas 5 → 10`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
+    /// What the action sets (`deployment/ns/name`), when a later action may restore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The target's value before this action: what `replicas: previous` restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

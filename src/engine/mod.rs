@@ -9,7 +9,7 @@ use crate::backends::{self, Reader};
 use crate::expr;
 use crate::runbook::{Action, Check, Runbook, Step, parse_duration};
 use approval::{Decision, Policy};
-use event::{DecisionKind, EventKind, Recorder, WaitOutcome};
+use event::{DecisionKind, EventKind, Plan, Recorder, WaitOutcome};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use observation::{Observation, Reading, Verdict};
@@ -76,6 +76,10 @@ pub struct Settings {
     pub pace: Pace,
     /// The engineer's cap on any wait.
     pub max_wait: Option<Duration>,
+    /// The cluster actions change; none in a drill.
+    pub kube: Option<Arc<backends::kube::Kube>>,
+    /// A drill's replica counts by deployment, for its plans.
+    pub known_replicas: BTreeMap<String, i64>,
 }
 
 /// What a run came to, for the exit code.
@@ -96,6 +100,8 @@ pub struct Engine<'a, R: Reader> {
     client: reqwest::Client,
     pub ctx: Context,
     outcome: Outcome,
+    /// Values actions replaced, first one kept: the level before the incident.
+    previous: BTreeMap<String, Value>,
 }
 
 enum Flow {
@@ -121,6 +127,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             client: backends::http_client(),
             ctx,
             outcome: Outcome::default(),
+            previous: BTreeMap::new(),
         }
     }
 
@@ -316,8 +323,26 @@ impl<'a, R: Reader> Engine<'a, R> {
             });
             return Flow::Continue;
         }
-        let prepared = match backends::prepare(action, &self.ctx.to_value()) {
+        let with = backends::PlanContext {
+            kube: self.settings.kube.as_deref(),
+            previous: &self.previous,
+            known_replicas: &self.settings.known_replicas,
+        };
+        let prepared = match backends::prepare(action, &self.ctx.to_value(), &with).await {
             Ok(prepared) => prepared,
+            // Nothing was scaled, so there is nothing to scale back: not offered, and not a failure.
+            Err(
+                err @ backends::BackendError::Kube(backends::kube::Error::NothingToRestore {
+                    ..
+                }),
+            ) => {
+                self.recorder.emit(EventKind::ActionNotOffered {
+                    step: step.into(),
+                    action: id,
+                    reason: err.to_string(),
+                });
+                return Flow::Continue;
+            }
             Err(err) => {
                 self.recorder.emit(EventKind::ActionNotOffered {
                     step: step.into(),
@@ -354,10 +379,19 @@ impl<'a, R: Reader> Engine<'a, R> {
                     .and_then(|t| parse_duration(&t.value).ok())
                     .unwrap_or(DEFAULT_ACTION_TIMEOUT);
                 let started = Instant::now();
-                let result = prepared.apply(approval, &self.client, timeout).await;
+                let result = prepared
+                    .apply(
+                        approval,
+                        &self.client,
+                        self.settings.kube.as_deref(),
+                        timeout,
+                    )
+                    .await;
                 let millis = started.elapsed().as_millis() as u64;
                 let ok = result.is_ok();
-                if !ok {
+                if ok {
+                    self.remember(&prepared.plan);
+                } else {
                     self.outcome.actions_failed += 1;
                 }
                 let detail = result.unwrap_or_else(|e| e.to_string());
@@ -378,7 +412,21 @@ impl<'a, R: Reader> Engine<'a, R> {
                 self.outcome.stopped_for_terminal = true;
                 Flow::Stop
             }
+            Decision::Other(DecisionKind::WouldSend | DecisionKind::Rehearsed) => {
+                // A rehearsal remembers too, so its restore step shows the same plan a live run would.
+                self.remember(&prepared.plan);
+                Flow::Continue
+            }
             Decision::Other(_) => Flow::Continue,
+        }
+    }
+
+    /// Keeps the value an action replaced, the first time its target changes in this incident.
+    fn remember(&mut self, plan: &Plan) {
+        if let (Some(target), Some(before)) = (&plan.target, &plan.before) {
+            self.previous
+                .entry(target.clone())
+                .or_insert_with(|| before.clone());
         }
     }
 

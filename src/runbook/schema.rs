@@ -105,6 +105,67 @@ pub struct Check {
     pub http: Option<HttpCheck>,
     #[serde(default)]
     pub shell: Option<ShellSpec>,
+    #[serde(default)]
+    pub k8s_pods: Option<K8sPods>,
+    #[serde(default)]
+    pub k8s_deployment: Option<K8sDeployment>,
+    #[serde(default)]
+    pub k8s_logs: Option<K8sLogs>,
+    #[serde(default)]
+    pub k8s_events: Option<K8sEvents>,
+}
+
+/// Pods by namespace and label selector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct K8sPods {
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    #[serde(default)]
+    pub selector: Option<S<String>>,
+    /// Restarts above this warn (default 5).
+    #[serde(default)]
+    pub max_restarts: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct K8sDeployment {
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    pub name: S<String>,
+}
+
+/// Log lines of a deployment's (or a selector's) pods over a window, filtered by a regex.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct K8sLogs {
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    #[serde(default)]
+    pub deployment: Option<S<String>>,
+    #[serde(default)]
+    pub selector: Option<S<String>>,
+    /// How far back, e.g. `1h` (the default).
+    #[serde(default)]
+    pub since: Option<S<String>>,
+    pub matches: S<String>,
+    /// How many of the latest matching lines to keep (default 5).
+    #[serde(default)]
+    pub keep: Option<usize>,
+}
+
+/// Warning events of a namespace, or of one object in it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct K8sEvents {
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    /// `deployment/gpu-worker`, `pod/x`, or just a name.
+    #[serde(default)]
+    pub object: Option<S<String>>,
+    #[serde(default)]
+    pub since: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +215,57 @@ pub struct Action {
     pub http: Option<HttpAction>,
     #[serde(default)]
     pub shell: Option<ShellSpec>,
+    #[serde(default)]
+    pub k8s_scale: Option<K8sScale>,
+    #[serde(default)]
+    pub k8s_restart: Option<K8sRestart>,
+    #[serde(default)]
+    pub k8s_patch: Option<K8sPatch>,
+    #[serde(default)]
+    pub k8s_delete_pod: Option<K8sDeletePod>,
+}
+
+/// Scale a deployment through its scale subresource.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct K8sScale {
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    pub deployment: S<String>,
+    /// A count, a template, or `previous`: the count before this incident's first scale of it.
+    pub replicas: S<ScalarValue>,
+}
+
+/// `kubectl rollout restart`: a new restartedAt annotation on the pod template.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct K8sRestart {
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    pub deployment: S<String>,
+    /// Wait up to this long for the rollout to finish.
+    #[serde(default)]
+    pub wait: Option<S<String>>,
+}
+
+/// A JSON merge patch of a deployment's or configmap's annotations, labels or data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct K8sPatch {
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    /// `deployment` or `configmap`.
+    pub kind: S<String>,
+    pub name: S<String>,
+    pub patch: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct K8sDeletePod {
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    pub pod: S<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,6 +301,9 @@ pub struct Scenario {
     pub description: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, ScalarValue>,
+    /// Replica counts of deployments when the scenario starts, for the plans of scale actions.
+    #[serde(default)]
+    pub deployments: BTreeMap<String, i64>,
     pub checks: BTreeMap<String, ScenarioCheck>,
 }
 
@@ -207,6 +322,11 @@ pub struct ScenarioCheck {
     /// The check cannot reach its backend: this is the cause shown.
     #[serde(default)]
     pub error: Option<String>,
+    /// What the backend itself would judge (`fail` for pods not ready), with why; thresholds still apply.
+    #[serde(default)]
+    pub verdict: Option<S<String>>,
+    #[serde(default)]
+    pub reason: Option<String>,
     #[serde(default)]
     pub millis: Option<u64>,
 }

@@ -149,6 +149,17 @@ pub fn load_scenario(source: &Source, runbook: &Runbook) -> Result<Scenario, Vec
             );
         }
     }
+    for canned in scenario.checks.values() {
+        if let Some(verdict) = &canned.verdict
+            && crate::backends::scenario::parse_verdict(&verdict.value).is_none()
+        {
+            v.problem(
+                verdict,
+                format!("verdict '{}' is not one of ok, warn, fail", verdict.value),
+                Some("a backend that cannot be reached is `error: \"cause\"`".into()),
+            );
+        }
+    }
     for id in scenario.checks.keys() {
         if runbook.check(id).is_none() {
             v.problem_at(
@@ -568,13 +579,17 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
         check.prometheus.is_some(),
         check.http.is_some(),
         check.shell.is_some(),
+        check.k8s_pods.is_some(),
+        check.k8s_deployment.is_some(),
+        check.k8s_logs.is_some(),
+        check.k8s_events.is_some(),
     ];
     match backends.iter().filter(|b| **b).count() {
         1 => {}
         0 => v.problem(
             &check.id,
             format!("check '{}' has no backend", check.id.value),
-            Some("give it one of: prometheus, http, shell".into()),
+            Some("give it one of: prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events".into()),
         ),
         _ => v.problem(
             &check.id,
@@ -582,6 +597,7 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
             Some("split it into one check per backend".into()),
         ),
     }
+    validate_k8s_check(v, rb, check, scope);
     let thresholds = Scope {
         checks: scope.checks,
         locals: THRESHOLD_LOCALS,
@@ -641,19 +657,31 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
 }
 
 fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Scope) {
-    match (action.http.is_some(), action.shell.is_some()) {
-        (true, false) | (false, true) => {}
-        (false, false) => v.problem(
+    let backends = [
+        action.http.is_some(),
+        action.shell.is_some(),
+        action.k8s_scale.is_some(),
+        action.k8s_restart.is_some(),
+        action.k8s_patch.is_some(),
+        action.k8s_delete_pod.is_some(),
+    ];
+    match backends.iter().filter(|b| **b).count() {
+        1 => {}
+        0 => v.problem(
             &action.id,
             format!("action '{}' has no backend", action.id.value),
-            Some("give it one of: http, shell".into()),
+            Some(
+                "give it one of: http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod"
+                    .into(),
+            ),
         ),
-        (true, true) => v.problem(
+        _ => v.problem(
             &action.id,
             format!("action '{}' has more than one backend", action.id.value),
-            Some("split it into two actions".into()),
+            Some("split it into one action per backend".into()),
         ),
     }
+    validate_k8s_action(v, rb, action, scope);
     if let Some(when) = &action.when {
         v.names(when, Kind::Expression, scope, rb, "`when`");
     }
@@ -693,5 +721,114 @@ fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Sco
                 None,
             );
         }
+    }
+}
+
+/// Templates, durations and patterns of the Kubernetes checks.
+fn validate_k8s_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope) {
+    let mut templates: Vec<&S<String>> = Vec::new();
+    if let Some(spec) = &check.k8s_pods {
+        templates.extend(spec.namespace.iter().chain(&spec.selector));
+    }
+    if let Some(spec) = &check.k8s_deployment {
+        templates.extend(spec.namespace.iter().chain([&spec.name]));
+    }
+    if let Some(spec) = &check.k8s_logs {
+        templates.extend(
+            spec.namespace
+                .iter()
+                .chain(&spec.deployment)
+                .chain(&spec.selector),
+        );
+        if spec.deployment.is_none() == spec.selector.is_none() {
+            v.problem(
+                &check.id,
+                "k8s_logs needs exactly one of `deployment` and `selector`".into(),
+                None,
+            );
+        }
+        if let Some(since) = &spec.since {
+            v.duration(since, "`since`");
+        }
+        if let Err(err) = regex::Regex::new(&spec.matches.value) {
+            let first = err
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string();
+            v.problem(
+                &spec.matches,
+                format!("invalid regular expression: {first}"),
+                None,
+            );
+        }
+        if spec.keep == Some(0) {
+            v.problem(
+                &spec.matches,
+                "`keep: 0` keeps nothing to show".into(),
+                Some("keep at least 1 line, or leave it out (5)".into()),
+            );
+        }
+    }
+    if let Some(spec) = &check.k8s_events {
+        templates.extend(spec.namespace.iter().chain(&spec.object));
+        if let Some(since) = &spec.since {
+            v.duration(since, "`since`");
+        }
+    }
+    for template in templates {
+        v.names(template, Kind::Template, scope, rb, "kubernetes field");
+    }
+}
+
+/// Templates, kinds and replica counts of the Kubernetes actions.
+fn validate_k8s_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Scope) {
+    let mut templates: Vec<&S<String>> = Vec::new();
+    if let Some(spec) = &action.k8s_scale {
+        templates.extend(spec.namespace.iter().chain([&spec.deployment]));
+        match &spec.replicas.value {
+            ScalarValue::Int(n) if *n >= 0 => {}
+            ScalarValue::Text(t) if t == "previous" || t.contains("{{") => {
+                if t != "previous" {
+                    let at = S::new(t.clone(), spec.replicas.referenced, spec.replicas.defined);
+                    v.names(&at, Kind::Template, scope, rb, "replicas");
+                }
+            }
+            _ => v.problem(
+                &spec.replicas,
+                "replicas must be a count, a template, or `previous`".into(),
+                Some("`previous` goes back to the count before this incident's first scale of the deployment".into()),
+            ),
+        }
+    }
+    if let Some(spec) = &action.k8s_restart {
+        templates.extend(spec.namespace.iter().chain([&spec.deployment]));
+        if let Some(wait) = &spec.wait {
+            v.duration(wait, "restart `wait`");
+        }
+    }
+    if let Some(spec) = &action.k8s_patch {
+        templates.extend(spec.namespace.iter().chain([&spec.name]));
+        if let Err(err) = crate::backends::kube::PatchKind::parse(&spec.kind.value) {
+            v.problem(&spec.kind, err.to_string(), None);
+        }
+        if !spec.patch.is_object() {
+            v.problem(
+                &spec.kind,
+                "`patch` must be a map, merged into the object".into(),
+                Some("e.g. patch: { data: { DB_MAX_CONNECTIONS: \"50\" } }".into()),
+            );
+        }
+        for text in json_strings(&spec.patch) {
+            let at = S::new(text, spec.kind.referenced, spec.kind.defined);
+            v.names(&at, Kind::Template, scope, rb, "patch");
+        }
+    }
+    if let Some(spec) = &action.k8s_delete_pod {
+        templates.extend(spec.namespace.iter().chain([&spec.pod]));
+    }
+    for template in templates {
+        v.names(template, Kind::Template, scope, rb, "kubernetes field");
     }
 }

@@ -1,0 +1,1006 @@
+//! Kubernetes through kube-rs: pods, deployments, logs and events as checks; scale, rollout
+//! restart, merge patches and pod deletion as actions. The kubeconfig is inferred as kubectl
+//! does (KUBECONFIG, contexts, exec plugins, tokens, certificates, in-cluster).
+
+use super::humanize;
+use crate::engine::event::Plan;
+use crate::engine::observation::{Reading, Table, Verdict};
+use crate::runbook::{K8sDeployment, K8sEvents, K8sLogs, K8sPods, S, parse_duration};
+use futures_util::{AsyncBufReadExt, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+const PAGE: u32 = 500;
+/// Rows kept in a pods table: the troubled pods first. The counts cover every pod.
+const POD_ROWS: usize = 100;
+const DEFAULT_MAX_RESTARTS: i64 = 5;
+const DEFAULT_SINCE: Duration = Duration::from_secs(3600);
+const DEFAULT_KEEP: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot load the Kubernetes configuration: {0}; set KUBECONFIG or pass --context")]
+    Config(String),
+    #[error("cannot reach the Kubernetes API at {server}: {cause}")]
+    Unreachable { server: String, cause: String },
+    #[error("the Kubernetes API refused it ({code} {reason}): {message}")]
+    Refused {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("not found: {message}")]
+    NotFound { message: String },
+    #[error("the Kubernetes API answered {code} {reason}: {message}")]
+    Api {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("Kubernetes request failed: {0}")]
+    Other(String),
+    #[error("invalid {what}: {why}")]
+    Spec { what: &'static str, why: String },
+    #[error("nothing to go back to: {target} was not scaled earlier in this incident")]
+    NothingToRestore { target: String },
+    #[error("rollout of deployment {name} did not finish within {}: {state}", humanize(*.after))]
+    RolloutUnfinished {
+        name: String,
+        after: Duration,
+        state: String,
+    },
+}
+
+/// A Kubernetes client made on first use, so runbooks without Kubernetes never read a kubeconfig.
+pub struct Kube {
+    context: Option<String>,
+    namespace: Option<String>,
+    client: OnceCell<Result<(kube::Client, String), String>>,
+}
+
+impl Kube {
+    pub fn new(context: Option<String>, namespace: Option<String>) -> Kube {
+        Kube {
+            context,
+            namespace,
+            client: OnceCell::new(),
+        }
+    }
+
+    async fn connect(&self) -> Result<(kube::Client, String), String> {
+        let config = match &self.context {
+            Some(context) => {
+                let options = kube::config::KubeConfigOptions {
+                    context: Some(context.clone()),
+                    ..Default::default()
+                };
+                kube::Config::from_kubeconfig(&options)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            None => kube::Config::infer().await.map_err(|e| e.to_string())?,
+        };
+        let server = config.cluster_url.to_string();
+        let namespace = self
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+        Ok((client, format!("{namespace}\n{server}")))
+    }
+
+    /// The namespace used where a runbook names none: `--namespace`, else the kubeconfig's.
+    pub async fn default_namespace(&self) -> Result<String, Error> {
+        Ok(self.client().await?.1)
+    }
+
+    /// The client, the default namespace and the server URL.
+    async fn client(&self) -> Result<(kube::Client, String, String), Error> {
+        let got = self.client.get_or_init(|| self.connect()).await;
+        match got {
+            Ok((client, ns_server)) => {
+                let (ns, server) = ns_server.split_once('\n').unwrap_or((ns_server, ""));
+                Ok((client.clone(), ns.to_string(), server.to_string()))
+            }
+            Err(e) => Err(Error::Config(e.clone())),
+        }
+    }
+}
+
+/// The cause of a failed request in words: unreachable, refused with the server's message, missing.
+fn describe(err: kube::Error, server: &str) -> Error {
+    match err {
+        kube::Error::Api(status) => {
+            let (code, reason, message) =
+                (status.code, status.reason.clone(), status.message.clone());
+            match code {
+                401 | 403 => Error::Refused {
+                    code,
+                    reason,
+                    message,
+                },
+                404 => Error::NotFound { message },
+                _ => Error::Api {
+                    code,
+                    reason,
+                    message,
+                },
+            }
+        }
+        other => {
+            let mut source: Option<&dyn std::error::Error> = Some(&other);
+            while let Some(e) = source {
+                if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                    let cause = match io.kind() {
+                        std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                        std::io::ErrorKind::TimedOut => "connection timed out".to_string(),
+                        _ => io.to_string(),
+                    };
+                    return Error::Unreachable {
+                        server: server.to_string(),
+                        cause,
+                    };
+                }
+                source = e.source();
+            }
+            match other {
+                kube::Error::HyperError(e) => Error::Unreachable {
+                    server: server.to_string(),
+                    cause: e.to_string(),
+                },
+                kube::Error::Service(e) => Error::Unreachable {
+                    server: server.to_string(),
+                    cause: e.to_string(),
+                },
+                e => Error::Other(e.to_string()),
+            }
+        }
+    }
+}
+
+/// A rendered namespace, or the default one.
+fn namespace(
+    spec: &Option<S<String>>,
+    render: &dyn Fn(&str) -> Result<String, super::BackendError>,
+    default: &str,
+) -> Result<String, super::BackendError> {
+    match spec {
+        Some(ns) => render(&ns.value),
+        None => Ok(default.to_string()),
+    }
+}
+
+type Render<'a> = &'a dyn Fn(&str) -> Result<String, super::BackendError>;
+
+fn since(spec: &Option<S<String>>) -> Result<Duration, Error> {
+    match spec {
+        Some(s) => parse_duration(&s.value).map_err(|why| Error::Spec { what: "since", why }),
+        None => Ok(DEFAULT_SINCE),
+    }
+}
+
+async fn list_pods(
+    api: &Api<Pod>,
+    selector: Option<&str>,
+    server: &str,
+) -> Result<Vec<Pod>, Error> {
+    let mut pods = Vec::new();
+    let mut params = ListParams::default().limit(PAGE);
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    loop {
+        let page = api.list(&params).await.map_err(|e| describe(e, server))?;
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        pods.extend(page.items);
+        match next {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(pods),
+        }
+    }
+}
+
+fn age(created: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> String {
+    let Some(created) = created else {
+        return String::new();
+    };
+    let secs = jiff::Timestamp::now()
+        .duration_since(created.0)
+        .as_secs()
+        .max(0) as u64;
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// One pod's summary: (row, ready, waiting reason).
+fn pod_row(pod: &Pod) -> (Vec<Value>, bool, Option<String>, i64) {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let phase = status.phase.clone().unwrap_or_else(|| "Unknown".into());
+    let statuses = status.container_statuses.clone().unwrap_or_default();
+    let total = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.len())
+        .unwrap_or(statuses.len())
+        .max(statuses.len());
+    let ready_count = statuses.iter().filter(|c| c.ready).count();
+    let restarts: i64 = statuses.iter().map(|c| c.restart_count as i64).sum();
+    let waiting = statuses.iter().find_map(|c| {
+        c.state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone())
+    });
+    let last = statuses.iter().find_map(|c| {
+        c.last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.reason.clone())
+    });
+    let ready =
+        phase == "Succeeded" || (phase == "Running" && ready_count == total && waiting.is_none());
+    let shown_phase = waiting.clone().unwrap_or(phase);
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default();
+    let row = vec![
+        name.into(),
+        shown_phase.into(),
+        format!("{ready_count}/{total}").into(),
+        restarts.into(),
+        last.map(Value::from).unwrap_or(Value::Null),
+        age(pod.metadata.creation_timestamp.as_ref()).into(),
+        node.into(),
+    ];
+    (row, ready, waiting, restarts)
+}
+
+pub async fn pods(
+    kube: &Kube,
+    spec: &K8sPods,
+    render: Render<'_>,
+) -> Result<Reading, super::BackendError> {
+    let (client, default_ns, server) = kube.client().await?;
+    let ns = namespace(&spec.namespace, render, &default_ns)?;
+    let selector = spec
+        .selector
+        .as_ref()
+        .map(|s| render(&s.value))
+        .transpose()?;
+    let api: Api<Pod> = Api::namespaced(client, &ns);
+    let pods = list_pods(&api, selector.as_deref(), &server).await?;
+    let max_restarts = spec.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS);
+    let mut rows: Vec<(u8, Vec<Value>)> = Vec::with_capacity(pods.len());
+    let (mut not_ready, mut crashing, mut restarting) = (Vec::new(), Vec::new(), Vec::new());
+    for pod in &pods {
+        let (row, ready, waiting, restarts) = pod_row(pod);
+        let name = row[0].as_str().unwrap_or_default().to_string();
+        let crash = waiting.as_deref() == Some("CrashLoopBackOff");
+        if crash {
+            crashing.push(name.clone());
+        }
+        if !ready {
+            not_ready.push(name.clone());
+        }
+        if restarts > max_restarts {
+            restarting.push(name);
+        }
+        // Troubled pods sort first so a long list still shows them.
+        let rank = if crash {
+            0
+        } else if !ready {
+            1
+        } else if restarts > max_restarts {
+            2
+        } else {
+            3
+        };
+        rows.push((rank, row));
+    }
+    rows.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1[0].as_str().cmp(&b.1[0].as_str()))
+    });
+    let total = pods.len();
+    let ready = total - not_ready.len();
+    let columns = [
+        "pod",
+        "status",
+        "ready",
+        "restarts",
+        "last termination",
+        "age",
+        "node",
+    ]
+    .map(String::from)
+    .to_vec();
+    let kept: Vec<Vec<Value>> = rows.into_iter().take(POD_ROWS).map(|(_, r)| r).collect();
+    let mut text = format!("{ready} of {total} pods ready");
+    if total > POD_ROWS {
+        text.push_str(&format!("; showing {POD_ROWS} rows, troubled pods first"));
+    }
+    let where_ = selector.map(|s| format!(" with {s}")).unwrap_or_default();
+    let verdict = if total == 0 {
+        Some((Verdict::Fail, format!("no pods in {ns}{where_}")))
+    } else if !crashing.is_empty() {
+        Some((
+            Verdict::Fail,
+            format!("CrashLoopBackOff: {}", list(&crashing)),
+        ))
+    } else if !not_ready.is_empty() {
+        Some((Verdict::Fail, format!("not ready: {}", list(&not_ready))))
+    } else if !restarting.is_empty() {
+        Some((
+            Verdict::Warn,
+            format!("more than {max_restarts} restarts: {}", list(&restarting)),
+        ))
+    } else {
+        None
+    };
+    Ok(Reading {
+        value: ready.into(),
+        table: Some(Table::new(columns, kept)),
+        text: Some(text),
+        verdict,
+    })
+}
+
+fn list(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    match names.len() {
+        n if n > 5 => format!("{} and {} more", shown.join(", "), n - 5),
+        _ => shown.join(", "),
+    }
+}
+
+pub async fn deployment(
+    kube: &Kube,
+    spec: &K8sDeployment,
+    render: Render<'_>,
+) -> Result<Reading, super::BackendError> {
+    let (client, default_ns, server) = kube.client().await?;
+    let ns = namespace(&spec.namespace, render, &default_ns)?;
+    let name = render(&spec.name.value)?;
+    let api: Api<Deployment> = Api::namespaced(client, &ns);
+    let deployment = api.get(&name).await.map_err(|e| describe(e, &server))?;
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1) as i64;
+    let status = deployment.status.clone().unwrap_or_default();
+    let updated = status.updated_replicas.unwrap_or(0) as i64;
+    let ready = status.ready_replicas.unwrap_or(0) as i64;
+    let available = status.available_replicas.unwrap_or(0) as i64;
+    let progressing = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Progressing");
+    let stalled = progressing
+        .as_ref()
+        .is_some_and(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+    let rollout = if stalled {
+        "stalled"
+    } else if updated < desired || ready < desired {
+        "progressing"
+    } else {
+        "complete"
+    };
+    let images: Vec<String> = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|s| s.containers.into_iter().filter_map(|c| c.image).collect())
+        .unwrap_or_default();
+    let columns = [
+        "desired",
+        "updated",
+        "ready",
+        "available",
+        "rollout",
+        "images",
+    ]
+    .map(String::from)
+    .to_vec();
+    let row = vec![
+        desired.into(),
+        updated.into(),
+        ready.into(),
+        available.into(),
+        rollout.into(),
+        images.join(", ").into(),
+    ];
+    let verdict = if stalled {
+        let why = progressing.and_then(|c| c.message).unwrap_or_default();
+        Some((
+            Verdict::Fail,
+            format!("rollout stalled: {why}")
+                .trim_end_matches(": ")
+                .to_string(),
+        ))
+    } else if desired > 0 && available == 0 {
+        Some((
+            Verdict::Fail,
+            format!("none of {desired} replicas available"),
+        ))
+    } else if ready < desired {
+        Some((
+            Verdict::Warn,
+            format!("{ready} of {desired} replicas ready"),
+        ))
+    } else {
+        None
+    };
+    let text = format!("{ready}/{desired} ready, rollout {rollout}");
+    Ok(Reading {
+        value: ready.into(),
+        table: Some(Table::new(columns, vec![row])),
+        text: Some(text),
+        verdict,
+    })
+}
+
+/// The label selector of a deployment's pods.
+async fn deployment_selector(
+    client: kube::Client,
+    ns: &str,
+    name: &str,
+    server: &str,
+) -> Result<String, Error> {
+    let api: Api<Deployment> = Api::namespaced(client, ns);
+    let deployment = api.get(name).await.map_err(|e| describe(e, server))?;
+    let labels = deployment
+        .spec
+        .and_then(|s| s.selector.match_labels)
+        .unwrap_or_default();
+    if labels.is_empty() {
+        return Err(Error::Spec {
+            what: "deployment",
+            why: format!("{name} has no matchLabels selector"),
+        });
+    }
+    Ok(labels
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+struct PodLog {
+    pod: String,
+    matches: usize,
+    last: VecDeque<String>,
+}
+
+/// Streams one pod's log line by line: memory stays bounded by `keep` lines, however long the log.
+async fn scan_log(
+    api: &Api<Pod>,
+    pod: String,
+    since: Duration,
+    pattern: &regex::Regex,
+    keep: usize,
+    server: &str,
+) -> Result<PodLog, Error> {
+    let params = LogParams {
+        since_seconds: Some(since.as_secs().max(1) as i64),
+        ..LogParams::default()
+    };
+    let stream = api
+        .log_stream(&pod, &params)
+        .await
+        .map_err(|e| describe(e, server))?;
+    let mut lines = stream.lines();
+    let mut log = PodLog {
+        pod,
+        matches: 0,
+        last: VecDeque::with_capacity(keep),
+    };
+    while let Some(line) = lines.next().await {
+        let line =
+            line.map_err(|e| Error::Other(format!("reading the log of {}: {e}", log.pod)))?;
+        if pattern.is_match(&line) {
+            log.matches += 1;
+            if log.last.len() == keep {
+                log.last.pop_front();
+            }
+            log.last.push_back(line);
+        }
+    }
+    Ok(log)
+}
+
+pub async fn logs(
+    kube: &Kube,
+    spec: &K8sLogs,
+    render: Render<'_>,
+) -> Result<Reading, super::BackendError> {
+    let (client, default_ns, server) = kube.client().await?;
+    let ns = namespace(&spec.namespace, render, &default_ns)?;
+    let pattern = regex::Regex::new(&spec.matches.value).map_err(|e| Error::Spec {
+        what: "pattern",
+        why: e.to_string(),
+    })?;
+    let since = since(&spec.since)?;
+    let keep = spec.keep.unwrap_or(DEFAULT_KEEP).max(1);
+    let selector = match (&spec.deployment, &spec.selector) {
+        (Some(d), _) => {
+            deployment_selector(client.clone(), &ns, &render(&d.value)?, &server).await?
+        }
+        (None, Some(s)) => render(&s.value)?,
+        (None, None) => {
+            return Err(Error::Spec {
+                what: "k8s_logs",
+                why: "give a deployment or a selector".into(),
+            }
+            .into());
+        }
+    };
+    let api: Api<Pod> = Api::namespaced(client, &ns);
+    let pods = list_pods(&api, Some(&selector), &server).await?;
+    let names: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    let scans = names
+        .into_iter()
+        .map(|pod| scan_log(&api, pod, since, &pattern, keep, &server));
+    let mut logs: Vec<PodLog> = futures_util::future::join_all(scans)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    logs.sort_by(|a, b| b.matches.cmp(&a.matches).then_with(|| a.pod.cmp(&b.pod)));
+    let total: usize = logs.iter().map(|l| l.matches).sum();
+    let columns = ["pod", "matches", "last match"].map(String::from).to_vec();
+    let rows = logs
+        .iter()
+        .map(|l| {
+            vec![
+                l.pod.clone().into(),
+                l.matches.into(),
+                l.last
+                    .back()
+                    .cloned()
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
+            ]
+        })
+        .collect();
+    let latest: Vec<String> = logs
+        .iter()
+        .flat_map(|l| l.last.iter().map(move |line| format!("{}: {line}", l.pod)))
+        .take(keep)
+        .collect();
+    let text = if latest.is_empty() {
+        format!(
+            "no line matches /{}/ in {} pod(s) over {}",
+            spec.matches.value,
+            logs.len(),
+            humanize(since)
+        )
+    } else {
+        latest.join("\n")
+    };
+    Ok(Reading {
+        value: total.into(),
+        table: Some(Table::new(columns, rows)),
+        text: Some(text),
+        verdict: None,
+    })
+}
+
+pub async fn events(
+    kube: &Kube,
+    spec: &K8sEvents,
+    render: Render<'_>,
+) -> Result<Reading, super::BackendError> {
+    let (client, default_ns, server) = kube.client().await?;
+    let ns = namespace(&spec.namespace, render, &default_ns)?;
+    let since = since(&spec.since)?;
+    let mut fields = vec!["type=Warning".to_string()];
+    if let Some(object) = &spec.object {
+        let object = render(&object.value)?;
+        match object.split_once('/') {
+            Some((kind, name)) => {
+                fields.push(format!("involvedObject.kind={}", kind_name(kind)));
+                fields.push(format!("involvedObject.name={name}"));
+            }
+            None => fields.push(format!("involvedObject.name={object}")),
+        }
+    }
+    let api: Api<Event> = Api::namespaced(client, &ns);
+    let list = api
+        .list(&ListParams::default().fields(&fields.join(",")))
+        .await
+        .map_err(|e| describe(e, &server))?;
+    let cutoff = jiff::Timestamp::now()
+        - jiff::SignedDuration::try_from(since).unwrap_or(jiff::SignedDuration::ZERO);
+    let mut recent: Vec<(jiff::Timestamp, Vec<Value>)> = list
+        .items
+        .into_iter()
+        .filter_map(|e| {
+            let seen = e
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or_else(|| e.event_time.as_ref().map(|t| t.0))?;
+            (seen >= cutoff).then(|| {
+                let object = format!(
+                    "{}/{}",
+                    e.involved_object
+                        .kind
+                        .clone()
+                        .unwrap_or_default()
+                        .to_lowercase(),
+                    e.involved_object.name.clone().unwrap_or_default()
+                );
+                let row = vec![
+                    age(e.last_timestamp.as_ref()).into(),
+                    object.into(),
+                    e.reason.clone().unwrap_or_default().into(),
+                    e.count.unwrap_or(1).into(),
+                    e.message.clone().unwrap_or_default().into(),
+                ];
+                (seen, row)
+            })
+        })
+        .collect();
+    recent.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let count = recent.len();
+    let columns = ["ago", "object", "reason", "count", "message"]
+        .map(String::from)
+        .to_vec();
+    let verdict = (count > 0).then(|| {
+        (
+            Verdict::Warn,
+            format!("{count} warning event(s) in {}", humanize(since)),
+        )
+    });
+    let rows = recent.into_iter().take(POD_ROWS).map(|(_, r)| r).collect();
+    Ok(Reading {
+        value: count.into(),
+        table: Some(Table::new(columns, rows)),
+        text: None,
+        verdict,
+    })
+}
+
+fn kind_name(kind: &str) -> String {
+    match kind.to_ascii_lowercase().as_str() {
+        "deployment" | "deploy" | "deployments" => "Deployment".into(),
+        "pod" | "pods" | "po" => "Pod".into(),
+        "configmap" | "cm" | "configmaps" => "ConfigMap".into(),
+        "replicaset" | "rs" => "ReplicaSet".into(),
+        other => {
+            let mut chars = other.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// A Kubernetes mutation, rendered and ready to send once approved.
+pub enum Request {
+    Scale {
+        ns: String,
+        name: String,
+        replicas: i64,
+    },
+    Restart {
+        ns: String,
+        name: String,
+        patch: Value,
+        wait: Option<Duration>,
+    },
+    Patch {
+        ns: String,
+        kind: PatchKind,
+        name: String,
+        patch: Value,
+    },
+    DeletePod {
+        ns: String,
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy)]
+pub enum PatchKind {
+    Deployment,
+    ConfigMap,
+}
+
+impl PatchKind {
+    pub fn parse(kind: &str) -> Result<PatchKind, Error> {
+        match kind.to_ascii_lowercase().as_str() {
+            "deployment" | "deploy" => Ok(PatchKind::Deployment),
+            "configmap" | "cm" => Ok(PatchKind::ConfigMap),
+            other => Err(Error::Spec {
+                what: "kind",
+                why: format!("'{other}': patch a deployment or a configmap"),
+            }),
+        }
+    }
+
+    fn path(self, ns: &str, name: &str) -> String {
+        match self {
+            PatchKind::Deployment => format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
+            PatchKind::ConfigMap => format!("/api/v1/namespaces/{ns}/configmaps/{name}"),
+        }
+    }
+}
+
+/// The key under which a scale's earlier replica count is remembered for `replicas: previous`.
+pub fn scale_target(ns: &str, name: &str) -> String {
+    format!("deployment/{ns}/{name}")
+}
+
+/// Reads what an action would change, for its plan; without a cluster (a drill) the plan shows the request alone.
+/// `known_replicas` stands in for the cluster in a drill: the scenario's replica counts by deployment.
+pub async fn plan(
+    kube: Option<&Kube>,
+    known_replicas: &std::collections::BTreeMap<String, i64>,
+    request: &Request,
+) -> Plan {
+    let mut plan = Plan {
+        backend: "kubernetes".into(),
+        ..Plan::default()
+    };
+    match request {
+        Request::Scale { ns, name, replicas } => {
+            plan.request =
+                format!("PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale (merge)");
+            plan.body = Some(json!({ "spec": { "replicas": replicas } }));
+            plan.target = Some(scale_target(ns, name));
+            let current = match kube {
+                Some(kube) => current_replicas(kube, ns, name).await,
+                None => known_replicas.get(name).copied(),
+            };
+            plan.before = current.map(Value::from);
+            let from = current.map_or("?".to_string(), |c| c.to_string());
+            plan.changes
+                .push(format!("deployment/{name} replicas {from} → {replicas}"));
+        }
+        Request::Restart {
+            ns,
+            name,
+            patch,
+            wait,
+        } => {
+            plan.request =
+                format!("PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name} (strategic merge)");
+            plan.body = Some(patch.clone());
+            plan.changes.push(format!(
+                "deployment/{name}: new pods replace the old ones, as `kubectl rollout restart`"
+            ));
+            if let Some(wait) = wait {
+                plan.changes.push(format!(
+                    "then wait up to {} for the rollout to finish",
+                    humanize(*wait)
+                ));
+            }
+        }
+        Request::Patch {
+            ns,
+            kind,
+            name,
+            patch,
+        } => {
+            plan.request = format!("PATCH {} (merge)", kind.path(ns, name));
+            plan.body = Some(patch.clone());
+            let current = match kube {
+                Some(kube) => current_object(kube, *kind, ns, name).await,
+                None => None,
+            };
+            plan.changes = diff(current.as_ref(), patch, "");
+        }
+        Request::DeletePod { ns, name } => {
+            plan.request = format!("DELETE /api/v1/namespaces/{ns}/pods/{name}");
+            plan.changes.push(format!(
+                "pod/{name} is deleted; its controller starts a new one"
+            ));
+        }
+    }
+    plan
+}
+
+async fn current_replicas(kube: &Kube, ns: &str, name: &str) -> Option<i64> {
+    let (client, _, _) = kube.client().await.ok()?;
+    let api: Api<Deployment> = Api::namespaced(client, ns);
+    let scale = api.get_scale(name).await.ok()?;
+    scale.spec.and_then(|s| s.replicas).map(i64::from)
+}
+
+async fn current_object(kube: &Kube, kind: PatchKind, ns: &str, name: &str) -> Option<Value> {
+    let (client, _, _) = kube.client().await.ok()?;
+    match kind {
+        PatchKind::Deployment => serde_json::to_value(
+            Api::<Deployment>::namespaced(client, ns)
+                .get(name)
+                .await
+                .ok()?,
+        )
+        .ok(),
+        PatchKind::ConfigMap => serde_json::to_value(
+            Api::<ConfigMap>::namespaced(client, ns)
+                .get(name)
+                .await
+                .ok()?,
+        )
+        .ok(),
+    }
+}
+
+/// The fields a merge patch changes, `path: old → new`.
+pub fn diff(current: Option<&Value>, patch: &Value, path: &str) -> Vec<String> {
+    match patch {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, value)| {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                diff(current.and_then(|c| c.get(key)), value, &child)
+            })
+            .collect(),
+        new => {
+            let old = match current {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None if current.is_none() => "(unset)".into(),
+                None => String::new(),
+            };
+            let new = match new {
+                Value::Null => "(removed)".to_string(),
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            vec![format!("{path}: {old} → {new}")]
+        }
+    }
+}
+
+/// Sends an approved mutation; the caller holds the approval.
+pub(super) async fn apply(kube: &Kube, request: &Request) -> Result<String, super::BackendError> {
+    let (client, _, server) = kube.client().await?;
+    let params = PatchParams::default();
+    match request {
+        Request::Scale { ns, name, replicas } => {
+            let api: Api<Deployment> = Api::namespaced(client, ns);
+            let before = api
+                .get_scale(name)
+                .await
+                .map_err(|e| describe(e, &server))?;
+            let from = before
+                .spec
+                .and_then(|s| s.replicas)
+                .map_or("?".to_string(), |r| r.to_string());
+            let patch = json!({ "spec": { "replicas": replicas } });
+            let after = api
+                .patch_scale(name, &params, &Patch::Merge(&patch))
+                .await
+                .map_err(|e| describe(e, &server))?;
+            let to = after
+                .spec
+                .and_then(|s| s.replicas)
+                .map_or("?".to_string(), |r| r.to_string());
+            Ok(format!("deployment/{name} replicas {from} → {to}"))
+        }
+        Request::Restart {
+            ns,
+            name,
+            patch,
+            wait,
+        } => {
+            let api: Api<Deployment> = Api::namespaced(client, ns);
+            let patched = api
+                .patch(name, &params, &Patch::Strategic(patch))
+                .await
+                .map_err(|e| describe(e, &server))?;
+            let generation = patched.metadata.generation.unwrap_or(0);
+            match wait {
+                None => Ok(format!("deployment/{name} restarted")),
+                Some(wait) => wait_rollout(&api, name, generation, *wait, &server).await,
+            }
+        }
+        Request::Patch {
+            ns,
+            kind,
+            name,
+            patch,
+        } => {
+            match kind {
+                PatchKind::Deployment => Api::<Deployment>::namespaced(client, ns)
+                    .patch(name, &params, &Patch::Merge(patch))
+                    .await
+                    .map(|_| ()),
+                PatchKind::ConfigMap => Api::<ConfigMap>::namespaced(client, ns)
+                    .patch(name, &params, &Patch::Merge(patch))
+                    .await
+                    .map(|_| ()),
+            }
+            .map_err(|e| describe(e, &server))?;
+            Ok(format!("{} patched", kind.path(ns, name)))
+        }
+        Request::DeletePod { ns, name } => {
+            let api: Api<Pod> = Api::namespaced(client, ns);
+            api.delete(name, &DeleteParams::default())
+                .await
+                .map_err(|e| describe(e, &server))?;
+            Ok(format!("pod/{name} deleted"))
+        }
+    }
+}
+
+/// Polls until the new pods are all updated and available, as `kubectl rollout status` does.
+async fn wait_rollout(
+    api: &Api<Deployment>,
+    name: &str,
+    generation: i64,
+    wait: Duration,
+    server: &str,
+) -> Result<String, super::BackendError> {
+    let started = std::time::Instant::now();
+    loop {
+        let d = api.get(name).await.map_err(|e| describe(e, server))?;
+        let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let status = d.status.unwrap_or_default();
+        let (updated, available) = (
+            status.updated_replicas.unwrap_or(0),
+            status.available_replicas.unwrap_or(0),
+        );
+        let observed = status.observed_generation.unwrap_or(0) >= generation;
+        if observed && updated >= desired && available >= desired {
+            return Ok(format!(
+                "deployment/{name} restarted; rollout finished in {}",
+                humanize(started.elapsed())
+            ));
+        }
+        if started.elapsed() >= wait {
+            let state = format!("{updated} of {desired} updated, {available} available");
+            return Err(Error::RolloutUnfinished {
+                name: name.into(),
+                after: wait,
+                state,
+            }
+            .into());
+        }
+        tokio::time::sleep(Duration::from_secs(2).min(wait.saturating_sub(started.elapsed())))
+            .await;
+    }
+}
+
+/// The restart patch `kubectl rollout restart` sends.
+pub fn restart_patch(now: jiff::Timestamp) -> Value {
+    json!({ "spec": { "template": { "metadata": { "annotations": { "kubectl.kubernetes.io/restartedAt": now.to_string() } } } } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_names_each_changed_field_with_old_and_new() {
+        let current = json!({ "data": { "DB_MAX_CONNECTIONS": "20", "OTHER": "x" } });
+        let patch = json!({ "data": { "DB_MAX_CONNECTIONS": "50", "NEW": "1" } });
+        assert_eq!(
+            diff(Some(&current), &patch, ""),
+            vec!["data.DB_MAX_CONNECTIONS: 20 → 50", "data.NEW: (unset) → 1"]
+        );
+    }
+}
