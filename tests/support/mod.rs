@@ -2,6 +2,9 @@
 //! builder around the built binary with a hermetic environment, and the services it needs.
 #![allow(dead_code)]
 
+pub mod kube;
+#[cfg(test)]
+mod kube_selftest;
 pub mod prometheus;
 #[cfg(test)]
 mod selftest;
