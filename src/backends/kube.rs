@@ -805,7 +805,14 @@ pub async fn plan(
                 Some(kube) => current_object(kube, *kind, ns, name).await,
                 None => None,
             };
-            plan.changes = diff(current.as_ref(), patch, "");
+            plan.changes = match &current {
+                Some(object) => diff(Some(object), patch, ""),
+                // Without the object (a drill, `show`), only the new values are known.
+                None => diff(None, patch, "")
+                    .into_iter()
+                    .map(|c| c.replace(": (unset) → ", " → "))
+                    .collect(),
+            };
         }
         Request::DeletePod { ns, name } => {
             plan.request = format!("DELETE /api/v1/namespaces/{ns}/pods/{name}");

@@ -23,7 +23,41 @@ fn check_line(check: &Check, ctx: &serde_json::Value) -> String {
             expr::render_shell(&s.command.value, ctx).unwrap_or_else(|_| s.command.value.clone());
         format!("shell: {command}")
     } else {
-        String::new()
+        let ns = |n: &Option<crate::runbook::S<String>>| {
+            n.as_ref()
+                .map_or("the default namespace".into(), |n| fill(&n.value))
+        };
+        let opt = |o: &Option<crate::runbook::S<String>>| o.as_ref().map(|o| fill(&o.value));
+        if let Some(k) = &check.k8s_pods {
+            let with = opt(&k.selector)
+                .map(|s| format!(" with {s}"))
+                .unwrap_or_default();
+            format!("kubernetes: pods in {}{with}", ns(&k.namespace))
+        } else if let Some(k) = &check.k8s_deployment {
+            format!(
+                "kubernetes: deployment/{} in {}",
+                fill(&k.name.value),
+                ns(&k.namespace)
+            )
+        } else if let Some(k) = &check.k8s_logs {
+            let of = opt(&k.deployment)
+                .map(|d| format!("deployment/{d}"))
+                .or_else(|| opt(&k.selector))
+                .unwrap_or_default();
+            let since = k.since.as_ref().map_or("1h", |s| s.value.as_str());
+            format!(
+                "kubernetes: logs of {of} in {} since {since}, lines matching /{}/",
+                ns(&k.namespace),
+                k.matches.value
+            )
+        } else if let Some(k) = &check.k8s_events {
+            let of = opt(&k.object)
+                .map(|o| format!(" of {o}"))
+                .unwrap_or_default();
+            format!("kubernetes: warning events{of} in {}", ns(&k.namespace))
+        } else {
+            String::new()
+        }
     };
     let mut line = format!(
         "[ ] {} — {what}",
