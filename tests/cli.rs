@@ -1507,4 +1507,38 @@ mod kubernetes {
         assert_eq!(pods["verdict"], "error");
         assert_eq!(pods["reason"], "no answer within 1s");
     }
+
+    #[test]
+    fn warning_events_are_counted_and_a_pod_is_deleted_only_when_approved() {
+        let kube = video_cluster();
+        let old = support::kube::now() - 7200;
+        let ts = |t: i64| jiff::Timestamp::from_second(t).unwrap().to_string();
+        kube.add_event(NS, serde_json::json!({"type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container", "involvedObject": {"kind": "Pod", "name": "gpu-worker-b"}, "count": 12}));
+        kube.add_event(NS, serde_json::json!({"type": "Normal", "reason": "Pulled", "message": "image pulled", "involvedObject": {"kind": "Pod", "name": "gpu-worker-b"}}));
+        kube.add_event(NS, serde_json::json!({"type": "Warning", "reason": "FailedMount", "message": "old news", "involvedObject": {"kind": "Pod", "name": "gpu-worker-b"}, "lastTimestamp": ts(old)}));
+        let sb = sandbox(&kube);
+        sb.write(
+            "evict.yaml",
+            "id: evict\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: warnings\n        k8s_events: { namespace: video-processing, object: pod/gpu-worker-b, since: 1h }\n    actions:\n      - id: delete_crashing\n        when: checks.warnings.value > 0\n        k8s_delete_pod: { namespace: video-processing, pod: gpu-worker-b }\n",
+        );
+        let pod = format!("/api/v1/namespaces/{NS}/pods/gpu-worker-b");
+        let dry = sb
+            .run(&["run", "evict.yaml", "--dry-run", "--output", "json"])
+            .json();
+        let warnings = observation(&dry, "warnings");
+        assert_eq!(
+            (&warnings["value"], &warnings["verdict"]),
+            (&Value::from(1), &Value::from("warn")),
+            "{warnings:#}"
+        );
+        assert_eq!(warnings["table"]["rows"][0][2], "BackOff");
+        assert!(kube.get(&pod).is_some(), "a dry run deletes nothing");
+        sb.run(&["run", "evict.yaml", "--yes"]);
+        assert!(kube.get(&pod).is_none(), "approved, the pod is gone");
+        assert!(
+            kube.mutating_requests()
+                .iter()
+                .any(|(m, p)| m == "DELETE" && p.starts_with(&pod))
+        );
+    }
 }

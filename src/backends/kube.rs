@@ -481,7 +481,10 @@ async fn deployment_selector(
 struct PodLog {
     pod: String,
     matches: usize,
+    lines: usize,
     last: VecDeque<String>,
+    /// The check's timeout came first: the counts cover what was read by then.
+    stopped: bool,
 }
 
 /// Streams one pod's log line by line: memory stays bounded by `keep` lines, however long the log.
@@ -491,25 +494,38 @@ async fn scan_log(
     since: Duration,
     pattern: &regex::Regex,
     keep: usize,
+    deadline: tokio::time::Instant,
     server: &str,
 ) -> Result<PodLog, Error> {
     let params = LogParams {
         since_seconds: Some(since.as_secs().max(1) as i64),
         ..LogParams::default()
     };
-    let stream = api
-        .log_stream(&pod, &params)
-        .await
-        .map_err(|e| describe(e, server))?;
-    let mut lines = stream.lines();
     let mut log = PodLog {
         pod,
         matches: 0,
+        lines: 0,
         last: VecDeque::with_capacity(keep),
+        stopped: false,
     };
-    while let Some(line) = lines.next().await {
-        let line =
-            line.map_err(|e| Error::Other(format!("reading the log of {}: {e}", log.pod)))?;
+    let Ok(stream) = tokio::time::timeout_at(deadline, api.log_stream(&log.pod, &params)).await
+    else {
+        log.stopped = true;
+        return Ok(log);
+    };
+    let mut lines = stream.map_err(|e| describe(e, server))?.lines();
+    loop {
+        let line = match tokio::time::timeout_at(deadline, lines.next()).await {
+            Ok(Some(line)) => {
+                line.map_err(|e| Error::Other(format!("reading the log of {}: {e}", log.pod)))?
+            }
+            Ok(None) => break,
+            Err(_) => {
+                log.stopped = true;
+                break;
+            }
+        };
+        log.lines += 1;
         if pattern.is_match(&line) {
             log.matches += 1;
             if log.last.len() == keep {
@@ -525,7 +541,11 @@ pub async fn logs(
     kube: &Kube,
     spec: &K8sLogs,
     render: Render<'_>,
+    timeout: Duration,
 ) -> Result<Reading, super::BackendError> {
+    // Stop reading a little before the check's timeout, to report what was counted by then.
+    let deadline = tokio::time::Instant::now()
+        + timeout.saturating_sub((timeout / 10).min(Duration::from_millis(500)));
     let (client, default_ns, server) = kube.client().await?;
     let ns = namespace(&spec.namespace, render, &default_ns)?;
     let pattern = regex::Regex::new(&spec.matches.value).map_err(|e| Error::Spec {
@@ -555,7 +575,7 @@ pub async fn logs(
         .collect();
     let scans = names
         .into_iter()
-        .map(|pod| scan_log(&api, pod, since, &pattern, keep, &server));
+        .map(|pod| scan_log(&api, pod, since, &pattern, keep, deadline, &server));
     let mut logs: Vec<PodLog> = futures_util::future::join_all(scans)
         .await
         .into_iter()
@@ -592,11 +612,16 @@ pub async fn logs(
     } else {
         latest.join("\n")
     };
+    let stopped = logs.iter().filter(|l| l.stopped).count();
+    let verdict = (stopped > 0).then(|| {
+        let read: usize = logs.iter().map(|l| l.lines).sum();
+        (Verdict::Warn, format!("stopped at the timeout in {stopped} of {} pods after {read} lines: the counts are partial", logs.len()))
+    });
     Ok(Reading {
         value: total.into(),
         table: Some(Table::new(columns, rows)),
         text: Some(text),
-        verdict: None,
+        verdict,
     })
 }
 

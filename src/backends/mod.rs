@@ -107,7 +107,7 @@ impl Reader for Live {
             } else if let Some(spec) = &check.k8s_deployment {
                 kube::deployment(&self.kube, spec, &render).await
             } else if let Some(spec) = &check.k8s_logs {
-                kube::logs(&self.kube, spec, &render).await
+                kube::logs(&self.kube, spec, &render, timeout).await
             } else if let Some(spec) = &check.k8s_events {
                 kube::events(&self.kube, spec, &render).await
             } else {
