@@ -21,6 +21,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 declare -A PACKAGES=(
     [prometheus]=prometheus
     [promtool]=prometheus
+    [kubectl]=kubernetes-client
 )
 
 as_root() {
