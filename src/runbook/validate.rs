@@ -329,6 +329,23 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A check or an action names exactly one backend.
+    fn one_backend(&mut self, id: &S<String>, what: &str, set: &[bool], names: &str) {
+        match set.iter().filter(|b| **b).count() {
+            1 => {}
+            0 => self.problem(
+                id,
+                format!("{what} '{}' has no backend", id.value),
+                Some(format!("give it one of: {names}")),
+            ),
+            _ => self.problem(
+                id,
+                format!("{what} '{}' has more than one backend", id.value),
+                Some(format!("split it into one {what} per backend")),
+            ),
+        }
+    }
+
     fn shell_command(&mut self, at: &S<String>, scope: &Scope, rb: &Runbook) {
         self.names(at, Kind::Template, scope, rb, "command");
         if let Some(offset) = expr::quoted_placeholder(&at.value) {
@@ -584,19 +601,12 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
         check.k8s_logs.is_some(),
         check.k8s_events.is_some(),
     ];
-    match backends.iter().filter(|b| **b).count() {
-        1 => {}
-        0 => v.problem(
-            &check.id,
-            format!("check '{}' has no backend", check.id.value),
-            Some("give it one of: prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events".into()),
-        ),
-        _ => v.problem(
-            &check.id,
-            format!("check '{}' has more than one backend", check.id.value),
-            Some("split it into one check per backend".into()),
-        ),
-    }
+    v.one_backend(
+        &check.id,
+        "check",
+        &backends,
+        "prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events",
+    );
     validate_k8s_check(v, rb, check, scope);
     let thresholds = Scope {
         checks: scope.checks,
@@ -665,22 +675,12 @@ fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Sco
         action.k8s_patch.is_some(),
         action.k8s_delete_pod.is_some(),
     ];
-    match backends.iter().filter(|b| **b).count() {
-        1 => {}
-        0 => v.problem(
-            &action.id,
-            format!("action '{}' has no backend", action.id.value),
-            Some(
-                "give it one of: http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod"
-                    .into(),
-            ),
-        ),
-        _ => v.problem(
-            &action.id,
-            format!("action '{}' has more than one backend", action.id.value),
-            Some("split it into one action per backend".into()),
-        ),
-    }
+    v.one_backend(
+        &action.id,
+        "action",
+        &backends,
+        "http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod",
+    );
     validate_k8s_action(v, rb, action, scope);
     if let Some(when) = &action.when {
         v.names(when, Kind::Expression, scope, rb, "`when`");
