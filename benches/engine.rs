@@ -95,8 +95,12 @@ fn parallel_checks(rows: &mut Vec<Row>) {
     };
     let runbook = validate::load(&source).unwrap_or_else(|p| panic!("bench runbook: {p:?}"));
     // No Prometheus check: the URL is never used.
-    let kube = Arc::new(oncall::backends::kube::Kube::new(None, None));
-    let reader = Live::new("http://127.0.0.1:9".into(), kube);
+    let systems = Arc::new(oncall::backends::Systems {
+        kube: oncall::backends::kube::Kube::new(None, None),
+        docker: Default::default(),
+        gpu: Default::default(),
+    });
+    let reader = Live::new("http://127.0.0.1:9".into(), systems);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -116,7 +120,7 @@ fn parallel_checks(rows: &mut Vec<Row>) {
             default_timeout: Duration::from_secs(10),
             pace: Pace::RealTime,
             max_wait: None,
-            kube: None,
+            systems: None,
             known_replicas: Default::default(),
         };
         let ctx = Context {

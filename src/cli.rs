@@ -63,6 +63,9 @@ pub struct Global {
         hide_env_values = true
     )]
     pub namespace: Option<String>,
+    /// NVIDIA management library to load [default: libnvidia-ml.so.1 from the loader's path]
+    #[arg(long, global = true, env = "ONCALL_NVML_LIBRARY", hide_env_values = true, value_hint = clap::ValueHint::FilePath)]
+    pub nvml_library: Option<PathBuf>,
     /// Colour: auto uses it on a terminal unless NO_COLOR is set or TERM=dumb
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "ONCALL_COLOR", hide_env_values = true)]
     pub color: ColorChoice,

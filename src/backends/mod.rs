@@ -1,6 +1,9 @@
 //! Backends: checks read the world, actions change it. A live run reads real systems; a drill
 //! reads a scenario. Actions are planned the same way everywhere and applied only with an approval.
 
+pub mod docker;
+pub mod gpu;
+pub mod host;
 pub mod http;
 pub mod kube;
 pub mod prometheus;
@@ -30,6 +33,14 @@ pub enum BackendError {
     Scenario(#[from] scenario::Error),
     #[error(transparent)]
     Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Docker(#[from] docker::Error),
+    #[error(transparent)]
+    Gpu(#[from] gpu::Error),
+    #[error(transparent)]
+    Host(#[from] host::Error),
+    #[error("invalid {what}: {why}")]
+    Spec { what: &'static str, why: String },
     #[error("template: {0}")]
     Template(#[from] expr::ExprError),
     /// A check or an action with none of the backends set: "check" or "action".
@@ -55,26 +66,73 @@ pub fn backend_name(check: &Check) -> &'static str {
         "http"
     } else if check.shell.is_some() {
         "shell"
-    } else {
+    } else if check.k8s_pods.is_some()
+        || check.k8s_deployment.is_some()
+        || check.k8s_logs.is_some()
+        || check.k8s_events.is_some()
+    {
         "kubernetes"
+    } else if check.docker_containers.is_some()
+        || check.docker_logs.is_some()
+        || check.docker_stats.is_some()
+    {
+        "docker"
+    } else if check.gpus.is_some() || check.gpu_processes.is_some() {
+        "gpu"
+    } else {
+        "host"
     }
+}
+
+/// The systems that need a client or a library, each made on first use.
+pub struct Systems {
+    pub kube: kube::Kube,
+    pub docker: docker::DockerHost,
+    pub gpu: gpu::Gpu,
 }
 
 /// The real systems.
 pub struct Live {
     pub client: reqwest::Client,
     pub prometheus_url: String,
-    pub kube: std::sync::Arc<kube::Kube>,
+    pub systems: std::sync::Arc<Systems>,
 }
 
 impl Live {
-    pub fn new(prometheus_url: String, kube: std::sync::Arc<kube::Kube>) -> Self {
+    pub fn new(prometheus_url: String, systems: std::sync::Arc<Systems>) -> Self {
         Live {
             client: http_client(),
             prometheus_url,
-            kube,
+            systems,
         }
     }
+}
+
+fn duration(
+    spec: &Option<crate::runbook::S<String>>,
+    what: &'static str,
+) -> Result<Option<Duration>, BackendError> {
+    spec.as_ref()
+        .map(|d| crate::runbook::parse_duration(&d.value))
+        .transpose()
+        .map_err(|why| BackendError::Spec { what, why })
+}
+
+fn docker_target(
+    project: &Option<crate::runbook::S<String>>,
+    service: &Option<crate::runbook::S<String>>,
+    container: &Option<crate::runbook::S<String>>,
+    label: &Option<crate::runbook::S<String>>,
+    render: &dyn Fn(&str) -> Result<String, BackendError>,
+) -> Result<docker::Target, BackendError> {
+    let r =
+        |o: &Option<crate::runbook::S<String>>| o.as_ref().map(|v| render(&v.value)).transpose();
+    Ok(docker::Target {
+        project: r(project)?,
+        service: r(service)?,
+        container: r(container)?,
+        label: r(label)?,
+    })
 }
 
 pub fn http_client() -> reqwest::Client {
@@ -102,14 +160,70 @@ impl Reader for Live {
             Ok(shell::check(&command, spec, timeout).await?)
         } else {
             let render = |text: &str| expr::render(text, ctx).map_err(BackendError::from);
+            let systems = &self.systems;
             if let Some(spec) = &check.k8s_pods {
-                kube::pods(&self.kube, spec, &render).await
+                kube::pods(&systems.kube, spec, &render).await
             } else if let Some(spec) = &check.k8s_deployment {
-                kube::deployment(&self.kube, spec, &render).await
+                kube::deployment(&systems.kube, spec, &render).await
             } else if let Some(spec) = &check.k8s_logs {
-                kube::logs(&self.kube, spec, &render, timeout).await
+                kube::logs(&systems.kube, spec, &render, timeout).await
             } else if let Some(spec) = &check.k8s_events {
-                kube::events(&self.kube, spec, &render).await
+                kube::events(&systems.kube, spec, &render).await
+            } else if let Some(spec) = &check.docker_containers {
+                let target = docker_target(
+                    &spec.project,
+                    &spec.service,
+                    &spec.container,
+                    &spec.label,
+                    &render,
+                )?;
+                docker::containers(&systems.docker, &target).await
+            } else if let Some(spec) = &check.docker_logs {
+                let target = docker_target(
+                    &spec.project,
+                    &spec.service,
+                    &spec.container,
+                    &spec.label,
+                    &render,
+                )?;
+                let pattern =
+                    regex::Regex::new(&spec.matches.value).map_err(|e| BackendError::Spec {
+                        what: "matches",
+                        why: e.to_string(),
+                    })?;
+                docker::logs(
+                    &systems.docker,
+                    &target,
+                    duration(&spec.since, "since")?,
+                    &pattern,
+                    spec.keep,
+                )
+                .await
+            } else if let Some(spec) = &check.docker_stats {
+                let target = docker_target(
+                    &spec.project,
+                    &spec.service,
+                    &spec.container,
+                    &spec.label,
+                    &render,
+                )?;
+                docker::stats(&systems.docker, &target).await
+            } else if check.gpus.is_some() {
+                gpu::devices(&systems.gpu).await
+            } else if check.gpu_processes.is_some() {
+                gpu::processes(&systems.gpu).await
+            } else if let Some(spec) = &check.disk {
+                host::disk(spec, &render)
+            } else if check.memory.is_some() {
+                Ok(host::memory()?)
+            } else if check.load.is_some() {
+                Ok(host::load().await?)
+            } else if let Some(spec) = &check.dir_size {
+                Ok(host::dir_size(&render(&spec.path.value)?)?)
+            } else if let Some(spec) = &check.checksums {
+                host::checksums(spec, &render)
+            } else if let Some(spec) = &check.tcp {
+                host::tcp(spec, &render, timeout).await
             } else {
                 Err(BackendError::NoBackend("check"))
             }
@@ -127,12 +241,15 @@ enum Request {
     Http(http::Request),
     Shell(String),
     Kube(kube::Request),
+    Docker(docker::Request, docker::Resolved),
+    GpuKill(gpu::Kill),
+    Cleanup(host::Cleanup),
 }
 
 /// What an action needs beyond its spec: the cluster (none in a drill or `show`) and the values
 /// earlier actions of this incident replaced (for `replicas: previous`).
 pub struct PlanContext<'a> {
-    pub kube: Option<&'a kube::Kube>,
+    pub systems: Option<&'a Systems>,
     pub previous: &'a std::collections::BTreeMap<String, Value>,
     /// Replica counts by deployment where there is no cluster to ask (a drill's scenario).
     pub known_replicas: &'a std::collections::BTreeMap<String, i64>,
@@ -145,9 +262,9 @@ impl PlanContext<'_> {
         spec: &Option<crate::runbook::S<String>>,
         ctx: &Value,
     ) -> Result<String, BackendError> {
-        match (spec, self.kube) {
+        match (spec, self.systems) {
             (Some(ns), _) => Ok(expr::render(&ns.value, ctx)?),
-            (None, Some(kube)) => Ok(kube.default_namespace().await?),
+            (None, Some(systems)) => Ok(systems.kube.default_namespace().await?),
             (None, None) => Ok("default".into()),
         }
     }
@@ -214,11 +331,60 @@ pub async fn prepare(
             ns: with.namespace(&spec.namespace, ctx).await?,
             name: render(&spec.pod.value)?,
         }
+    } else if let Some(spec) = &action.docker {
+        let op = docker::Op::parse(&spec.op.value)?;
+        let target = docker_target(
+            &spec.project,
+            &spec.service,
+            &spec.container,
+            &spec.label,
+            &render,
+        )?;
+        let request = docker::Request::Containers {
+            op,
+            target,
+            grace: duration(&spec.grace, "grace")?,
+        };
+        let (plan, resolved) = docker::plan(with.systems.map(|s| &s.docker), &request).await;
+        return Ok(Prepared {
+            plan,
+            request: Request::Docker(request, resolved),
+        });
+    } else if action.docker_prune.is_some() {
+        let (plan, resolved) =
+            docker::plan(with.systems.map(|s| &s.docker), &docker::Request::Prune).await;
+        return Ok(Prepared {
+            plan,
+            request: Request::Docker(docker::Request::Prune, resolved),
+        });
+    } else if let Some(spec) = &action.gpu_kill {
+        let kill = gpu::kill_request(&render(&spec.pid.value)?, duration(&spec.grace, "grace")?)?;
+        let plan = kill.plan(with.systems.map(|s| &s.gpu)).await;
+        return Ok(Prepared {
+            plan,
+            request: Request::GpuKill(kill),
+        });
+    } else if let Some(spec) = &action.delete_files {
+        let pattern = spec
+            .pattern
+            .as_ref()
+            .map(|p| render(&p.value))
+            .transpose()?;
+        let cleanup = host::cleanup(
+            &render(&spec.dir.value)?,
+            pattern.as_deref(),
+            duration(&spec.older_than, "older_than")?,
+        )?;
+        return Ok(Prepared {
+            plan: cleanup.plan(),
+            request: Request::Cleanup(cleanup),
+        });
     } else {
         return Err(BackendError::NoBackend("action"));
     };
+    let plan = kube::plan(with.systems.map(|s| &s.kube), with.known_replicas, &request).await;
     Ok(Prepared {
-        plan: kube::plan(with.kube, with.known_replicas, &request).await,
+        plan,
         request: Request::Kube(request),
     })
 }
@@ -265,16 +431,19 @@ impl Prepared {
         &self,
         _approval: Approval,
         client: &reqwest::Client,
-        kube: Option<&kube::Kube>,
+        systems: Option<&Systems>,
         timeout: Duration,
     ) -> Result<String, BackendError> {
+        let systems = || systems.ok_or(BackendError::NoBackend("live system"));
         Ok(match &self.request {
             Request::Http(request) => request.send(client, timeout).await?,
             Request::Shell(command) => shell::run_action(command, timeout).await?,
-            Request::Kube(request) => match kube {
-                Some(kube) => kube::apply(kube, request).await?,
-                None => return Err(kube::Error::Config("no cluster in this mode".into()).into()),
-            },
+            Request::Kube(request) => kube::apply(&systems()?.kube, request).await?,
+            Request::Docker(request, resolved) => {
+                docker::apply(&systems()?.docker, request, resolved).await?
+            }
+            Request::GpuKill(kill) => kill.apply().await?,
+            Request::Cleanup(cleanup) => cleanup.apply()?,
         })
     }
 }

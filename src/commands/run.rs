@@ -1,7 +1,7 @@
 //! `oncall run` and `oncall drill`: one engine, live or on a scenario.
 
 use super::Setup;
-use crate::backends::{Live, Reader, kube::Kube, scenario::ScenarioReader};
+use crate::backends::{Live, Reader, Systems, gpu::Gpu, kube::Kube, scenario::ScenarioReader};
 use crate::config::{Config, key_value};
 use crate::engine::approval::Policy;
 use crate::engine::event::{Deadline, EventKind, Mode, Recorder, Sink};
@@ -267,10 +267,13 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         incident: json!({ "id": incident, "severity": rb.severity.value, "started": now.timestamp(), "runbook": rb.id.value, "title": rb.title }),
         checks: Default::default(),
     };
-    let kube = Arc::new(Kube::new(
-        setup.global.context.clone(),
-        setup.global.namespace.clone(),
-    ));
+    let systems = Arc::new(Systems {
+        kube: Kube::new(setup.global.context.clone(), setup.global.namespace.clone()),
+        docker: Default::default(),
+        gpu: Gpu {
+            library: setup.global.nvml_library.clone(),
+        },
+    });
     let settings = Settings {
         policy: policy(req.mode, req.yes),
         default_timeout: req.timeout,
@@ -281,7 +284,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         },
         max_wait: req.max_wait,
         // A drill never talks to a cluster, not even to read.
-        kube: (req.mode != Mode::Drill).then(|| kube.clone()),
+        systems: (req.mode != Mode::Drill).then(|| systems.clone()),
         known_replicas: scenario
             .as_ref()
             .map(|(_, s)| s.deployments.clone())
@@ -306,7 +309,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
                 .to_string();
             drive(
                 &rb,
-                &Live::new(prometheus, kube),
+                &Live::new(prometheus, systems),
                 settings,
                 recorder,
                 interrupts,

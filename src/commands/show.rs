@@ -86,7 +86,7 @@ pub async fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
     // Plans as they would be sent, without reading a cluster: `show` has nothing to do with one.
     let previous = std::collections::BTreeMap::new();
     let with = backends::PlanContext {
-        kube: None,
+        systems: None,
         previous: &previous,
         known_replicas: &Default::default(),
     };

@@ -76,8 +76,8 @@ pub struct Settings {
     pub pace: Pace,
     /// The engineer's cap on any wait.
     pub max_wait: Option<Duration>,
-    /// The cluster actions change; none in a drill.
-    pub kube: Option<Arc<backends::kube::Kube>>,
+    /// The systems actions change; none in a drill.
+    pub systems: Option<Arc<backends::Systems>>,
     /// A drill's replica counts by deployment, for its plans.
     pub known_replicas: BTreeMap<String, i64>,
 }
@@ -324,7 +324,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             return Flow::Continue;
         }
         let with = backends::PlanContext {
-            kube: self.settings.kube.as_deref(),
+            systems: self.settings.systems.as_deref(),
             previous: &self.previous,
             known_replicas: &self.settings.known_replicas,
         };
@@ -383,7 +383,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                     .apply(
                         approval,
                         &self.client,
-                        self.settings.kube.as_deref(),
+                        self.settings.systems.as_deref(),
                         timeout,
                     )
                     .await;

@@ -113,6 +113,100 @@ pub struct Check {
     pub k8s_logs: Option<K8sLogs>,
     #[serde(default)]
     pub k8s_events: Option<K8sEvents>,
+    #[serde(default)]
+    pub docker_containers: Option<DockerTarget>,
+    #[serde(default)]
+    pub docker_logs: Option<DockerLogs>,
+    #[serde(default)]
+    pub docker_stats: Option<DockerTarget>,
+    #[serde(default)]
+    pub gpus: Option<Gpus>,
+    #[serde(default)]
+    pub gpu_processes: Option<Gpus>,
+    #[serde(default)]
+    pub disk: Option<Disk>,
+    #[serde(default)]
+    pub memory: Option<Empty>,
+    #[serde(default)]
+    pub load: Option<Empty>,
+    #[serde(default)]
+    pub dir_size: Option<DirSize>,
+    #[serde(default)]
+    pub checksums: Option<Checksums>,
+    #[serde(default)]
+    pub tcp: Option<Tcp>,
+}
+
+/// Containers by compose project (and service), by name, or by label.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerTarget {
+    #[serde(default)]
+    pub project: Option<S<String>>,
+    #[serde(default)]
+    pub service: Option<S<String>>,
+    #[serde(default)]
+    pub container: Option<S<String>>,
+    /// `key=value`
+    #[serde(default)]
+    pub label: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerLogs {
+    #[serde(default)]
+    pub project: Option<S<String>>,
+    #[serde(default)]
+    pub service: Option<S<String>>,
+    #[serde(default)]
+    pub container: Option<S<String>>,
+    #[serde(default)]
+    pub label: Option<S<String>>,
+    #[serde(default)]
+    pub since: Option<S<String>>,
+    pub matches: S<String>,
+    #[serde(default)]
+    pub keep: Option<usize>,
+}
+
+/// NVIDIA GPUs through NVML; `library` overrides where libnvidia-ml.so.1 is loaded from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gpus {}
+
+/// A check that takes no settings: `memory: {}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    pub paths: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirSize {
+    pub path: S<String>,
+}
+
+/// sha256 of files against a manifest in `sha256sum` format (`<hex>  <path>` per line).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checksums {
+    pub manifest: S<String>,
+    /// Folder the manifest's paths are relative to (default: the manifest's folder).
+    #[serde(default)]
+    pub root: Option<S<String>>,
+}
+
+/// A TCP connect with its latency: `host:port`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tcp {
+    pub address: S<String>,
 }
 
 /// Pods by namespace and label selector.
@@ -223,6 +317,54 @@ pub struct Action {
     pub k8s_patch: Option<K8sPatch>,
     #[serde(default)]
     pub k8s_delete_pod: Option<K8sDeletePod>,
+    #[serde(default)]
+    pub docker: Option<DockerAction>,
+    #[serde(default)]
+    pub docker_prune: Option<Empty>,
+    #[serde(default)]
+    pub gpu_kill: Option<GpuKill>,
+    #[serde(default)]
+    pub delete_files: Option<DeleteFiles>,
+}
+
+/// Restart, stop or start containers (every container of a compose service).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerAction {
+    /// `restart`, `stop` or `start`.
+    pub op: S<String>,
+    #[serde(default)]
+    pub project: Option<S<String>>,
+    #[serde(default)]
+    pub service: Option<S<String>>,
+    #[serde(default)]
+    pub container: Option<S<String>>,
+    #[serde(default)]
+    pub label: Option<S<String>>,
+    /// Seconds to wait for a stop before the kill (default 10).
+    #[serde(default)]
+    pub grace: Option<S<String>>,
+}
+
+/// End a process holding GPU memory: TERM, then KILL after `grace`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuKill {
+    pub pid: S<String>,
+    #[serde(default)]
+    pub grace: Option<S<String>>,
+}
+
+/// Delete the files in `dir` whose names match `pattern` (a glob: `vid-bench-*`) and that are
+/// older than `older_than`; with no pattern, everything in `dir` (clearing a cache).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteFiles {
+    pub dir: S<String>,
+    #[serde(default)]
+    pub pattern: Option<S<String>>,
+    #[serde(default)]
+    pub older_than: Option<S<String>>,
 }
 
 /// Scale a deployment through its scale subresource.

@@ -600,14 +600,26 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
         check.k8s_deployment.is_some(),
         check.k8s_logs.is_some(),
         check.k8s_events.is_some(),
+        check.docker_containers.is_some(),
+        check.docker_logs.is_some(),
+        check.docker_stats.is_some(),
+        check.gpus.is_some(),
+        check.gpu_processes.is_some(),
+        check.disk.is_some(),
+        check.memory.is_some(),
+        check.load.is_some(),
+        check.dir_size.is_some(),
+        check.checksums.is_some(),
+        check.tcp.is_some(),
     ];
     v.one_backend(
         &check.id,
         "check",
         &backends,
-        "prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events",
+        "prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, checksums, tcp",
     );
     validate_k8s_check(v, rb, check, scope);
+    validate_host_check(v, rb, check, scope);
     let thresholds = Scope {
         checks: scope.checks,
         locals: THRESHOLD_LOCALS,
@@ -674,14 +686,19 @@ fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Sco
         action.k8s_restart.is_some(),
         action.k8s_patch.is_some(),
         action.k8s_delete_pod.is_some(),
+        action.docker.is_some(),
+        action.docker_prune.is_some(),
+        action.gpu_kill.is_some(),
+        action.delete_files.is_some(),
     ];
     v.one_backend(
         &action.id,
         "action",
         &backends,
-        "http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod",
+        "http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, docker, docker_prune, gpu_kill, delete_files",
     );
     validate_k8s_action(v, rb, action, scope);
+    validate_host_action(v, rb, action, scope);
     if let Some(when) = &action.when {
         v.names(when, Kind::Expression, scope, rb, "`when`");
     }
@@ -830,5 +847,112 @@ fn validate_k8s_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: 
     }
     for template in templates {
         v.names(template, Kind::Template, scope, rb, "kubernetes field");
+    }
+}
+
+/// Templates, durations and patterns of the Docker, GPU and host checks.
+fn validate_host_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope) {
+    let mut templates: Vec<&S<String>> = Vec::new();
+    for target in [&check.docker_containers, &check.docker_stats]
+        .into_iter()
+        .flatten()
+    {
+        templates.extend(
+            target
+                .project
+                .iter()
+                .chain(&target.service)
+                .chain(&target.container)
+                .chain(&target.label),
+        );
+    }
+    if let Some(spec) = &check.docker_logs {
+        templates.extend(
+            spec.project
+                .iter()
+                .chain(&spec.service)
+                .chain(&spec.container)
+                .chain(&spec.label),
+        );
+        if let Some(since) = &spec.since {
+            v.duration(since, "`since`");
+        }
+        if let Err(err) = regex::Regex::new(&spec.matches.value) {
+            let first = err
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string();
+            v.problem(
+                &spec.matches,
+                format!("invalid regular expression: {first}"),
+                None,
+            );
+        }
+    }
+    if let Some(spec) = &check.disk {
+        templates.extend(&spec.paths);
+        if spec.paths.is_empty() {
+            v.problem(
+                &check.id,
+                "`disk` needs at least one path".into(),
+                Some("disk: { paths: [\"/\", \"/data/models\"] }".into()),
+            );
+        }
+    }
+    if let Some(spec) = &check.dir_size {
+        templates.push(&spec.path);
+    }
+    if let Some(spec) = &check.checksums {
+        templates.extend([&spec.manifest].into_iter().chain(&spec.root));
+    }
+    if let Some(spec) = &check.tcp {
+        templates.push(&spec.address);
+    }
+    for template in templates {
+        v.names(template, Kind::Template, scope, rb, "field");
+    }
+}
+
+/// Templates, operations and durations of the Docker, GPU and host actions.
+fn validate_host_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Scope) {
+    let mut templates: Vec<&S<String>> = Vec::new();
+    if let Some(spec) = &action.docker {
+        templates.extend(
+            spec.project
+                .iter()
+                .chain(&spec.service)
+                .chain(&spec.container)
+                .chain(&spec.label),
+        );
+        if let Err(err) = crate::backends::docker::Op::parse(&spec.op.value) {
+            v.problem(&spec.op, err.to_string(), None);
+        }
+        if let Some(grace) = &spec.grace {
+            v.duration(grace, "`grace`");
+        }
+        if spec.project.is_none() && spec.container.is_none() && spec.label.is_none() {
+            v.problem(
+                &spec.op,
+                "a docker action needs a project, a container or a label".into(),
+                Some("so it never touches every container on the host".into()),
+            );
+        }
+    }
+    if let Some(spec) = &action.gpu_kill {
+        templates.push(&spec.pid);
+        if let Some(grace) = &spec.grace {
+            v.duration(grace, "`grace`");
+        }
+    }
+    if let Some(spec) = &action.delete_files {
+        templates.extend([&spec.dir].into_iter().chain(&spec.pattern));
+        if let Some(age) = &spec.older_than {
+            v.duration(age, "`older_than`");
+        }
+    }
+    for template in templates {
+        v.names(template, Kind::Template, scope, rb, "field");
     }
 }
