@@ -5,6 +5,9 @@
 pub mod kube;
 #[cfg(test)]
 mod kube_selftest;
+pub mod nvml;
+#[cfg(test)]
+mod nvml_selftest;
 pub mod prometheus;
 #[cfg(test)]
 mod selftest;
