@@ -2,6 +2,9 @@
 //! builder around the built binary with a hermetic environment, and the services it needs.
 #![allow(dead_code)]
 
+pub mod docker;
+#[cfg(test)]
+mod docker_selftest;
 pub mod kube;
 #[cfg(test)]
 mod kube_selftest;
