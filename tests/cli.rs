@@ -1542,3 +1542,365 @@ mod kubernetes {
         );
     }
 }
+
+mod host {
+    //! Host checks and the cleanup action, on temporary folders.
+    use super::support::{Sandbox, events, observation};
+    use super::*;
+
+    fn touch_days_ago(path: &std::path::Path, days: u32) {
+        let status = std::process::Command::new("touch")
+            .arg("-d")
+            .arg(format!("{days} days ago"))
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[test]
+    fn checksums_find_a_mismatch_and_cleanup_deletes_exactly_what_it_planned() {
+        let sb = Sandbox::new();
+        let models = sb.work().join("models");
+        std::fs::create_dir_all(&models).unwrap();
+        std::fs::write(models.join("a.bin"), b"weights a").unwrap();
+        std::fs::write(models.join("b.bin"), b"weights b, corrupted").unwrap();
+        // sha256 of "weights a" and of "weights b" (not of what b.bin now holds).
+        let sum = |text: &str| {
+            let out = std::process::Command::new("sha256sum")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut out.stdin.as_ref().unwrap(), text.as_bytes()).unwrap();
+            String::from_utf8(out.wait_with_output().unwrap().stdout).unwrap()[..64].to_string()
+        };
+        std::fs::write(
+            models.join("manifest.sha256"),
+            format!(
+                "{}  a.bin\n{}  b.bin\n{}  c.bin\n",
+                sum("weights a"),
+                sum("weights b"),
+                sum("c")
+            ),
+        )
+        .unwrap();
+        let tmp = sb.work().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        for name in [
+            "vid-bench-old-1",
+            "vid-bench-old-2",
+            "vid-bench-new",
+            "other-old",
+        ] {
+            std::fs::write(tmp.join(name), vec![b'x'; 1000]).unwrap();
+        }
+        for name in ["vid-bench-old-1", "vid-bench-old-2", "other-old"] {
+            touch_days_ago(&tmp.join(name), 2);
+        }
+        sb.write(
+            "host.yaml",
+            &format!(
+                "id: host\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: models\n        checksums: {{ manifest: {m} }}\n      - id: disk\n        disk: {{ paths: [{w}] }}\n      - id: mem\n        memory: {{}}\n      - id: cpu\n        load: {{}}\n      - id: cache\n        dir_size: {{ path: {t} }}\n    actions:\n      - id: clean_tmp\n        delete_files: {{ dir: {t}, pattern: \"vid-bench-*\", older_than: 1d }}\n",
+                m = models.join("manifest.sha256").display(),
+                w = sb.work().display(),
+                t = tmp.display()
+            ),
+        );
+        let dry = sb
+            .run(&["run", "host.yaml", "--dry-run", "--output", "json"])
+            .json();
+        let models_check = observation(&dry, "models");
+        assert_eq!(models_check["verdict"], "fail");
+        assert_eq!(
+            models_check["reason"],
+            "checksum failed: b.bin (mismatch), c.bin (missing)"
+        );
+        assert_eq!(models_check["value"], 2);
+        let disk = observation(&dry, "disk");
+        let used = disk["value"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&used), "{disk:#}");
+        assert!(observation(&dry, "mem")["value"].as_f64().unwrap() > 0.0);
+        assert!(
+            observation(&dry, "cpu")["table"]["rows"][0][3]
+                .as_u64()
+                .unwrap()
+                >= 1,
+            "at least one CPU"
+        );
+        assert_eq!(
+            observation(&dry, "cache")["table"]["rows"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            4,
+            "a dry run deletes nothing"
+        );
+
+        let applied = sb.run(&["run", "host.yaml", "--yes"]);
+        assert!(
+            applied.stderr.is_empty() || !applied.stderr.contains("error"),
+            "{}",
+            applied.stderr
+        );
+        let timeline = sb.timeline();
+        let planned = events(&timeline, "action_planned")
+            .first()
+            .unwrap_or_else(|| panic!("{}\n{timeline:#?}", applied.stdout))["plan"]["changes"]
+            .clone();
+        let listed: Vec<String> = planned
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(
+            listed[0].contains("vid-bench-old-1 (1000 B)") && listed[1].contains("vid-bench-old-2"),
+            "{listed:?}"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec!["other-old", "vid-bench-new"],
+            "exactly the planned files are gone"
+        );
+        assert!(
+            events(&timeline, "action_finished")[0]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("deleted 2 entries")
+        );
+    }
+
+    #[test]
+    fn tcp_reports_latency_or_refusal() {
+        let api = RecordingServer::start();
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().to_string()
+        };
+        let open = api.url.trim_start_matches("http://").to_string();
+        let sb = Sandbox::new();
+        sb.write("tcp.yaml", &format!("id: tcp\ntitle: T\nseverity: P3\nsteps:\n  - id: s\n    checks:\n      - id: up\n        tcp: {{ address: \"{open}\" }}\n        unit: ms\n      - id: down\n        tcp: {{ address: \"{closed}\" }}\n"));
+        let report = sb.run(&["run", "tcp.yaml", "--output", "json"]).json();
+        let up = observation(&report, "up");
+        assert_eq!(up["verdict"], "ok");
+        assert!(up["value"].as_f64().unwrap() < 1000.0);
+        let down = observation(&report, "down");
+        assert_eq!(
+            down["reason"],
+            format!("cannot connect to {closed}: connection refused")
+        );
+    }
+}
+
+mod docker {
+    //! The Docker backend against a private dockerd and a compose project of busybox containers.
+    use super::support::docker::ComposeProject;
+    use super::support::{Sandbox, events, observation};
+    use super::*;
+
+    fn runbook(project: &str) -> String {
+        format!(
+            "id: compose\ntitle: T\nseverity: P0\nsteps:\n  - id: look\n    checks:\n      - id: containers\n        docker_containers: {{ project: {project} }}\n      - id: oom_lines\n        docker_logs: {{ project: {project}, service: trainer, since: 1h, matches: \"CUDA error: out of memory\" }}\n      - id: usage\n        docker_stats: {{ project: {project}, service: benchmark }}\n    actions:\n      - id: restart_benchmark\n        docker: {{ op: restart, project: {project}, service: benchmark, grace: 1s }}\n"
+        )
+    }
+
+    #[test]
+    fn containers_logs_and_stats_are_read_and_restart_only_when_approved() {
+        let project = ComposeProject::up("oncallrun");
+        let host = project.docker_host().host;
+        let sb = Sandbox::new().env("DOCKER_HOST", &host);
+        sb.write("compose.yaml", &runbook(&project.name));
+        let before = project.started_at("benchmark");
+
+        let report = sb
+            .run(&["run", "compose.yaml", "--dry-run", "--output", "json"])
+            .json();
+        let containers = observation(&report, "containers");
+        assert_eq!(containers["verdict"], "fail", "{containers:#}");
+        let reason = containers["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("trainer exited (137)") && reason.contains("api unhealthy"),
+            "{reason}"
+        );
+        let rows = containers["table"]["rows"].as_array().unwrap();
+        let row = |svc: &str| {
+            rows.iter()
+                .find(|r| r[0] == svc)
+                .unwrap_or_else(|| panic!("{svc}: {rows:?}"))
+                .clone()
+        };
+        assert_eq!(
+            (&row("benchmark")[2], &row("benchmark")[3]),
+            (&Value::from("running"), &Value::from("healthy"))
+        );
+        assert_eq!(
+            (&row("trainer")[2], &row("trainer")[4]),
+            (&Value::from("exited"), &Value::from(137))
+        );
+        assert_eq!(row("api")[3], "unhealthy");
+        assert_eq!(containers["value"], 1);
+        let oom = observation(&report, "oom_lines");
+        assert_eq!(oom["value"], 1, "{oom:#}");
+        let usage = observation(&report, "usage");
+        assert_eq!(
+            usage["table"]["rows"].as_array().unwrap().len(),
+            1,
+            "{usage:#}"
+        );
+        assert_eq!(
+            project.started_at("benchmark"),
+            before,
+            "a dry run restarts nothing"
+        );
+        let plan = &report["steps"][0]["actions"][0]["plan"];
+        assert!(
+            plan["changes"][0].as_str().unwrap().starts_with("restart "),
+            "{plan:#}"
+        );
+
+        let ran = sb.run(&["run", "compose.yaml", "--yes"]);
+        assert_ne!(
+            project.started_at("benchmark"),
+            before,
+            "restarted: {}",
+            ran.stdout
+        );
+        let timeline = sb.timeline();
+        let finished = events(&timeline, "action_finished");
+        assert_eq!(finished[0]["ok"], true, "{finished:?}");
+        assert!(
+            finished[0]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("restarted "),
+            "{finished:?}"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_daemon_is_an_error_in_words() {
+        let sb = Sandbox::new().env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+        sb.write("compose.yaml", &runbook("nothing"));
+        let report = sb
+            .run(&["run", "compose.yaml", "--dry-run", "--output", "json"])
+            .json();
+        let containers = observation(&report, "containers");
+        assert_eq!(containers["verdict"], "error");
+        assert!(
+            containers["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("cannot reach the Docker daemon (unix:///nonexistent/docker.sock)"),
+            "{containers:#}"
+        );
+    }
+}
+
+mod gpu {
+    //! The GPU backend against a fake libnvidia-ml.so.1 loaded through nvml-wrapper.
+    use super::support::nvml::{MODE_ENV, PIDS_ENV, fake_nvml_lib};
+    use super::support::{Sandbox, events, observation};
+    use super::*;
+
+    const RUNBOOK: &str = "id: gpus\ntitle: T\nseverity: P1\nsteps:\n  - id: look\n    checks:\n      - id: gpus\n        gpus: {}\n        fail_if: value > 95\n      - id: procs\n        gpu_processes: {}\n    actions:\n      - id: end_biggest\n        when: checks.gpus.verdict == \"fail\"\n        gpu_kill: { pid: \"{{ (checks.procs.rows | first).pid }}\", grace: 2s }\n";
+
+    fn sandbox(mode: &str) -> Sandbox {
+        let sb = Sandbox::new()
+            .env(MODE_ENV, mode)
+            .env("ONCALL_NVML_LIBRARY", fake_nvml_lib().to_str().unwrap());
+        sb.write("gpus.yaml", RUNBOOK);
+        sb
+    }
+
+    #[test]
+    fn a_full_gpu_fails_and_its_biggest_process_is_ended_on_approval() {
+        let mut victim = std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .unwrap();
+        let sb = sandbox("two_gpus").env(PIDS_ENV, &victim.id().to_string());
+        let report = sb
+            .run(&["run", "gpus.yaml", "--dry-run", "--output", "json"])
+            .json();
+        let gpus = observation(&report, "gpus");
+        assert_eq!(gpus["verdict"], "fail");
+        assert_eq!(gpus["table"]["verdicts"], serde_json::json!(["fail", "ok"]));
+        assert!(
+            gpus["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("driver 550.54.15, 2 GPU(s)"),
+            "{gpus:#}"
+        );
+        let procs = observation(&report, "procs");
+        assert_eq!(procs["value"], 1);
+        assert_eq!(procs["table"]["rows"][0][1], victim.id());
+        assert_eq!(procs["table"]["rows"][0][2], "python3 train.py");
+        let plan = &report["steps"][0]["actions"][0]["plan"];
+        assert_eq!(
+            plan["changes"][0],
+            format!(
+                "ends pid {} (python3 train.py) holding 50.0 GiB on GPU 0",
+                victim.id()
+            )
+        );
+        assert!(
+            victim.try_wait().unwrap().is_none(),
+            "a dry run ends nothing"
+        );
+
+        sb.run(&["run", "gpus.yaml", "--yes"]);
+        let status = victim.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGTERM)
+        );
+        let timeline = sb.timeline();
+        assert!(
+            events(&timeline, "action_finished")[0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("ended after SIGTERM")
+        );
+    }
+
+    #[test]
+    fn no_driver_a_failing_driver_and_no_devices_are_errors_in_words() {
+        let sb = Sandbox::new().env("ONCALL_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1");
+        sb.write("gpus.yaml", RUNBOOK);
+        let report = sb
+            .run(&["run", "gpus.yaml", "--dry-run", "--output", "json"])
+            .json();
+        assert!(
+            observation(&report, "gpus")["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("no NVIDIA driver on this host")
+        );
+        let report = sandbox("init_fails")
+            .run(&["run", "gpus.yaml", "--dry-run", "--output", "json"])
+            .json();
+        assert_eq!(
+            observation(&report, "gpus")["reason"],
+            "the NVIDIA driver did not start: NVIDIA driver is not loaded"
+        );
+        let report = sandbox("no_devices")
+            .run(&["run", "gpus.yaml", "--dry-run", "--output", "json"])
+            .json();
+        assert_eq!(
+            observation(&report, "gpus")["reason"],
+            "the NVIDIA driver reports no GPU"
+        );
+    }
+}

@@ -219,10 +219,16 @@ pub fn scenarios(runbook_id: &str, search: &[PathBuf]) -> Vec<ScenarioSource> {
 
 /// Parses `30s`, `15m`, `1h30m`, `2h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let parsed: jiff::SignedDuration = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration"))?;
+    let not = || format!("'{text}' is not a duration");
+    // Days (`1d`, as in `find -mtime +1`) count as 24 hours.
+    let parsed = match text.trim().parse::<jiff::SignedDuration>() {
+        Ok(d) => d,
+        Err(_) => {
+            let span: jiff::Span = text.trim().parse().map_err(|_| not())?;
+            span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                .map_err(|_| not())?
+        }
+    };
     if parsed.is_negative() || parsed.is_zero() {
         return Err(format!("'{text}' must be a positive duration"));
     }
@@ -291,6 +297,7 @@ mod tests {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
     }

@@ -156,7 +156,15 @@ impl Sandbox {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.state().join("incidents"))
             .map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).collect())
             .unwrap_or_default();
-        files.sort();
+        // By when each was opened: `x-host-2.jsonl` sorts before `x-host.jsonl` by name.
+        files.sort_by_key(|p| {
+            (
+                std::fs::read_to_string(p)
+                    .ok()
+                    .and_then(|t| t.get(..40).map(str::to_string)),
+                p.clone(),
+            )
+        });
         files
     }
 
