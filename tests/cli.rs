@@ -1811,7 +1811,6 @@ mod gpu {
     //! The GPU backend against a fake libnvidia-ml.so.1 loaded through nvml-wrapper.
     use super::support::nvml::{MODE_ENV, PIDS_ENV, fake_nvml_lib};
     use super::support::{Sandbox, events, observation};
-    use super::*;
 
     const RUNBOOK: &str = "id: gpus\ntitle: T\nseverity: P1\nsteps:\n  - id: look\n    checks:\n      - id: gpus\n        gpus: {}\n        fail_if: value > 95\n      - id: procs\n        gpu_processes: {}\n    actions:\n      - id: end_biggest\n        when: checks.gpus.verdict == \"fail\"\n        gpu_kill: { pid: \"{{ (checks.procs.rows | first).pid }}\", grace: 2s }\n";
 
