@@ -99,6 +99,7 @@ fn parallel_checks(rows: &mut Vec<Row>) {
         kube: oncall::backends::kube::Kube::new(None, None),
         docker: Default::default(),
         gpu: Default::default(),
+        urls: Default::default(),
     });
     let reader = Live::new("http://127.0.0.1:9".into(), systems);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -63,6 +63,18 @@ pub struct Global {
         hide_env_values = true
     )]
     pub namespace: Option<String>,
+    /// PostgreSQL connection URL [default: the PG* variables psql reads]
+    #[arg(long, global = true, env = "ONCALL_POSTGRES_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    pub postgres_url: Option<String>,
+    /// Redis URL [default: redis://127.0.0.1:6379]
+    #[arg(long, global = true, env = "ONCALL_REDIS_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    pub redis_url: Option<String>,
+    /// NATS URL [default: nats://127.0.0.1:4222]
+    #[arg(long, global = true, env = "ONCALL_NATS_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    pub nats_url: Option<String>,
+    /// Alertmanager base URL (the endpoint named `alertmanager`) [default: http://localhost:9093]
+    #[arg(long, global = true, env = "ONCALL_ALERTMANAGER_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    pub alertmanager_url: Option<String>,
     /// NVIDIA management library to load [default: libnvidia-ml.so.1 from the loader's path]
     #[arg(long, global = true, env = "ONCALL_NVML_LIBRARY", hide_env_values = true, value_hint = clap::ValueHint::FilePath)]
     pub nvml_library: Option<PathBuf>,
@@ -88,6 +100,8 @@ pub enum ColorChoice {
 pub enum Command {
     /// List runbooks: id, severity, title and where each came from
     List,
+    /// The firing alerts in Alertmanager, each with the runbook that handles it
+    Alerts,
     /// Show a runbook as a checklist: steps, checks, conditions and the exact requests of actions
     Show {
         #[arg(add = runbook_candidates())]
@@ -142,9 +156,9 @@ pub enum Shell {
 /// Which runbook, with which params: the same for `run` and `drill`.
 #[derive(Debug, Args)]
 pub struct Target {
-    /// Runbook id (see `oncall list`) or path to a runbook file
+    /// Runbook id (see `oncall list`) or path to a runbook file (with `run --alert`, the alert's runbook)
     #[arg(add = runbook_candidates())]
-    pub runbook: String,
+    pub runbook: Option<String>,
     /// Set a runbook param, KEY=VALUE; repeatable (env: one per line)
     #[arg(
         short = 'p',
@@ -173,6 +187,9 @@ pub struct RunArgs {
     /// Stop every wait after at most this long (the runbook's own timeout still applies if shorter)
     #[arg(long, env = "ONCALL_MAX_WAIT", hide_env_values = true, value_parser = parse_duration, value_name = "DURATION")]
     pub max_wait: Option<std::time::Duration>,
+    /// Open the runbook that handles this firing alert, its params filled from the alert's labels
+    #[arg(long, env = "ONCALL_ALERT", hide_env_values = true, value_name = "ALERTNAME")]
+    pub alert: Option<String>,
     /// Replay a drill scenario instead of reading live systems (same as `oncall drill`)
     #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true)]
     pub scenario: Option<String>,

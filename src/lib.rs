@@ -58,6 +58,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::List => commands::list::run(&setup),
         Command::Show { runbook } => commands::show::run(&setup, &runbook).await,
         Command::Validate { paths } => commands::validate::run(&setup, &paths),
+        Command::Alerts => commands::alerts::run(&setup).await,
         Command::Run(args) => {
             if args.dry_run && args.yes {
                 anyhow::bail!(
@@ -72,8 +73,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 engine::event::Mode::Live
             };
             let request = commands::run::Request {
-                runbook: &args.target.runbook,
+                runbook: args.target.runbook.as_deref(),
                 params: &args.target.params,
+                alert: args.alert.as_deref(),
                 mode,
                 yes: args.yes,
                 scenario: args.scenario.as_deref(),
@@ -84,8 +86,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Drill(args) => {
             let request = commands::run::Request {
-                runbook: &args.target.runbook,
+                runbook: Some(args.target.runbook.as_deref().ok_or_else(|| anyhow::anyhow!("which runbook? `oncall drill RUNBOOK`; `oncall list` shows them"))?),
                 params: &args.target.params,
+                alert: None,
                 mode: engine::event::Mode::Drill,
                 yes: args.yes,
                 scenario: args.scenario.as_deref(),

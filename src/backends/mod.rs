@@ -1,12 +1,16 @@
 //! Backends: checks read the world, actions change it. A live run reads real systems; a drill
 //! reads a scenario. Actions are planned the same way everywhere and applied only with an approval.
 
+pub mod alertmanager;
 pub mod docker;
 pub mod gpu;
 pub mod host;
 pub mod http;
 pub mod kube;
+pub mod nats;
+pub mod postgres;
 pub mod prometheus;
+pub mod redis;
 pub mod scenario;
 pub mod shell;
 
@@ -39,6 +43,14 @@ pub enum BackendError {
     Gpu(#[from] gpu::Error),
     #[error(transparent)]
     Host(#[from] host::Error),
+    #[error(transparent)]
+    Postgres(#[from] postgres::Error),
+    #[error(transparent)]
+    Redis(#[from] redis::Error),
+    #[error(transparent)]
+    Nats(#[from] nats::Error),
+    #[error(transparent)]
+    Alertmanager(#[from] alertmanager::Error),
     #[error("invalid {what}: {why}")]
     Spec { what: &'static str, why: String },
     #[error("template: {0}")]
@@ -79,9 +91,32 @@ pub fn backend_name(check: &Check) -> &'static str {
         "docker"
     } else if check.gpus.is_some() || check.gpu_processes.is_some() {
         "gpu"
+    } else if pg_check(check).is_some() {
+        "postgres"
+    } else if check.redis_ping.is_some() || check.redis_list.is_some() || check.redis_memory.is_some() {
+        "redis"
+    } else if check.nats.is_some() {
+        "nats"
+    } else if check.alerts.is_some() {
+        "alertmanager"
     } else {
         "host"
     }
+}
+
+/// The PostgreSQL check a check holds, if any.
+fn pg_check(check: &Check) -> Option<(postgres::Kind, &crate::runbook::Pg)> {
+    use postgres::Kind;
+    [
+        (Kind::Ready, &check.pg_ready),
+        (Kind::Connections, &check.pg_connections),
+        (Kind::LongQueries, &check.pg_long_queries),
+        (Kind::Blocked, &check.pg_blocked),
+        (Kind::SlowStatements, &check.pg_slow_statements),
+        (Kind::Locks, &check.pg_locks),
+    ]
+    .into_iter()
+    .find_map(|(kind, spec)| spec.as_ref().map(|s| (kind, s)))
 }
 
 /// The systems that need a client or a library, each made on first use.
@@ -89,6 +124,36 @@ pub struct Systems {
     pub kube: kube::Kube,
     pub docker: docker::DockerHost,
     pub gpu: gpu::Gpu,
+    pub urls: ServiceUrls,
+}
+
+/// Connection URLs from the flags; a check's own `url` wins.
+#[derive(Default, Clone)]
+pub struct ServiceUrls {
+    /// None: the PG* variables psql reads.
+    pub postgres: Option<String>,
+    pub redis: Option<String>,
+    pub nats: Option<String>,
+}
+
+const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
+const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+pub const DEFAULT_ALERTMANAGER: &str = "http://localhost:9093";
+
+/// A spec's own URL, else the flag's.
+fn url(spec: &Option<crate::runbook::S<String>>, flag: Option<&String>, render: &dyn Fn(&str) -> Result<String, BackendError>) -> Result<Option<String>, BackendError> {
+    match spec {
+        Some(url) => Ok(Some(render(&url.value)?)),
+        None => Ok(flag.cloned()),
+    }
+}
+
+fn alertmanager_url(ctx: &Value) -> String {
+    ctx["endpoints"]["alertmanager"].as_str().unwrap_or(DEFAULT_ALERTMANAGER).to_string()
+}
+
+fn matchers(spec: &std::collections::BTreeMap<String, crate::runbook::S<String>>, render: &dyn Fn(&str) -> Result<String, BackendError>) -> Result<std::collections::BTreeMap<String, String>, BackendError> {
+    spec.iter().map(|(k, v)| Ok((k.clone(), render(&v.value)?))).collect()
 }
 
 /// The real systems.
@@ -224,6 +289,25 @@ impl Reader for Live {
                 host::checksums(spec, &render)
             } else if let Some(spec) = &check.tcp {
                 host::tcp(spec, &render, timeout).await
+            } else if let Some((kind, spec)) = pg_check(check) {
+                let config = postgres::config(url(&spec.url, systems.urls.postgres.as_ref(), &render)?.as_deref())?;
+                postgres::check(kind, &config, duration(&spec.older_than, "older_than")?, spec.limit).await
+            } else if let Some(spec) = check.redis_ping.as_ref().or(check.redis_list.as_ref()).or(check.redis_memory.as_ref()) {
+                let url = url(&spec.url, systems.urls.redis.as_ref(), &render)?.unwrap_or_else(|| DEFAULT_REDIS.into());
+                if check.redis_ping.is_some() {
+                    redis::ping(&url).await
+                } else if check.redis_list.is_some() {
+                    let key = spec.key.as_ref().map(|k| render(&k.value)).transpose()?;
+                    redis::list(&url, key.as_deref(), spec.first).await
+                } else {
+                    redis::memory(&url).await
+                }
+            } else if let Some(spec) = &check.nats {
+                let url = url(&spec.url, systems.urls.nats.as_ref(), &render)?.unwrap_or_else(|| DEFAULT_NATS.into());
+                let monitor = spec.monitor.as_ref().map(|m| render(&m.value)).transpose()?;
+                nats::check(&url, monitor.as_deref(), &self.client, timeout).await
+            } else if let Some(spec) = &check.alerts {
+                alertmanager::check(&self.client, &alertmanager_url(ctx), &matchers(&spec.matchers, &render)?, timeout).await
             } else {
                 Err(BackendError::NoBackend("check"))
             }
@@ -244,6 +328,8 @@ enum Request {
     Docker(docker::Request, docker::Resolved),
     GpuKill(gpu::Kill),
     Cleanup(host::Cleanup),
+    Postgres(postgres::Request),
+    Alertmanager(alertmanager::Request),
 }
 
 /// What an action needs beyond its spec: the cluster (none in a drill or `show`) and the values
@@ -379,6 +465,37 @@ pub async fn prepare(
             plan: cleanup.plan(),
             request: Request::Cleanup(cleanup),
         });
+    } else if let Some(spec) = action.pg_cancel.as_ref().or(action.pg_terminate.as_ref()) {
+        let config = postgres::config(url(&spec.url, with.systems.and_then(|s| s.urls.postgres.as_ref()), &render)?.as_deref())?;
+        let column = spec.column.as_deref().unwrap_or("pid");
+        let (plan, request) = postgres::backends(ctx, &spec.check.value, column, config, action.pg_cancel.is_some())?;
+        return Ok(Prepared { plan, request: Request::Postgres(request) });
+    } else if let Some(spec) = &action.pg_analyze {
+        let config = postgres::config(url(&spec.url, with.systems.and_then(|s| s.urls.postgres.as_ref()), &render)?.as_deref())?;
+        let (plan, request) = postgres::sql(config, "ANALYZE".into(), None);
+        return Ok(Prepared { plan, request: Request::Postgres(request) });
+    } else if let Some(spec) = &action.pg_reindex {
+        let config = postgres::config(url(&spec.url, with.systems.and_then(|s| s.urls.postgres.as_ref()), &render)?.as_deref())?;
+        let database = render(&spec.database.value)?;
+        let warning = "REINDEX locks each table against writes while its indexes are rebuilt: run it when the load allows";
+        let sql = format!("REINDEX DATABASE {}", quote_ident(&database));
+        let (plan, request) = postgres::sql(config, sql, Some(warning));
+        return Ok(Prepared { plan, request: Request::Postgres(request) });
+    } else if let Some(spec) = &action.silence {
+        let mut found = matchers(&spec.matchers, &render)?;
+        if found.is_empty()
+            && let Some(labels) = ctx["incident"]["alert"]["labels"].as_object()
+        {
+            found = labels.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect();
+        }
+        let length = crate::runbook::parse_duration(&spec.duration.value).map_err(|why| BackendError::Spec { what: "duration", why })?;
+        let note = spec.comment.as_ref().map(|c| render(&c.value)).transpose()?.unwrap_or_default();
+        let comment = format!("oncall incident {}: {note}", ctx["incident"]["id"].as_str().unwrap_or_default()).trim_end_matches(": ").to_string();
+        let (plan, request) = alertmanager::silence(&alertmanager_url(ctx), found, length, comment, &crate::timeline::user())?;
+        return Ok(Prepared { plan, request: Request::Alertmanager(request) });
+    } else if action.expire_silence.is_some() {
+        let (plan, request) = alertmanager::expire(&alertmanager_url(ctx))?;
+        return Ok(Prepared { plan, request: Request::Alertmanager(request) });
     } else {
         return Err(BackendError::NoBackend("action"));
     };
@@ -387,6 +504,11 @@ pub async fn prepare(
         plan,
         request: Request::Kube(request),
     })
+}
+
+/// A PostgreSQL identifier, double-quoted.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A replica count: a number, a template, or `previous` (the count before this incident's first scale).
@@ -444,6 +566,8 @@ impl Prepared {
             }
             Request::GpuKill(kill) => kill.apply().await?,
             Request::Cleanup(cleanup) => cleanup.apply()?,
+            Request::Postgres(request) => postgres::apply(request).await?,
+            Request::Alertmanager(request) => alertmanager::apply(client, request, timeout).await?,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand, and what they share: settings, the catalog, output.
 
+pub mod alerts;
 pub mod completions;
 pub mod list;
 pub mod note;

@@ -1,7 +1,7 @@
 //! `oncall run` and `oncall drill`: one engine, live or on a scenario.
 
 use super::Setup;
-use crate::backends::{Live, Reader, Systems, gpu::Gpu, kube::Kube, scenario::ScenarioReader};
+use crate::backends::{Live, Reader, ServiceUrls, Systems, gpu::Gpu, kube::Kube, scenario::ScenarioReader};
 use crate::config::{Config, key_value};
 use crate::engine::approval::Policy;
 use crate::engine::event::{Deadline, EventKind, Mode, Recorder, Sink};
@@ -20,8 +20,10 @@ pub const DEFAULT_PROMETHEUS: &str = "http://localhost:9090";
 const DRILL_TICK: Duration = Duration::from_millis(150);
 
 pub struct Request<'a> {
-    pub runbook: &'a str,
+    pub runbook: Option<&'a str>,
     pub params: &'a [String],
+    /// Opened from a firing alert: its runbook, and params from its labels.
+    pub alert: Option<&'a str>,
     pub mode: Mode,
     pub yes: bool,
     pub scenario: Option<&'a str>,
@@ -41,6 +43,7 @@ pub fn resolve_values(
     config: &Config,
     rb: &Runbook,
     scenario_params: Option<&std::collections::BTreeMap<String, ScalarValue>>,
+    alert_labels: Option<&std::collections::BTreeMap<String, String>>,
     flags: &[String],
 ) -> anyhow::Result<Resolved> {
     let mut params = Map::new();
@@ -58,6 +61,12 @@ pub fn resolve_values(
         && rb.params.contains_key("namespace")
     {
         params.insert("namespace".into(), json!(ns));
+    }
+    // An alert's labels fill the params of the same names (`namespace`, `service`, ...).
+    for (name, value) in alert_labels.into_iter().flatten() {
+        if rb.params.contains_key(name) {
+            params.insert(name.clone(), ScalarValue::parse(value).to_json());
+        }
     }
     for (name, value) in scenario_params.into_iter().flatten() {
         params.insert(name.clone(), value.to_json());
@@ -101,6 +110,7 @@ pub fn resolve_values(
 
     let mut endpoints = Map::new();
     endpoints.insert("prometheus".into(), json!(DEFAULT_PROMETHEUS));
+    endpoints.insert("alertmanager".into(), json!(crate::backends::DEFAULT_ALERTMANAGER));
     for (name, endpoint) in &rb.endpoints {
         if let Some(default) = &endpoint.default {
             endpoints.insert(name.clone(), default.to_json());
@@ -111,6 +121,9 @@ pub fn resolve_values(
     }
     if let Some(url) = &setup.global.prometheus_url {
         endpoints.insert("prometheus".into(), json!(url));
+    }
+    if let Some(url) = &setup.global.alertmanager_url {
+        endpoints.insert("alertmanager".into(), json!(url));
     }
     for flag in &setup.global.endpoints {
         let (name, url) = key_value(flag).map_err(|e| anyhow::anyhow!("--endpoint {e}"))?;
@@ -143,13 +156,44 @@ fn policy(mode: Mode, yes: bool) -> Policy {
     }
 }
 
+/// Alertmanager's base URL: the flag, an `--endpoint alertmanager=`, the config file, or the default.
+pub fn alertmanager_base(setup: &Setup, config: &Config) -> String {
+    let from_flags = setup.global.endpoints.iter().filter_map(|e| key_value(e).ok()).find(|(k, _)| k == "alertmanager").map(|(_, v)| v);
+    setup
+        .global
+        .alertmanager_url
+        .clone()
+        .or(from_flags)
+        .or_else(|| config.endpoints.get("alertmanager").cloned())
+        .unwrap_or_else(|| crate::backends::DEFAULT_ALERTMANAGER.into())
+}
+
+/// The firing alert a run is opened from.
+async fn firing_alert(setup: &Setup, config: &Config, name: &str) -> anyhow::Result<crate::backends::alertmanager::Alert> {
+    let base = alertmanager_base(setup, config);
+    let matchers = std::collections::BTreeMap::from([("alertname".to_string(), name.to_string())]);
+    let alerts = crate::backends::alertmanager::firing(&crate::backends::http_client(), &base, &matchers, Duration::from_secs(10)).await?;
+    alerts.into_iter().next().ok_or_else(|| anyhow::anyhow!("no firing alert named {name} in Alertmanager at {base}; `oncall alerts` lists them"))
+}
+
 pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let config = setup.config()?;
     let catalog = setup.catalog();
+    let alert = match req.alert {
+        Some(name) => Some(firing_alert(setup, &config, name).await?),
+        None => None,
+    };
+    let id = match (req.runbook, &alert) {
+        (Some(id), _) => id.to_string(),
+        (None, Some(alert)) => catalog
+            .for_alert(&alert.name)
+            .ok_or_else(|| anyhow::anyhow!("no runbook handles alert {}: add it to a runbook's `alerts:`", alert.name))?,
+        (None, None) => anyhow::bail!("which runbook? `oncall run RUNBOOK` or `oncall run --alert NAME`; `oncall list` shows them"),
+    };
     let Loaded {
         runbook: rb,
         source,
-    } = runbook::resolve(&catalog, req.runbook)?;
+    } = runbook::resolve(&catalog, &id)?;
     let scenario = match req.mode {
         Mode::Drill => Some(pick_scenario(setup, &rb, req.scenario)?),
         _ => None,
@@ -159,6 +203,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         &config,
         &rb,
         scenario.as_ref().map(|(_, s)| &s.params),
+        alert.as_ref().map(|a| &a.labels),
         req.params,
     )?;
     let store = setup.store();
@@ -264,7 +309,10 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let ctx = Context {
         params: values.params,
         endpoints: values.endpoints.clone(),
-        incident: json!({ "id": incident, "severity": rb.severity.value, "started": now.timestamp(), "runbook": rb.id.value, "title": rb.title }),
+        incident: json!({
+            "id": incident, "severity": rb.severity.value, "started": now.timestamp(), "runbook": rb.id.value, "title": rb.title,
+            "alert": alert.as_ref().map(|a| json!({ "name": a.name, "labels": a.labels, "summary": a.summary })),
+        }),
         checks: Default::default(),
     };
     let systems = Arc::new(Systems {
@@ -272,6 +320,11 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         docker: Default::default(),
         gpu: Gpu {
             library: setup.global.nvml_library.clone(),
+        },
+        urls: ServiceUrls {
+            postgres: setup.global.postgres_url.clone(),
+            redis: setup.global.redis_url.clone(),
+            nats: setup.global.nats_url.clone(),
         },
     });
     let settings = Settings {

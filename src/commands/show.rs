@@ -76,7 +76,7 @@ pub async fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
     let config = setup.config()?;
     let loaded = runbook::resolve(&setup.catalog(), id)?;
     let rb = &loaded.runbook;
-    let values = super::run::resolve_values(setup, &config, rb, None, &[])?;
+    let values = super::run::resolve_values(setup, &config, rb, None, None, &[])?;
     let ctx = json!({ "params": values.params, "endpoints": values.endpoints, "checks": {}, "incident": {"id": "INCIDENT", "severity": rb.severity.value} });
     let redact = crate::redact::Redactor::new(values.secrets.clone());
     let scenarios: Vec<String> = runbook::scenarios(&rb.id.value, &setup.search)

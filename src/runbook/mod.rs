@@ -127,6 +127,11 @@ impl Catalog {
         catalog
     }
 
+    /// The runbook that lists this alert name under `alerts:`.
+    pub fn for_alert(&self, alert: &str) -> Option<String> {
+        self.runbooks.values().find(|l| l.runbook.alerts.iter().any(|a| a == alert)).map(|l| l.runbook.id.value.clone())
+    }
+
     pub fn ids(&self) -> Vec<String> {
         self.runbooks.keys().cloned().collect()
     }

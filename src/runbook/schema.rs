@@ -135,6 +135,73 @@ pub struct Check {
     pub checksums: Option<Checksums>,
     #[serde(default)]
     pub tcp: Option<Tcp>,
+    #[serde(default)]
+    pub pg_ready: Option<Pg>,
+    #[serde(default)]
+    pub pg_connections: Option<Pg>,
+    #[serde(default)]
+    pub pg_long_queries: Option<Pg>,
+    #[serde(default)]
+    pub pg_blocked: Option<Pg>,
+    #[serde(default)]
+    pub pg_slow_statements: Option<Pg>,
+    #[serde(default)]
+    pub pg_locks: Option<Pg>,
+    #[serde(default)]
+    pub redis_ping: Option<RedisSpec>,
+    #[serde(default)]
+    pub redis_list: Option<RedisSpec>,
+    #[serde(default)]
+    pub redis_memory: Option<RedisSpec>,
+    #[serde(default)]
+    pub nats: Option<NatsSpec>,
+    #[serde(default)]
+    pub alerts: Option<AlertsSpec>,
+}
+
+/// A PostgreSQL check. `url` defaults to `--postgres-url`, then the PG* variables psql reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pg {
+    #[serde(default)]
+    pub url: Option<S<String>>,
+    /// `pg_long_queries`: active longer than this (default 5m).
+    #[serde(default)]
+    pub older_than: Option<S<String>>,
+    /// Rows to keep (default 10).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSpec {
+    #[serde(default)]
+    pub url: Option<S<String>>,
+    /// `redis_list`: the list to read.
+    #[serde(default)]
+    pub key: Option<S<String>>,
+    /// `redis_list`: how many items from the head to show (default 10).
+    #[serde(default)]
+    pub first: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSpec {
+    #[serde(default)]
+    pub url: Option<S<String>>,
+    /// The monitoring endpoint (`http://nats:8222`) for the connection count.
+    #[serde(default)]
+    pub monitor: Option<S<String>>,
+}
+
+/// Firing alerts in Alertmanager matching label matchers (`alertname: X`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSpec {
+    #[serde(default)]
+    pub matchers: BTreeMap<String, S<String>>,
 }
 
 /// Containers by compose project (and service), by name, or by label.
@@ -325,6 +392,51 @@ pub struct Action {
     pub gpu_kill: Option<GpuKill>,
     #[serde(default)]
     pub delete_files: Option<DeleteFiles>,
+    #[serde(default)]
+    pub pg_cancel: Option<PgBackends>,
+    #[serde(default)]
+    pub pg_terminate: Option<PgBackends>,
+    #[serde(default)]
+    pub pg_analyze: Option<Pg>,
+    #[serde(default)]
+    pub pg_reindex: Option<PgReindex>,
+    #[serde(default)]
+    pub silence: Option<Silence>,
+    #[serde(default)]
+    pub expire_silence: Option<Empty>,
+}
+
+/// Cancel or terminate the backends a check found: the pids in a column of its rows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgBackends {
+    #[serde(default)]
+    pub url: Option<S<String>>,
+    /// The check whose rows name the backends (`pg_long_queries`, `pg_blocked`).
+    pub check: S<String>,
+    /// The column holding the pids (default `pid`; `blocking pid` to end what blocks).
+    #[serde(default)]
+    pub column: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgReindex {
+    #[serde(default)]
+    pub url: Option<S<String>>,
+    pub database: S<String>,
+}
+
+/// An Alertmanager silence: the seeds' "acknowledge".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Silence {
+    /// Label matchers; default: the alert the run was opened from (`run --alert`).
+    #[serde(default)]
+    pub matchers: BTreeMap<String, S<String>>,
+    pub duration: S<String>,
+    #[serde(default)]
+    pub comment: Option<S<String>>,
 }
 
 /// Restart, stop or start containers (every container of a compose service).

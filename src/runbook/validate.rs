@@ -611,12 +611,23 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
         check.dir_size.is_some(),
         check.checksums.is_some(),
         check.tcp.is_some(),
+        check.pg_ready.is_some(),
+        check.pg_connections.is_some(),
+        check.pg_long_queries.is_some(),
+        check.pg_blocked.is_some(),
+        check.pg_slow_statements.is_some(),
+        check.pg_locks.is_some(),
+        check.redis_ping.is_some(),
+        check.redis_list.is_some(),
+        check.redis_memory.is_some(),
+        check.nats.is_some(),
+        check.alerts.is_some(),
     ];
     v.one_backend(
         &check.id,
         "check",
         &backends,
-        "prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, checksums, tcp",
+        "prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts",
     );
     validate_k8s_check(v, rb, check, scope);
     validate_host_check(v, rb, check, scope);
@@ -690,12 +701,18 @@ fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Sco
         action.docker_prune.is_some(),
         action.gpu_kill.is_some(),
         action.delete_files.is_some(),
+        action.pg_cancel.is_some(),
+        action.pg_terminate.is_some(),
+        action.pg_analyze.is_some(),
+        action.pg_reindex.is_some(),
+        action.silence.is_some(),
+        action.expire_silence.is_some(),
     ];
     v.one_backend(
         &action.id,
         "action",
         &backends,
-        "http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, docker, docker_prune, gpu_kill, delete_files",
+        "http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, docker, docker_prune, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence",
     );
     validate_k8s_action(v, rb, action, scope);
     validate_host_action(v, rb, action, scope);
@@ -910,6 +927,26 @@ fn validate_host_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &S
     if let Some(spec) = &check.tcp {
         templates.push(&spec.address);
     }
+    for spec in [&check.pg_ready, &check.pg_connections, &check.pg_long_queries, &check.pg_blocked, &check.pg_slow_statements, &check.pg_locks].into_iter().flatten() {
+        templates.extend(&spec.url);
+        if let Some(age) = &spec.older_than {
+            v.duration(age, "`older_than`");
+        }
+    }
+    for spec in [&check.redis_ping, &check.redis_list, &check.redis_memory].into_iter().flatten() {
+        templates.extend(spec.url.iter().chain(&spec.key));
+    }
+    if let Some(spec) = &check.redis_list
+        && spec.key.is_none()
+    {
+        v.problem(&check.id, "redis_list needs a `key`".into(), Some("redis_list: { key: benchmark_queue }".into()));
+    }
+    if let Some(spec) = &check.nats {
+        templates.extend(spec.url.iter().chain(&spec.monitor));
+    }
+    if let Some(spec) = &check.alerts {
+        templates.extend(spec.matchers.values());
+    }
     for template in templates {
         v.names(template, Kind::Template, scope, rb, "field");
     }
@@ -945,6 +982,22 @@ fn validate_host_action(v: &mut Validator, rb: &Runbook, action: &Action, scope:
         if let Some(grace) = &spec.grace {
             v.duration(grace, "`grace`");
         }
+    }
+    for spec in [&action.pg_cancel, &action.pg_terminate].into_iter().flatten() {
+        templates.extend(&spec.url);
+        if !scope.checks.contains(&spec.check.value) {
+            v.problem(&spec.check, format!("names check '{}', which is not defined in this or an earlier step", spec.check.value), Some("name the check whose rows list the backends, e.g. a pg_long_queries or pg_blocked check".into()));
+        }
+    }
+    if let Some(spec) = &action.pg_analyze {
+        templates.extend(&spec.url);
+    }
+    if let Some(spec) = &action.pg_reindex {
+        templates.extend(spec.url.iter().chain([&spec.database]));
+    }
+    if let Some(spec) = &action.silence {
+        templates.extend(spec.matchers.values().chain(&spec.comment));
+        v.duration(&spec.duration, "silence `duration`");
     }
     if let Some(spec) = &action.delete_files {
         templates.extend([&spec.dir].into_iter().chain(&spec.pattern));

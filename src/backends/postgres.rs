@@ -1,0 +1,259 @@
+//! PostgreSQL through tokio-postgres: readiness, connections, long-running and blocked queries,
+//! the slowest statements and ungranted locks as checks; cancelling or terminating backends,
+//! ANALYZE and REINDEX as actions.
+
+use super::humanize;
+use crate::engine::event::Plan;
+use crate::engine::observation::{Reading, Table, Verdict, number};
+use serde_json::Value;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, Config, NoTls};
+
+const DEFAULT_LIMIT: usize = 10;
+const DEFAULT_OLDER_THAN: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid PostgreSQL connection settings: {0}")]
+    Config(String),
+    #[error("cannot reach PostgreSQL at {server}: {cause}")]
+    Unreachable { server: String, cause: String },
+    #[error("PostgreSQL refused the login at {server}: {message}")]
+    Login { server: String, message: String },
+    #[error("pg_stat_statements is not installed in this database: add it to shared_preload_libraries and run CREATE EXTENSION pg_stat_statements")]
+    NoStatements,
+    #[error("PostgreSQL: {0}")]
+    Query(String),
+    #[error("check '{0}' has not run, so there are no backends to act on")]
+    NoCheck(String),
+}
+
+/// Connection settings: a URL, or the PG* variables psql reads.
+pub fn config(url: Option<&str>) -> Result<Config, Error> {
+    if let Some(url) = url {
+        return Config::from_str(url).map_err(|e| Error::Config(e.to_string()));
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut config = Config::new();
+    config.host(var("PGHOST").as_deref().unwrap_or("localhost"));
+    if let Some(port) = var("PGPORT") {
+        config.port(port.parse().map_err(|_| Error::Config(format!("PGPORT '{port}' is not a port")))?);
+    }
+    config.user(var("PGUSER").or_else(|| var("USER")).as_deref().unwrap_or("postgres"));
+    if let Some(password) = var("PGPASSWORD") {
+        config.password(password);
+    }
+    if let Some(db) = var("PGDATABASE") {
+        config.dbname(db);
+    }
+    Ok(config)
+}
+
+fn server(config: &Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}")
+}
+
+fn describe(err: tokio_postgres::Error, server: &str) -> Error {
+    if let Some(db) = err.as_db_error() {
+        let code = db.code().code();
+        return match code {
+            "28P01" | "28000" => Error::Login { server: server.into(), message: db.message().into() },
+            "42P01" | "42883" if db.message().contains("pg_stat_statements") => Error::NoStatements,
+            "55000" if db.message().contains("pg_stat_statements") => Error::NoStatements,
+            _ => Error::Query(format!("{} ({code})", db.message())),
+        };
+    }
+    let mut source: Option<&dyn std::error::Error> = Some(&err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            let cause = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                _ => io.to_string(),
+            };
+            return Error::Unreachable { server: server.into(), cause };
+        }
+        source = e.source();
+    }
+    Error::Unreachable { server: server.into(), cause: err.to_string() }
+}
+
+async fn connect(config: &Config) -> Result<Client, Error> {
+    let server = server(config);
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| describe(e, &server))?;
+    // The connection drives the socket; it ends when the client is dropped.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Runs a query whose columns are all cast to text, as rows of JSON values (numbers where they parse).
+async fn rows(client: &Client, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)], server: &str) -> Result<Vec<Vec<Value>>, Error> {
+    let found = client.query(sql, params).await.map_err(|e| describe(e, server))?;
+    Ok(found
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| match row.get::<_, Option<String>>(i) {
+                    Some(text) => match text.parse::<i64>() {
+                        Ok(n) => n.into(),
+                        Err(_) => text.into(),
+                    },
+                    None => Value::Null,
+                })
+                .collect()
+        })
+        .collect())
+}
+
+fn columns(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Which PostgreSQL check.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Ready,
+    Connections,
+    LongQueries,
+    Blocked,
+    SlowStatements,
+    Locks,
+}
+
+pub async fn check(kind: Kind, config: &Config, older_than: Option<Duration>, limit: Option<usize>) -> Result<Reading, super::BackendError> {
+    let server = server(config);
+    let started = Instant::now();
+    let client = connect(config).await?;
+    let limit = limit.unwrap_or(DEFAULT_LIMIT) as i64;
+    let reading = match kind {
+        Kind::Ready => {
+            let version: String = client.query_one("SHOW server_version", &[]).await.map_err(|e| describe(e, &server))?.get(0);
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            Reading { value: number((ms * 10.0).round() / 10.0), text: Some(format!("{server} accepting connections, PostgreSQL {version}")), ..Reading::default() }
+        }
+        Kind::Connections => {
+            let max: String = client.query_one("SHOW max_connections", &[]).await.map_err(|e| describe(e, &server))?.get(0);
+            let max: i64 = max.parse().unwrap_or(0);
+            let by_state = rows(&client, "SELECT coalesce(state, '(background)'), count(*)::text FROM pg_stat_activity GROUP BY 1 ORDER BY count(*) DESC, 1", &[], &server).await?;
+            let total: i64 = by_state.iter().filter_map(|r| r[1].as_i64()).sum();
+            let pct = if max == 0 { 0.0 } else { (total as f64 * 1000.0 / max as f64).round() / 10.0 };
+            let text = format!("{total} of max_connections {max} ({pct}%)");
+            Reading { value: total.into(), table: Some(Table::new(columns(&["state", "connections"]), by_state)), text: Some(text), verdict: None }
+        }
+        Kind::LongQueries => {
+            let older = older_than.unwrap_or(DEFAULT_OLDER_THAN).as_secs_f64();
+            let sql = "SELECT pid::text, date_trunc('second', now() - query_start)::text, state, left(regexp_replace(query, '\\s+', ' ', 'g'), 120)
+                FROM pg_stat_activity
+                WHERE state <> 'idle' AND pid <> pg_backend_pid() AND query_start < now() - make_interval(secs => $1)
+                ORDER BY query_start LIMIT $2";
+            let found = rows(&client, sql, &[&older, &limit], &server).await?;
+            let n = found.len();
+            let verdict = (n > 0).then(|| (Verdict::Warn, format!("{n} quer(ies) active longer than {}", humanize(Duration::from_secs_f64(older)))));
+            Reading { value: n.into(), table: Some(Table::new(columns(&["pid", "duration", "state", "query"]), found)), text: None, verdict }
+        }
+        Kind::Blocked => {
+            let sql = "SELECT a.pid::text, date_trunc('second', now() - a.query_start)::text, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120),
+                    b.pid::text, left(regexp_replace(b.query, '\\s+', ' ', 'g'), 120), b.state
+                FROM pg_stat_activity a
+                CROSS JOIN LATERAL unnest(pg_blocking_pids(a.pid)) AS blocker(pid)
+                JOIN pg_stat_activity b ON b.pid = blocker.pid
+                ORDER BY a.query_start LIMIT $1";
+            let found = rows(&client, sql, &[&limit], &server).await?;
+            let n = found.len();
+            let verdict = (n > 0).then(|| (Verdict::Warn, format!("{n} blocked quer(ies)")));
+            let names = columns(&["pid", "waiting", "query", "blocking pid", "blocking query", "blocking state"]);
+            Reading { value: n.into(), table: Some(Table::new(names, found)), text: None, verdict }
+        }
+        Kind::SlowStatements => {
+            let sql = "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 120), calls::text, round(mean_exec_time::numeric, 2)::text, round(total_exec_time::numeric, 1)::text
+                FROM pg_stat_statements ORDER BY mean_exec_time DESC LIMIT $1";
+            let found = rows(&client, sql, &[&limit], &server).await?;
+            let n = found.len();
+            Reading { value: n.into(), table: Some(Table::new(columns(&["query", "calls", "mean ms", "total ms"]), found)), text: None, verdict: None }
+        }
+        Kind::Locks => {
+            let sql = "SELECT l.pid::text, l.locktype, l.mode, coalesce(c.relname, l.relation::text, ''), coalesce(a.state, ''), left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120)
+                FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE NOT l.granted LIMIT $1";
+            let found = rows(&client, sql, &[&limit], &server).await?;
+            let n = found.len();
+            let verdict = (n > 0).then(|| (Verdict::Warn, format!("{n} ungranted lock(s)")));
+            Reading { value: n.into(), table: Some(Table::new(columns(&["pid", "locktype", "mode", "relation", "state", "query"]), found)), text: None, verdict }
+        }
+    };
+    Ok(reading)
+}
+
+/// An approved PostgreSQL change.
+pub enum Request {
+    /// `pg_cancel_backend` (cancel: true) or `pg_terminate_backend` of each pid.
+    Backends { config: Config, pids: Vec<i64>, cancel: bool },
+    Sql { config: Config, sql: String },
+}
+
+/// The backends a check found, as its rows name them: pid, and what each was doing.
+pub fn backends(ctx: &Value, check: &str, column: &str, config: Config, cancel: bool) -> Result<(Plan, Request), Error> {
+    let rows = ctx["checks"][check]["rows"].as_array().ok_or_else(|| Error::NoCheck(check.into()))?;
+    let mut pids = Vec::new();
+    let mut changes = Vec::new();
+    for row in rows {
+        let Some(pid) = row[column].as_i64() else { continue };
+        if pids.contains(&pid) {
+            continue;
+        }
+        pids.push(pid);
+        let duration = row.get("duration").or_else(|| row.get("waiting")).and_then(Value::as_str).unwrap_or("");
+        let query_key = if column == "pid" { "query" } else { "blocking query" };
+        let query = row.get(query_key).and_then(Value::as_str).unwrap_or("");
+        let verb = if cancel { "cancel the query of" } else { "terminate" };
+        changes.push(format!("{verb} pid {pid} {}{query}", if duration.is_empty() { String::new() } else { format!("(running {duration}) ") }));
+    }
+    let function = if cancel { "pg_cancel_backend" } else { "pg_terminate_backend" };
+    let list = pids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let request = if pids.is_empty() { format!("nothing to {}: check '{check}' found no backend", if cancel { "cancel" } else { "terminate" }) } else { format!("SELECT {function}(pid) FROM unnest(ARRAY[{list}]) AS pid") };
+    let plan = Plan { backend: "postgres".into(), request, changes, ..Plan::default() };
+    Ok((plan, Request::Backends { config, pids, cancel }))
+}
+
+pub fn sql(config: Config, sql: String, warning: Option<&str>) -> (Plan, Request) {
+    let changes = warning.map(|w| vec![w.to_string()]).unwrap_or_default();
+    (Plan { backend: "postgres".into(), request: sql.clone(), changes, ..Plan::default() }, Request::Sql { config, sql })
+}
+
+pub(super) async fn apply(request: &Request) -> Result<String, super::BackendError> {
+    match request {
+        Request::Backends { config, pids, cancel } => {
+            if pids.is_empty() {
+                return Ok("no backend to act on".into());
+            }
+            let server = server(config);
+            let client = connect(config).await?;
+            let function = if *cancel { "pg_cancel_backend" } else { "pg_terminate_backend" };
+            let mut done = Vec::new();
+            for pid in pids {
+                let pid32 = *pid as i32;
+                let ok: bool = client.query_one(&format!("SELECT {function}($1)"), &[&pid32]).await.map_err(|e| describe(e, &server))?.get(0);
+                done.push(format!("{pid} {}", if ok { "ok" } else { "gone already" }));
+            }
+            Ok(format!("{function}: {}", done.join(", ")))
+        }
+        Request::Sql { config, sql } => {
+            let server = server(config);
+            let client = connect(config).await?;
+            let started = Instant::now();
+            client.batch_execute(sql).await.map_err(|e| describe(e, &server))?;
+            Ok(format!("{sql} done in {}", humanize(started.elapsed())))
+        }
+    }
+}
