@@ -148,8 +148,9 @@ pub async fn check(kind: Kind, config: &Config, older_than: Option<Duration>, li
             let by_state = rows(&client, "SELECT coalesce(state, '(background)'), count(*)::text FROM pg_stat_activity GROUP BY 1 ORDER BY count(*) DESC, 1", &[], &server).await?;
             let total: i64 = by_state.iter().filter_map(|r| r[1].as_i64()).sum();
             let pct = if max == 0 { 0.0 } else { (total as f64 * 1000.0 / max as f64).round() / 10.0 };
-            let text = format!("{total} of max_connections {max} ({pct}%)");
-            Reading { value: total.into(), table: Some(Table::new(columns(&["state", "connections"]), by_state)), text: Some(text), verdict: None }
+            let text = format!("{total} of max_connections {max} in use");
+            // The value is the share of max_connections in use, so one threshold fits any server.
+            Reading { value: number(pct), table: Some(Table::new(columns(&["state", "connections"]), by_state)), text: Some(text), verdict: None }
         }
         Kind::LongQueries => {
             let older = older_than.unwrap_or(DEFAULT_OLDER_THAN).as_secs_f64();
