@@ -4,11 +4,11 @@
 #
 #   bash scripts/test.sh [extra args for `cargo test`]
 #
-# Prometheus (and the fake HTTP servers) are started by the Rust test harness itself
-# (tests/support/), on 127.0.0.1 and free ports; this script only installs them. Services the
-# harness cannot start itself go in start_services below: a private dockerd (its own socket,
-# data and exec roots, no bridge, no iptables) with a test image made from busybox-static,
-# reached through ONCALL_TEST_DOCKER_HOST.
+# Prometheus, Alertmanager, PostgreSQL, Redis, NATS (and the fake HTTP servers) are started
+# by the Rust test harness itself (tests/support/), on 127.0.0.1 and free ports; this script
+# only installs them. Services the harness cannot start itself go in start_services below: a
+# private dockerd (its own socket, data and exec roots, no bridge, no iptables) with a test
+# image made from busybox-static, reached through ONCALL_TEST_DOCKER_HOST.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,6 +27,14 @@ declare -A PACKAGES=(
     [dockerd]=docker.io
     [busybox]=busybox-static
     [docker-compose]=docker-compose
+    # PostgreSQL 15 (with pg_stat_statements); its programs are not on PATH.
+    [/usr/lib/postgresql/15/bin/initdb]=postgresql
+    [redis-server]=redis-server
+    [redis-cli]=redis-tools
+    # In /usr/sbin, which a non-root PATH may lack.
+    [/usr/sbin/nats-server]=nats-server
+    [prometheus-alertmanager]=prometheus-alertmanager
+    [amtool]=prometheus-alertmanager
 )
 
 # The test image is made from /bin/busybox, which must be the static build: a dynamically
@@ -82,7 +90,7 @@ ensure_rust_component() {
 }
 
 # --- services -----------------------------------------------------------------------------
-# Services the Rust harness does not start itself (later: PostgreSQL, Redis, NATS, dockerd...).
+# Services the Rust harness does not start itself (dockerd).
 # Start each on 127.0.0.1 and a free port, record its PID in STARTED_PIDS and export how to
 # reach it (e.g. ONCALL_TEST_PG_URL) for the tests. stop_services kills only those PIDs.
 

@@ -2,19 +2,25 @@
 //! builder around the built binary with a hermetic environment, and the services it needs.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod docker;
 #[cfg(test)]
 mod docker_selftest;
 pub mod kube;
 #[cfg(test)]
 mod kube_selftest;
+pub mod nats;
 pub mod nvml;
 #[cfg(test)]
 mod nvml_selftest;
+pub mod postgres;
 pub mod prometheus;
+pub mod redis;
 #[cfg(test)]
 mod selftest;
 pub mod servers;
+#[cfg(test)]
+mod services_selftest;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,701 @@
+//! A real PostgreSQL for tests, one per [`Postgres::start`], on a free 127.0.0.1 port, with
+//! `pg_stat_statements` preloaded and created in the `postgres` database. Killed (immediate
+//! shutdown), and its folder removed, on drop.
+//!
+//! PostgreSQL refuses to run as root: when the tests run as root, `initdb`, `postgres` and every
+//! `psql` run as the `postgres` user (the Debian package creates it), switched to directly by
+//! the spawn (no `runuser` in between, so killing a child kills the real process). The folder is
+//! under `/tmp` (unix socket paths are limited to 108 bytes), mode 755 and owned by that user;
+//! it is also the socket directory (`-k`).
+//!
+//! Authentication (`pg_hba.conf`): `postgres` is trusted (socket and 127.0.0.1); every other
+//! role must give its password (scram-sha-256), so a wrong password is really rejected. Make such
+//! a role with [`Postgres::with_password`].
+//!
+//! The lock scenario of the database runbook: [`Postgres::hold_row_lock`] keeps a transaction
+//! open holding row 1 of `jobs`, [`Postgres::blocked_update`] starts an `UPDATE` of the same row
+//! that blocks on it, and [`Postgres::wait_until_blocked`] polls `pg_blocking_pids` until it is.
+//!
+//! The server process is spawned from a thread that lives as long as the test process, with
+//! `PR_SET_PDEATHSIG` (SIGQUIT: immediate shutdown), so it goes when the test process goes,
+//! even if killed; folders left by dead test processes are removed on the next start.
+//! Self-contained (std, libc): benches can include it.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+/// The PostgreSQL major version preferred (Debian bookworm's); any other installed one is used
+/// if it is missing.
+const PREFERRED_BIN: &str = "/usr/lib/postgresql/15/bin";
+const VERSIONS_DIR: &str = "/usr/lib/postgresql";
+const OS_USER: &str = "postgres";
+/// Where the folders go: short, for the socket path, and traversable by the postgres user.
+const DIR_PARENT: &str = "/tmp";
+const DIR_PREFIX: &str = "oncall-postgres-";
+/// From spawning `postgres` to accepting connections.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+/// The longest one `initdb` or `psql` may take.
+const COMMAND_WITHIN: Duration = Duration::from_secs(60);
+/// How long the lock scenario may take to reach its state.
+const SCENARIO_WITHIN: Duration = Duration::from_secs(15);
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+/// `application_name` of the session started by [`Postgres::hold_row_lock`].
+pub const HOLDER_APP: &str = "oncall-test-lock-holder";
+/// `application_name` of the session started by [`Postgres::blocked_update`].
+pub const BLOCKED_APP: &str = "oncall-test-blocked-update";
+/// The statement [`Postgres::blocked_update`] runs (and that blocks).
+pub const BLOCKED_SQL: &str = "UPDATE jobs SET state='waiting' WHERE id=1";
+/// The statement the lock holder ran inside its open transaction.
+pub const HOLDER_SQL: &str = "UPDATE jobs SET state='held' WHERE id=1";
+
+/// A running PostgreSQL. Killed, and its folder removed, on drop.
+pub struct Postgres {
+    /// `postgres://postgres@127.0.0.1:PORT/postgres` (trusted, no password).
+    pub url: String,
+    pub port: u16,
+    /// Holds `data/` (the cluster), the socket, and `postgres.log`.
+    pub dir: PathBuf,
+    bin: PathBuf,
+    user: Option<(u32, u32)>,
+    child: Option<Child>,
+}
+
+/// The session holding the row lock: `psql` with an open transaction that updated row 1 of
+/// `jobs`. Dropping it ends `psql` (the transaction is rolled back if the backend still lives).
+pub struct LockHolder {
+    /// The backend pid of the holding session (`pg_backend_pid()`).
+    pub pid: i32,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+/// A blocked query as `pg_stat_activity` and `pg_blocking_pids` show it.
+#[derive(Clone, Debug)]
+pub struct Blocked {
+    /// The backend pid of the blocked session.
+    pub pid: i32,
+    /// The pids blocking it (the lock holder's among them).
+    pub blocked_by: Vec<i32>,
+    /// Its query text, as `pg_stat_activity.query` shows it.
+    pub query: String,
+}
+
+impl Postgres {
+    /// Runs initdb, starts the server and creates `pg_stat_statements`; returns once it accepts
+    /// connections. Panics with the cause (and the server's log) otherwise.
+    pub fn start() -> Postgres {
+        let bin = bin_dir();
+        let user = os_user();
+        static CLEAN: Once = Once::new();
+        CLEAN.call_once(remove_stale_dirs);
+        let dir = unique_dir();
+        // From here on, Drop removes the folder (and kills the server) even if we panic.
+        let mut pg = Postgres {
+            url: String::new(),
+            port: 0,
+            dir: dir.clone(),
+            bin,
+            user,
+            child: None,
+        };
+        if let Some((uid, gid)) = user {
+            chown(&dir, uid, gid);
+        }
+        let data = dir.join("data");
+        let mut initdb = pg.command("initdb");
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth-local=trust", "--auth-host=trust"])
+            .args(["--no-sync", "--no-instructions", "-E", "UTF8", "--locale=C"]);
+        let out = run_bounded(initdb, COMMAND_WITHIN, None)
+            .unwrap_or_else(|e| panic!("initdb in {}: {e}", data.display()));
+        assert!(
+            out.status.success(),
+            "initdb -D {} failed ({}):\n{}{}",
+            data.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // First match wins: postgres is trusted, every other role needs its password.
+        fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             host all postgres 127.0.0.1/32 trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .expect("writing pg_hba.conf");
+
+        let deadline = Instant::now() + READY_WITHIN;
+        let log_path = dir.join("postgres.log");
+        // The free port can be taken between our probe and the server's bind: retry on that.
+        for attempt in 1.. {
+            let port = free_port();
+            pg.port = port;
+            pg.url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+            let log = fs::File::create(&log_path).expect("creating postgres.log");
+            let mut cmd = pg.command("postgres");
+            cmd.arg("-D").arg(&data).arg("-k").arg(&dir);
+            for setting in [
+                "listen_addresses=127.0.0.1".to_string(),
+                format!("port={port}"),
+                "shared_preload_libraries=pg_stat_statements".to_string(),
+                "pg_stat_statements.track=all".to_string(),
+                "fsync=off".to_string(),
+                "synchronous_commit=off".to_string(),
+                "full_page_writes=off".to_string(),
+                "shared_buffers=32MB".to_string(),
+                "max_parallel_workers_per_gather=0".to_string(),
+            ] {
+                cmd.arg("-c").arg(setting);
+            }
+            cmd.stdin(Stdio::null())
+                .stdout(log.try_clone().expect("cloning the log handle"))
+                .stderr(log);
+            let child = spawn_tied(cmd, libc::SIGQUIT)
+                .unwrap_or_else(|e| panic!("starting {}/postgres: {e}", pg.bin.display()));
+            pg.child = Some(child);
+            match pg.wait_ready(&data, deadline) {
+                Ok(()) => break,
+                Err(Some(status)) => {
+                    let log = tail(&log_path);
+                    if attempt < 4 && log.contains("already in use") {
+                        continue;
+                    }
+                    panic!("postgres exited before it was ready ({status}); its log:\n{log}");
+                }
+                Err(None) => panic!(
+                    "postgres on port {port} not ready within {READY_WITHIN:?}; its log:\n{}",
+                    tail(&log_path)
+                ),
+            }
+        }
+        pg.psql("CREATE EXTENSION pg_stat_statements");
+        pg
+    }
+
+    /// Runs SQL (one or more statements) with `psql -X -At -v ON_ERROR_STOP=1` as `postgres`
+    /// over the socket; returns its stdout without the trailing newline. Panics on failure.
+    pub fn psql(&self, sql: &str) -> String {
+        self.try_psql(sql)
+            .unwrap_or_else(|e| panic!("psql failed on {sql:?}:\n{e}"))
+    }
+
+    /// As [`Postgres::psql`], the error (psql's stderr) instead of a panic.
+    pub fn try_psql(&self, sql: &str) -> Result<String, String> {
+        let mut cmd = self.command("psql");
+        cmd.args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.conninfo("postgres"))
+            .arg("-c")
+            .arg(sql);
+        finish(run_bounded(cmd, COMMAND_WITHIN, None)?)
+    }
+
+    /// Runs SQL as `user` with `password` over TCP (127.0.0.1), as a client with a password
+    /// would: `Err` holds psql's stderr (e.g. `password authentication failed for user "app"`).
+    pub fn psql_as(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
+        let mut cmd = self.command("psql");
+        cmd.args(["-X", "-At", "-w", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(format!(
+                "host=127.0.0.1 port={} user={} dbname=postgres connect_timeout=10",
+                self.port,
+                conninfo_quote(user)
+            ))
+            .arg("-c")
+            .arg(sql)
+            .env("PGPASSWORD", password);
+        finish(run_bounded(cmd, COMMAND_WITHIN, None)?)
+    }
+
+    /// Creates a login role with a password (scram-sha-256), member of `pg_monitor` (so it sees
+    /// every session and statement), and returns its URL:
+    /// `postgres://ROLE:PASSWORD@127.0.0.1:PORT/postgres`. Any other password is rejected.
+    pub fn with_password(&self, role: &str, password: &str) -> String {
+        let ident = format!("\"{}\"", role.replace('"', "\"\""));
+        self.psql(&format!(
+            "SET password_encryption = 'scram-sha-256'; \
+             CREATE ROLE {ident} LOGIN PASSWORD '{}'; GRANT pg_monitor TO {ident};",
+            password.replace('\'', "''")
+        ));
+        format!(
+            "postgres://{}:{}@127.0.0.1:{}/postgres",
+            percent_encode(role),
+            percent_encode(password),
+            self.port
+        )
+    }
+
+    /// The same URL with a password for `postgres` (which is trusted, so any password works).
+    pub fn url_with(&self, user: &str, password: &str) -> String {
+        format!(
+            "postgres://{}:{}@127.0.0.1:{}/postgres",
+            percent_encode(user),
+            percent_encode(password),
+            self.port
+        )
+    }
+
+    /// Starts a `psql` session (application_name [`HOLDER_APP`]) that makes sure table
+    /// `jobs(id int primary key, state text)` has row 1, then `BEGIN; UPDATE jobs SET
+    /// state='held' WHERE id=1;` and keeps that transaction open. Returns once it holds the lock.
+    /// Only one holder at a time (a second would block on the first).
+    pub fn hold_row_lock(&self) -> LockHolder {
+        let mut cmd = self.command("psql");
+        cmd.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.conninfo(HOLDER_APP))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child =
+            spawn_tied(cmd, libc::SIGKILL).unwrap_or_else(|e| panic!("starting psql: {e}"));
+        let mut stdin = child.stdin.take().expect("psql's stdin");
+        let stdout = child.stdout.take().expect("psql's stdout");
+        let mut stderr = child.stderr.take().expect("psql's stderr");
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let script = format!(
+            "CREATE TABLE IF NOT EXISTS jobs(id int primary key, state text);\n\
+             INSERT INTO jobs VALUES (1, 'queued') ON CONFLICT (id) DO NOTHING;\n\
+             SELECT 'pid:' || pg_backend_pid();\n\
+             BEGIN;\n\
+             {HOLDER_SQL};\n\
+             SELECT 'locked';\n"
+        );
+        stdin
+            .write_all(script.as_bytes())
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("writing to the lock holder's psql: {e}"));
+        let mut holder = LockHolder {
+            pid: 0,
+            child,
+            stdin: Some(stdin),
+        };
+        let deadline = Instant::now() + SCENARIO_WITHIN;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line == "locked" && holder.pid > 0 => return holder,
+                Ok(line) => {
+                    if let Some(pid) = line.strip_prefix("pid:") {
+                        holder.pid = pid.trim().parse().unwrap_or(0);
+                    }
+                }
+                Err(e) => {
+                    // psql ended (stdout closed) or is stuck: say why.
+                    let _ = holder.child.kill();
+                    let _ = holder.child.wait();
+                    holder.stdin = None;
+                    let stderr = errors.join().unwrap_or_default();
+                    panic!(
+                        "the lock holder did not take the lock within {SCENARIO_WITHIN:?} ({e}); \
+                         psql said:\n{stderr}\nserver log:\n{}",
+                        tail(&self.dir.join("postgres.log"))
+                    );
+                }
+            }
+        }
+    }
+
+    /// Starts `psql -c "UPDATE jobs SET state='waiting' WHERE id=1"` (application_name
+    /// [`BLOCKED_APP`]), which blocks while a [`LockHolder`] holds the row. Its stdout and
+    /// stderr are piped; it ends by itself once the lock goes (or the server does).
+    pub fn blocked_update(&self) -> Child {
+        let mut cmd = self.command("psql");
+        cmd.args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.conninfo(BLOCKED_APP))
+            .arg("-c")
+            .arg(BLOCKED_SQL)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        spawn_tied(cmd, libc::SIGKILL).unwrap_or_else(|e| panic!("starting psql: {e}"))
+    }
+
+    /// Polls `pg_stat_activity` and `pg_blocking_pids` until the session of
+    /// [`Postgres::blocked_update`] is blocked; panics after 15 s with what the server shows.
+    pub fn wait_until_blocked(&self) -> Blocked {
+        let sql = format!(
+            "SELECT pid, array_to_string(pg_blocking_pids(pid), ','), \
+             replace(query, E'\\n', ' ') FROM pg_stat_activity \
+             WHERE application_name = '{BLOCKED_APP}' AND cardinality(pg_blocking_pids(pid)) > 0"
+        );
+        let started = Instant::now();
+        loop {
+            let out = self.psql(&sql);
+            if let Some(line) = out.lines().next() {
+                let mut cols = line.splitn(3, '|');
+                let pid = cols.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                let blocked_by = cols
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+                let query = cols.next().unwrap_or("").to_string();
+                return Blocked {
+                    pid,
+                    blocked_by,
+                    query,
+                };
+            }
+            if started.elapsed() > SCENARIO_WITHIN {
+                panic!(
+                    "no session of {BLOCKED_APP} was blocked within {SCENARIO_WITHIN:?}; \
+                     pg_stat_activity:\n{}",
+                    self.psql(
+                        "SELECT pid, application_name, state, wait_event_type, \
+                         pg_blocking_pids(pid), query FROM pg_stat_activity"
+                    )
+                );
+            }
+            std::thread::sleep(POLL_EVERY);
+        }
+    }
+
+    /// Whether a backend with this pid is in `pg_stat_activity`.
+    pub fn backend_exists(&self, pid: i32) -> bool {
+        self.psql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
+        )) != "0"
+    }
+
+    /// Polls until no backend has this pid (e.g. after it was terminated); panics after 15 s.
+    pub fn wait_backend_gone(&self, pid: i32) {
+        let started = Instant::now();
+        while self.backend_exists(pid) {
+            assert!(
+                started.elapsed() < SCENARIO_WITHIN,
+                "backend {pid} still in pg_stat_activity after {SCENARIO_WITHIN:?}"
+            );
+            std::thread::sleep(POLL_EVERY);
+        }
+    }
+
+    /// libpq connection string over the socket as `postgres`.
+    fn conninfo(&self, application_name: &str) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres application_name={}",
+            conninfo_quote(&self.dir.to_string_lossy()),
+            self.port,
+            conninfo_quote(application_name)
+        )
+    }
+
+    /// One of the server's programs, run as the postgres user when we are root, with a clean
+    /// environment (no PG* variables from the caller).
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join(program));
+        cmd.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &self.dir)
+            .env("LC_ALL", "C")
+            .env("PGTZ", "UTC")
+            .current_dir(&self.dir);
+        if let Some((uid, gid)) = self.user {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+
+    /// Polls `postmaster.pid` until its status line says `ready` (what `pg_ctl -w` waits for).
+    /// `Err(Some(status))` if the server exited, `Err(None)` at the deadline.
+    fn wait_ready(&mut self, data: &Path, deadline: Instant) -> Result<(), Option<String>> {
+        let pid_file = data.join("postmaster.pid");
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(Some(status.to_string()));
+            }
+            if let Ok(text) = fs::read_to_string(&pid_file)
+                && text.lines().nth(7).is_some_and(|l| l.trim() == "ready")
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(None);
+            }
+            std::thread::sleep(POLL_EVERY);
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // Never panics. SIGQUIT is the immediate shutdown: no waiting for clients.
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGQUIT) };
+            let started = Instant::now();
+            while !matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+                if started.elapsed() > Duration::from_secs(10) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        self.stdin = None; // EOF: psql quits, rolling back.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The bin folder of the preferred (or newest installed) PostgreSQL.
+fn bin_dir() -> PathBuf {
+    let preferred = PathBuf::from(PREFERRED_BIN);
+    if preferred.join("initdb").exists() {
+        return preferred;
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(VERSIONS_DIR)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let v = e.file_name().to_str()?.parse().ok()?;
+                    let bin = e.path().join("bin");
+                    bin.join("initdb").exists().then_some((v, bin))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+        panic!(
+            "{PREFERRED_BIN}/initdb not found: install the Debian package `postgresql` \
+             (scripts/test.sh does this), e.g. `apt-get install -y --no-install-recommends postgresql`"
+        )
+    })
+}
+
+/// The uid and gid to run PostgreSQL as: the `postgres` user when we are root, else ourselves.
+fn os_user() -> Option<(u32, u32)> {
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let ids = passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next() != Some(OS_USER) {
+            return None;
+        }
+        let uid = fields.nth(1)?.parse().ok()?;
+        let gid = fields.next()?.parse().ok()?;
+        Some((uid, gid))
+    });
+    Some(ids.unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL refuses to run as root and there is no `{OS_USER}` user: \
+             install the Debian package `postgresql` (it creates the user)"
+        )
+    }))
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("chown {} to {OS_USER}: {e}", path.display()));
+}
+
+/// `0` (no error) -> stdout without its final newline; otherwise stderr (and the status).
+fn finish(out: Output) -> Result<String, String> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        Ok(stdout.strip_suffix('\n').unwrap_or(&stdout).to_string())
+    } else {
+        Err(format!(
+            "{} ({}){}",
+            String::from_utf8_lossy(&out.stderr).trim_end(),
+            out.status,
+            if stdout.is_empty() {
+                String::new()
+            } else {
+                format!("\nstdout: {stdout}")
+            }
+        ))
+    }
+}
+
+/// A value for a libpq `key=value` connection string.
+fn conninfo_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for URL user info).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Spawns from a thread that lives as long as the test process, with `PR_SET_PDEATHSIG`:
+/// the signal fires when the *thread* that forked the child ends, and test threads end with
+/// their test. Set after the uid switch (a credential change clears it).
+fn spawn_tied(mut cmd: Command, signal: libc::c_int) -> std::io::Result<Child> {
+    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl, getppid and raise are async-signal-safe, and the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The test process may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::raise(signal);
+            }
+            Ok(())
+        });
+    }
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("oncall-test-postgres-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("spawning the spawner thread");
+        tx
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner
+        .send((cmd, reply))
+        .map_err(|_| std::io::Error::other("the spawner thread ended"))?;
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawner thread ended"))?
+}
+
+/// Runs a command with the given stdin (or none), collecting its output; kills it after
+/// `within`.
+fn run_bounded(mut cmd: Command, within: Duration, stdin: Option<Stdio>) -> Result<Output, String> {
+    cmd.stdin(stdin.unwrap_or_else(Stdio::null))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("starting {program}: {e}"))?;
+    let mut out_pipe = child.stdout.take().expect("piped stdout");
+    let mut err_pipe = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > within => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{program} did not finish within {within:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(format!("waiting for {program}: {e}")),
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0 to find a free port")
+        .port()
+}
+
+/// `/tmp/oncall-postgres-PID-N`, mode 755.
+fn unique_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = Path::new(DIR_PARENT).join(format!(
+        "{DIR_PREFIX}{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod 755 {}: {e}", dir.display()));
+    dir
+}
+
+/// Removes the folders of test processes that no longer run.
+fn remove_stale_dirs() {
+    let Ok(entries) = fs::read_dir(DIR_PARENT) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let alive = unsafe { libc::kill(owner, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if owner != std::process::id() as i32 && !alive {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The last 40 lines of a file, for panic messages.
+fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path)
+        .unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
