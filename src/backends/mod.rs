@@ -60,6 +60,17 @@ pub enum BackendError {
     NoBackend(&'static str),
 }
 
+impl BackendError {
+    /// Nothing for the action to do (nothing was scaled to scale back, no silence to expire):
+    /// it is not offered, and that is not a failure.
+    pub fn nothing_to_do(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Kube(kube::Error::NothingToRestore { .. }) | BackendError::Alertmanager(alertmanager::Error::NothingToExpire)
+        )
+    }
+}
+
 /// Where checks get their readings from.
 pub trait Reader {
     /// Reads one check.

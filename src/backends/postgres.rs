@@ -214,7 +214,8 @@ pub fn backends(ctx: &Value, check: &str, column: &str, config: Config, cancel: 
             continue;
         }
         pids.push(pid);
-        let duration = row.get("duration").or_else(|| row.get("waiting")).and_then(Value::as_str).unwrap_or("");
+        // A blocker's own duration is not in a pg_blocked row: only the waiter's is.
+        let duration = if column == "pid" { row.get("duration").or_else(|| row.get("waiting")).and_then(Value::as_str).unwrap_or("") } else { "" };
         let query_key = if column == "pid" { "query" } else { "blocking query" };
         let query = row.get(query_key).and_then(Value::as_str).unwrap_or("");
         let verb = if cancel { "cancel the query of" } else { "terminate" };

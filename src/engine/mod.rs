@@ -330,17 +330,8 @@ impl<'a, R: Reader> Engine<'a, R> {
         };
         let prepared = match backends::prepare(action, &self.ctx.to_value(), &with).await {
             Ok(prepared) => prepared,
-            // Nothing was scaled, so there is nothing to scale back: not offered, and not a failure.
-            Err(
-                err @ backends::BackendError::Kube(backends::kube::Error::NothingToRestore {
-                    ..
-                }),
-            ) => {
-                self.recorder.emit(EventKind::ActionNotOffered {
-                    step: step.into(),
-                    action: id,
-                    reason: err.to_string(),
-                });
+            Err(err) if err.nothing_to_do() => {
+                self.recorder.emit(EventKind::ActionNotOffered { step: step.into(), action: id, reason: err.to_string() });
                 return Flow::Continue;
             }
             Err(err) => {
