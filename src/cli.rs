@@ -188,7 +188,12 @@ pub struct RunArgs {
     #[arg(long, env = "ONCALL_MAX_WAIT", hide_env_values = true, value_parser = parse_duration, value_name = "DURATION")]
     pub max_wait: Option<std::time::Duration>,
     /// Open the runbook that handles this firing alert, its params filled from the alert's labels
-    #[arg(long, env = "ONCALL_ALERT", hide_env_values = true, value_name = "ALERTNAME")]
+    #[arg(
+        long,
+        env = "ONCALL_ALERT",
+        hide_env_values = true,
+        value_name = "ALERTNAME"
+    )]
     pub alert: Option<String>,
     /// Replay a drill scenario instead of reading live systems (same as `oncall drill`)
     #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true)]

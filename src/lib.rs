@@ -86,7 +86,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Drill(args) => {
             let request = commands::run::Request {
-                runbook: Some(args.target.runbook.as_deref().ok_or_else(|| anyhow::anyhow!("which runbook? `oncall drill RUNBOOK`; `oncall list` shows them"))?),
+                runbook: Some(args.target.runbook.as_deref().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "which runbook? `oncall drill RUNBOOK`; `oncall list` shows them"
+                    )
+                })?),
                 params: &args.target.params,
                 alert: None,
                 mode: engine::event::Mode::Drill,

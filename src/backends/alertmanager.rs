@@ -14,10 +14,16 @@ pub enum Error {
     #[error("{0}")]
     Unreachable(String),
     #[error("Alertmanager at {url} answered HTTP {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("the answer from {url} is not the Alertmanager API: {snippet}")]
     NotAlertmanager { url: String, snippet: String },
-    #[error("a silence needs matchers: give `matchers:` or run the runbook from an alert (`oncall run --alert NAME`)")]
+    #[error(
+        "a silence needs matchers: give `matchers:` or run the runbook from an alert (`oncall run --alert NAME`)"
+    )]
     NoMatchers,
     #[error("no silence was created in this run to expire")]
     NothingToExpire,
@@ -35,47 +41,110 @@ pub struct Alert {
     pub starts_at: String,
 }
 
-pub async fn firing(client: &reqwest::Client, base: &str, matchers: &BTreeMap<String, String>, timeout: Duration) -> Result<Vec<Alert>, Error> {
+pub async fn firing(
+    client: &reqwest::Client,
+    base: &str,
+    matchers: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<Vec<Alert>, Error> {
     let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
-    let mut query: Vec<(&str, String)> = vec![("active", "true".into()), ("silenced", "false".into()), ("inhibited", "false".into())];
+    let mut query: Vec<(&str, String)> = vec![
+        ("active", "true".into()),
+        ("silenced", "false".into()),
+        ("inhibited", "false".into()),
+    ];
     for (k, v) in matchers {
         query.push(("filter", format!("{k}=\"{}\"", v.replace('"', "\\\""))));
     }
-    let response = client.get(&url).query(&query).timeout(timeout).send().await.map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+    let response = client
+        .get(&url)
+        .query(&query)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
     let status = response.status().as_u16();
-    let body = response.text().await.map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+    let body = response
+        .text()
+        .await
+        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
     if status != 200 {
-        return Err(Error::Status { url, status, body: snippet(&body) });
+        return Err(Error::Status {
+            url,
+            status,
+            body: snippet(&body),
+        });
     }
-    let list: Vec<Value> = serde_json::from_str(&body).map_err(|_| Error::NotAlertmanager { url: url.clone(), snippet: snippet(&body) })?;
+    let list: Vec<Value> = serde_json::from_str(&body).map_err(|_| Error::NotAlertmanager {
+        url: url.clone(),
+        snippet: snippet(&body),
+    })?;
     let mut alerts: Vec<Alert> = list
         .iter()
         .map(|a| {
-            let labels: BTreeMap<String, String> =
-                a["labels"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()).unwrap_or_default();
+            let labels: BTreeMap<String, String> = a["labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
             Alert {
                 name: labels.get("alertname").cloned().unwrap_or_default(),
-                summary: a["annotations"]["summary"].as_str().or(a["annotations"]["description"].as_str()).unwrap_or_default().to_string(),
+                summary: a["annotations"]["summary"]
+                    .as_str()
+                    .or(a["annotations"]["description"].as_str())
+                    .unwrap_or_default()
+                    .to_string(),
                 starts_at: a["startsAt"].as_str().unwrap_or_default().to_string(),
                 labels,
             }
         })
         .collect();
-    alerts.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.starts_at.cmp(&b.starts_at)));
+    alerts.sort_by(|a, b| {
+        a.name
+            .cmp(&b.name)
+            .then_with(|| a.starts_at.cmp(&b.starts_at))
+    });
     Ok(alerts)
 }
 
-pub async fn check(client: &reqwest::Client, base: &str, matchers: &BTreeMap<String, String>, timeout: Duration) -> Result<Reading, super::BackendError> {
+pub async fn check(
+    client: &reqwest::Client,
+    base: &str,
+    matchers: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<Reading, super::BackendError> {
     let alerts = firing(client, base, matchers, timeout).await?;
     let rows = alerts
         .iter()
         .map(|a| {
-            let labels = a.labels.iter().filter(|(k, _)| *k != "alertname").map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-            vec![a.name.clone().into(), a.labels.get("severity").cloned().unwrap_or_default().into(), a.starts_at.clone().into(), a.summary.clone().into(), labels.into()]
+            let labels = a
+                .labels
+                .iter()
+                .filter(|(k, _)| *k != "alertname")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            vec![
+                a.name.clone().into(),
+                a.labels.get("severity").cloned().unwrap_or_default().into(),
+                a.starts_at.clone().into(),
+                a.summary.clone().into(),
+                labels.into(),
+            ]
         })
         .collect();
-    let columns = ["alert", "severity", "since", "summary", "labels"].map(String::from).to_vec();
-    Ok(Reading { value: alerts.len().into(), table: Some(Table::new(columns, rows)), text: None, verdict: None })
+    let columns = ["alert", "severity", "since", "summary", "labels"]
+        .map(String::from)
+        .to_vec();
+    Ok(Reading {
+        value: alerts.len().into(),
+        table: Some(Table::new(columns, rows)),
+        text: None,
+        verdict: None,
+    })
 }
 
 /// A rendered silence or expiry.
@@ -84,17 +153,37 @@ pub enum Request {
     Expire { base: String, ids: Vec<String> },
 }
 
-pub fn silence(base: &str, matchers: BTreeMap<String, String>, duration: Duration, comment: String, user: &str) -> Result<(Plan, Request), Error> {
+pub fn silence(
+    base: &str,
+    matchers: BTreeMap<String, String>,
+    duration: Duration,
+    comment: String,
+    user: &str,
+) -> Result<(Plan, Request), Error> {
     if matchers.is_empty() {
         return Err(Error::NoMatchers);
     }
     let now = jiff::Timestamp::now();
-    let ends = now + jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::from_hours(1));
-    let matchers_json: Vec<Value> = matchers.iter().map(|(k, v)| json!({ "name": k, "value": v, "isRegex": false, "isEqual": true })).collect();
+    let ends = now
+        + jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::from_hours(1));
+    let matchers_json: Vec<Value> = matchers
+        .iter()
+        .map(|(k, v)| json!({ "name": k, "value": v, "isRegex": false, "isEqual": true }))
+        .collect();
     let body = json!({ "matchers": matchers_json, "startsAt": now.to_string(), "endsAt": ends.to_string(), "createdBy": user, "comment": comment });
     let url = format!("{}/api/v2/silences", base.trim_end_matches('/'));
-    let list = matchers.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join(", ");
-    let plan = Plan { backend: "alertmanager".into(), request: format!("POST {url}"), body: Some(body.clone()), changes: vec![format!("silence {{{list}}} for {}", humanize(duration))], ..Plan::default() };
+    let list = matchers
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let plan = Plan {
+        backend: "alertmanager".into(),
+        request: format!("POST {url}"),
+        body: Some(body.clone()),
+        changes: vec![format!("silence {{{list}}} for {}", humanize(duration))],
+        ..Plan::default()
+    };
     Ok((plan, Request::Silence { url, body }))
 }
 
@@ -104,34 +193,77 @@ pub fn expire(base: &str) -> Result<(Plan, Request), Error> {
         return Err(Error::NothingToExpire);
     }
     let base = base.trim_end_matches('/').to_string();
-    let request = ids.iter().map(|id| format!("DELETE {base}/api/v2/silence/{id}")).collect::<Vec<_>>().join("\n");
-    let plan = Plan { backend: "alertmanager".into(), request, changes: vec![format!("expire {} silence(s) this run created", ids.len())], ..Plan::default() };
+    let request = ids
+        .iter()
+        .map(|id| format!("DELETE {base}/api/v2/silence/{id}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let plan = Plan {
+        backend: "alertmanager".into(),
+        request,
+        changes: vec![format!("expire {} silence(s) this run created", ids.len())],
+        ..Plan::default()
+    };
     Ok((plan, Request::Expire { base, ids }))
 }
 
-pub(super) async fn apply(client: &reqwest::Client, request: &Request, timeout: Duration) -> Result<String, super::BackendError> {
+pub(super) async fn apply(
+    client: &reqwest::Client,
+    request: &Request,
+    timeout: Duration,
+) -> Result<String, super::BackendError> {
     match request {
         Request::Silence { url, body } => {
-            let response = client.post(url).json(body).timeout(timeout).send().await.map_err(|e| Error::Unreachable(describe_reqwest(&e, url, timeout)))?;
+            let response = client
+                .post(url)
+                .json(body)
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|e| Error::Unreachable(describe_reqwest(&e, url, timeout)))?;
             let status = response.status().as_u16();
             let text = response.text().await.unwrap_or_default();
             if status != 200 {
-                return Err(Error::Status { url: url.clone(), status, body: snippet(&text) }.into());
+                return Err(Error::Status {
+                    url: url.clone(),
+                    status,
+                    body: snippet(&text),
+                }
+                .into());
             }
-            let id = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["silenceID"].as_str().map(str::to_string)).unwrap_or_default();
-            CREATED.lock().unwrap_or_else(|e| e.into_inner()).push(id.clone());
+            let id = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["silenceID"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            CREATED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(id.clone());
             Ok(format!("silence {id} created"))
         }
         Request::Expire { base, ids } => {
             for id in ids {
                 let url = format!("{base}/api/v2/silence/{id}");
-                let response = client.delete(&url).timeout(timeout).send().await.map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+                let response = client
+                    .delete(&url)
+                    .timeout(timeout)
+                    .send()
+                    .await
+                    .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
                 let status = response.status().as_u16();
                 if status != 200 {
-                    return Err(Error::Status { url, status, body: snippet(&response.text().await.unwrap_or_default()) }.into());
+                    return Err(Error::Status {
+                        url,
+                        status,
+                        body: snippet(&response.text().await.unwrap_or_default()),
+                    }
+                    .into());
                 }
             }
-            CREATED.lock().unwrap_or_else(|e| e.into_inner()).retain(|id| !ids.contains(id));
+            CREATED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|id| !ids.contains(id));
             Ok(format!("expired silence(s) {}", ids.join(", ")))
         }
     }

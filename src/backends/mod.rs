@@ -66,7 +66,8 @@ impl BackendError {
     pub fn nothing_to_do(&self) -> bool {
         matches!(
             self,
-            BackendError::Kube(kube::Error::NothingToRestore { .. }) | BackendError::Alertmanager(alertmanager::Error::NothingToExpire)
+            BackendError::Kube(kube::Error::NothingToRestore { .. })
+                | BackendError::Alertmanager(alertmanager::Error::NothingToExpire)
         )
     }
 }
@@ -104,7 +105,10 @@ pub fn backend_name(check: &Check) -> &'static str {
         "gpu"
     } else if pg_check(check).is_some() {
         "postgres"
-    } else if check.redis_ping.is_some() || check.redis_list.is_some() || check.redis_memory.is_some() {
+    } else if check.redis_ping.is_some()
+        || check.redis_list.is_some()
+        || check.redis_memory.is_some()
+    {
         "redis"
     } else if check.nats.is_some() {
         "nats"
@@ -152,7 +156,11 @@ const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_ALERTMANAGER: &str = "http://localhost:9093";
 
 /// A spec's own URL, else the flag's.
-fn url(spec: &Option<crate::runbook::S<String>>, flag: Option<&String>, render: &dyn Fn(&str) -> Result<String, BackendError>) -> Result<Option<String>, BackendError> {
+fn url(
+    spec: &Option<crate::runbook::S<String>>,
+    flag: Option<&String>,
+    render: &dyn Fn(&str) -> Result<String, BackendError>,
+) -> Result<Option<String>, BackendError> {
     match spec {
         Some(url) => Ok(Some(render(&url.value)?)),
         None => Ok(flag.cloned()),
@@ -160,11 +168,19 @@ fn url(spec: &Option<crate::runbook::S<String>>, flag: Option<&String>, render: 
 }
 
 fn alertmanager_url(ctx: &Value) -> String {
-    ctx["endpoints"]["alertmanager"].as_str().unwrap_or(DEFAULT_ALERTMANAGER).to_string()
+    ctx["endpoints"]["alertmanager"]
+        .as_str()
+        .unwrap_or(DEFAULT_ALERTMANAGER)
+        .to_string()
 }
 
-fn matchers(spec: &std::collections::BTreeMap<String, crate::runbook::S<String>>, render: &dyn Fn(&str) -> Result<String, BackendError>) -> Result<std::collections::BTreeMap<String, String>, BackendError> {
-    spec.iter().map(|(k, v)| Ok((k.clone(), render(&v.value)?))).collect()
+fn matchers(
+    spec: &std::collections::BTreeMap<String, crate::runbook::S<String>>,
+    render: &dyn Fn(&str) -> Result<String, BackendError>,
+) -> Result<std::collections::BTreeMap<String, String>, BackendError> {
+    spec.iter()
+        .map(|(k, v)| Ok((k.clone(), render(&v.value)?)))
+        .collect()
 }
 
 /// The real systems.
@@ -301,10 +317,24 @@ impl Reader for Live {
             } else if let Some(spec) = &check.tcp {
                 host::tcp(spec, &render, timeout).await
             } else if let Some((kind, spec)) = pg_check(check) {
-                let config = postgres::config(url(&spec.url, systems.urls.postgres.as_ref(), &render)?.as_deref())?;
-                postgres::check(kind, &config, duration(&spec.older_than, "older_than")?, spec.limit).await
-            } else if let Some(spec) = check.redis_ping.as_ref().or(check.redis_list.as_ref()).or(check.redis_memory.as_ref()) {
-                let url = url(&spec.url, systems.urls.redis.as_ref(), &render)?.unwrap_or_else(|| DEFAULT_REDIS.into());
+                let config = postgres::config(
+                    url(&spec.url, systems.urls.postgres.as_ref(), &render)?.as_deref(),
+                )?;
+                postgres::check(
+                    kind,
+                    &config,
+                    duration(&spec.older_than, "older_than")?,
+                    spec.limit,
+                )
+                .await
+            } else if let Some(spec) = check
+                .redis_ping
+                .as_ref()
+                .or(check.redis_list.as_ref())
+                .or(check.redis_memory.as_ref())
+            {
+                let url = url(&spec.url, systems.urls.redis.as_ref(), &render)?
+                    .unwrap_or_else(|| DEFAULT_REDIS.into());
                 if check.redis_ping.is_some() {
                     redis::ping(&url).await
                 } else if check.redis_list.is_some() {
@@ -314,11 +344,22 @@ impl Reader for Live {
                     redis::memory(&url).await
                 }
             } else if let Some(spec) = &check.nats {
-                let url = url(&spec.url, systems.urls.nats.as_ref(), &render)?.unwrap_or_else(|| DEFAULT_NATS.into());
-                let monitor = spec.monitor.as_ref().map(|m| render(&m.value)).transpose()?;
+                let url = url(&spec.url, systems.urls.nats.as_ref(), &render)?
+                    .unwrap_or_else(|| DEFAULT_NATS.into());
+                let monitor = spec
+                    .monitor
+                    .as_ref()
+                    .map(|m| render(&m.value))
+                    .transpose()?;
                 nats::check(&url, monitor.as_deref(), &self.client, timeout).await
             } else if let Some(spec) = &check.alerts {
-                alertmanager::check(&self.client, &alertmanager_url(ctx), &matchers(&spec.matchers, &render)?, timeout).await
+                alertmanager::check(
+                    &self.client,
+                    &alertmanager_url(ctx),
+                    &matchers(&spec.matchers, &render)?,
+                    timeout,
+                )
+                .await
             } else {
                 Err(BackendError::NoBackend("check"))
             }
@@ -477,36 +518,102 @@ pub async fn prepare(
             request: Request::Cleanup(cleanup),
         });
     } else if let Some(spec) = action.pg_cancel.as_ref().or(action.pg_terminate.as_ref()) {
-        let config = postgres::config(url(&spec.url, with.systems.and_then(|s| s.urls.postgres.as_ref()), &render)?.as_deref())?;
+        let config = postgres::config(
+            url(
+                &spec.url,
+                with.systems.and_then(|s| s.urls.postgres.as_ref()),
+                &render,
+            )?
+            .as_deref(),
+        )?;
         let column = spec.column.as_deref().unwrap_or("pid");
-        let (plan, request) = postgres::backends(ctx, &spec.check.value, column, config, action.pg_cancel.is_some())?;
-        return Ok(Prepared { plan, request: Request::Postgres(request) });
+        let (plan, request) = postgres::backends(
+            ctx,
+            &spec.check.value,
+            column,
+            config,
+            action.pg_cancel.is_some(),
+        )?;
+        return Ok(Prepared {
+            plan,
+            request: Request::Postgres(request),
+        });
     } else if let Some(spec) = &action.pg_analyze {
-        let config = postgres::config(url(&spec.url, with.systems.and_then(|s| s.urls.postgres.as_ref()), &render)?.as_deref())?;
+        let config = postgres::config(
+            url(
+                &spec.url,
+                with.systems.and_then(|s| s.urls.postgres.as_ref()),
+                &render,
+            )?
+            .as_deref(),
+        )?;
         let (plan, request) = postgres::sql(config, "ANALYZE".into(), None);
-        return Ok(Prepared { plan, request: Request::Postgres(request) });
+        return Ok(Prepared {
+            plan,
+            request: Request::Postgres(request),
+        });
     } else if let Some(spec) = &action.pg_reindex {
-        let config = postgres::config(url(&spec.url, with.systems.and_then(|s| s.urls.postgres.as_ref()), &render)?.as_deref())?;
+        let config = postgres::config(
+            url(
+                &spec.url,
+                with.systems.and_then(|s| s.urls.postgres.as_ref()),
+                &render,
+            )?
+            .as_deref(),
+        )?;
         let database = render(&spec.database.value)?;
         let warning = "REINDEX locks each table against writes while its indexes are rebuilt: run it when the load allows";
         let sql = format!("REINDEX DATABASE {}", quote_ident(&database));
         let (plan, request) = postgres::sql(config, sql, Some(warning));
-        return Ok(Prepared { plan, request: Request::Postgres(request) });
+        return Ok(Prepared {
+            plan,
+            request: Request::Postgres(request),
+        });
     } else if let Some(spec) = &action.silence {
         let mut found = matchers(&spec.matchers, &render)?;
         if found.is_empty()
             && let Some(labels) = ctx["incident"]["alert"]["labels"].as_object()
         {
-            found = labels.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect();
+            found = labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect();
         }
-        let length = crate::runbook::parse_duration(&spec.duration.value).map_err(|why| BackendError::Spec { what: "duration", why })?;
-        let note = spec.comment.as_ref().map(|c| render(&c.value)).transpose()?.unwrap_or_default();
-        let comment = format!("oncall incident {}: {note}", ctx["incident"]["id"].as_str().unwrap_or_default()).trim_end_matches(": ").to_string();
-        let (plan, request) = alertmanager::silence(&alertmanager_url(ctx), found, length, comment, &crate::timeline::user())?;
-        return Ok(Prepared { plan, request: Request::Alertmanager(request) });
+        let length = crate::runbook::parse_duration(&spec.duration.value).map_err(|why| {
+            BackendError::Spec {
+                what: "duration",
+                why,
+            }
+        })?;
+        let note = spec
+            .comment
+            .as_ref()
+            .map(|c| render(&c.value))
+            .transpose()?
+            .unwrap_or_default();
+        let comment = format!(
+            "oncall incident {}: {note}",
+            ctx["incident"]["id"].as_str().unwrap_or_default()
+        )
+        .trim_end_matches(": ")
+        .to_string();
+        let (plan, request) = alertmanager::silence(
+            &alertmanager_url(ctx),
+            found,
+            length,
+            comment,
+            &crate::timeline::user(),
+        )?;
+        return Ok(Prepared {
+            plan,
+            request: Request::Alertmanager(request),
+        });
     } else if action.expire_silence.is_some() {
         let (plan, request) = alertmanager::expire(&alertmanager_url(ctx))?;
-        return Ok(Prepared { plan, request: Request::Alertmanager(request) });
+        return Ok(Prepared {
+            plan,
+            request: Request::Alertmanager(request),
+        });
     } else {
         return Err(BackendError::NoBackend("action"));
     };

@@ -12,18 +12,43 @@ pub enum Error {
     Other(String),
 }
 
-pub async fn check(url: &str, monitor: Option<&str>, client: &reqwest::Client, timeout: Duration) -> Result<Reading, super::BackendError> {
+pub async fn check(
+    url: &str,
+    monitor: Option<&str>,
+    client: &reqwest::Client,
+    timeout: Duration,
+) -> Result<Reading, super::BackendError> {
     let started = Instant::now();
-    let options = async_nats::ConnectOptions::new().connection_timeout(timeout).retry_on_initial_connect().max_reconnects(Some(0));
-    let nats = match tokio::time::timeout(timeout, async_nats::connect_with_options(url, options)).await {
-        Ok(Ok(nats)) => nats,
-        Ok(Err(e)) => return Err(Error::Unreachable { server: url.into(), cause: e.to_string() }.into()),
-        Err(_) => return Err(Error::Unreachable { server: url.into(), cause: format!("no answer within {}", super::humanize(timeout)) }.into()),
-    };
-    nats.flush().await.map_err(|e| Error::Other(e.to_string()))?;
+    let options = async_nats::ConnectOptions::new()
+        .connection_timeout(timeout)
+        .max_reconnects(Some(0));
+    let nats =
+        match tokio::time::timeout(timeout, async_nats::connect_with_options(url, options)).await {
+            Ok(Ok(nats)) => nats,
+            Ok(Err(e)) => {
+                return Err(Error::Unreachable {
+                    server: url.into(),
+                    cause: e.to_string(),
+                }
+                .into());
+            }
+            Err(_) => {
+                return Err(Error::Unreachable {
+                    server: url.into(),
+                    cause: format!("no answer within {}", super::humanize(timeout)),
+                }
+                .into());
+            }
+        };
+    nats.flush()
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let info = nats.server_info();
-    let mut text = format!("NATS {} at {}:{}, round trip incl. connect {ms:.1} ms", info.version, info.host, info.port);
+    let mut text = format!(
+        "NATS {} at {}:{}, round trip incl. connect {ms:.1} ms",
+        info.version, info.host, info.port
+    );
     if let Some(monitor) = monitor {
         let varz = format!("{}/varz", monitor.trim_end_matches('/'));
         let body: serde_json::Value = client
@@ -31,11 +56,21 @@ pub async fn check(url: &str, monitor: Option<&str>, client: &reqwest::Client, t
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| Error::Unreachable { server: varz.clone(), cause: super::describe_reqwest(&e, &varz, timeout) })?
+            .map_err(|e| Error::Unreachable {
+                server: varz.clone(),
+                cause: super::describe_reqwest(&e, &varz, timeout),
+            })?
             .json()
             .await
             .map_err(|e| Error::Other(format!("{varz}: {e}")))?;
-        text.push_str(&format!("; {} connections", body["connections"].as_i64().unwrap_or(0)));
+        text.push_str(&format!(
+            "; {} connections",
+            body["connections"].as_i64().unwrap_or(0)
+        ));
     }
-    Ok(Reading { value: number((ms * 10.0).round() / 10.0), text: Some(text), ..Reading::default() })
+    Ok(Reading {
+        value: number((ms * 10.0).round() / 10.0),
+        text: Some(text),
+        ..Reading::default()
+    })
 }

@@ -21,7 +21,9 @@ pub enum Error {
     Unreachable { server: String, cause: String },
     #[error("PostgreSQL refused the login at {server}: {message}")]
     Login { server: String, message: String },
-    #[error("pg_stat_statements is not installed in this database: add it to shared_preload_libraries and run CREATE EXTENSION pg_stat_statements")]
+    #[error(
+        "pg_stat_statements is not installed in this database: add it to shared_preload_libraries and run CREATE EXTENSION pg_stat_statements"
+    )]
     NoStatements,
     #[error("PostgreSQL: {0}")]
     Query(String),
@@ -38,9 +40,17 @@ pub fn config(url: Option<&str>) -> Result<Config, Error> {
     let mut config = Config::new();
     config.host(var("PGHOST").as_deref().unwrap_or("localhost"));
     if let Some(port) = var("PGPORT") {
-        config.port(port.parse().map_err(|_| Error::Config(format!("PGPORT '{port}' is not a port")))?);
+        config.port(
+            port.parse()
+                .map_err(|_| Error::Config(format!("PGPORT '{port}' is not a port")))?,
+        );
     }
-    config.user(var("PGUSER").or_else(|| var("USER")).as_deref().unwrap_or("postgres"));
+    config.user(
+        var("PGUSER")
+            .or_else(|| var("USER"))
+            .as_deref()
+            .unwrap_or("postgres"),
+    );
     if let Some(password) = var("PGPASSWORD") {
         config.password(password);
     }
@@ -67,7 +77,10 @@ fn describe(err: tokio_postgres::Error, server: &str) -> Error {
     if let Some(db) = err.as_db_error() {
         let code = db.code().code();
         return match code {
-            "28P01" | "28000" => Error::Login { server: server.into(), message: db.message().into() },
+            "28P01" | "28000" => Error::Login {
+                server: server.into(),
+                message: db.message().into(),
+            },
             "42P01" | "42883" if db.message().contains("pg_stat_statements") => Error::NoStatements,
             "55000" if db.message().contains("pg_stat_statements") => Error::NoStatements,
             _ => Error::Query(format!("{} ({code})", db.message())),
@@ -80,16 +93,25 @@ fn describe(err: tokio_postgres::Error, server: &str) -> Error {
                 std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
                 _ => io.to_string(),
             };
-            return Error::Unreachable { server: server.into(), cause };
+            return Error::Unreachable {
+                server: server.into(),
+                cause,
+            };
         }
         source = e.source();
     }
-    Error::Unreachable { server: server.into(), cause: err.to_string() }
+    Error::Unreachable {
+        server: server.into(),
+        cause: err.to_string(),
+    }
 }
 
 async fn connect(config: &Config) -> Result<Client, Error> {
     let server = server(config);
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| describe(e, &server))?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| describe(e, &server))?;
     // The connection drives the socket; it ends when the client is dropped.
     tokio::spawn(async move {
         let _ = connection.await;
@@ -98,8 +120,16 @@ async fn connect(config: &Config) -> Result<Client, Error> {
 }
 
 /// Runs a query whose columns are all cast to text, as rows of JSON values (numbers where they parse).
-async fn rows(client: &Client, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)], server: &str) -> Result<Vec<Vec<Value>>, Error> {
-    let found = client.query(sql, params).await.map_err(|e| describe(e, server))?;
+async fn rows(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    server: &str,
+) -> Result<Vec<Vec<Value>>, Error> {
+    let found = client
+        .query(sql, params)
+        .await
+        .map_err(|e| describe(e, server))?;
     Ok(found
         .iter()
         .map(|row| {
@@ -131,26 +161,54 @@ pub enum Kind {
     Locks,
 }
 
-pub async fn check(kind: Kind, config: &Config, older_than: Option<Duration>, limit: Option<usize>) -> Result<Reading, super::BackendError> {
+pub async fn check(
+    kind: Kind,
+    config: &Config,
+    older_than: Option<Duration>,
+    limit: Option<usize>,
+) -> Result<Reading, super::BackendError> {
     let server = server(config);
     let started = Instant::now();
     let client = connect(config).await?;
     let limit = limit.unwrap_or(DEFAULT_LIMIT) as i64;
     let reading = match kind {
         Kind::Ready => {
-            let version: String = client.query_one("SHOW server_version", &[]).await.map_err(|e| describe(e, &server))?.get(0);
+            let version: String = client
+                .query_one("SHOW server_version", &[])
+                .await
+                .map_err(|e| describe(e, &server))?
+                .get(0);
             let ms = started.elapsed().as_secs_f64() * 1000.0;
-            Reading { value: number((ms * 10.0).round() / 10.0), text: Some(format!("{server} accepting connections, PostgreSQL {version}")), ..Reading::default() }
+            Reading {
+                value: number((ms * 10.0).round() / 10.0),
+                text: Some(format!(
+                    "{server} accepting connections, PostgreSQL {version}"
+                )),
+                ..Reading::default()
+            }
         }
         Kind::Connections => {
-            let max: String = client.query_one("SHOW max_connections", &[]).await.map_err(|e| describe(e, &server))?.get(0);
+            let max: String = client
+                .query_one("SHOW max_connections", &[])
+                .await
+                .map_err(|e| describe(e, &server))?
+                .get(0);
             let max: i64 = max.parse().unwrap_or(0);
             let by_state = rows(&client, "SELECT coalesce(state, '(background)'), count(*)::text FROM pg_stat_activity GROUP BY 1 ORDER BY count(*) DESC, 1", &[], &server).await?;
             let total: i64 = by_state.iter().filter_map(|r| r[1].as_i64()).sum();
-            let pct = if max == 0 { 0.0 } else { (total as f64 * 1000.0 / max as f64).round() / 10.0 };
+            let pct = if max == 0 {
+                0.0
+            } else {
+                (total as f64 * 1000.0 / max as f64).round() / 10.0
+            };
             let text = format!("{total} of max_connections {max} in use");
             // The value is the share of max_connections in use, so one threshold fits any server.
-            Reading { value: number(pct), table: Some(Table::new(columns(&["state", "connections"]), by_state)), text: Some(text), verdict: None }
+            Reading {
+                value: number(pct),
+                table: Some(Table::new(columns(&["state", "connections"]), by_state)),
+                text: Some(text),
+                verdict: None,
+            }
         }
         Kind::LongQueries => {
             let older = older_than.unwrap_or(DEFAULT_OLDER_THAN).as_secs_f64();
@@ -160,8 +218,24 @@ pub async fn check(kind: Kind, config: &Config, older_than: Option<Duration>, li
                 ORDER BY query_start LIMIT $2";
             let found = rows(&client, sql, &[&older, &limit], &server).await?;
             let n = found.len();
-            let verdict = (n > 0).then(|| (Verdict::Warn, format!("{n} quer(ies) active longer than {}", humanize(Duration::from_secs_f64(older)))));
-            Reading { value: n.into(), table: Some(Table::new(columns(&["pid", "duration", "state", "query"]), found)), text: None, verdict }
+            let verdict = (n > 0).then(|| {
+                (
+                    Verdict::Warn,
+                    format!(
+                        "{n} quer(ies) active longer than {}",
+                        humanize(Duration::from_secs_f64(older))
+                    ),
+                )
+            });
+            Reading {
+                value: n.into(),
+                table: Some(Table::new(
+                    columns(&["pid", "duration", "state", "query"]),
+                    found,
+                )),
+                text: None,
+                verdict,
+            }
         }
         Kind::Blocked => {
             let sql = "SELECT a.pid::text, date_trunc('second', now() - a.query_start)::text, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120),
@@ -173,15 +247,35 @@ pub async fn check(kind: Kind, config: &Config, older_than: Option<Duration>, li
             let found = rows(&client, sql, &[&limit], &server).await?;
             let n = found.len();
             let verdict = (n > 0).then(|| (Verdict::Warn, format!("{n} blocked quer(ies)")));
-            let names = columns(&["pid", "waiting", "query", "blocking pid", "blocking query", "blocking state"]);
-            Reading { value: n.into(), table: Some(Table::new(names, found)), text: None, verdict }
+            let names = columns(&[
+                "pid",
+                "waiting",
+                "query",
+                "blocking pid",
+                "blocking query",
+                "blocking state",
+            ]);
+            Reading {
+                value: n.into(),
+                table: Some(Table::new(names, found)),
+                text: None,
+                verdict,
+            }
         }
         Kind::SlowStatements => {
             let sql = "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 120), calls::text, round(mean_exec_time::numeric, 2)::text, round(total_exec_time::numeric, 1)::text
                 FROM pg_stat_statements ORDER BY mean_exec_time DESC LIMIT $1";
             let found = rows(&client, sql, &[&limit], &server).await?;
             let n = found.len();
-            Reading { value: n.into(), table: Some(Table::new(columns(&["query", "calls", "mean ms", "total ms"]), found)), text: None, verdict: None }
+            Reading {
+                value: n.into(),
+                table: Some(Table::new(
+                    columns(&["query", "calls", "mean ms", "total ms"]),
+                    found,
+                )),
+                text: None,
+                verdict: None,
+            }
         }
         Kind::Locks => {
             let sql = "SELECT l.pid::text, l.locktype, l.mode, coalesce(c.relname, l.relation::text, ''), coalesce(a.state, ''), left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120)
@@ -190,7 +284,15 @@ pub async fn check(kind: Kind, config: &Config, older_than: Option<Duration>, li
             let found = rows(&client, sql, &[&limit], &server).await?;
             let n = found.len();
             let verdict = (n > 0).then(|| (Verdict::Warn, format!("{n} ungranted lock(s)")));
-            Reading { value: n.into(), table: Some(Table::new(columns(&["pid", "locktype", "mode", "relation", "state", "query"]), found)), text: None, verdict }
+            Reading {
+                value: n.into(),
+                table: Some(Table::new(
+                    columns(&["pid", "locktype", "mode", "relation", "state", "query"]),
+                    found,
+                )),
+                text: None,
+                verdict,
+            }
         }
     };
     Ok(reading)
@@ -199,53 +301,139 @@ pub async fn check(kind: Kind, config: &Config, older_than: Option<Duration>, li
 /// An approved PostgreSQL change.
 pub enum Request {
     /// `pg_cancel_backend` (cancel: true) or `pg_terminate_backend` of each pid.
-    Backends { config: Config, pids: Vec<i64>, cancel: bool },
-    Sql { config: Config, sql: String },
+    Backends {
+        config: Config,
+        pids: Vec<i64>,
+        cancel: bool,
+    },
+    Sql {
+        config: Config,
+        sql: String,
+    },
 }
 
 /// The backends a check found, as its rows name them: pid, and what each was doing.
-pub fn backends(ctx: &Value, check: &str, column: &str, config: Config, cancel: bool) -> Result<(Plan, Request), Error> {
-    let rows = ctx["checks"][check]["rows"].as_array().ok_or_else(|| Error::NoCheck(check.into()))?;
+pub fn backends(
+    ctx: &Value,
+    check: &str,
+    column: &str,
+    config: Config,
+    cancel: bool,
+) -> Result<(Plan, Request), Error> {
+    let rows = ctx["checks"][check]["rows"]
+        .as_array()
+        .ok_or_else(|| Error::NoCheck(check.into()))?;
     let mut pids = Vec::new();
     let mut changes = Vec::new();
     for row in rows {
-        let Some(pid) = row[column].as_i64() else { continue };
+        let Some(pid) = row[column].as_i64() else {
+            continue;
+        };
         if pids.contains(&pid) {
             continue;
         }
         pids.push(pid);
         // A blocker's own duration is not in a pg_blocked row: only the waiter's is.
-        let duration = if column == "pid" { row.get("duration").or_else(|| row.get("waiting")).and_then(Value::as_str).unwrap_or("") } else { "" };
-        let query_key = if column == "pid" { "query" } else { "blocking query" };
+        let duration = if column == "pid" {
+            row.get("duration")
+                .or_else(|| row.get("waiting"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        } else {
+            ""
+        };
+        let query_key = if column == "pid" {
+            "query"
+        } else {
+            "blocking query"
+        };
         let query = row.get(query_key).and_then(Value::as_str).unwrap_or("");
-        let verb = if cancel { "cancel the query of" } else { "terminate" };
-        changes.push(format!("{verb} pid {pid} {}{query}", if duration.is_empty() { String::new() } else { format!("(running {duration}) ") }));
+        let verb = if cancel {
+            "cancel the query of"
+        } else {
+            "terminate"
+        };
+        changes.push(format!(
+            "{verb} pid {pid} {}{query}",
+            if duration.is_empty() {
+                String::new()
+            } else {
+                format!("(running {duration}) ")
+            }
+        ));
     }
-    let function = if cancel { "pg_cancel_backend" } else { "pg_terminate_backend" };
-    let list = pids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-    let request = if pids.is_empty() { format!("nothing to {}: check '{check}' found no backend", if cancel { "cancel" } else { "terminate" }) } else { format!("SELECT {function}(pid) FROM unnest(ARRAY[{list}]) AS pid") };
-    let plan = Plan { backend: "postgres".into(), request, changes, ..Plan::default() };
-    Ok((plan, Request::Backends { config, pids, cancel }))
+    let function = if cancel {
+        "pg_cancel_backend"
+    } else {
+        "pg_terminate_backend"
+    };
+    let list = pids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let request = if pids.is_empty() {
+        format!(
+            "nothing to {}: check '{check}' found no backend",
+            if cancel { "cancel" } else { "terminate" }
+        )
+    } else {
+        format!("SELECT {function}(pid) FROM unnest(ARRAY[{list}]) AS pid")
+    };
+    let plan = Plan {
+        backend: "postgres".into(),
+        request,
+        changes,
+        ..Plan::default()
+    };
+    Ok((
+        plan,
+        Request::Backends {
+            config,
+            pids,
+            cancel,
+        },
+    ))
 }
 
 pub fn sql(config: Config, sql: String, warning: Option<&str>) -> (Plan, Request) {
     let changes = warning.map(|w| vec![w.to_string()]).unwrap_or_default();
-    (Plan { backend: "postgres".into(), request: sql.clone(), changes, ..Plan::default() }, Request::Sql { config, sql })
+    (
+        Plan {
+            backend: "postgres".into(),
+            request: sql.clone(),
+            changes,
+            ..Plan::default()
+        },
+        Request::Sql { config, sql },
+    )
 }
 
 pub(super) async fn apply(request: &Request) -> Result<String, super::BackendError> {
     match request {
-        Request::Backends { config, pids, cancel } => {
+        Request::Backends {
+            config,
+            pids,
+            cancel,
+        } => {
             if pids.is_empty() {
                 return Ok("no backend to act on".into());
             }
             let server = server(config);
             let client = connect(config).await?;
-            let function = if *cancel { "pg_cancel_backend" } else { "pg_terminate_backend" };
+            let function = if *cancel {
+                "pg_cancel_backend"
+            } else {
+                "pg_terminate_backend"
+            };
             let mut done = Vec::new();
             for pid in pids {
                 let pid32 = *pid as i32;
-                let ok: bool = client.query_one(&format!("SELECT {function}($1)"), &[&pid32]).await.map_err(|e| describe(e, &server))?.get(0);
+                let ok: bool = client
+                    .query_one(&format!("SELECT {function}($1)"), &[&pid32])
+                    .await
+                    .map_err(|e| describe(e, &server))?
+                    .get(0);
                 done.push(format!("{pid} {}", if ok { "ok" } else { "gone already" }));
             }
             Ok(format!("{function}: {}", done.join(", ")))
@@ -254,7 +442,10 @@ pub(super) async fn apply(request: &Request) -> Result<String, super::BackendErr
             let server = server(config);
             let client = connect(config).await?;
             let started = Instant::now();
-            client.batch_execute(sql).await.map_err(|e| describe(e, &server))?;
+            client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| describe(e, &server))?;
             Ok(format!("{sql} done in {}", humanize(started.elapsed())))
         }
     }

@@ -11,7 +11,13 @@ use std::time::Duration;
 pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
     let config = setup.config()?;
     let base = super::run::alertmanager_base(setup, &config);
-    let alerts = alertmanager::firing(&http_client(), &base, &Default::default(), Duration::from_secs(10)).await?;
+    let alerts = alertmanager::firing(
+        &http_client(),
+        &base,
+        &Default::default(),
+        Duration::from_secs(10),
+    )
+    .await?;
     let catalog = setup.catalog();
     let handled: Vec<Option<String>> = alerts.iter().map(|a| catalog.for_alert(&a.name)).collect();
     if setup.json() {
@@ -28,12 +34,27 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let mut table = Table::new();
-    table.load_preset(presets::NOTHING).set_header(vec!["#", "ALERT", "SEVERITY", "SINCE", "RUNBOOK", "SUMMARY"]);
+    table.load_preset(presets::NOTHING).set_header(vec![
+        "#", "ALERT", "SEVERITY", "SINCE", "RUNBOOK", "SUMMARY",
+    ]);
     for (i, (a, rb)) in alerts.iter().zip(&handled).enumerate() {
         let severity = a.labels.get("severity").cloned().unwrap_or_default();
-        table.add_row(vec![(i + 1).to_string(), a.name.clone(), severity, a.starts_at.clone(), rb.clone().unwrap_or_else(|| "-".into()), a.summary.clone()]);
+        table.add_row(vec![
+            (i + 1).to_string(),
+            a.name.clone(),
+            severity,
+            a.starts_at.clone(),
+            rb.clone().unwrap_or_else(|| "-".into()),
+            a.summary.clone(),
+        ]);
     }
-    print_out(&table.to_string().lines().map(|l| format!("{}\n", l.trim_end())).collect::<String>())?;
+    print_out(
+        &table
+            .to_string()
+            .lines()
+            .map(|l| format!("{}\n", l.trim_end()))
+            .collect::<String>(),
+    )?;
     if !std::io::stdin().is_terminal() || handled.iter().all(Option::is_none) {
         return Ok(0);
     }
@@ -41,7 +62,14 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    let Some(index) = line.trim().parse::<usize>().ok().filter(|n| *n >= 1 && *n <= alerts.len()) else { return Ok(0) };
+    let Some(index) = line
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1 && *n <= alerts.len())
+    else {
+        return Ok(0);
+    };
     let Some(runbook) = &handled[index - 1] else {
         anyhow::bail!("no runbook handles alert {}", alerts[index - 1].name);
     };

@@ -1,7 +1,9 @@
 //! `oncall run` and `oncall drill`: one engine, live or on a scenario.
 
 use super::Setup;
-use crate::backends::{Live, Reader, ServiceUrls, Systems, gpu::Gpu, kube::Kube, scenario::ScenarioReader};
+use crate::backends::{
+    Live, Reader, ServiceUrls, Systems, gpu::Gpu, kube::Kube, scenario::ScenarioReader,
+};
 use crate::config::{Config, key_value};
 use crate::engine::approval::Policy;
 use crate::engine::event::{Deadline, EventKind, Mode, Recorder, Sink};
@@ -110,7 +112,10 @@ pub fn resolve_values(
 
     let mut endpoints = Map::new();
     endpoints.insert("prometheus".into(), json!(DEFAULT_PROMETHEUS));
-    endpoints.insert("alertmanager".into(), json!(crate::backends::DEFAULT_ALERTMANAGER));
+    endpoints.insert(
+        "alertmanager".into(),
+        json!(crate::backends::DEFAULT_ALERTMANAGER),
+    );
     for (name, endpoint) in &rb.endpoints {
         if let Some(default) = &endpoint.default {
             endpoints.insert(name.clone(), default.to_json());
@@ -158,7 +163,13 @@ fn policy(mode: Mode, yes: bool) -> Policy {
 
 /// Alertmanager's base URL: the flag, an `--endpoint alertmanager=`, the config file, or the default.
 pub fn alertmanager_base(setup: &Setup, config: &Config) -> String {
-    let from_flags = setup.global.endpoints.iter().filter_map(|e| key_value(e).ok()).find(|(k, _)| k == "alertmanager").map(|(_, v)| v);
+    let from_flags = setup
+        .global
+        .endpoints
+        .iter()
+        .filter_map(|e| key_value(e).ok())
+        .find(|(k, _)| k == "alertmanager")
+        .map(|(_, v)| v);
     setup
         .global
         .alertmanager_url
@@ -169,11 +180,25 @@ pub fn alertmanager_base(setup: &Setup, config: &Config) -> String {
 }
 
 /// The firing alert a run is opened from.
-async fn firing_alert(setup: &Setup, config: &Config, name: &str) -> anyhow::Result<crate::backends::alertmanager::Alert> {
+async fn firing_alert(
+    setup: &Setup,
+    config: &Config,
+    name: &str,
+) -> anyhow::Result<crate::backends::alertmanager::Alert> {
     let base = alertmanager_base(setup, config);
     let matchers = std::collections::BTreeMap::from([("alertname".to_string(), name.to_string())]);
-    let alerts = crate::backends::alertmanager::firing(&crate::backends::http_client(), &base, &matchers, Duration::from_secs(10)).await?;
-    alerts.into_iter().next().ok_or_else(|| anyhow::anyhow!("no firing alert named {name} in Alertmanager at {base}; `oncall alerts` lists them"))
+    let alerts = crate::backends::alertmanager::firing(
+        &crate::backends::http_client(),
+        &base,
+        &matchers,
+        Duration::from_secs(10),
+    )
+    .await?;
+    alerts.into_iter().next().ok_or_else(|| {
+        anyhow::anyhow!(
+            "no firing alert named {name} in Alertmanager at {base}; `oncall alerts` lists them"
+        )
+    })
 }
 
 pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
@@ -185,10 +210,15 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     };
     let id = match (req.runbook, &alert) {
         (Some(id), _) => id.to_string(),
-        (None, Some(alert)) => catalog
-            .for_alert(&alert.name)
-            .ok_or_else(|| anyhow::anyhow!("no runbook handles alert {}: add it to a runbook's `alerts:`", alert.name))?,
-        (None, None) => anyhow::bail!("which runbook? `oncall run RUNBOOK` or `oncall run --alert NAME`; `oncall list` shows them"),
+        (None, Some(alert)) => catalog.for_alert(&alert.name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no runbook handles alert {}: add it to a runbook's `alerts:`",
+                alert.name
+            )
+        })?,
+        (None, None) => anyhow::bail!(
+            "which runbook? `oncall run RUNBOOK` or `oncall run --alert NAME`; `oncall list` shows them"
+        ),
     };
     let Loaded {
         runbook: rb,

@@ -331,7 +331,11 @@ impl<'a, R: Reader> Engine<'a, R> {
         let prepared = match backends::prepare(action, &self.ctx.to_value(), &with).await {
             Ok(prepared) => prepared,
             Err(err) if err.nothing_to_do() => {
-                self.recorder.emit(EventKind::ActionNotOffered { step: step.into(), action: id, reason: err.to_string() });
+                self.recorder.emit(EventKind::ActionNotOffered {
+                    step: step.into(),
+                    action: id,
+                    reason: err.to_string(),
+                });
                 return Flow::Continue;
             }
             Err(err) => {

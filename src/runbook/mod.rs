@@ -129,7 +129,10 @@ impl Catalog {
 
     /// The runbook that lists this alert name under `alerts:`.
     pub fn for_alert(&self, alert: &str) -> Option<String> {
-        self.runbooks.values().find(|l| l.runbook.alerts.iter().any(|a| a == alert)).map(|l| l.runbook.id.value.clone())
+        self.runbooks
+            .values()
+            .find(|l| l.runbook.alerts.iter().any(|a| a == alert))
+            .map(|l| l.runbook.id.value.clone())
     }
 
     pub fn ids(&self) -> Vec<String> {

@@ -927,19 +927,36 @@ fn validate_host_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &S
     if let Some(spec) = &check.tcp {
         templates.push(&spec.address);
     }
-    for spec in [&check.pg_ready, &check.pg_connections, &check.pg_long_queries, &check.pg_blocked, &check.pg_slow_statements, &check.pg_locks].into_iter().flatten() {
+    for spec in [
+        &check.pg_ready,
+        &check.pg_connections,
+        &check.pg_long_queries,
+        &check.pg_blocked,
+        &check.pg_slow_statements,
+        &check.pg_locks,
+    ]
+    .into_iter()
+    .flatten()
+    {
         templates.extend(&spec.url);
         if let Some(age) = &spec.older_than {
             v.duration(age, "`older_than`");
         }
     }
-    for spec in [&check.redis_ping, &check.redis_list, &check.redis_memory].into_iter().flatten() {
+    for spec in [&check.redis_ping, &check.redis_list, &check.redis_memory]
+        .into_iter()
+        .flatten()
+    {
         templates.extend(spec.url.iter().chain(&spec.key));
     }
     if let Some(spec) = &check.redis_list
         && spec.key.is_none()
     {
-        v.problem(&check.id, "redis_list needs a `key`".into(), Some("redis_list: { key: benchmark_queue }".into()));
+        v.problem(
+            &check.id,
+            "redis_list needs a `key`".into(),
+            Some("redis_list: { key: benchmark_queue }".into()),
+        );
     }
     if let Some(spec) = &check.nats {
         templates.extend(spec.url.iter().chain(&spec.monitor));
@@ -983,7 +1000,10 @@ fn validate_host_action(v: &mut Validator, rb: &Runbook, action: &Action, scope:
             v.duration(grace, "`grace`");
         }
     }
-    for spec in [&action.pg_cancel, &action.pg_terminate].into_iter().flatten() {
+    for spec in [&action.pg_cancel, &action.pg_terminate]
+        .into_iter()
+        .flatten()
+    {
         templates.extend(&spec.url);
         if !scope.checks.contains(&spec.check.value) {
             v.problem(&spec.check, format!("names check '{}', which is not defined in this or an earlier step", spec.check.value), Some("name the check whose rows list the backends, e.g. a pg_long_queries or pg_blocked check".into()));
