@@ -19,6 +19,9 @@ fn error_budget_args<'a>(prom: &'a str, api: &'a str, extra: &[&'a str]) -> Vec<
         format!("api_gateway={api}"),
         "--endpoint".into(),
         format!("job_orchestrator={api}"),
+        // The acknowledgement's silence goes to the recording server too.
+        "--alertmanager-url".into(),
+        api.into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     args
@@ -37,6 +40,8 @@ fn error_budget_reports_the_error_rate_verdict_and_rows_from_prometheus() {
     assert!(kube.remove("/api/v1/namespaces/video-processing/pods/gpu-worker-b"));
     let sb = kubernetes::sandbox(&kube);
     // A budget of 5% keeps the 3% error rate under it, so the verification wait holds at once.
+    let nats = support::nats::Nats::start();
+    let nats_endpoint = format!("nats={}", nats.url);
     let args = error_budget_args(
         &prom.url,
         &api.url,
@@ -48,6 +53,8 @@ fn error_budget_reports_the_error_rate_verdict_and_rows_from_prometheus() {
             "budget_pct=5",
             "-p",
             "gpu_fail_pct=99",
+            "--endpoint",
+            &nats_endpoint,
         ],
     );
     let ran = sb.run(&strs(&args));
@@ -104,6 +111,8 @@ fn failing_error_rate_offers_mitigations_and_yes_applies_them() {
     let api = RecordingServer::start();
     let kube = kubernetes::video_cluster();
     let sb = kubernetes::sandbox(&kube);
+    let nats = support::nats::Nats::start();
+    let nats_endpoint = format!("nats={}", nats.url);
     // Budget 1%: the 3% error rate fails; timeouts are 2/3 of errors; a queue limit of 1500 overflows.
     let args = error_budget_args(
         &prom.url,
@@ -116,6 +125,8 @@ fn failing_error_rate_offers_mitigations_and_yes_applies_them() {
             "queue_fail=1500",
             "--max-wait",
             "1s",
+            "--endpoint",
+            &nats_endpoint,
         ],
     );
     let ran = sb.run(&strs(&args));
@@ -139,7 +150,15 @@ fn failing_error_rate_offers_mitigations_and_yes_applies_them() {
         .filter(|(m, _)| m == "POST")
         .map(|(_, p)| p)
         .collect();
-    assert_eq!(posts, vec!["/api/jobs/clear-stuck", "/api/jobs/prioritize"]);
+    assert_eq!(
+        posts,
+        vec![
+            "/api/v2/silences",
+            "/api/jobs/clear-stuck",
+            "/api/jobs/prioritize"
+        ],
+        "acknowledged, then both mitigations"
+    );
     let timeline = sb.timeline();
     let decided = events(&timeline, "action_decided");
     assert!(
@@ -461,7 +480,14 @@ fn drill_needs_no_infrastructure_and_applies_nothing() {
 
     let clear = sb.run(&["drill", "error-budget", "--scenario", "all-clear"]);
     assert_eq!(clear.code, 0, "{}", clear.stdout);
-    assert!(clear.stdout.contains("no action taken"), "{}", clear.stdout);
+    // Nothing to mitigate: only the acknowledgement is rehearsed.
+    assert!(
+        clear
+            .stdout
+            .contains("done:     acknowledge_alert: would apply (drill): not sent\n  timeline:"),
+        "{}",
+        clear.stdout
+    );
     let missing = sb.run(&["drill", "error-budget", "--scenario", "nope"]);
     assert_eq!(missing.code, 2);
     assert!(
@@ -1241,6 +1267,8 @@ mod kubernetes {
         let prom = Prometheus::start();
         let kube = video_cluster();
         let api = RecordingServer::with_status(&[("/health/db", 503)]);
+        let nats = support::nats::Nats::start();
+        let nats_endpoint = format!("nats={}", nats.url);
         let sb = sandbox(&kube);
         let args = error_budget_args(
             &prom.url,
@@ -1253,6 +1281,8 @@ mod kubernetes {
                 "queue_fail=1500",
                 "--max-wait",
                 "1s",
+                "--endpoint",
+                &nats_endpoint,
             ],
         );
         let report = sb.run(&strs(&args)).json();
