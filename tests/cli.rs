@@ -2182,3 +2182,57 @@ mod data_stores {
         );
     }
 }
+
+#[test]
+fn the_gpu_oom_runbook_finds_the_full_gpu_and_offers_to_end_its_process() {
+    let mut victim = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let sb = Sandbox::new()
+        .env(support::nvml::MODE_ENV, "two_gpus")
+        .env(support::nvml::PIDS_ENV, &victim.id().to_string())
+        .env(
+            "ONCALL_NVML_LIBRARY",
+            support::nvml::fake_nvml_lib().to_str().unwrap(),
+        );
+    let report = sb
+        .run(&[
+            "run",
+            "gpu-oom",
+            "--dry-run",
+            "--output",
+            "json",
+            "--timeout",
+            "2s",
+            "--max-wait",
+            "1s",
+        ])
+        .json();
+    let gpus = observation(&report, "gpus");
+    assert_eq!(gpus["verdict"], "fail", "{gpus:#}");
+    assert_eq!(gpus["table"]["verdicts"][0], "fail", "GPU 0 at 99%");
+    let procs = observation(&report, "gpu_procs");
+    assert_eq!(procs["table"]["rows"][0][1], victim.id());
+    let end = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["actions"].as_array().unwrap().clone())
+        .find(|a| a["id"] == "end_gpu_process")
+        .expect("offered");
+    assert_eq!(end["decision"], "would_send", "{end:#}");
+    assert!(
+        end["plan"]["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {} (python3 train.py)", victim.id())),
+        "{end:#}"
+    );
+    assert!(
+        victim.try_wait().unwrap().is_none(),
+        "a dry run ends nothing"
+    );
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}

@@ -400,6 +400,21 @@ pub fn cleanup(
     Ok(Cleanup { dir, files })
 }
 
+/// A cleanup's plan without reading the folder: what a drill shows.
+pub fn describe_cleanup(dir: &str, pattern: Option<&str>, older_than: Option<&str>) -> Plan {
+    let what = pattern.map_or("every entry".to_string(), |p| format!("entries named {p}"));
+    let age = older_than
+        .map(|a| format!(" older than {a}"))
+        .unwrap_or_default();
+    let request = format!("delete {what}{age} in {dir}");
+    Plan {
+        backend: "host".into(),
+        request,
+        changes: vec!["the entries are listed when the plan is made on the host itself".into()],
+        ..Plan::default()
+    }
+}
+
 impl Cleanup {
     pub fn plan(&self) -> Plan {
         let total: u64 = self.files.iter().map(|f| f.1).sum();

@@ -508,6 +508,23 @@ pub async fn prepare(
             .as_ref()
             .map(|p| render(&p.value))
             .transpose()?;
+        if with.systems.is_none() {
+            // A drill (or `show`) does not read this machine's files: describe the request only.
+            let dir = render(&spec.dir.value)?;
+            let plan = host::describe_cleanup(
+                &dir,
+                pattern.as_deref(),
+                spec.older_than.as_ref().map(|a| a.value.as_str()),
+            );
+            let cleanup = host::Cleanup {
+                dir: dir.into(),
+                files: Vec::new(),
+            };
+            return Ok(Prepared {
+                plan,
+                request: Request::Cleanup(cleanup),
+            });
+        }
         let cleanup = host::cleanup(
             &render(&spec.dir.value)?,
             pattern.as_deref(),

@@ -47,6 +47,7 @@ pub fn resolve_values(
     scenario_params: Option<&std::collections::BTreeMap<String, ScalarValue>>,
     alert_labels: Option<&std::collections::BTreeMap<String, String>>,
     flags: &[String],
+    require_all: bool,
 ) -> anyhow::Result<Resolved> {
     let mut params = Map::new();
     for (name, param) in &rb.params {
@@ -89,7 +90,7 @@ pub fn resolve_values(
         .keys()
         .filter(|k| !params.contains_key(*k))
         .collect();
-    if !missing.is_empty() {
+    if require_all && !missing.is_empty() {
         let list = missing
             .iter()
             .map(|m| format!("-p {m}=VALUE"))
@@ -235,6 +236,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         scenario.as_ref().map(|(_, s)| &s.params),
         alert.as_ref().map(|a| &a.labels),
         req.params,
+        true,
     )?;
     let store = setup.store();
     let now = jiff::Zoned::now();

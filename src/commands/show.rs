@@ -56,7 +56,7 @@ fn check_line(check: &Check, ctx: &serde_json::Value) -> String {
                 .unwrap_or_default();
             format!("kubernetes: warning events{of} in {}", ns(&k.namespace))
         } else {
-            String::new()
+            backends::backend_name(check).to_string()
         }
     };
     let mut line = format!(
@@ -76,7 +76,7 @@ pub async fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
     let config = setup.config()?;
     let loaded = runbook::resolve(&setup.catalog(), id)?;
     let rb = &loaded.runbook;
-    let values = super::run::resolve_values(setup, &config, rb, None, None, &[])?;
+    let values = super::run::resolve_values(setup, &config, rb, None, None, &[], false)?;
     let ctx = json!({ "params": values.params, "endpoints": values.endpoints, "checks": {}, "incident": {"id": "INCIDENT", "severity": rb.severity.value} });
     let redact = crate::redact::Redactor::new(values.secrets.clone());
     let scenarios: Vec<String> = runbook::scenarios(&rb.id.value, &setup.search)
@@ -141,7 +141,7 @@ pub async fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
                 .params
                 .get(name)
                 .map(crate::engine::observation::display)
-                .unwrap_or_default();
+                .unwrap_or_else(|| "(required: -p NAME=VALUE)".replace("NAME", name));
             let _ = writeln!(
                 out,
                 "  {name} = {value}{}",

@@ -465,12 +465,9 @@ impl<'a, R: Reader> Engine<'a, R> {
             let Some(observation) = polled else {
                 break WaitOutcome::Stopped;
             };
-            let mut ctx = self.ctx.to_value();
-            ctx["value"] = observation.value.clone();
-            // A missing value never satisfies a wait: `none < 1` holds in MiniJinja.
+            let ctx = self.ctx.to_value();
             let met = observation.verdict != Verdict::Error
-                && !observation.value.is_null()
-                && expr::condition(&wait.until.value, &ctx).unwrap_or(false);
+                && wait_met(&wait.until.value, &observation, ctx);
             self.recorder.emit(EventKind::WaitPoll {
                 step: step.into(),
                 observation: observation.clone(),
@@ -510,6 +507,26 @@ impl<'a, R: Reader> Engine<'a, R> {
             value,
         });
     }
+}
+
+/// A wait's condition on a poll: on its value, or, for a check with a value per row (GPUs,
+/// disks), on every row's. A missing value never satisfies it: `none < 1` holds in MiniJinja.
+fn wait_met(until: &str, observation: &Observation, mut ctx: Value) -> bool {
+    let values: Vec<Value> = match (&observation.value, &observation.table) {
+        (Value::Null, Some(table)) => match table.column("value") {
+            Some(col) => table.rows.iter().map(|r| r[col].clone()).collect(),
+            None => Vec::new(),
+        },
+        (Value::Null, None) => Vec::new(),
+        (value, _) => vec![value.clone()],
+    };
+    !values.is_empty()
+        && values.into_iter().all(|value| {
+            !value.is_null() && {
+                ctx["value"] = value;
+                expr::condition(until, &ctx).unwrap_or(false)
+            }
+        })
 }
 
 fn title(check: &Check) -> String {
