@@ -414,6 +414,11 @@ pub async fn prepare(
     with: &PlanContext<'_>,
 ) -> Result<Prepared, BackendError> {
     let render = |text: &str| expr::render(text, ctx).map_err(BackendError::from);
+    // A PostgreSQL action's connection: its own URL, else `--postgres-url`, else the PG* variables.
+    let pg_config = |spec_url: &Option<crate::runbook::S<String>>| -> Result<tokio_postgres::Config, BackendError> {
+        let flag = with.systems.and_then(|s| s.urls.postgres.as_ref());
+        Ok(postgres::config(url(spec_url, flag, &render)?.as_deref())?)
+    };
     let request = if let Some(spec) = &action.http {
         let request = http::prepare(spec, ctx)?;
         return Ok(Prepared {
@@ -535,14 +540,7 @@ pub async fn prepare(
             request: Request::Cleanup(cleanup),
         });
     } else if let Some(spec) = action.pg_cancel.as_ref().or(action.pg_terminate.as_ref()) {
-        let config = postgres::config(
-            url(
-                &spec.url,
-                with.systems.and_then(|s| s.urls.postgres.as_ref()),
-                &render,
-            )?
-            .as_deref(),
-        )?;
+        let config = pg_config(&spec.url)?;
         let column = spec.column.as_deref().unwrap_or("pid");
         let (plan, request) = postgres::backends(
             ctx,
@@ -556,28 +554,14 @@ pub async fn prepare(
             request: Request::Postgres(request),
         });
     } else if let Some(spec) = &action.pg_analyze {
-        let config = postgres::config(
-            url(
-                &spec.url,
-                with.systems.and_then(|s| s.urls.postgres.as_ref()),
-                &render,
-            )?
-            .as_deref(),
-        )?;
+        let config = pg_config(&spec.url)?;
         let (plan, request) = postgres::sql(config, "ANALYZE".into(), None);
         return Ok(Prepared {
             plan,
             request: Request::Postgres(request),
         });
     } else if let Some(spec) = &action.pg_reindex {
-        let config = postgres::config(
-            url(
-                &spec.url,
-                with.systems.and_then(|s| s.urls.postgres.as_ref()),
-                &render,
-            )?
-            .as_deref(),
-        )?;
+        let config = pg_config(&spec.url)?;
         let database = render(&spec.database.value)?;
         let warning = "REINDEX locks each table against writes while its indexes are rebuilt: run it when the load allows";
         let sql = format!("REINDEX DATABASE {}", quote_ident(&database));
