@@ -10,15 +10,13 @@
 //! Self-contained (std, libc, serde_json): benches can include it.
 #![allow(dead_code)]
 
+use super::process::{free_port, spawn_tied, tail, unique_dir};
 use serde_json::{Map, Value, json};
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
@@ -234,76 +232,4 @@ pub fn rfc3339(secs: u64) -> String {
         rem % 3_600 / 60,
         rem % 60
     )
-}
-
-/// Spawns from a thread that lives as long as the test process, with `PR_SET_PDEATHSIG`:
-/// the signal fires when the *thread* that forked the child ends, and test threads end with
-/// their test.
-fn spawn_tied(mut cmd: Command, signal: libc::c_int) -> std::io::Result<Child> {
-    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
-    static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: prctl, getppid and raise are async-signal-safe, and the closure allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The test process may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::raise(signal);
-            }
-            Ok(())
-        });
-    }
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("oncall-test-alertmanager-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("spawning the spawner thread");
-        tx
-    });
-    let (reply, answer) = mpsc::channel();
-    spawner
-        .send((cmd, reply))
-        .map_err(|_| std::io::Error::other("the spawner thread ended"))?;
-    answer
-        .recv()
-        .map_err(|_| std::io::Error::other("the spawner thread ended"))?
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0 to find a free port")
-        .port()
-}
-
-fn unique_dir(prefix: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    dir
-}
-
-/// The last 40 lines of a file, for panic messages.
-fn tail(path: &Path) -> String {
-    let text = fs::read_to_string(path)
-        .unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }

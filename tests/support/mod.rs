@@ -14,6 +14,7 @@ pub mod nvml;
 #[cfg(test)]
 mod nvml_selftest;
 pub mod postgres;
+pub mod process;
 pub mod prometheus;
 pub mod redis;
 #[cfg(test)]

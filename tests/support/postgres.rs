@@ -22,14 +22,14 @@
 //! Self-contained (std, libc): benches can include it.
 #![allow(dead_code)]
 
+use super::process::{free_port, spawn_tied, tail};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Once, OnceLock, mpsc};
+use std::sync::{Once, mpsc};
 use std::time::{Duration, Instant};
 
 /// The PostgreSQL major version preferred (Debian bookworm's); any other installed one is used
@@ -562,47 +562,6 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// Spawns from a thread that lives as long as the test process, with `PR_SET_PDEATHSIG`:
-/// the signal fires when the *thread* that forked the child ends, and test threads end with
-/// their test. Set after the uid switch (a credential change clears it).
-fn spawn_tied(mut cmd: Command, signal: libc::c_int) -> std::io::Result<Child> {
-    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
-    static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: prctl, getppid and raise are async-signal-safe, and the closure allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The test process may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::raise(signal);
-            }
-            Ok(())
-        });
-    }
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("oncall-test-postgres-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("spawning the spawner thread");
-        tx
-    });
-    let (reply, answer) = mpsc::channel();
-    spawner
-        .send((cmd, reply))
-        .map_err(|_| std::io::Error::other("the spawner thread ended"))?;
-    answer
-        .recv()
-        .map_err(|_| std::io::Error::other("the spawner thread ended"))?
-}
-
 /// Runs a command with the given stdin (or none), collecting its output; kills it after
 /// `within`.
 fn run_bounded(mut cmd: Command, within: Duration, stdin: Option<Stdio>) -> Result<Output, String> {
@@ -645,14 +604,6 @@ fn run_bounded(mut cmd: Command, within: Duration, stdin: Option<Stdio>) -> Resu
     })
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0 to find a free port")
-        .port()
-}
-
 /// `/tmp/oncall-postgres-PID-N`, mode 755.
 fn unique_dir() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -690,12 +641,4 @@ fn remove_stale_dirs() {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
-}
-
-/// The last 40 lines of a file, for panic messages.
-fn tail(path: &Path) -> String {
-    let text = fs::read_to_string(path)
-        .unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }

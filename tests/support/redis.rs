@@ -8,17 +8,17 @@
 //! Self-contained (std, libc): benches can include it.
 #![allow(dead_code)]
 
+use super::process::{free_port, spawn_tied, tail, unique_dir};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Deref;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
 const REDIS_CLI: &str = "/usr/bin/redis-cli";
@@ -221,47 +221,6 @@ fn ping(addr: SocketAddr) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-/// Spawns from a thread that lives as long as the test process, with `PR_SET_PDEATHSIG`:
-/// the signal fires when the *thread* that forked the child ends, and test threads end with
-/// their test.
-fn spawn_tied(mut cmd: Command, signal: libc::c_int) -> std::io::Result<Child> {
-    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
-    static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: prctl, getppid and raise are async-signal-safe, and the closure allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The test process may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::raise(signal);
-            }
-            Ok(())
-        });
-    }
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("oncall-test-redis-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("spawning the spawner thread");
-        tx
-    });
-    let (reply, answer) = mpsc::channel();
-    spawner
-        .send((cmd, reply))
-        .map_err(|_| std::io::Error::other("the spawner thread ended"))?;
-    answer
-        .recv()
-        .map_err(|_| std::io::Error::other("the spawner thread ended"))?
-}
-
 /// Runs a command with no stdin, collecting its output; kills it after `within`.
 fn run_bounded(mut cmd: Command, within: Duration) -> Result<Output, String> {
     cmd.stdin(Stdio::null())
@@ -301,35 +260,4 @@ fn run_bounded(mut cmd: Command, within: Duration) -> Result<Output, String> {
         stdout: out_reader.join().unwrap_or_default(),
         stderr: err_reader.join().unwrap_or_default(),
     })
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0 to find a free port")
-        .port()
-}
-
-fn unique_dir(prefix: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    dir
-}
-
-/// The last 40 lines of a file, for panic messages.
-fn tail(path: &Path) -> String {
-    let text = fs::read_to_string(path)
-        .unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }
