@@ -22,9 +22,11 @@ lint:
 fmt:
     cargo fmt
 
-# Benchmark the engine
+# Benchmarks: the engine (parallel checks, start-up, memory), Kubernetes (5,000 pods, 100 MB of logs, beside kubectl), Docker (beside docker-compose)
 bench:
     cargo bench --bench engine
+    cargo bench --bench kube
+    cargo bench --bench docker
 
 # Regenerate completions/ for every shell (a test checks they are current)
 completions:
