@@ -48,6 +48,19 @@ fn headers(
         .collect()
 }
 
+/// Why a status fails a check, live or in a drill: `HTTP 503, expected 2xx`.
+pub fn unexpected(status: u16, expect: &[u16]) -> Option<String> {
+    if expected(status, expect) {
+        return None;
+    }
+    let want = if expect.is_empty() {
+        "2xx".to_string()
+    } else {
+        format!("{expect:?}")
+    };
+    Some(format!("HTTP {status}, expected {want}"))
+}
+
 pub fn expected(status: u16, expect: &[u16]) -> bool {
     if expect.is_empty() {
         (200..300).contains(&status)
@@ -97,13 +110,8 @@ pub async fn check(
         text: Some(format!("HTTP {status} {}", snippet(&body))),
         ..Reading::default()
     };
-    if !expected(status, &spec.expect_status) {
-        let want = if spec.expect_status.is_empty() {
-            "2xx".to_string()
-        } else {
-            format!("{:?}", spec.expect_status)
-        };
-        reading.verdict = Some((Verdict::Fail, format!("HTTP {status}, expected {want}")));
+    if let Some(why) = unexpected(status, &spec.expect_status) {
+        reading.verdict = Some((Verdict::Fail, why));
         return Ok(reading);
     }
     if let Some(path) = &spec.json {

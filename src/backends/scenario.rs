@@ -111,12 +111,9 @@ impl Reader for ScenarioReader {
         };
         // An HTTP check is judged by its status as it would be live.
         if let (Some(spec), Some(status)) = (&check.http, reading.value.as_u64())
-            && !super::http::expected(status as u16, &spec.expect_status)
+            && let Some(why) = super::http::unexpected(status as u16, &spec.expect_status)
         {
-            reading.verdict = Some((
-                Verdict::Fail,
-                format!("HTTP {status}, not an expected status"),
-            ));
+            reading.verdict = Some((Verdict::Fail, why));
         }
         Ok(reading)
     }
