@@ -17,8 +17,7 @@ pub fn run(setup: &Setup, paths: &[std::path::PathBuf]) -> anyhow::Result<i32> {
         }
         sources
     };
-    let mut results = Vec::new();
-    for source in &sources {
+    let check = |source: &Source| {
         let mut problems = Vec::new();
         match validate::load(source) {
             Ok(rb) => {
@@ -30,8 +29,19 @@ pub fn run(setup: &Setup, paths: &[std::path::PathBuf]) -> anyhow::Result<i32> {
             }
             Err(mut found) => problems.append(&mut found),
         }
-        results.push((source.name.clone(), problems));
-    }
+        (source.name.clone(), problems)
+    };
+    // Files are independent: check them on every core, reporting in their order.
+    let results: Vec<(String, Vec<validate::Problem>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = sources
+            .iter()
+            .map(|source| scope.spawn(move || check(source)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("validation does not panic"))
+            .collect()
+    });
     let failed = results.iter().filter(|(_, p)| !p.is_empty()).count();
     if setup.json() {
         let files: Vec<_> = results

@@ -114,14 +114,16 @@ impl Catalog {
             runbooks: BTreeMap::new(),
             broken: Vec::new(),
         };
+        // Parsing is enough to list and find runbooks; `resolve` and `validate` check the rest, so
+        // a user's broken override is reported when used rather than silently passed over.
         for source in discover(search) {
-            match validate::load(&source) {
+            match source.parse::<Runbook>() {
                 Ok(runbook) => {
                     catalog
                         .runbooks
                         .insert(runbook.id.value.clone(), Loaded { runbook, source });
                 }
-                Err(problems) => catalog.broken.extend(problems),
+                Err(problem) => catalog.broken.push(problem),
             }
         }
         catalog

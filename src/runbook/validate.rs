@@ -191,6 +191,8 @@ struct Validator<'a> {
     source: &'a Source,
     lines: Vec<&'a str>,
     problems: Vec<Problem>,
+    /// Param and endpoint defaults to trial-render templates with, made once per runbook.
+    placeholder: Option<serde_json::Value>,
 }
 
 /// What a field may read: which checks are visible and whether `value`/`labels` exist.
@@ -220,6 +222,7 @@ impl<'a> Validator<'a> {
             source,
             lines: source.text.lines().collect(),
             problems: Vec::new(),
+            placeholder: None,
         }
     }
 
@@ -278,7 +281,10 @@ impl<'a> Validator<'a> {
             }
         };
         // Filters, tests and functions are only looked up when run: try it on placeholder values.
-        let placeholder = placeholder_context(rb);
+        let placeholder = self
+            .placeholder
+            .get_or_insert_with(|| placeholder_context(rb))
+            .clone();
         let tried = match kind {
             Kind::Expression => expr::eval(&at.value, &placeholder).map(|_| ()),
             Kind::Template => expr::render(&at.value, &placeholder).map(|_| ()),
@@ -361,7 +367,10 @@ impl<'a> Validator<'a> {
 
     fn promql(&mut self, at: &S<String>, rb: &Runbook, scope: &Scope) {
         self.names(at, Kind::Template, scope, rb, "query");
-        let placeholder = placeholder_context(rb);
+        let placeholder = self
+            .placeholder
+            .get_or_insert_with(|| placeholder_context(rb))
+            .clone();
         let Ok(query) = expr::render(&at.value, &placeholder) else {
             return;
         };
