@@ -155,6 +155,32 @@ pub fn referenced_names(source: &str, kind: Kind) -> Result<BTreeSet<String>, Ex
     Ok(names.into_iter().collect())
 }
 
+/// What validation needs of a field, from one compile: the variable paths it reads, and the
+/// error (if any) of a trial run on placeholder values.
+pub fn inspect<C: Serialize>(
+    source: &str,
+    kind: Kind,
+    placeholder: &C,
+) -> Result<(BTreeSet<String>, Option<ExprError>), ExprError> {
+    let (names, tried) = match kind {
+        Kind::Expression => {
+            let expr = plain().compile_expression(source)?;
+            (
+                expr.undeclared_variables(true),
+                expr.eval(placeholder).err(),
+            )
+        }
+        Kind::Template => {
+            let template = plain().template_from_str(source)?;
+            (
+                template.undeclared_variables(true),
+                template.render(placeholder).err(),
+            )
+        }
+    };
+    Ok((names.into_iter().collect(), tried.map(ExprError::from)))
+}
+
 /// True when a rendered value counts as a number for thresholds and tables.
 pub fn as_f64(value: &Value) -> Option<f64> {
     f64::try_from(value.clone()).ok()

@@ -266,8 +266,11 @@ impl<'a> Validator<'a> {
     }
 
     fn names(&mut self, at: &S<String>, kind: Kind, scope: &Scope, rb: &Runbook, what: &str) {
-        let names = match expr::referenced_names(&at.value, kind) {
-            Ok(names) => names,
+        let placeholder = self
+            .placeholder
+            .get_or_insert_with(|| placeholder_context(rb));
+        let (names, tried) = match expr::inspect(&at.value, kind, &*placeholder) {
+            Ok(found) => found,
             Err(err) => {
                 let (line, col) = self.inside(&at.referenced, err.line, err.offset);
                 let hint = match kind {
@@ -280,16 +283,8 @@ impl<'a> Validator<'a> {
                 return;
             }
         };
-        // Filters, tests and functions are only looked up when run: try it on placeholder values.
-        let placeholder = self
-            .placeholder
-            .get_or_insert_with(|| placeholder_context(rb))
-            .clone();
-        let tried = match kind {
-            Kind::Expression => expr::eval(&at.value, &placeholder).map(|_| ()),
-            Kind::Template => expr::render(&at.value, &placeholder).map(|_| ()),
-        };
-        if let Err(err) = tried
+        // Filters, tests and functions are only looked up when run: the trial run on placeholder values finds them.
+        if let Some(err) = tried
             && err.unknown_name
         {
             let (line, col) = self.inside(&at.referenced, err.line, err.offset);
