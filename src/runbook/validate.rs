@@ -331,8 +331,13 @@ impl<'a> Validator<'a> {
     }
 
     /// A check or an action names exactly one backend.
-    fn one_backend(&mut self, id: &S<String>, what: &str, set: &[bool], names: &str) {
-        match set.iter().filter(|b| **b).count() {
+    fn one_backend(&mut self, id: &S<String>, what: &str, backends: &[(&str, bool)]) {
+        let names = backends
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", ");
+        match backends.iter().filter(|(_, set)| *set).count() {
             1 => {}
             0 => self.problem(
                 id,
@@ -597,42 +602,37 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
 
 fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope) {
     let backends = [
-        check.prometheus.is_some(),
-        check.http.is_some(),
-        check.shell.is_some(),
-        check.k8s_pods.is_some(),
-        check.k8s_deployment.is_some(),
-        check.k8s_logs.is_some(),
-        check.k8s_events.is_some(),
-        check.docker_containers.is_some(),
-        check.docker_logs.is_some(),
-        check.docker_stats.is_some(),
-        check.gpus.is_some(),
-        check.gpu_processes.is_some(),
-        check.disk.is_some(),
-        check.memory.is_some(),
-        check.load.is_some(),
-        check.dir_size.is_some(),
-        check.checksums.is_some(),
-        check.tcp.is_some(),
-        check.pg_ready.is_some(),
-        check.pg_connections.is_some(),
-        check.pg_long_queries.is_some(),
-        check.pg_blocked.is_some(),
-        check.pg_slow_statements.is_some(),
-        check.pg_locks.is_some(),
-        check.redis_ping.is_some(),
-        check.redis_list.is_some(),
-        check.redis_memory.is_some(),
-        check.nats.is_some(),
-        check.alerts.is_some(),
+        ("prometheus", check.prometheus.is_some()),
+        ("http", check.http.is_some()),
+        ("shell", check.shell.is_some()),
+        ("k8s_pods", check.k8s_pods.is_some()),
+        ("k8s_deployment", check.k8s_deployment.is_some()),
+        ("k8s_logs", check.k8s_logs.is_some()),
+        ("k8s_events", check.k8s_events.is_some()),
+        ("docker_containers", check.docker_containers.is_some()),
+        ("docker_logs", check.docker_logs.is_some()),
+        ("docker_stats", check.docker_stats.is_some()),
+        ("gpus", check.gpus.is_some()),
+        ("gpu_processes", check.gpu_processes.is_some()),
+        ("disk", check.disk.is_some()),
+        ("memory", check.memory.is_some()),
+        ("load", check.load.is_some()),
+        ("dir_size", check.dir_size.is_some()),
+        ("checksums", check.checksums.is_some()),
+        ("tcp", check.tcp.is_some()),
+        ("pg_ready", check.pg_ready.is_some()),
+        ("pg_connections", check.pg_connections.is_some()),
+        ("pg_long_queries", check.pg_long_queries.is_some()),
+        ("pg_blocked", check.pg_blocked.is_some()),
+        ("pg_slow_statements", check.pg_slow_statements.is_some()),
+        ("pg_locks", check.pg_locks.is_some()),
+        ("redis_ping", check.redis_ping.is_some()),
+        ("redis_list", check.redis_list.is_some()),
+        ("redis_memory", check.redis_memory.is_some()),
+        ("nats", check.nats.is_some()),
+        ("alerts", check.alerts.is_some()),
     ];
-    v.one_backend(
-        &check.id,
-        "check",
-        &backends,
-        "prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts",
-    );
+    v.one_backend(&check.id, "check", &backends);
     validate_k8s_check(v, rb, check, scope);
     validate_host_check(v, rb, check, scope);
     let thresholds = Scope {
@@ -695,29 +695,24 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
 
 fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Scope) {
     let backends = [
-        action.http.is_some(),
-        action.shell.is_some(),
-        action.k8s_scale.is_some(),
-        action.k8s_restart.is_some(),
-        action.k8s_patch.is_some(),
-        action.k8s_delete_pod.is_some(),
-        action.docker.is_some(),
-        action.docker_prune.is_some(),
-        action.gpu_kill.is_some(),
-        action.delete_files.is_some(),
-        action.pg_cancel.is_some(),
-        action.pg_terminate.is_some(),
-        action.pg_analyze.is_some(),
-        action.pg_reindex.is_some(),
-        action.silence.is_some(),
-        action.expire_silence.is_some(),
+        ("http", action.http.is_some()),
+        ("shell", action.shell.is_some()),
+        ("k8s_scale", action.k8s_scale.is_some()),
+        ("k8s_restart", action.k8s_restart.is_some()),
+        ("k8s_patch", action.k8s_patch.is_some()),
+        ("k8s_delete_pod", action.k8s_delete_pod.is_some()),
+        ("docker", action.docker.is_some()),
+        ("docker_prune", action.docker_prune.is_some()),
+        ("gpu_kill", action.gpu_kill.is_some()),
+        ("delete_files", action.delete_files.is_some()),
+        ("pg_cancel", action.pg_cancel.is_some()),
+        ("pg_terminate", action.pg_terminate.is_some()),
+        ("pg_analyze", action.pg_analyze.is_some()),
+        ("pg_reindex", action.pg_reindex.is_some()),
+        ("silence", action.silence.is_some()),
+        ("expire_silence", action.expire_silence.is_some()),
     ];
-    v.one_backend(
-        &action.id,
-        "action",
-        &backends,
-        "http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, docker, docker_prune, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence",
-    );
+    v.one_backend(&action.id, "action", &backends);
     validate_k8s_action(v, rb, action, scope);
     validate_host_action(v, rb, action, scope);
     if let Some(when) = &action.when {
