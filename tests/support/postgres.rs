@@ -22,7 +22,7 @@
 //! Self-contained (std, libc): benches can include it.
 #![allow(dead_code)]
 
-use super::process::{free_port, spawn_tied, tail};
+use super::process::{free_port, run_bounded, spawn_tied, tail};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -560,48 +560,6 @@ fn percent_encode(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Runs a command with the given stdin (or none), collecting its output; kills it after
-/// `within`.
-fn run_bounded(mut cmd: Command, within: Duration, stdin: Option<Stdio>) -> Result<Output, String> {
-    cmd.stdin(stdin.unwrap_or_else(Stdio::null))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("starting {program}: {e}"))?;
-    let mut out_pipe = child.stdout.take().expect("piped stdout");
-    let mut err_pipe = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > within => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{program} did not finish within {within:?}"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(format!("waiting for {program}: {e}")),
-        }
-    };
-    Ok(Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    })
 }
 
 /// `/tmp/oncall-postgres-PID-N`, mode 755.

@@ -8,13 +8,13 @@
 //! Self-contained (std, libc): benches can include it.
 #![allow(dead_code)]
 
-use super::process::{free_port, spawn_tied, tail, unique_dir};
+use super::process::{free_port, run_bounded, spawn_tied, tail, unique_dir};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -110,7 +110,7 @@ impl Redis {
         cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(args)
             .env_remove("REDISCLI_AUTH");
-        let out = run_bounded(cmd, COMMAND_WITHIN)
+        let out = run_bounded(cmd, COMMAND_WITHIN, None)
             .unwrap_or_else(|e| panic!("redis-cli {}: {e}", args.join(" ")));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -219,45 +219,4 @@ fn ping(addr: SocketAddr) -> std::io::Result<String> {
     let mut buf = [0u8; 64];
     let n = stream.read(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
-/// Runs a command with no stdin, collecting its output; kills it after `within`.
-fn run_bounded(mut cmd: Command, within: Duration) -> Result<Output, String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("starting {program}: {e}"))?;
-    let mut out_pipe = child.stdout.take().expect("piped stdout");
-    let mut err_pipe = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > within => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{program} did not finish within {within:?}"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(format!("waiting for {program}: {e}")),
-        }
-    };
-    Ok(Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    })
 }
