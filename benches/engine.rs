@@ -20,7 +20,6 @@ use oncall::engine::approval::Policy;
 use oncall::engine::event::{Event, EventKind, Recorder, Sink};
 use oncall::engine::observation::Verdict;
 use oncall::engine::{Context, Engine, Interrupts, Pace, Settings};
-use oncall::redact::Redactor;
 use oncall::runbook::{Origin, Source, validate};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -111,11 +110,7 @@ fn parallel_checks(rows: &mut Vec<Row>) {
     let (mut walls, mut slowest, mut ratios, mut not_ok) = (vec![], vec![], vec![], 0);
     for run in 0..=ENGINE_RUNS {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let recorder = Recorder::new(
-            "bench".into(),
-            Redactor::default(),
-            vec![Box::new(Finished(seen.clone()))],
-        );
+        let recorder = Recorder::new("bench".into(), vec![Box::new(Finished(seen.clone()))]);
         let settings = Settings {
             policy: Policy::DryRun,
             default_timeout: Duration::from_secs(10),

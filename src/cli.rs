@@ -12,6 +12,7 @@ Exit codes:
   2    bad usage, or a runbook, scenario or config file that does not validate
   3    a check could not reach its backend
   4    an action was declined by abort, or needs an answer and there is no terminal
+  5    the run's timeline could not be written whole (disk full, permissions)
   130  interrupted (Ctrl-C)";
 
 #[derive(Debug, Parser)]
@@ -159,16 +160,28 @@ pub struct Target {
     /// Runbook id (see `oncall list`) or path to a runbook file (with `run --alert`, the alert's runbook)
     #[arg(add = runbook_candidates())]
     pub runbook: Option<String>,
-    /// Set a runbook param, KEY=VALUE; repeatable (env: one per line)
-    #[arg(
-        short = 'p',
-        long = "param",
-        env = "ONCALL_PARAMS",
-        hide_env_values = true,
-        value_delimiter = '\n',
-        value_name = "KEY=VALUE"
-    )]
+    /// Set a runbook param, KEY=VALUE; repeatable; one flag sets one param, whatever its value
+    /// holds (without flags: ONCALL_PARAMS, one per line)
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+}
+
+impl Target {
+    /// The `-p` flags, or else the lines of `ONCALL_PARAMS`. Splitting is the variable's only:
+    /// a newline inside a flag's value stays in that value.
+    pub fn params(&self) -> Vec<String> {
+        if !self.params.is_empty() {
+            return self.params.clone();
+        }
+        std::env::var("ONCALL_PARAMS")
+            .map(|text| {
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -182,10 +195,10 @@ pub struct RunArgs {
     #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true, value_parser = BoolishValueParser::new())]
     pub yes: bool,
     /// Default timeout of a check
-    #[arg(long, env = "ONCALL_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "ONCALL_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: std::time::Duration,
     /// Stop every wait after at most this long (the runbook's own timeout still applies if shorter)
-    #[arg(long, env = "ONCALL_MAX_WAIT", hide_env_values = true, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "ONCALL_MAX_WAIT", hide_env_values = true, value_parser = parse_wait, value_name = "DURATION")]
     pub max_wait: Option<std::time::Duration>,
     /// Open the runbook that handles this firing alert, its params filled from the alert's labels
     #[arg(
@@ -212,8 +225,12 @@ pub struct DrillArgs {
     pub yes: bool,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::runbook::parse_duration(text)
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    crate::runbook::parse_duration_in(text, crate::runbook::bounds::TIMEOUT)
+}
+
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    crate::runbook::parse_duration_in(text, crate::runbook::bounds::WAIT)
 }
 
 fn runbook_candidates() -> ArgValueCandidates {

@@ -39,18 +39,30 @@ impl From<minijinja::Error> for ExprError {
     }
 }
 
+/// The longest expression or template.
+pub const MAX_SOURCE: usize = 64 * 1024;
+/// The most tokens one expression (a condition, or one `{{ … }}` of a template) may hold, and how
+/// deep brackets and blocks may nest. Past these a syntax tree could exhaust the stack of what
+/// compiles, runs or frees it; no runbook needs more.
+pub const MAX_TOKENS: usize = 400;
+pub const MAX_NESTING: usize = 32;
+/// The instructions one evaluation or render may run: loops cannot keep a run or `validate` busy.
+const FUEL: u64 = 1_000_000;
+
 fn base_env() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
     // Missing checks are handled by the engine (a condition on a missing value is not met);
     // names are checked by `validate`.
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.set_keep_trailing_newline(true);
     env.add_filter("promql_str", promql_str);
+    env.add_filter("urlpath", urlpath);
     env
 }
 
 /// Escapes a value for a double-quoted PromQL string: `namespace="{{ params.ns | promql_str }}"`.
-fn promql_str(value: String) -> String {
+pub fn promql_str(value: String) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -62,15 +74,105 @@ fn plain() -> &'static Environment<'static> {
     ENV.get_or_init(base_env)
 }
 
+/// What a URL keeps as it is: the unreserved characters of RFC 3986. Everything else in a value
+/// is percent-encoded, so a value is one path segment or one query value, whatever it holds.
+const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A value percent-encoded to stand as one path segment or query value.
+pub fn url_encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, URL_VALUE).to_string()
+}
+
+/// `.` and `..` stay dot segments even encoded (`%2e%2e`): a URL parser would climb the path.
+fn dot_segment(value: &str) -> bool {
+    value == "." || value == ".."
+}
+
+/// `{{ params.model | urlpath }}`: a value that may hold several path segments
+/// (`meta-llama/Llama-2-7b`); each is encoded, the slashes kept, and no segment may climb.
+fn urlpath(value: String) -> Result<Value, minijinja::Error> {
+    if value.split('/').any(dot_segment) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("'{value}' climbs the URL path ('.' or '..'): not a path"),
+        ));
+    }
+    let encoded: Vec<String> = value.split('/').map(url_encode).collect();
+    Ok(Value::from_safe_string(encoded.join("/")))
+}
+
+/// URLs: every value is percent-encoded unless marked safe (endpoints are; `| safe` and
+/// `| urlpath` opt a value out), so a param cannot change a request's path or query.
+fn url() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = base_env();
+        env.set_formatter(|out, _state, value| {
+            if value.is_undefined() || value.is_none() {
+                return Ok(());
+            }
+            let text = value.to_string();
+            if value.is_safe() {
+                out.write_str(&text)?;
+            } else if dot_segment(&text) {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("'{text}' in a URL would climb its path"),
+                ));
+            } else {
+                out.write_str(&url_encode(&text))?;
+            }
+            Ok(())
+        });
+        env
+    })
+}
+
+/// Renders a URL: values percent-encoded, endpoints (the engineer's base URLs) as they are.
+pub fn render_url(source: &str, ctx: &serde_json::Value) -> Result<String, ExprError> {
+    within_limits(source, Kind::Template)?;
+    let mut root: std::collections::BTreeMap<String, Value> = ctx
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), Value::from_serialize(v)))
+        .collect();
+    let endpoints: Value = ctx["endpoints"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let url = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            (k.clone(), Value::from_safe_string(url))
+        })
+        .collect();
+    root.insert("endpoints".into(), endpoints);
+    Ok(url().render_str(source, root)?)
+}
+
 fn shell() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = base_env();
         // Every value is quoted, even one a filter marked safe: nothing reaches `sh` unquoted.
+        // Quoting cannot stop a command from reading `-o/path` as an option, so such a value
+        // is refused: a value is only ever an operand.
         env.set_formatter(|out, _state, value| {
-            if !value.is_undefined() && !value.is_none() {
-                out.write_str(&shell_quote(&value.to_string()))?;
+            if value.is_undefined() || value.is_none() {
+                return Ok(());
             }
+            let text = value.to_string();
+            if text.starts_with('-') {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("the value '{text}' starts with '-': the command would take it as an option, so it is not run"),
+                ));
+            }
+            out.write_str(&shell_quote(&text))?;
             Ok(())
         });
         env
@@ -85,17 +187,65 @@ pub fn quoted_placeholder(template: &str) -> Option<usize> {
     while i < bytes.len() {
         let b = bytes[i];
         match quote {
-            _ if template[i..].starts_with("{{") => {
+            // Bytes, not a str slice: `i` may fall inside a multi-byte character.
+            _ if bytes[i..].starts_with(b"{{") => {
                 if quote.is_some() {
                     return Some(i);
                 }
-                i += template[i..].find("}}").map_or(bytes.len(), |end| end + 2);
+                i += bytes[i..]
+                    .windows(2)
+                    .position(|w| w == b"}}")
+                    .map_or(bytes.len(), |end| end + 2);
                 continue;
             }
             Some(q) if b == q => quote = None,
             Some(b'"') if b == b'\\' => i += 1,
             None if b == b'\\' => i += 1,
             None if b == b'"' || b == b'\'' => quote = Some(b),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Where a PromQL template puts a `{{ … }}` inside a label matcher (`{…}`) other than as a
+/// double-quoted value escaped by `promql_str`: a value with a quote could close the matcher and
+/// add to the query. Returns the byte offset.
+pub fn unescaped_matcher_value(template: &str) -> Option<usize> {
+    let bytes = template.as_bytes();
+    let (mut i, mut depth, mut quote) = (0, 0usize, None::<u8>);
+    while i < bytes.len() {
+        let tag = match bytes[i..] {
+            [b'{', b'{', ..] => Some(&b"}}"[..]),
+            [b'{', b'%', ..] => Some(&b"%}"[..]),
+            [b'{', b'#', ..] => Some(&b"#}"[..]),
+            _ => None,
+        };
+        if let Some(close) = tag {
+            let end = bytes[i + 2..]
+                .windows(2)
+                .position(|w| w == close)
+                .map_or(bytes.len(), |e| i + 2 + e);
+            if close == b"}}" && depth > 0 {
+                let inner =
+                    template[i + 2..end].trim_matches(|c: char| c == '-' || c.is_whitespace());
+                let escaped = inner.contains('|')
+                    && inner.rsplit('|').next().map(str::trim) == Some("promql_str");
+                if quote != Some(b'"') || !escaped {
+                    return Some(i);
+                }
+            }
+            i = end + 2;
+            continue;
+        }
+        match (quote, bytes[i]) {
+            (Some(_), b'\\') => i += 1,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'' | b'`') if depth > 0 => quote = Some(bytes[i]),
+            (None, b'{') => depth += 1,
+            (None, b'}') => depth = depth.saturating_sub(1),
             _ => {}
         }
         i += 1;
@@ -117,22 +267,156 @@ pub fn shell_quote(text: &str) -> String {
 
 /// Evaluates a condition to true or false.
 pub fn condition<C: Serialize>(source: &str, ctx: &C) -> Result<bool, ExprError> {
-    let expr = plain().compile_expression(source)?;
-    Ok(expr.eval(ctx)?.is_true())
+    Ok(eval(source, ctx)?.is_true())
 }
 
 /// Evaluates an expression to a value.
 pub fn eval<C: Serialize>(source: &str, ctx: &C) -> Result<Value, ExprError> {
+    within_limits(source, Kind::Expression)?;
     Ok(plain().compile_expression(source)?.eval(ctx)?)
 }
 
 pub fn render<C: Serialize>(source: &str, ctx: &C) -> Result<String, ExprError> {
+    within_limits(source, Kind::Template)?;
     Ok(plain().render_str(source, ctx)?)
 }
 
 /// Renders a shell command: every `{{ value }}` comes out shell-quoted.
 pub fn render_shell<C: Serialize>(source: &str, ctx: &C) -> Result<String, ExprError> {
+    within_limits(source, Kind::Template)?;
     Ok(shell().render_str(source, ctx)?)
+}
+
+fn too_complex(source: &str, offset: usize, why: String) -> ExprError {
+    let before = source.get(..offset).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    ExprError {
+        message: why,
+        line,
+        offset: offset - before.rfind('\n').map_or(0, |n| n + 1),
+        unknown_name: false,
+    }
+}
+
+/// Refuses sources too long or too deep to compile safely, before MiniJinja sees them.
+fn within_limits(source: &str, kind: Kind) -> Result<(), ExprError> {
+    if source.len() > MAX_SOURCE {
+        return Err(too_complex(
+            source,
+            0,
+            format!(
+                "{} bytes is too long: at most {MAX_SOURCE} bytes",
+                source.len()
+            ),
+        ));
+    }
+    if kind == Kind::Expression {
+        return scan_expression(source, source, 0);
+    }
+    let mut blocks = 0usize;
+    let mut at = 0;
+    while let Some(found) = source[at..].find('{') {
+        let start = at + found;
+        let close = match source.as_bytes().get(start + 1) {
+            Some(b'{') => "}}",
+            Some(b'%') => "%}",
+            Some(b'#') => "#}",
+            _ => {
+                at = start + 1;
+                continue;
+            }
+        };
+        let body_start = start + 2;
+        let end = source[body_start..]
+            .find(close)
+            .map_or(source.len(), |e| body_start + e);
+        let body = &source[body_start..end];
+        if close != "#}" {
+            scan_expression(source, body, body_start)?;
+        }
+        if close == "%}" {
+            let word = body
+                .trim_start_matches(['-', '+'])
+                .split_whitespace()
+                .next()
+                .unwrap_or_default();
+            if [
+                "if",
+                "for",
+                "macro",
+                "call",
+                "filter",
+                "with",
+                "autoescape",
+                "raw",
+            ]
+            .contains(&word)
+                || (word == "set" && !body.contains('='))
+            {
+                blocks += 1;
+                if blocks > MAX_NESTING {
+                    return Err(too_complex(
+                        source,
+                        start,
+                        format!("blocks nest too deep: at most {MAX_NESTING} levels"),
+                    ));
+                }
+            } else if word.starts_with("end") {
+                blocks = blocks.saturating_sub(1);
+            }
+        }
+        at = (end + 2).min(source.len());
+    }
+    Ok(())
+}
+
+/// Counts the tokens of one expression and how deep its brackets nest.
+fn scan_expression(source: &str, expr: &str, base: usize) -> Result<(), ExprError> {
+    let (mut tokens, mut depth) = (0usize, 0usize);
+    let mut chars = expr.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                while let Some((_, d)) = chars.next() {
+                    if d == '\\' {
+                        chars.next();
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(too_complex(
+                        source,
+                        base + i,
+                        format!("brackets nest too deep: at most {MAX_NESTING} levels"),
+                    ));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            c if c.is_whitespace() => continue,
+            c if c.is_alphanumeric() || c == '_' => {
+                while chars
+                    .next_if(|(_, d)| d.is_alphanumeric() || *d == '_')
+                    .is_some()
+                {}
+            }
+            _ => {}
+        }
+        tokens += 1;
+        if tokens > MAX_TOKENS {
+            return Err(too_complex(
+                source,
+                base + i,
+                format!(
+                    "the expression is too long: at most {MAX_TOKENS} names, numbers and operators; split it with a check or a param"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Which kind of text a runbook field holds, for validation.
@@ -144,6 +428,7 @@ pub enum Kind {
 
 /// Compiles without running and returns the variable paths it reads (`checks.error_rate.value`).
 pub fn referenced_names(source: &str, kind: Kind) -> Result<BTreeSet<String>, ExprError> {
+    within_limits(source, kind)?;
     let names = match kind {
         Kind::Expression => plain()
             .compile_expression(source)?
@@ -162,6 +447,7 @@ pub fn inspect<C: Serialize>(
     kind: Kind,
     placeholder: &C,
 ) -> Result<(BTreeSet<String>, Option<ExprError>), ExprError> {
+    within_limits(source, kind)?;
     let (names, tried) = match kind {
         Kind::Expression => {
             let expr = plain().compile_expression(source)?;
@@ -199,6 +485,20 @@ mod tests {
     }
 
     #[test]
+    fn values_never_become_options() {
+        for value in ["-o/tmp/x", "--output=/tmp/x", "-1"] {
+            let ctx = json!({"params": {"file": value}});
+            let err = render_shell("sort {{ params.file }}", &ctx).unwrap_err();
+            assert!(err.message.contains("starts with '-'"), "{err}");
+        }
+        let ctx = json!({"params": {"file": "a-b"}});
+        assert_eq!(
+            render_shell("sort -- {{ params.file }}", &ctx).unwrap(),
+            "sort -- a-b"
+        );
+    }
+
+    #[test]
     fn safe_values_are_quoted_too() {
         let ctx = json!({"params": {"n": "$(id)"}});
         let out = render_shell("echo {{ params.n | safe }} {{ params.n | tojson }}", &ctx).unwrap();
@@ -214,6 +514,50 @@ mod tests {
             None
         );
         assert_eq!(quoted_placeholder(r#"printf '%s\n' {{ x }} "it's""#), None);
+        assert_eq!(quoted_placeholder("echo café — \u{feff}{{ x }} \\é"), None);
+        assert_eq!(quoted_placeholder("echo 'é{{ x }}'"), Some(8));
+    }
+
+    #[test]
+    fn url_values_are_encoded_and_endpoints_kept() {
+        let ctx = json!({"endpoints": {"api": "http://u@h:1/base"}, "params": {"job": "../../admin/purge-all?x=", "model": "org/Model 7b", "dots": ".."}});
+        let url = |t: &str| render_url(t, &ctx);
+        assert_eq!(
+            url("{{ endpoints.api }}/api/jobs/{{ params.job }}/cancel").unwrap(),
+            "http://u@h:1/base/api/jobs/..%2F..%2Fadmin%2Fpurge-all%3Fx%3D/cancel"
+        );
+        assert_eq!(
+            url("{{ endpoints.api }}/{{ params.model | urlpath }}?q={{ params.model }}").unwrap(),
+            "http://u@h:1/base/org/Model%207b?q=org%2FModel%207b"
+        );
+        assert!(url("{{ endpoints.api }}/{{ params.dots }}").is_err());
+        assert!(url("{{ endpoints.api }}/{{ params.job | urlpath }}").is_err());
+        assert_eq!(
+            url("{{ params.job | safe }}").unwrap(),
+            "../../admin/purge-all?x="
+        );
+    }
+
+    #[test]
+    fn matcher_values_must_be_escaped() {
+        let escaped = r#"up{ns="{{ params.ns | promql_str }}", a!=""}[5m] > {{ params.x }}"#;
+        assert_eq!(unescaped_matcher_value(escaped), None);
+        assert_eq!(
+            unescaped_matcher_value(r#"up{ns="{{ params.ns }}"}"#),
+            Some(7)
+        );
+        assert_eq!(
+            unescaped_matcher_value(r#"up{ns={{ params.ns | promql_str }}}"#),
+            Some(6)
+        );
+        assert_eq!(
+            unescaped_matcher_value(r#"up{ns='{{ params.ns | promql_str }}'}"#),
+            Some(7)
+        );
+        assert_eq!(
+            unescaped_matcher_value(r#"up{ {{ params.matchers }} }"#),
+            Some(4)
+        );
     }
 
     #[test]

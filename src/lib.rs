@@ -8,6 +8,7 @@ pub mod engine;
 pub mod expr;
 pub mod redact;
 pub mod runbook;
+pub mod sanitize;
 pub mod timeline;
 pub mod view;
 
@@ -43,9 +44,11 @@ pub fn run() -> i32 {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
+            let words =
+                |e: &dyn std::fmt::Display| redact::global().text(&sanitize::text(&e.to_string()));
+            eprintln!("error: {}", words(&err));
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", words(&cause));
             }
             2
         }
@@ -74,7 +77,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             let request = commands::run::Request {
                 runbook: args.target.runbook.as_deref(),
-                params: &args.target.params,
+                params: &args.target.params(),
                 alert: args.alert.as_deref(),
                 mode,
                 yes: args.yes,
@@ -91,7 +94,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                         "which runbook? `oncall drill RUNBOOK`; `oncall list` shows them"
                     )
                 })?),
-                params: &args.target.params,
+                params: &args.target.params(),
                 alert: None,
                 mode: engine::event::Mode::Drill,
                 yes: args.yes,

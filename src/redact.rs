@@ -1,37 +1,114 @@
-//! Keeps secrets off the screen and out of the timeline: passwords in URLs, credentials in
-//! headers, and every value a runbook marks `secret`.
+//! Keeps secrets off the screen, out of JSON, the timeline and error messages: passwords in
+//! URLs, the credentials a runbook sends, and every value a runbook marks `secret`.
+//!
+//! One redactor serves the whole process. Secrets are registered as they become known (the
+//! params at the start, a header's credential when a request is rendered), in every form they
+//! may take on the way out: as written, shell-quoted, percent-encoded, escaped for PromQL.
 
 use regex::Regex;
 use serde_json::Value;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 pub const MASK: &str = "***";
+/// The shortest secret masked wherever it stands. A shorter one would mask pieces of unrelated
+/// text, and would leak through anyway: a declared secret param this short is refused.
+pub const MIN_SECRET: usize = 6;
 
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    secrets: Vec<String>,
+    secrets: Arc<RwLock<Vec<String>>>,
+}
+
+/// The process's redactor.
+pub fn global() -> &'static Redactor {
+    static GLOBAL: OnceLock<Redactor> = OnceLock::new();
+    GLOBAL.get_or_init(Redactor::default)
+}
+
+/// Registers a secret with the process's redactor.
+pub fn register(secret: &str) {
+    global().add(secret);
+}
+
+/// Registers the password of a URL (`https://user:pass@host`), in every form it can come back
+/// in: percent-encoded as written, decoded, and inside the Basic credential made from it.
+pub fn register_url(text: &str) {
+    let Ok(url) = url::Url::parse(text.trim()) else {
+        return;
+    };
+    let Some(password) = url.password() else {
+        return;
+    };
+    register(password);
+    let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
+    register(&decoded);
+    let user = percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy();
+    let pair = format!("{user}:{decoded}");
+    use base64::Engine;
+    register(&base64::engine::general_purpose::STANDARD.encode(&pair));
+    register(&pair);
+}
+
+/// Registers a credential header's value (`Bearer abc…`), and the credential alone.
+pub fn register_credential(value: &str) {
+    register(value);
+    if let Some((scheme, credential)) = value.trim().split_once(' ')
+        && !scheme.is_empty()
+        && scheme.chars().all(|c| c.is_ascii_alphabetic())
+    {
+        register(credential.trim());
+        if scheme.eq_ignore_ascii_case("basic") {
+            use base64::Engine;
+            if let Ok(pair) = base64::engine::general_purpose::STANDARD.decode(credential.trim())
+                && let Ok(pair) = String::from_utf8(pair)
+            {
+                register(&pair);
+                if let Some((_, password)) = pair.split_once(':') {
+                    register(password);
+                }
+            }
+        }
+    }
 }
 
 impl Redactor {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let mut all = Vec::new();
+        let redactor = Redactor::default();
         for secret in secrets {
-            // A secret also appears shell-quoted in the commands oncall renders.
-            let quoted = crate::expr::shell_quote(&secret);
-            if quoted != secret {
-                all.push(quoted);
-            }
-            all.push(secret);
+            redactor.add(&secret);
         }
-        all.retain(|s| s.len() >= 3);
+        redactor
+    }
+
+    /// Adds a secret in each form it may be written out in.
+    pub fn add(&self, secret: &str) {
+        if secret.chars().count() < MIN_SECRET {
+            return;
+        }
+        let forms = [
+            secret.to_string(),
+            crate::expr::shell_quote(secret),
+            crate::expr::url_encode(secret),
+            crate::expr::promql_str(secret.to_string()),
+        ];
+        let mut all = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+        for form in forms {
+            if !all.contains(&form) {
+                all.push(form);
+            }
+        }
         // Longest first, so a secret that contains another is masked whole.
         all.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Redactor { secrets: all }
     }
 
     pub fn text(&self, text: &str) -> String {
         let mut out = url_passwords(text);
-        for secret in &self.secrets {
+        for secret in self
+            .secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), MASK);
             }
@@ -39,17 +116,23 @@ impl Redactor {
         out
     }
 
+    /// Masks in place; true when something was masked.
+    pub fn string(&self, text: &mut String) {
+        let clean = self.text(text);
+        if clean != *text {
+            *text = clean;
+        }
+    }
+
     /// Redacts every string (and every number that is a secret) inside a JSON value.
     pub fn value(&self, value: &mut Value) {
         match value {
-            Value::String(s) => {
-                let clean = self.text(s);
-                if clean != *s {
-                    *s = clean;
+            Value::String(s) => self.string(s),
+            Value::Number(n) => {
+                let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
+                if secrets.contains(&n.to_string()) {
+                    *value = Value::String(MASK.into());
                 }
-            }
-            Value::Number(n) if self.secrets.contains(&n.to_string()) => {
-                *value = Value::String(MASK.into())
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
             Value::Object(map) => map.values_mut().for_each(|v| self.value(v)),
@@ -58,11 +141,12 @@ impl Redactor {
     }
 }
 
+/// Masks the password of every URL in a text, whatever characters it holds (`,`, quotes).
 fn url_passwords(text: &str) -> String {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
-        Regex::new(r#"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s"',]*):[^@/\s"',]+@"#)
-            .unwrap()
+        Regex::new(r#"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s"',]*):[^@/?#\s]+@"#)
+            .expect("a fixed, valid pattern")
     });
     re.replace_all(text, format!("${{scheme}}${{user}}:{MASK}@"))
         .into_owned()
@@ -99,6 +183,10 @@ mod tests {
             r.text("postgres://u:p%40ss@db/x ok"),
             "postgres://u:***@db/x ok"
         );
+        assert_eq!(
+            r.text(r#"http://u:a,b'c"d@h/ and redis://:p,w@r:6379"#),
+            "http://u:***@h/ and redis://:***@r:6379"
+        );
         assert_eq!(r.text("http://prom:9090/x"), "http://prom:9090/x");
     }
 
@@ -108,13 +196,31 @@ mod tests {
             "s3cr\"et".to_string(),
             "123456".to_string(),
             "pa'ss-word".to_string(),
+            "p@ss w/rd".to_string(),
         ]);
-        let mut v = serde_json::json!({"cmd": "login s3cr\"et", "pin": 123456, "sh": "curl -H 'pa'\\''ss-word'"});
+        let mut v = serde_json::json!({"cmd": "login s3cr\"et", "pin": 123456, "sh": "curl -H 'pa'\\''ss-word'", "url": "http://h/x?pw=p%40ss%20w%2Frd", "q": "up{a=\"s3cr\\\"et\"}"});
         r.value(&mut v);
         assert_eq!(
             v,
-            serde_json::json!({"cmd": "login ***", "pin": "***", "sh": "curl -H ***"})
+            serde_json::json!({"cmd": "login ***", "pin": "***", "sh": "curl -H ***", "url": "http://h/x?pw=***", "q": "up{a=\"***\"}"})
         );
+    }
+
+    #[test]
+    fn credentials_are_registered_in_every_form() {
+        register_credential("Bearer tok-3n-abcdef");
+        register_url("http://alice:pa%2Cssw0rd@h/");
+        let r = global();
+        assert_eq!(r.text("echo tok-3n-abcdef"), "echo ***");
+        assert_eq!(r.text("got pa,ssw0rd"), "got ***");
+        // base64("alice:pa,ssw0rd"), as reqwest sends it in the Basic header.
+        assert_eq!(r.text("Basic YWxpY2U6cGEsc3N3MHJk"), "Basic ***");
+    }
+
+    #[test]
+    fn short_secrets_are_not_masked_in_pieces() {
+        let r = Redactor::new(["fail".to_string()]);
+        assert_eq!(r.text("1 check(s) failed"), "1 check(s) failed");
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The incident timeline: JSON lines, one event each, appended, flushed and fsynced as written,
-//! readable only by its owner.
+//! The incident timeline: JSON lines, one event each, readable only by its owner. Every writer
+//! (a run, `note`, `resolve`) opens it in append mode and writes an event in one write, fsynced,
+//! so several can write at once and none overwrites another; no writer follows a symlink.
 
 use crate::engine::event::{Event, EventKind, Sink};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TimelineError {
@@ -14,6 +16,8 @@ pub enum TimelineError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("refusing the state folder {path}: {why}")]
+    Unsafe { path: PathBuf, why: String },
     #[error("cannot write the timeline {path}: {source}")]
     Write {
         path: PathBuf,
@@ -24,20 +28,46 @@ pub enum TimelineError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}:{line}: not a timeline event: {message}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    #[error(
+        "{path} is not a regular file (a symlink, a folder or a pipe): oncall only uses timelines it created"
+    )]
+    NotAFile { path: PathBuf },
     #[error("no incident '{0}'; `oncall timeline --list` shows them")]
     NoSuchIncident(String),
     #[error("no incidents yet in {0}; `oncall run RUNBOOK` opens one")]
     NoIncidents(PathBuf),
 }
 
+/// Opens an incident file without following a symlink and without blocking on a pipe, and
+/// refuses anything that is not a regular file.
+fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<File, std::io::Error> {
+    let file = options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::other("not a regular file"))
+    }
+}
+
+/// Maps the errors of `open_regular` on an existing incident to words.
+fn open_error(path: &Path, source: std::io::Error, write: bool) -> TimelineError {
+    let path = path.to_path_buf();
+    if source.raw_os_error() == Some(libc::ELOOP) || source.kind() == std::io::ErrorKind::Other {
+        TimelineError::NotAFile { path }
+    } else if write {
+        TimelineError::Write { path, source }
+    } else {
+        TimelineError::Read { path, source }
+    }
+}
+
 /// Where incidents live: `$ONCALL_STATE_DIR`, or the user's state folder.
 pub struct Store {
+    /// The state folder.
+    pub base: PathBuf,
+    /// `incidents/` under it.
     pub dir: PathBuf,
 }
 
@@ -49,9 +79,12 @@ impl Store {
             .unwrap_or_else(|| PathBuf::from(".oncall"));
         Store {
             dir: base.join("incidents"),
+            base,
         }
     }
 
+    /// Creates the folders (0700), and makes sure no one else can write incidents there: a
+    /// folder of ours that others can write is tightened with a warning; someone else's is refused.
     fn ensure(&self) -> Result<(), TimelineError> {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -60,7 +93,10 @@ impl Store {
             .map_err(|source| TimelineError::Folder {
                 path: self.dir.clone(),
                 source,
-            })
+            })?;
+        // A sticky folder (like /tmp) keeps others from replacing what is ours inside it.
+        guard_folder(&self.base, true)?;
+        guard_folder(&self.dir, false)
     }
 
     pub fn path(&self, incident: &str) -> PathBuf {
@@ -82,12 +118,11 @@ impl Store {
                 format!("{stem}-{n}")
             };
             let path = self.path(&id);
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-            {
+            // create_new never follows a symlink: a planted one is "already exists", and skipped.
+            match open_regular(
+                &path,
+                OpenOptions::new().append(true).create_new(true).mode(0o600),
+            ) {
                 Ok(file) => return Ok((id, Timeline { file, path })),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(source) => return Err(TimelineError::Write { path, source }),
@@ -96,22 +131,31 @@ impl Store {
         unreachable!("the loop returns or errs")
     }
 
+    /// Opens an existing incident to add to it.
     pub fn append(&self, incident: &str) -> Result<Timeline, TimelineError> {
+        self.ensure()?;
         let path = self.path(incident);
-        if !path.exists() {
-            return Err(TimelineError::NoSuchIncident(incident.to_string()));
-        }
+        let mut file = match open_regular(&path, OpenOptions::new().read(true).append(true)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(TimelineError::NoSuchIncident(incident.to_string()));
+            }
+            Err(e) => return Err(open_error(&path, e, true)),
+        };
         let err = |source| TimelineError::Write {
             path: path.clone(),
             source,
         };
-        let mut file = OpenOptions::new().append(true).open(&path).map_err(err)?;
         // After a torn last line, start the next event on a line of its own.
-        let ends_cleanly = std::fs::read(&path)
-            .map_err(err)?
-            .last()
-            .is_none_or(|b| *b == b'\n');
-        if !ends_cleanly {
+        let mut last = [0u8; 1];
+        let torn = match file.seek(SeekFrom::End(-1)) {
+            Ok(_) => {
+                file.read_exact(&mut last).map_err(err)?;
+                last[0] != b'\n'
+            }
+            Err(_) => false, // empty
+        };
+        if torn {
             file.write_all(b"\n").map_err(err)?;
         }
         Ok(Timeline { file, path })
@@ -142,20 +186,58 @@ impl Store {
             .ok_or_else(|| TimelineError::NoIncidents(self.dir.clone()))
     }
 
-    /// The newest incident that is not a drill and not resolved.
-    pub fn latest_open(&self) -> Result<Option<String>, TimelineError> {
+    /// The newest incident that is not a drill and not resolved. One that cannot be read is
+    /// passed over with a warning: it must not keep the engineer from the others.
+    pub fn latest_open(&self) -> Option<String> {
         for id in self.list().into_iter().rev() {
-            let events = read(&self.path(&id))?;
+            let events = match read(&self.path(&id)) {
+                Ok(events) => events,
+                Err(err) => {
+                    eprintln!("warning: {err}; passed over");
+                    continue;
+                }
+            };
             let drill = events.iter().any(|e| matches!(&e.kind, EventKind::IncidentOpened { mode, .. } if *mode == crate::engine::event::Mode::Drill));
             let resolved = events
                 .iter()
                 .any(|e| matches!(e.kind, EventKind::Resolved { .. }));
             if !drill && !resolved {
-                return Ok(Some(id));
+                return Some(id);
             }
         }
-        Ok(None)
+        None
     }
+}
+
+/// Makes sure only its owner can write a folder incidents live in.
+fn guard_folder(dir: &Path, sticky_is_enough: bool) -> Result<(), TimelineError> {
+    let folder_err = |source| TimelineError::Folder {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(dir).map_err(folder_err)?;
+    let mode = meta.mode() & 0o7777;
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 == 0 || (sticky_is_enough && sticky) {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(TimelineError::Unsafe {
+            path: dir.to_path_buf(),
+            why: format!(
+                "others can write it (mode {mode:04o}) and it belongs to uid {}, not to you (uid {me}); choose another with --state-dir",
+                meta.uid()
+            ),
+        });
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(folder_err)?;
+    eprintln!(
+        "warning: others could write {} (mode {mode:04o}); oncall set it to 0700",
+        dir.display()
+    );
+    Ok(())
 }
 
 pub struct Timeline {
@@ -164,35 +246,34 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Appends one event in a single write, then fsyncs it.
     pub fn write(&mut self, event: &Event) -> Result<(), TimelineError> {
-        let mut line = serde_json::to_string(event).expect("events always serialize");
+        let mut line = crate::sanitize::json_text(
+            serde_json::to_string(event).expect("events always serialize"),
+        );
         line.push('\n');
         let err = |source| TimelineError::Write {
             path: self.path.clone(),
             source,
         };
         self.file.write_all(line.as_bytes()).map_err(err)?;
-        self.file
-            .sync_data()
-            .map_err(|source| TimelineError::Write {
-                path: self.path.clone(),
-                source,
-            })
+        self.file.sync_data().map_err(err)
     }
 }
 
-/// The timeline as a sink. A write failure is reported once on stderr and the run goes on:
-/// losing the screen too would help nobody.
+/// The timeline as a sink. A write failure is shown when it happens and kept, so the run's
+/// summary and exit code can say the record is incomplete; the run goes on, since losing the
+/// screen too would help nobody.
 pub struct TimelineSink {
     timeline: Timeline,
-    failed: bool,
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl TimelineSink {
     pub fn new(timeline: Timeline) -> Self {
         TimelineSink {
             timeline,
-            failed: false,
+            failure: Arc::default(),
         }
     }
 }
@@ -203,31 +284,52 @@ impl Sink for TimelineSink {
         if matches!(event.kind, EventKind::CheckStarted { .. }) {
             return;
         }
-        if let Err(err) = self.timeline.write(event)
-            && !self.failed
-        {
-            self.failed = true;
-            eprintln!("error: {err}; the run goes on without a timeline");
+        if let Err(err) = self.timeline.write(event) {
+            let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+            if failure.is_none() {
+                eprintln!("error: {err}; the timeline is incomplete from here on");
+                *failure = Some(err.to_string());
+            }
         }
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
 /// When an incident was opened: the time of its first event.
 fn opened_at(path: &Path) -> Option<jiff::Timestamp> {
+    let file = open_regular(path, OpenOptions::new().read(true)).ok()?;
     let mut first = String::new();
-    BufReader::new(File::open(path).ok()?)
+    BufReader::new(file.take(64 * 1024))
         .read_line(&mut first)
         .ok()?;
     serde_json::from_str::<Event>(&first).ok().map(|e| e.ts)
 }
 
-/// Every event of a timeline. A line cut short (the process was killed mid-write, and perhaps
-/// later events appended after it) is reported and left out; any other damage is an error.
+/// Every event of a timeline. A line that is not an event (cut short by a crash, damaged) is
+/// reported and left out: one bad line never hides the rest.
 pub fn read(path: &Path) -> Result<Vec<Event>, TimelineError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TimelineError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut bytes = Vec::new();
+    open_regular(path, OpenOptions::new().read(true))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => TimelineError::NoSuchIncident(
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            _ => open_error(path, e, false),
+        })?
+        .read_to_end(&mut bytes)
+        .map_err(|source| TimelineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&bytes);
     let mut events = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -235,19 +337,13 @@ pub fn read(path: &Path) -> Result<Vec<Event>, TimelineError> {
         }
         match serde_json::from_str(line) {
             Ok(event) => events.push(event),
-            Err(e) if e.is_eof() => {
-                eprintln!(
-                    "warning: {}:{}: an event was cut short and is left out",
-                    path.display(),
-                    n + 1
-                );
-            }
             Err(e) => {
-                return Err(TimelineError::Parse {
-                    path: path.to_path_buf(),
-                    line: n + 1,
-                    message: e.to_string(),
-                });
+                let why = if e.is_eof() {
+                    "an event was cut short".to_string()
+                } else {
+                    format!("not a timeline event ({e})")
+                };
+                eprintln!("warning: {}:{}: {why}; left out", path.display(), n + 1);
             }
         }
     }

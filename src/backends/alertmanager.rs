@@ -13,6 +13,8 @@ use std::time::Duration;
 pub enum Error {
     #[error("{0}")]
     Unreachable(String),
+    #[error("a silence of {0} would end past the last date oncall can write")]
+    Duration(String),
     #[error("Alertmanager at {url} answered HTTP {status}: {body}")]
     Status {
         url: String,
@@ -164,8 +166,10 @@ pub fn silence(
         return Err(Error::NoMatchers);
     }
     let now = jiff::Timestamp::now();
-    let ends = now
-        + jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::from_hours(1));
+    let ends = jiff::SignedDuration::try_from(duration)
+        .ok()
+        .and_then(|length| now.checked_add(length).ok())
+        .ok_or_else(|| Error::Duration(super::humanize(duration)))?;
     let matchers_json: Vec<Value> = matchers
         .iter()
         .map(|(k, v)| json!({ "name": k, "value": v, "isRegex": false, "isEqual": true }))

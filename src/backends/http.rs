@@ -39,13 +39,46 @@ pub enum Error {
     TooLarge { url: String },
 }
 
+/// The headers as sent; a credential among them is masked wherever it comes back.
 fn headers(
     spec: &BTreeMap<String, crate::runbook::S<String>>,
     ctx: &Value,
 ) -> Result<Vec<(String, String)>, ExprError> {
     spec.iter()
-        .map(|(k, v)| Ok((k.clone(), expr::render(&v.value, ctx)?)))
+        .map(|(name, template)| {
+            let value = expr::render(&template.value, ctx)?;
+            if is_sensitive_header(name) {
+                crate::redact::register_credential(&value);
+            }
+            Ok((name.clone(), value))
+        })
         .collect()
+}
+
+/// The URL as sent, its values percent-encoded. Its password is masked wherever it comes back.
+/// A runbook's own Authorization header wins over the URL's user and password (from which
+/// reqwest would add a second one): they are dropped, with a warning.
+fn target(
+    template: &str,
+    ctx: &Value,
+    headers: &[(String, String)],
+) -> Result<(String, Option<String>), ExprError> {
+    let url = expr::render_url(template, ctx)?;
+    crate::redact::register_url(&url);
+    let authorization = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+    match url::Url::parse(&url) {
+        Ok(mut parsed)
+            if authorization && (!parsed.username().is_empty() || parsed.password().is_some()) =>
+        {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            let warning = "warning: the runbook's Authorization header is sent, not the user and password in the URL".to_string();
+            Ok((parsed.to_string(), Some(warning)))
+        }
+        _ => Ok((url, None)),
+    }
 }
 
 /// Why a status fails a check, live or in a drill: `HTTP 503, expected 2xx`.
@@ -82,7 +115,8 @@ pub async fn check(
     ctx: &Value,
     timeout: Duration,
 ) -> Result<Reading, Error> {
-    let url = expr::render(&spec.url.value, ctx)?;
+    let headers = headers(&spec.headers, ctx)?;
+    let (url, warning) = target(&spec.url.value, ctx, &headers)?;
     let method = spec
         .method
         .as_ref()
@@ -91,7 +125,7 @@ pub async fn check(
     let method =
         Method::from_bytes(method.as_bytes()).map_err(|_| Error::BadMethod(method.into()))?;
     let mut request = client.request(method, &url).timeout(timeout);
-    for (name, value) in headers(&spec.headers, ctx)? {
+    for (name, value) in headers {
         request = request.header(name, value);
     }
     let response = request
@@ -105,9 +139,13 @@ pub async fn check(
     } = super::read_body(response)
         .await
         .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+    let text = format!("HTTP {status} {}", snippet(&body));
     let mut reading = Reading {
         value: status.into(),
-        text: Some(format!("HTTP {status} {}", snippet(&body))),
+        text: Some(match warning {
+            Some(warning) => format!("{warning}\n{text}"),
+            None => text,
+        }),
         ..Reading::default()
     };
     if let Some(why) = unexpected(status, &spec.expect_status) {
@@ -141,6 +179,7 @@ pub async fn check(
 pub struct Request {
     method: Method,
     url: String,
+    warning: Option<String>,
     body: Option<Value>,
     headers: Vec<(String, String)>,
     expect: Vec<u16>,
@@ -153,11 +192,14 @@ pub(super) fn prepare(spec: &HttpAction, ctx: &Value) -> Result<Request, Error> 
         Some(body) => Some(render_json(body, ctx)?),
         None => None,
     };
+    let headers = headers(&spec.headers, ctx)?;
+    let (url, warning) = target(&spec.url.value, ctx, &headers)?;
     Ok(Request {
         method,
-        url: expr::render(&spec.url.value, ctx)?,
+        url,
+        warning,
         body,
-        headers: headers(&spec.headers, ctx)?,
+        headers,
         expect: spec.expect_status.clone(),
     })
 }
@@ -196,6 +238,7 @@ impl Request {
             backend: "http".into(),
             request,
             body: self.body.clone(),
+            changes: self.warning.iter().cloned().collect(),
             ..Plan::default()
         }
     }

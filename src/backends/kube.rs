@@ -281,7 +281,10 @@ pub async fn pods(
         .transpose()?;
     let api: Api<Pod> = Api::namespaced(client, &ns);
     let pods = list_pods(&api, selector.as_deref(), &server).await?;
-    let max_restarts = spec.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS);
+    let max_restarts = spec
+        .max_restarts
+        .as_ref()
+        .map_or(DEFAULT_MAX_RESTARTS, |m| m.value);
     let mut rows: Vec<(u8, Vec<Value>)> = Vec::with_capacity(pods.len());
     let (mut not_ready, mut crashing, mut restarting) = (Vec::new(), Vec::new(), Vec::new());
     for pod in &pods {
@@ -505,7 +508,7 @@ async fn scan_log(
         pod,
         matches: 0,
         lines: 0,
-        last: VecDeque::with_capacity(keep),
+        last: VecDeque::with_capacity(keep.min(64)),
         stopped: false,
     };
     let Ok(stream) = tokio::time::timeout_at(deadline, api.log_stream(&log.pod, &params)).await
@@ -544,8 +547,10 @@ pub async fn logs(
     timeout: Duration,
 ) -> Result<Reading, super::BackendError> {
     // Stop reading a little before the check's timeout, to report what was counted by then.
-    let deadline = tokio::time::Instant::now()
-        + timeout.saturating_sub((timeout / 10).min(Duration::from_millis(500)));
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(timeout.saturating_sub((timeout / 10).min(Duration::from_millis(500))))
+        .unwrap_or(now + Duration::from_secs(3600));
     let (client, default_ns, server) = kube.client().await?;
     let ns = namespace(&spec.namespace, render, &default_ns)?;
     let pattern = regex::Regex::new(&spec.matches.value).map_err(|e| Error::Spec {
@@ -553,7 +558,7 @@ pub async fn logs(
         why: e.to_string(),
     })?;
     let since = since(&spec.since)?;
-    let keep = spec.keep.unwrap_or(DEFAULT_KEEP).max(1);
+    let keep = spec.keep.as_ref().map_or(DEFAULT_KEEP, |k| k.value).max(1);
     let selector = match (&spec.deployment, &spec.selector) {
         (Some(d), _) => {
             deployment_selector(client.clone(), &ns, &render(&d.value)?, &server).await?

@@ -156,15 +156,21 @@ const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_ALERTMANAGER: &str = "http://localhost:9093";
 
 /// A spec's own URL, else the flag's.
+/// A spec's own URL (its values percent-encoded), else the flag's. Its password is masked
+/// wherever it comes back.
 fn url(
     spec: &Option<crate::runbook::S<String>>,
     flag: Option<&String>,
-    render: &dyn Fn(&str) -> Result<String, BackendError>,
+    ctx: &Value,
 ) -> Result<Option<String>, BackendError> {
-    match spec {
-        Some(url) => Ok(Some(render(&url.value)?)),
-        None => Ok(flag.cloned()),
+    let url = match spec {
+        Some(url) => Some(expr::render_url(&url.value, ctx)?),
+        None => flag.cloned(),
+    };
+    if let Some(url) = &url {
+        crate::redact::register_url(url);
     }
+    Ok(url)
 }
 
 fn alertmanager_url(ctx: &Value) -> String {
@@ -288,7 +294,7 @@ impl Reader for Live {
                     &target,
                     duration(&spec.since, "since")?,
                     &pattern,
-                    spec.keep,
+                    spec.keep.as_ref().map(|k| k.value),
                 )
                 .await
             } else if let Some(spec) = &check.docker_stats {
@@ -318,13 +324,13 @@ impl Reader for Live {
                 host::tcp(spec, &render, timeout).await
             } else if let Some((kind, spec)) = pg_check(check) {
                 let config = postgres::config(
-                    url(&spec.url, systems.urls.postgres.as_ref(), &render)?.as_deref(),
+                    url(&spec.url, systems.urls.postgres.as_ref(), ctx)?.as_deref(),
                 )?;
                 postgres::check(
                     kind,
                     &config,
                     duration(&spec.older_than, "older_than")?,
-                    spec.limit,
+                    spec.limit.as_ref().map(|l| l.value),
                 )
                 .await
             } else if let Some(spec) = check
@@ -333,24 +339,20 @@ impl Reader for Live {
                 .or(check.redis_list.as_ref())
                 .or(check.redis_memory.as_ref())
             {
-                let url = url(&spec.url, systems.urls.redis.as_ref(), &render)?
+                let url = url(&spec.url, systems.urls.redis.as_ref(), ctx)?
                     .unwrap_or_else(|| DEFAULT_REDIS.into());
                 if check.redis_ping.is_some() {
                     redis::ping(&url).await
                 } else if check.redis_list.is_some() {
                     let key = spec.key.as_ref().map(|k| render(&k.value)).transpose()?;
-                    redis::list(&url, key.as_deref(), spec.first).await
+                    redis::list(&url, key.as_deref(), spec.first.as_ref().map(|f| f.value)).await
                 } else {
                     redis::memory(&url).await
                 }
             } else if let Some(spec) = &check.nats {
-                let url = url(&spec.url, systems.urls.nats.as_ref(), &render)?
+                let monitor = url(&spec.monitor, None, ctx)?;
+                let url = url(&spec.url, systems.urls.nats.as_ref(), ctx)?
                     .unwrap_or_else(|| DEFAULT_NATS.into());
-                let monitor = spec
-                    .monitor
-                    .as_ref()
-                    .map(|m| render(&m.value))
-                    .transpose()?;
                 nats::check(&url, monitor.as_deref(), &self.client, timeout).await
             } else if let Some(spec) = &check.alerts {
                 alertmanager::check(
@@ -417,7 +419,7 @@ pub async fn prepare(
     // A PostgreSQL action's connection: its own URL, else `--postgres-url`, else the PG* variables.
     let pg_config = |spec_url: &Option<crate::runbook::S<String>>| -> Result<tokio_postgres::Config, BackendError> {
         let flag = with.systems.and_then(|s| s.urls.postgres.as_ref());
-        Ok(postgres::config(url(spec_url, flag, &render)?.as_deref())?)
+        Ok(postgres::config(url(spec_url, flag, ctx)?.as_deref())?)
     };
     let request = if let Some(spec) = &action.http {
         let request = http::prepare(spec, ctx)?;
@@ -659,7 +661,7 @@ fn replicas(
             text.trim()
                 .parse::<i64>()
                 .ok()
-                .filter(|n| *n >= 0)
+                .filter(|n| (0..=crate::runbook::validate::MAX_REPLICAS).contains(n))
                 .ok_or_else(|| bad(format!("'{text}' is not a replica count")))
         }
         other => Err(bad(format!("{other:?} is not a replica count"))),

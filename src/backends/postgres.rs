@@ -32,7 +32,17 @@ pub enum Error {
 }
 
 /// Connection settings: a URL, or the PG* variables psql reads.
+/// The connection: a URL or `key=value` string, else the PG* variables psql reads. Its password
+/// is masked wherever it comes back.
 pub fn config(url: Option<&str>) -> Result<Config, Error> {
+    let config = read_config(url)?;
+    if let Some(password) = config.get_password() {
+        crate::redact::register(&String::from_utf8_lossy(password));
+    }
+    Ok(config)
+}
+
+fn read_config(url: Option<&str>) -> Result<Config, Error> {
     if let Some(url) = url {
         return Config::from_str(url).map_err(|e| Error::Config(e.to_string()));
     }

@@ -81,7 +81,7 @@ impl Reader for ScenarioReader {
             return Err(Error::NoResult { check: id.clone() }.into());
         };
         // A drill looks like a run: each check takes the time the scenario says it took.
-        let millis = Duration::from_millis(canned.millis.unwrap_or(120));
+        let millis = Duration::from_millis(canned.millis.as_ref().map_or(120, |m| m.value));
         tokio::time::sleep(millis.min(timeout)).await;
         if millis > timeout {
             return Err(Error::TimedOut { after: timeout }.into());

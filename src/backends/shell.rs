@@ -171,7 +171,7 @@ async fn run(
     let mut running = Running::new(pid);
     let work = async {
         let mut reader = BufReader::new(stdout);
-        let mut kept = VecDeque::with_capacity(keep);
+        let mut kept = VecDeque::with_capacity(keep.min(64));
         let mut counted = 0;
         let mut err_text = String::new();
         let read_stderr = async {
@@ -212,7 +212,7 @@ pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result
         Some(p) => Some(regex::Regex::new(&p.value).map_err(Error::BadPattern)?),
         None => None,
     };
-    let keep = spec.keep.unwrap_or(DEFAULT_KEEP);
+    let keep = spec.keep.as_ref().map_or(DEFAULT_KEEP, |k| k.value);
     let out = run(command, pattern.as_ref(), keep, timeout).await?;
     let table = (!out.kept.is_empty()).then(|| {
         Table::new(

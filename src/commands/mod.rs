@@ -23,6 +23,24 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(global: Global) -> Setup {
+        // Passwords in the URLs given on the command line are masked wherever they appear.
+        for url in [
+            &global.prometheus_url,
+            &global.alertmanager_url,
+            &global.postgres_url,
+            &global.redis_url,
+            &global.nats_url,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            crate::redact::register_url(url);
+        }
+        for endpoint in &global.endpoints {
+            if let Some((_, url)) = endpoint.split_once('=') {
+                crate::redact::register_url(url);
+            }
+        }
         let search = runbook::search_dirs(&global.runbook_path);
         Setup { global, search }
     }
@@ -32,7 +50,11 @@ impl Setup {
     }
 
     pub fn config(&self) -> anyhow::Result<Config> {
-        Config::load(self.global.config.as_ref())
+        let config = Config::load(self.global.config.as_ref())?;
+        for url in config.endpoints.values() {
+            crate::redact::register_url(url);
+        }
+        Ok(config)
     }
 
     pub fn store(&self) -> crate::timeline::Store {
@@ -44,8 +66,10 @@ impl Setup {
     }
 }
 
-/// Writes results to stdout; a closed pipe (`oncall list | head -1`) is not an error.
+/// Writes results to stdout, with no terminal control sequence in them; a closed pipe
+/// (`oncall list | head -1`) is not an error.
 pub fn print_out(text: &str) -> anyhow::Result<()> {
+    let text = crate::redact::global().text(&crate::sanitize::text(text));
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -57,5 +81,6 @@ pub fn print_out(text: &str) -> anyhow::Result<()> {
 }
 
 pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    print_out(&format!("{}\n", serde_json::to_string_pretty(value)?))
+    let text = crate::sanitize::json_text(serde_json::to_string_pretty(value)?);
+    print_out(&format!("{text}\n"))
 }

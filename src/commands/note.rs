@@ -1,26 +1,27 @@
-//! `oncall note` and `oncall resolve`: add to an incident's timeline after the run.
+//! `oncall note` and `oncall resolve`: add to an incident's timeline, during its run or after.
 
 use super::Setup;
-use crate::engine::event::{Event, EventKind};
-use crate::timeline::user;
+use crate::engine::event::{EventKind, Recorder};
+use crate::timeline::{TimelineSink, user};
 
 fn append(setup: &Setup, incident: Option<&str>, kind: EventKind) -> anyhow::Result<i32> {
     let store = setup.store();
     let id = match incident {
         Some(id) => id.to_string(),
-        None => store.latest_open()?.ok_or_else(|| {
+        None => store.latest_open().ok_or_else(|| {
             anyhow::anyhow!(
                 "no open incident in {}; name one with --incident ID (`oncall timeline --list`)",
                 store.dir.display()
             )
         })?,
     };
-    let mut timeline = store.append(&id)?;
-    timeline.write(&Event {
-        ts: jiff::Timestamp::now(),
-        incident: id.clone(),
-        kind,
-    })?;
+    // The same path as a run's events: bounded, then appended and fsynced in one write.
+    let timeline = TimelineSink::new(store.append(&id)?);
+    let recorder = Recorder::new(id.clone(), vec![Box::new(timeline)]);
+    recorder.emit(kind);
+    if let Some(failure) = recorder.failure() {
+        anyhow::bail!("nothing was recorded in {id}: {failure}");
+    }
     eprintln!("recorded in {id}");
     Ok(0)
 }

@@ -8,7 +8,6 @@ use crate::config::{Config, key_value};
 use crate::engine::approval::Policy;
 use crate::engine::event::{Deadline, EventKind, Mode, Recorder, Sink};
 use crate::engine::{Context, Engine, Interrupts, Pace, Settings};
-use crate::redact::Redactor;
 use crate::runbook::{self, Loaded, Runbook, ScalarValue, validate};
 use crate::timeline::{TimelineSink, user};
 use crate::view::{self, json::Collector, terminal::TerminalView};
@@ -18,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_PROMETHEUS: &str = "http://localhost:9090";
+/// The longest param value, from any source: what goes into queries, URLs and commands.
+const MAX_PARAM: usize = 64 * 1024;
 /// How long one wait interval takes in a drill.
 const DRILL_TICK: Duration = Duration::from_millis(150);
 
@@ -85,6 +86,15 @@ pub fn resolve_values(
         }
         params.insert(name, ScalarValue::parse(&value).to_json());
     }
+    for (name, value) in &params {
+        let size = value.as_str().map_or(0, str::len);
+        if size > MAX_PARAM {
+            anyhow::bail!(
+                "param '{name}' is {size} bytes long: a param holds at most {} KiB (a name, a namespace, a number)",
+                MAX_PARAM / 1024
+            );
+        }
+    }
     let missing: Vec<&String> = rb
         .params
         .keys()
@@ -98,18 +108,24 @@ pub fn resolve_values(
             .join(" ");
         anyhow::bail!("runbook '{}' needs a value for: {list}", rb.id.value);
     }
-    let secrets = rb
-        .params
-        .iter()
-        .filter(|(_, p)| p.secret)
-        .filter_map(|(k, _)| {
-            params.get(k).map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
-        })
-        .collect();
+    let mut secrets = Vec::new();
+    for (name, _) in rb.params.iter().filter(|(_, p)| p.secret) {
+        let Some(value) = params.get(name) else {
+            continue;
+        };
+        let value = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string);
+        if value.chars().count() < crate::redact::MIN_SECRET {
+            anyhow::bail!(
+                "param '{name}' is secret, but its value has {} character(s): too short to mask reliably wherever it appears; a secret needs at least {}",
+                value.chars().count(),
+                crate::redact::MIN_SECRET
+            );
+        }
+        crate::redact::register(&value);
+        secrets.push(value);
+    }
 
     let mut endpoints = Map::new();
     endpoints.insert("prometheus".into(), json!(DEFAULT_PROMETHEUS));
@@ -134,6 +150,9 @@ pub fn resolve_values(
     for flag in &setup.global.endpoints {
         let (name, url) = key_value(flag).map_err(|e| anyhow::anyhow!("--endpoint {e}"))?;
         endpoints.insert(name, json!(url));
+    }
+    for url in endpoints.values().filter_map(Value::as_str) {
+        crate::redact::register_url(url);
     }
     for name in rb.endpoints.keys() {
         if !endpoints.contains_key(name) {
@@ -267,11 +286,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     if json_out {
         sinks.push(Box::new(collector.clone()));
     }
-    let recorder = Recorder::new(
-        incident.clone(),
-        Redactor::new(values.secrets.clone()),
-        sinks,
-    );
+    let recorder = Recorder::new(incident.clone(), sinks);
 
     let escalation = rb
         .escalation
@@ -372,7 +387,12 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         systems: (req.mode != Mode::Drill).then(|| systems.clone()),
         known_replicas: scenario
             .as_ref()
-            .map(|(_, s)| s.deployments.clone())
+            .map(|(_, s)| {
+                s.deployments
+                    .iter()
+                    .map(|(name, count)| (name.clone(), count.value))
+                    .collect()
+            })
             .unwrap_or_default(),
     };
     let code = match scenario {

@@ -78,7 +78,6 @@ pub async fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
     let rb = &loaded.runbook;
     let values = super::run::resolve_values(setup, &config, rb, None, None, &[], false)?;
     let ctx = json!({ "params": values.params, "endpoints": values.endpoints, "checks": {}, "incident": {"id": "INCIDENT", "severity": rb.severity.value} });
-    let redact = crate::redact::Redactor::new(values.secrets.clone());
     let scenarios: Vec<String> = runbook::scenarios(&rb.id.value, &setup.search)
         .into_iter()
         .map(|s| s.name)
@@ -117,7 +116,7 @@ pub async fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
             })
             .collect();
         let mut doc = json!({ "id": rb.id.value, "title": rb.title, "severity": rb.severity.value, "source": loaded.source.origin.to_string(), "params": values.params, "endpoints": values.endpoints, "steps": steps, "scenarios": scenarios });
-        redact.value(&mut doc);
+        crate::redact::global().value(&mut doc);
         print_json(&doc)?;
         return Ok(0);
     }
@@ -221,6 +220,6 @@ pub async fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
     if !scenarios.is_empty() {
         let _ = writeln!(out, "\ndrill scenarios: {}", scenarios.join(", "));
     }
-    print_out(&redact.text(&out))?;
+    print_out(&out)?;
     Ok(0)
 }

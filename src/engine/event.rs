@@ -2,7 +2,6 @@
 //! output are all sinks of the same stream.
 
 use super::observation::Observation;
-use crate::redact::Redactor;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -183,22 +182,25 @@ pub enum EventKind {
 /// A consumer of events.
 pub trait Sink: Send {
     fn emit(&mut self, event: &Event);
+
+    /// Why this sink lost events, if it did: the first failure.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
-/// Stamps, redacts and fans out events. Cloned into the Ctrl-C handler so an interruption is
-/// recorded through the same path.
+/// Stamps, bounds, redacts and fans out events. Cloned into the Ctrl-C handler so an
+/// interruption is recorded through the same path.
 #[derive(Clone)]
 pub struct Recorder {
     incident: String,
-    redactor: Redactor,
     sinks: Arc<Mutex<Vec<Box<dyn Sink>>>>,
 }
 
 impl Recorder {
-    pub fn new(incident: String, redactor: Redactor, sinks: Vec<Box<dyn Sink>>) -> Self {
+    pub fn new(incident: String, sinks: Vec<Box<dyn Sink>>) -> Self {
         Recorder {
             incident,
-            redactor,
             sinks: Arc::new(Mutex::new(sinks)),
         }
     }
@@ -207,41 +209,121 @@ impl Recorder {
         &self.incident
     }
 
-    pub fn redactor(&self) -> &Redactor {
-        &self.redactor
+    /// The first event a sink lost (the timeline could not be written), if any.
+    pub fn failure(&self) -> Option<String> {
+        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        sinks.iter().find_map(|s| s.failure())
     }
 
-    pub fn emit(&self, kind: EventKind) {
+    pub fn emit(&self, mut kind: EventKind) {
+        let redactor = crate::redact::global();
+        kind.outside_data(&mut |slot| match slot {
+            Slot::Text(text) => {
+                bound_text(text);
+                redactor.string(text);
+            }
+            Slot::Value(value) => {
+                bound(value, 0);
+                redactor.value(value);
+            }
+        });
         let event = Event {
             ts: jiff::Timestamp::now(),
             incident: self.incident.clone(),
             kind,
         };
-        let event = self.redact(event);
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
         for sink in sinks.iter_mut() {
             sink.emit(&event);
         }
     }
+}
 
-    /// The event with every secret masked. One that cannot be masked is withheld, never sent raw.
-    fn redact(&self, event: Event) -> Event {
-        let withheld = |event: &Event| Event {
-            ts: event.ts,
-            incident: event.incident.clone(),
-            kind: EventKind::Note {
-                text: "(an event was withheld: its secrets could not be masked)".into(),
-                user: "oncall".into(),
-            },
-        };
-        let Ok(original) = serde_json::to_value(&event) else {
-            return withheld(&event);
-        };
-        let mut clean = original.clone();
-        self.redactor.value(&mut clean);
-        if clean == original {
-            return event;
+/// A place in an event that holds values from outside: params, what a system answered, output,
+/// rendered text, an engineer's note. Redaction masks these and bounding cuts them; the event's
+/// name, ids, verdicts, the runbook's words and the tool's own words are never touched.
+pub enum Slot<'a> {
+    Text(&'a mut String),
+    Value(&'a mut Value),
+}
+
+impl Observation {
+    fn outside_data(&mut self, f: &mut dyn FnMut(Slot)) {
+        f(Slot::Value(&mut self.value));
+        if let Some(table) = &mut self.table {
+            table
+                .rows
+                .iter_mut()
+                .flatten()
+                .for_each(|cell| f(Slot::Value(cell)));
         }
-        serde_json::from_value(clean).unwrap_or_else(|_| withheld(&event))
+        for text in [&mut self.text, &mut self.reason].into_iter().flatten() {
+            f(Slot::Text(text));
+        }
+    }
+}
+
+impl EventKind {
+    pub fn outside_data(&mut self, f: &mut dyn FnMut(Slot)) {
+        match self {
+            EventKind::IncidentOpened { params, .. } => {
+                params.values_mut().for_each(|v| f(Slot::Value(v)))
+            }
+            EventKind::CheckFinished { observation, .. }
+            | EventKind::WaitPoll { observation, .. } => observation.outside_data(f),
+            EventKind::ActionPlanned { plan, .. } => {
+                f(Slot::Text(&mut plan.request));
+                plan.changes.iter_mut().for_each(|c| f(Slot::Text(c)));
+                for value in [&mut plan.body, &mut plan.before].into_iter().flatten() {
+                    f(Slot::Value(value));
+                }
+                if let Some(target) = &mut plan.target {
+                    f(Slot::Text(target));
+                }
+            }
+            EventKind::ActionNotOffered { reason: text, .. }
+            | EventKind::ActionFinished { detail: text, .. }
+            | EventKind::Message { text, .. }
+            | EventKind::Note { text, .. }
+            | EventKind::Resolved { text, .. } => f(Slot::Text(text)),
+            EventKind::WaitFinished { value, .. } => f(Slot::Value(value)),
+            // The runbook's words and the tool's own.
+            EventKind::StepStarted { .. }
+            | EventKind::StepSkipped { .. }
+            | EventKind::CheckStarted { .. }
+            | EventKind::ActionDecided { .. }
+            | EventKind::ActionStarted { .. }
+            | EventKind::WaitStarted { .. }
+            | EventKind::Interrupted { .. }
+            | EventKind::RunFinished { .. } => {}
+        }
+    }
+}
+
+/// How deep a stored value may nest, counted from the event: well inside what a JSON reader
+/// accepts (serde_json stops at 128), so what is written can always be read back.
+pub const MAX_DEPTH: usize = 32;
+/// The longest text stored whole.
+pub const MAX_TEXT: usize = 256 * 1024;
+
+fn bound_text(s: &mut String) {
+    if s.len() > MAX_TEXT {
+        let cut = s.floor_char_boundary(MAX_TEXT);
+        let more = s.len() - cut;
+        s.truncate(cut);
+        s.push_str(&format!("…[cut: {more} more bytes]"));
+    }
+}
+
+/// Cuts what is nested too deep or too long, leaving a visible marker.
+fn bound(value: &mut Value, depth: usize) {
+    match value {
+        Value::String(s) => bound_text(s),
+        Value::Array(_) | Value::Object(_) if depth >= MAX_DEPTH => {
+            *value = Value::String(format!("[cut: nested deeper than {MAX_DEPTH} levels]"));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| bound(v, depth + 1)),
+        Value::Object(map) => map.values_mut().for_each(|v| bound(v, depth + 1)),
+        _ => {}
     }
 }

@@ -23,6 +23,9 @@ use tokio::sync::Notify;
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_WAIT_EVERY: Duration = Duration::from_secs(30);
+/// The exit code of a run whose timeline could not be written whole (disk full, permissions):
+/// the most pressing, since the record the engineer relies on has a gap.
+pub const EXIT_TIMELINE_INCOMPLETE: i32 = 5;
 
 /// How fast waits go: for real, or compressed for a drill.
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +141,11 @@ impl<'a, R: Reader> Engine<'a, R> {
                 break;
             }
         }
-        let (code, outcome) = exit_code(&self.ctx.checks, &self.outcome);
+        let (mut code, mut outcome) = exit_code(&self.ctx.checks, &self.outcome);
+        if let Some(failure) = self.recorder.failure() {
+            code = EXIT_TIMELINE_INCOMPLETE;
+            outcome = format!("the timeline is incomplete: {failure}; {outcome}");
+        }
         self.recorder.emit(EventKind::RunFinished {
             exit_code: code,
             outcome,

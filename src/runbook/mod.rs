@@ -227,6 +227,91 @@ pub fn scenarios(runbook_id: &str, search: &[PathBuf]) -> Vec<ScenarioSource> {
     found.into_values().collect()
 }
 
+/// The durations a field accepts; `validate` and the flags refuse others with this range.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub min: Duration,
+    pub max: Duration,
+    /// The range in words: `1ms to 1h`.
+    pub words: &'static str,
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The ranges of each kind of duration.
+pub mod bounds {
+    use super::{Bounds, secs};
+    use std::time::Duration;
+    const MS: Duration = Duration::from_millis(1);
+    const DAY: u64 = 86_400;
+    /// A check's timeout, `--timeout`, a rollout wait.
+    pub const TIMEOUT: Bounds = Bounds {
+        min: MS,
+        max: secs(3600),
+        words: "1ms to 1h",
+    };
+    /// An action's timeout: a download or a backup may take hours.
+    pub const ACTION_TIMEOUT: Bounds = Bounds {
+        min: MS,
+        max: secs(DAY),
+        words: "1ms to 24h",
+    };
+    pub const WAIT: Bounds = Bounds {
+        min: MS,
+        max: secs(DAY),
+        words: "1ms to 24h",
+    };
+    pub const WAIT_EVERY: Bounds = Bounds {
+        min: Duration::from_millis(100),
+        max: secs(3600),
+        words: "100ms to 1h",
+    };
+    pub const ESCALATION: Bounds = Bounds {
+        min: secs(1),
+        max: secs(7 * DAY),
+        words: "1s to 7d",
+    };
+    /// How far back logs and events are read.
+    pub const SINCE: Bounds = Bounds {
+        min: secs(1),
+        max: secs(30 * DAY),
+        words: "1s to 30d",
+    };
+    pub const AGE: Bounds = Bounds {
+        min: secs(1),
+        max: secs(3650 * DAY),
+        words: "1s to 3650d",
+    };
+    /// How long a stop waits before the kill.
+    pub const GRACE: Bounds = Bounds {
+        min: MS,
+        max: secs(600),
+        words: "1ms to 10m",
+    };
+    pub const SILENCE: Bounds = Bounds {
+        min: secs(60),
+        max: secs(90 * DAY),
+        words: "1m to 90d",
+    };
+}
+
+/// The longest duration oncall takes anywhere: longer ones would overflow clocks and timers.
+const MAX_DURATION: Duration = secs(3650 * 86_400);
+
+/// Parses a duration and holds it to a field's range.
+pub fn parse_duration_in(text: &str, bounds: Bounds) -> Result<Duration, String> {
+    let parsed = parse_duration(text)?;
+    if parsed < bounds.min || parsed > bounds.max {
+        return Err(format!(
+            "'{text}' is out of range: it may be {}",
+            bounds.words
+        ));
+    }
+    Ok(parsed)
+}
+
 /// Parses `30s`, `15m`, `1h30m`, `2h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let not = || format!("'{text}' is not a duration");
@@ -242,9 +327,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if parsed.is_negative() || parsed.is_zero() {
         return Err(format!("'{text}' must be a positive duration"));
     }
-    parsed
-        .try_into()
-        .map_err(|_| format!("'{text}' is out of range"))
+    Duration::try_from(parsed)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| format!("'{text}' is out of range: at most 3650d"))
 }
 
 /// Response times of the playbook's severity levels.
@@ -310,5 +396,8 @@ mod tests {
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("99999999999h").is_err());
+        assert!(parse_duration_in("2h", bounds::TIMEOUT).is_err());
+        assert!(parse_duration_in("1h", bounds::TIMEOUT).is_ok());
     }
 }

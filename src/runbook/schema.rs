@@ -170,7 +170,7 @@ pub struct Pg {
     pub older_than: Option<S<String>>,
     /// Rows to keep (default 10).
     #[serde(default)]
-    pub limit: Option<usize>,
+    pub limit: Option<S<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,7 +183,7 @@ pub struct RedisSpec {
     pub key: Option<S<String>>,
     /// `redis_list`: how many items from the head to show (default 10).
     #[serde(default)]
-    pub first: Option<usize>,
+    pub first: Option<S<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,7 +234,7 @@ pub struct DockerLogs {
     pub since: Option<S<String>>,
     pub matches: S<String>,
     #[serde(default)]
-    pub keep: Option<usize>,
+    pub keep: Option<S<usize>>,
 }
 
 /// NVIDIA GPUs through NVML; `library` overrides where libnvidia-ml.so.1 is loaded from.
@@ -286,7 +286,7 @@ pub struct K8sPods {
     pub selector: Option<S<String>>,
     /// Restarts above this warn (default 5).
     #[serde(default)]
-    pub max_restarts: Option<i64>,
+    pub max_restarts: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,7 +313,7 @@ pub struct K8sLogs {
     pub matches: S<String>,
     /// How many of the latest matching lines to keep (default 5).
     #[serde(default)]
-    pub keep: Option<usize>,
+    pub keep: Option<S<usize>>,
 }
 
 /// Warning events of a namespace, or of one object in it.
@@ -355,7 +355,7 @@ pub struct ShellSpec {
     pub matches: Option<S<String>>,
     /// Check only: how many output lines (or matches) to keep in the observation.
     #[serde(default)]
-    pub keep: Option<usize>,
+    pub keep: Option<S<usize>>,
     /// Check only: the value is the number on the last output line (or match), not the count.
     #[serde(default)]
     pub number: bool,
@@ -557,7 +557,7 @@ pub struct Scenario {
     pub params: BTreeMap<String, ScalarValue>,
     /// Replica counts of deployments when the scenario starts, for the plans of scale actions.
     #[serde(default)]
-    pub deployments: BTreeMap<String, i64>,
+    pub deployments: BTreeMap<String, S<i64>>,
     pub checks: BTreeMap<String, ScenarioCheck>,
 }
 
@@ -582,5 +582,5 @@ pub struct ScenarioCheck {
     #[serde(default)]
     pub reason: Option<String>,
     #[serde(default)]
-    pub millis: Option<u64>,
+    pub millis: Option<S<u64>>,
 }

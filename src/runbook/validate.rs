@@ -1,7 +1,7 @@
 //! Runbook validation: every problem as `file:line:column: message` with a hint.
 
 use super::schema::*;
-use super::{Source, parse_duration};
+use super::{Bounds, Source, bounds, parse_duration, parse_duration_in};
 use crate::expr::{self, Kind};
 use serde_saphyr::Location;
 use std::collections::{BTreeMap, BTreeSet};
@@ -149,7 +149,11 @@ pub fn load_scenario(source: &Source, runbook: &Runbook) -> Result<Scenario, Vec
             );
         }
     }
+    for count in scenario.deployments.values() {
+        v.count(&Some(count.clone()), "replica count", 0..=MAX_REPLICAS);
+    }
     for canned in scenario.checks.values() {
+        v.count(&canned.millis, "`millis`", 0..=60_000);
         if let Some(verdict) = &canned.verdict
             && crate::backends::scenario::parse_verdict(&verdict.value).is_none()
         {
@@ -204,8 +208,10 @@ struct Scope<'s> {
 const THRESHOLD_LOCALS: &[&str] = &["value", "labels"];
 const WAIT_LOCALS: &[&str] = &["value"];
 const NO_LOCALS: &[&str] = &[];
-/// The shortest interval a wait may poll at.
-const MIN_WAIT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// The most lines or rows a check may keep (`keep`, `first`, `limit`).
+const MAX_ROWS: usize = 1000;
+/// The most replicas a scale may ask for (Kubernetes counts them in 32 bits; no fleet is near this).
+pub const MAX_REPLICAS: i64 = 100_000;
 const GLOBALS: &[&str] = &[
     "params",
     "endpoints",
@@ -241,7 +247,13 @@ impl<'a> Validator<'a> {
     }
 
     /// Position of a byte offset inside a scalar's text, allowing for an opening quote.
-    fn inside(&self, at: &Location, line_in_text: usize, offset: usize) -> (u64, u64) {
+    fn inside(&self, scalar: &S<String>, line_in_text: usize, offset: usize) -> (u64, u64) {
+        let at = &scalar.referenced;
+        // Columns count characters; the offset counts bytes.
+        let offset = scalar
+            .value
+            .get(..offset)
+            .map_or(offset, |before| before.chars().count());
         let line = at.line() as usize;
         let col = at.column() as usize;
         let first = self
@@ -255,8 +267,24 @@ impl<'a> Validator<'a> {
         (at.line(), (col + quote + offset) as u64)
     }
 
-    fn duration(&mut self, at: &S<String>, what: &str) {
-        if let Err(err) = parse_duration(&at.value) {
+    /// A count within its range: `keep: 100000000000` would allocate for that many lines.
+    fn count<N>(&mut self, at: &Option<S<N>>, what: &str, range: std::ops::RangeInclusive<N>)
+    where
+        N: PartialOrd + Copy + fmt::Display,
+    {
+        if let Some(n) = at
+            && !range.contains(&n.value)
+        {
+            self.problem(
+                n,
+                format!("{what} {} is out of range", n.value),
+                Some(format!("it may be {} to {}", range.start(), range.end())),
+            );
+        }
+    }
+
+    fn duration(&mut self, at: &S<String>, what: &str, bounds: Bounds) {
+        if let Err(err) = parse_duration_in(&at.value, bounds) {
             self.problem(
                 at,
                 format!("{what}: {err}"),
@@ -272,7 +300,7 @@ impl<'a> Validator<'a> {
         let (names, tried) = match expr::inspect(&at.value, kind, &*placeholder) {
             Ok(found) => found,
             Err(err) => {
-                let (line, col) = self.inside(&at.referenced, err.line, err.offset);
+                let (line, col) = self.inside(at, err.line, err.offset);
                 let hint = match kind {
                     Kind::Expression => {
                         "conditions are MiniJinja expressions, e.g. `checks.error_rate.value > params.budget_pct`"
@@ -287,7 +315,7 @@ impl<'a> Validator<'a> {
         if let Some(err) = tried
             && err.unknown_name
         {
-            let (line, col) = self.inside(&at.referenced, err.line, err.offset);
+            let (line, col) = self.inside(at, err.line, err.offset);
             self.problem_at(
                 line,
                 col,
@@ -355,7 +383,7 @@ impl<'a> Validator<'a> {
     fn shell_command(&mut self, at: &S<String>, scope: &Scope, rb: &Runbook) {
         self.names(at, Kind::Template, scope, rb, "command");
         if let Some(offset) = expr::quoted_placeholder(&at.value) {
-            let (line, col) = self.inside(&at.referenced, 1, offset);
+            let (line, col) = self.inside(at, 1, offset);
             self.problem_at(
                 line,
                 col,
@@ -367,19 +395,38 @@ impl<'a> Validator<'a> {
 
     fn promql(&mut self, at: &S<String>, rb: &Runbook, scope: &Scope) {
         self.names(at, Kind::Template, scope, rb, "query");
+        if let Some(offset) = expr::unescaped_matcher_value(&at.value) {
+            let (line, col) = self.inside(at, 1, offset);
+            self.problem_at(
+                line,
+                col,
+                "a template value inside a label matcher without `promql_str`: a value with a quote would rewrite the query".into(),
+                Some("write it in double quotes and escape it: namespace=\"{{ params.namespace | promql_str }}\"".into()),
+            );
+        }
         let placeholder = self
             .placeholder
-            .get_or_insert_with(|| placeholder_context(rb))
-            .clone();
-        let Ok(query) = expr::render(&at.value, &placeholder) else {
+            .get_or_insert_with(|| placeholder_context(rb));
+        let Ok(query) = expr::render(&at.value, &*placeholder) else {
             return;
         };
+        if let Err(why) = promql_within_limits(&query) {
+            self.problem(
+                at,
+                format!("the query is too large to check: {why}"),
+                Some("split it into several checks, or record it as a rule in Prometheus".into()),
+            );
+            return;
+        }
         if let Err(err) = promql_parser::parser::parse(&query) {
             let message = err.lines().next().unwrap_or_default().to_string();
             self.problem(
                 at,
                 format!("invalid PromQL: {message}"),
-                Some(format!("the query as sent: {query}")),
+                Some(format!(
+                    "the query as sent: {}",
+                    crate::backends::snippet(&query)
+                )),
             );
         }
     }
@@ -415,6 +462,33 @@ impl<'a> Validator<'a> {
             );
         }
     }
+}
+
+/// The longest query `validate` parses, and how deep its brackets may nest: the PromQL parser
+/// recurses on nesting and slows down more than linearly on length.
+const MAX_PROMQL: usize = 16 * 1024;
+const MAX_PROMQL_NESTING: usize = 64;
+
+fn promql_within_limits(query: &str) -> Result<(), String> {
+    if query.len() > MAX_PROMQL {
+        return Err(format!("{} bytes, at most {MAX_PROMQL}", query.len()));
+    }
+    let mut depth = 0usize;
+    for c in query.bytes() {
+        match c {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_PROMQL_NESTING {
+                    return Err(format!(
+                        "brackets nest more than {MAX_PROMQL_NESTING} levels deep"
+                    ));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Every string inside a JSON value: where an HTTP body keeps its templates.
@@ -485,7 +559,7 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
         }
     }
     for esc in &rb.escalation {
-        v.duration(&esc.after, "escalation `after`");
+        v.duration(&esc.after, "escalation `after`", bounds::ESCALATION);
     }
     let all: BTreeSet<String> = rb.steps_checks().map(|(_, c)| c.id.value.clone()).collect();
     for (name, text) in &rb.messages {
@@ -560,15 +634,17 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
                 rb,
                 "wait `until`",
             );
-            v.duration(&wait.timeout, "wait `timeout`");
+            v.duration(&wait.timeout, "wait `timeout`", bounds::WAIT);
             if let Some(every) = &wait.every {
-                v.duration(every, "wait `every`");
-                if parse_duration(&every.value).is_ok_and(|d| d < MIN_WAIT_EVERY) {
+                // Below the range, say why: the backend would be hammered.
+                if parse_duration(&every.value).is_ok_and(|d| d < bounds::WAIT_EVERY.min) {
                     v.problem(
                         every,
                         format!("wait `every` of {} would hammer the backend", every.value),
                         Some("poll at most every 100ms; 30s suits most waits".into()),
                     );
+                } else {
+                    v.duration(every, "wait `every`", bounds::WAIT_EVERY);
                 }
             }
         }
@@ -643,7 +719,7 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
         v.names(cond, Kind::Expression, &thresholds, rb, "threshold");
     }
     if let Some(timeout) = &check.timeout {
-        v.duration(timeout, "check `timeout`");
+        v.duration(timeout, "check `timeout`", bounds::TIMEOUT);
     }
     if let Some(query) = &check.prometheus {
         v.promql(query, rb, scope);
@@ -668,13 +744,7 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
     }
     if let Some(shell) = &check.shell {
         v.shell_command(&shell.command, scope, rb);
-        if shell.keep == Some(0) {
-            v.problem(
-                &shell.command,
-                "`keep: 0` keeps nothing to show".into(),
-                Some("keep at least 1 line, or leave it out (10)".into()),
-            );
-        }
+        v.count(&shell.keep, "`keep`", 1..=MAX_ROWS);
         if let Some(pattern) = &shell.matches
             && let Err(err) = regex::Regex::new(&pattern.value)
         {
@@ -719,7 +789,7 @@ fn validate_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: &Sco
         v.names(when, Kind::Expression, scope, rb, "`when`");
     }
     if let Some(timeout) = &action.timeout {
-        v.duration(timeout, "action `timeout`");
+        v.duration(timeout, "action `timeout`", bounds::ACTION_TIMEOUT);
     }
     if let Some(http) = &action.http {
         v.names(&http.url, Kind::Template, scope, rb, "url");
@@ -762,6 +832,7 @@ fn validate_k8s_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Sc
     let mut templates: Vec<&S<String>> = Vec::new();
     if let Some(spec) = &check.k8s_pods {
         templates.extend(spec.namespace.iter().chain(&spec.selector));
+        v.count(&spec.max_restarts, "`max_restarts`", 0..=1_000_000);
     }
     if let Some(spec) = &check.k8s_deployment {
         templates.extend(spec.namespace.iter().chain([&spec.name]));
@@ -781,7 +852,7 @@ fn validate_k8s_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Sc
             );
         }
         if let Some(since) = &spec.since {
-            v.duration(since, "`since`");
+            v.duration(since, "`since`", bounds::SINCE);
         }
         if let Err(err) = regex::Regex::new(&spec.matches.value) {
             let first = err
@@ -796,18 +867,12 @@ fn validate_k8s_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Sc
                 None,
             );
         }
-        if spec.keep == Some(0) {
-            v.problem(
-                &spec.matches,
-                "`keep: 0` keeps nothing to show".into(),
-                Some("keep at least 1 line, or leave it out (5)".into()),
-            );
-        }
+        v.count(&spec.keep, "`keep`", 1..=MAX_ROWS);
     }
     if let Some(spec) = &check.k8s_events {
         templates.extend(spec.namespace.iter().chain(&spec.object));
         if let Some(since) = &spec.since {
-            v.duration(since, "`since`");
+            v.duration(since, "`since`", bounds::SINCE);
         }
     }
     for template in templates {
@@ -821,7 +886,12 @@ fn validate_k8s_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: 
     if let Some(spec) = &action.k8s_scale {
         templates.extend(spec.namespace.iter().chain([&spec.deployment]));
         match &spec.replicas.value {
-            ScalarValue::Int(n) if *n >= 0 => {}
+            ScalarValue::Int(n) if (0..=MAX_REPLICAS).contains(n) => {}
+            ScalarValue::Int(n) => v.problem(
+                &spec.replicas,
+                format!("replicas {n} is out of range"),
+                Some(format!("it may be 0 to {MAX_REPLICAS}")),
+            ),
             ScalarValue::Text(t) if t == "previous" || t.contains("{{") => {
                 if t != "previous" {
                     let at = S::new(t.clone(), spec.replicas.referenced, spec.replicas.defined);
@@ -838,7 +908,7 @@ fn validate_k8s_action(v: &mut Validator, rb: &Runbook, action: &Action, scope: 
     if let Some(spec) = &action.k8s_restart {
         templates.extend(spec.namespace.iter().chain([&spec.deployment]));
         if let Some(wait) = &spec.wait {
-            v.duration(wait, "restart `wait`");
+            v.duration(wait, "restart `wait`", bounds::TIMEOUT);
         }
     }
     if let Some(spec) = &action.k8s_patch {
@@ -883,6 +953,7 @@ fn validate_host_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &S
         );
     }
     if let Some(spec) = &check.docker_logs {
+        v.count(&spec.keep, "`keep`", 1..=MAX_ROWS);
         templates.extend(
             spec.project
                 .iter()
@@ -891,7 +962,7 @@ fn validate_host_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &S
                 .chain(&spec.label),
         );
         if let Some(since) = &spec.since {
-            v.duration(since, "`since`");
+            v.duration(since, "`since`", bounds::SINCE);
         }
         if let Err(err) = regex::Regex::new(&spec.matches.value) {
             let first = err
@@ -938,8 +1009,9 @@ fn validate_host_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &S
     .flatten()
     {
         templates.extend(&spec.url);
+        v.count(&spec.limit, "`limit`", 1..=MAX_ROWS);
         if let Some(age) = &spec.older_than {
-            v.duration(age, "`older_than`");
+            v.duration(age, "`older_than`", bounds::AGE);
         }
     }
     for spec in [&check.redis_ping, &check.redis_list, &check.redis_memory]
@@ -947,6 +1019,9 @@ fn validate_host_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &S
         .flatten()
     {
         templates.extend(spec.url.iter().chain(&spec.key));
+    }
+    if let Some(spec) = &check.redis_list {
+        v.count(&spec.first, "`first`", 1..=MAX_ROWS);
     }
     if let Some(spec) = &check.redis_list
         && spec.key.is_none()
@@ -983,7 +1058,7 @@ fn validate_host_action(v: &mut Validator, rb: &Runbook, action: &Action, scope:
             v.problem(&spec.op, err.to_string(), None);
         }
         if let Some(grace) = &spec.grace {
-            v.duration(grace, "`grace`");
+            v.duration(grace, "`grace`", bounds::GRACE);
         }
         if spec.project.is_none() && spec.container.is_none() && spec.label.is_none() {
             v.problem(
@@ -996,7 +1071,7 @@ fn validate_host_action(v: &mut Validator, rb: &Runbook, action: &Action, scope:
     if let Some(spec) = &action.gpu_kill {
         templates.push(&spec.pid);
         if let Some(grace) = &spec.grace {
-            v.duration(grace, "`grace`");
+            v.duration(grace, "`grace`", bounds::GRACE);
         }
     }
     for spec in [&action.pg_cancel, &action.pg_terminate]
@@ -1016,12 +1091,12 @@ fn validate_host_action(v: &mut Validator, rb: &Runbook, action: &Action, scope:
     }
     if let Some(spec) = &action.silence {
         templates.extend(spec.matchers.values().chain(&spec.comment));
-        v.duration(&spec.duration, "silence `duration`");
+        v.duration(&spec.duration, "silence `duration`", bounds::SILENCE);
     }
     if let Some(spec) = &action.delete_files {
         templates.extend([&spec.dir].into_iter().chain(&spec.pattern));
         if let Some(age) = &spec.older_than {
-            v.duration(age, "`older_than`");
+            v.duration(age, "`older_than`", bounds::AGE);
         }
     }
     for template in templates {

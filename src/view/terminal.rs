@@ -221,7 +221,12 @@ impl TerminalView {
             }
         }
         if let Some(path) = self.timeline.clone() {
-            self.line(format!("  timeline: {}", path.display()));
+            let incomplete = if exit_code == crate::engine::EXIT_TIMELINE_INCOMPLETE {
+                " (INCOMPLETE: events after the failure above are missing)"
+            } else {
+                ""
+            };
+            self.line(format!("  timeline: {}{incomplete}", path.display()));
         }
     }
 
@@ -249,29 +254,10 @@ impl TerminalView {
 /// The event with control characters in its text replaced, so output a check read (a log line,
 /// an HTTP body) cannot move the cursor, retitle the window or clear the screen.
 fn printable(event: &Event) -> Event {
-    fn clean(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::String(s) if s.chars().any(|c| c.is_control() && c != '\n') => {
-                *s = s
-                    .chars()
-                    .map(|c| {
-                        if c.is_control() && c != '\n' {
-                            '\u{FFFD}'
-                        } else {
-                            c
-                        }
-                    })
-                    .collect();
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(clean),
-            serde_json::Value::Object(map) => map.values_mut().for_each(clean),
-            _ => {}
-        }
-    }
     let Ok(mut value) = serde_json::to_value(event) else {
         return event.clone();
     };
-    clean(&mut value);
+    crate::sanitize::value(&mut value);
     serde_json::from_value(value).unwrap_or_else(|_| event.clone())
 }
 
