@@ -15,7 +15,10 @@ fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    // Read when the script runs, not baked in when it is compiled: cargo may reuse a compiled
+    // build script for a checkout in another folder.
+    let manifest = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("runbooks");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut out = String::from("pub static RUNBOOKS: &[(&str, &str)] = &[\n");
     for file in yaml_files(&root) {

@@ -17,6 +17,10 @@ pub struct ExprError {
     pub offset: usize,
     /// A filter, test or function that does not exist: a mistake in the runbook, not in the values.
     pub unknown_name: bool,
+    /// It ran longer than any runbook field may (its loops, whatever the values).
+    pub out_of_fuel: bool,
+    /// Too long or too deep to compile safely (see `MAX_SOURCE`, `MAX_TOKENS`, `MAX_NESTING`).
+    pub too_large: bool,
 }
 
 impl From<minijinja::Error> for ExprError {
@@ -29,12 +33,14 @@ impl From<minijinja::Error> for ExprError {
         if let Some(source) = std::error::Error::source(&err) {
             message = format!("{message}: {source}");
         }
-        use minijinja::ErrorKind::{UnknownFilter, UnknownFunction, UnknownTest};
+        use minijinja::ErrorKind::{OutOfFuel, UnknownFilter, UnknownFunction, UnknownTest};
         ExprError {
             message,
             line: err.line().unwrap_or(1),
             offset,
             unknown_name: matches!(err.kind(), UnknownFilter | UnknownTest | UnknownFunction),
+            out_of_fuel: err.kind() == OutOfFuel,
+            too_large: false,
         }
     }
 }
@@ -295,6 +301,8 @@ fn too_complex(source: &str, offset: usize, why: String) -> ExprError {
         line,
         offset: offset - before.rfind('\n').map_or(0, |n| n + 1),
         unknown_name: false,
+        out_of_fuel: false,
+        too_large: true,
     }
 }
 

@@ -54,7 +54,9 @@ fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<File, std::io:
 /// Maps the errors of `open_regular` on an existing incident to words.
 fn open_error(path: &Path, source: std::io::Error, write: bool) -> TimelineError {
     let path = path.to_path_buf();
-    if source.raw_os_error() == Some(libc::ELOOP) || source.kind() == std::io::ErrorKind::Other {
+    // ELOOP: a symlink; ENXIO: a pipe with no reader; Other: `open_regular` found no file.
+    let refused = matches!(source.raw_os_error(), Some(libc::ELOOP | libc::ENXIO));
+    if refused || source.kind() == std::io::ErrorKind::Other {
         TimelineError::NotAFile { path }
     } else if write {
         TimelineError::Write { path, source }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the oncall binary against real services on loopback.
 
 mod support;
+mod trust;
 
 use serde_json::Value;
 use std::time::Duration;

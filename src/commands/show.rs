@@ -1,10 +1,13 @@
 //! `oncall show`: a runbook as a readable checklist, each action with the exact request.
 
+use super::run::Resolved;
 use super::{Setup, print_json, print_out};
 use crate::backends;
+use crate::engine::event::Plan;
 use crate::expr;
-use crate::runbook::{self, Check};
+use crate::runbook::{self, Check, Loaded};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// What a check reads, with params and endpoints filled in as they would be for a run.
@@ -75,29 +78,64 @@ fn check_line(check: &Check, ctx: &serde_json::Value) -> String {
 pub async fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
     let config = setup.config()?;
     let loaded = runbook::resolve(&setup.catalog(), id)?;
-    let rb = &loaded.runbook;
-    let values = super::run::resolve_values(setup, &config, rb, None, None, &[], false)?;
-    let ctx = json!({ "params": values.params, "endpoints": values.endpoints, "checks": {}, "incident": {"id": "INCIDENT", "severity": rb.severity.value} });
-    let scenarios: Vec<String> = runbook::scenarios(&rb.id.value, &setup.search)
+    let values =
+        super::run::resolve_values(setup, &config, &loaded.runbook, None, None, &[], false)?;
+    let scenarios: Vec<String> = runbook::scenarios(&loaded.runbook.id.value, &setup.search)
         .into_iter()
         .map(|s| s.name)
         .collect();
-    // Plans as they would be sent, without reading a cluster: `show` has nothing to do with one.
-    let previous = std::collections::BTreeMap::new();
-    let with = backends::PlanContext {
-        systems: None,
-        previous: &previous,
-        known_replicas: &Default::default(),
-    };
-    let mut plans = std::collections::BTreeMap::new();
-    for action in rb.steps.iter().flat_map(|s| &s.actions) {
-        let plan = backends::prepare(action, &ctx, &with)
-            .await
-            .map(|p| p.plan)
-            .map_err(|e| e.to_string());
-        plans.insert(action.id.value.clone(), plan);
-    }
+    let shown = Shown::new(&loaded, &values, scenarios).await;
     if setup.json() {
+        print_json(&shown.json())?;
+    } else {
+        print_out(&shown.text())?;
+    }
+    Ok(0)
+}
+
+/// A runbook as `show` presents it: params and endpoints filled in, each action's plan as it
+/// would be sent (without reading a cluster: `show` has nothing to do with one).
+pub struct Shown<'a> {
+    loaded: &'a Loaded,
+    values: &'a Resolved,
+    scenarios: Vec<String>,
+    ctx: serde_json::Value,
+    plans: BTreeMap<String, Result<Plan, String>>,
+}
+
+impl<'a> Shown<'a> {
+    pub async fn new(
+        loaded: &'a Loaded,
+        values: &'a Resolved,
+        scenarios: Vec<String>,
+    ) -> Shown<'a> {
+        let rb = &loaded.runbook;
+        let ctx = json!({ "params": values.params, "endpoints": values.endpoints, "checks": {}, "incident": {"id": "INCIDENT", "severity": rb.severity.value} });
+        let previous = BTreeMap::new();
+        let with = backends::PlanContext {
+            systems: None,
+            previous: &previous,
+            known_replicas: &Default::default(),
+        };
+        let mut plans = BTreeMap::new();
+        for action in rb.steps.iter().flat_map(|s| &s.actions) {
+            let plan = backends::prepare(action, &ctx, &with)
+                .await
+                .map(|p| p.plan)
+                .map_err(|e| e.to_string());
+            plans.insert(action.id.value.clone(), plan);
+        }
+        Shown {
+            loaded,
+            values,
+            scenarios,
+            ctx,
+            plans,
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let (rb, values, plans) = (&self.loaded.runbook, self.values, &self.plans);
         let steps: Vec<_> = rb
             .steps
             .iter()
@@ -115,111 +153,113 @@ pub async fn run(setup: &Setup, id: &str) -> anyhow::Result<i32> {
                 })
             })
             .collect();
-        let mut doc = json!({ "id": rb.id.value, "title": rb.title, "severity": rb.severity.value, "source": loaded.source.origin.to_string(), "params": values.params, "endpoints": values.endpoints, "steps": steps, "scenarios": scenarios });
+        let mut doc = json!({ "id": rb.id.value, "title": rb.title, "severity": rb.severity.value, "source": self.loaded.source.origin.to_string(), "params": values.params, "endpoints": values.endpoints, "steps": steps, "scenarios": self.scenarios });
         crate::redact::global().value(&mut doc);
-        print_json(&doc)?;
-        return Ok(0);
+        doc
     }
-    let mut out = String::new();
-    let respond = runbook::response_time(&rb.severity.value).unwrap_or("?");
-    let _ = writeln!(
-        out,
-        "{} — {}\n{} (respond within {respond}) · {}",
-        rb.id.value, rb.title, rb.severity.value, loaded.source.origin
-    );
-    if let Some(d) = &rb.description {
-        let _ = writeln!(out, "{}", d.trim());
-    }
-    if !rb.alerts.is_empty() {
-        let _ = writeln!(out, "alerts: {}", rb.alerts.join(", "));
-    }
-    if !rb.params.is_empty() {
-        let _ = writeln!(out, "\nparams (-p NAME=VALUE):");
-        for (name, p) in &rb.params {
-            let value = values
-                .params
-                .get(name)
-                .map(crate::engine::observation::display)
-                .unwrap_or_else(|| "(required: -p NAME=VALUE)".replace("NAME", name));
-            let _ = writeln!(
-                out,
-                "  {name} = {value}{}",
-                p.help
-                    .as_ref()
-                    .map(|h| format!("  # {h}"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    let _ = writeln!(out, "\nendpoints (--endpoint NAME=URL):");
-    for (name, url) in &values.endpoints {
-        let _ = writeln!(out, "  {name} = {}", url.as_str().unwrap_or_default());
-    }
-    if !rb.escalation.is_empty() {
-        let _ = writeln!(out, "\nescalation:");
-        for e in &rb.escalation {
-            let _ = writeln!(out, "  after {}: {}", e.after.value, e.to);
-        }
-    }
-    for (i, step) in rb.steps.iter().enumerate() {
+
+    pub fn text(&self) -> String {
+        let (rb, values, plans, ctx) = (&self.loaded.runbook, self.values, &self.plans, &self.ctx);
+        let mut out = String::new();
+        let respond = runbook::response_time(&rb.severity.value).unwrap_or("?");
         let _ = writeln!(
             out,
-            "\n{}. {}",
-            i + 1,
-            step.title.as_deref().unwrap_or(&step.id.value)
+            "{} — {}\n{} (respond within {respond}) · {}",
+            rb.id.value, rb.title, rb.severity.value, self.loaded.source.origin
         );
-        if let Some(when) = &step.when {
-            let _ = writeln!(out, "   only when {}", when.value);
+        if let Some(d) = &rb.description {
+            let _ = writeln!(out, "{}", d.trim());
         }
-        if let Some(g) = &step.guidance {
-            for l in g.trim().lines() {
-                let _ = writeln!(out, "   {l}");
+        if !rb.alerts.is_empty() {
+            let _ = writeln!(out, "alerts: {}", rb.alerts.join(", "));
+        }
+        if !rb.params.is_empty() {
+            let _ = writeln!(out, "\nparams (-p NAME=VALUE):");
+            for (name, p) in &rb.params {
+                let value = values
+                    .params
+                    .get(name)
+                    .map(crate::engine::observation::display)
+                    .unwrap_or_else(|| "(required: -p NAME=VALUE)".replace("NAME", name));
+                let _ = writeln!(
+                    out,
+                    "  {name} = {value}{}",
+                    p.help
+                        .as_ref()
+                        .map(|h| format!("  # {h}"))
+                        .unwrap_or_default()
+                );
             }
         }
-        for check in &step.checks {
-            let _ = writeln!(out, "   {}", check_line(check, &ctx));
+        let _ = writeln!(out, "\nendpoints (--endpoint NAME=URL):");
+        for (name, url) in &values.endpoints {
+            let _ = writeln!(out, "  {name} = {}", url.as_str().unwrap_or_default());
         }
-        for action in &step.actions {
+        if !rb.escalation.is_empty() {
+            let _ = writeln!(out, "\nescalation:");
+            for e in &rb.escalation {
+                let _ = writeln!(out, "  after {}: {}", e.after.value, e.to);
+            }
+        }
+        for (i, step) in rb.steps.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "   [?] {} (asks first)",
-                action.title.as_deref().unwrap_or(&action.id.value)
+                "\n{}. {}",
+                i + 1,
+                step.title.as_deref().unwrap_or(&step.id.value)
             );
-            if let Some(when) = &action.when {
-                let _ = writeln!(out, "       only when {}", when.value);
+            if let Some(when) = &step.when {
+                let _ = writeln!(out, "   only when {}", when.value);
             }
-            match &plans[&action.id.value] {
-                Ok(plan) => {
-                    for l in plan.request.lines() {
-                        let _ = writeln!(out, "       {l}");
-                    }
-                    if let Some(body) = &plan.body {
-                        let _ = writeln!(out, "       {body}");
-                    }
-                    for change in &plan.changes {
-                        let _ = writeln!(out, "       {change}");
-                    }
-                }
-                Err(e) => {
-                    let _ = writeln!(out, "       (request depends on observations: {e})");
+            if let Some(g) = &step.guidance {
+                for l in g.trim().lines() {
+                    let _ = writeln!(out, "   {l}");
                 }
             }
+            for check in &step.checks {
+                let _ = writeln!(out, "   {}", check_line(check, ctx));
+            }
+            for action in &step.actions {
+                let _ = writeln!(
+                    out,
+                    "   [?] {} (asks first)",
+                    action.title.as_deref().unwrap_or(&action.id.value)
+                );
+                if let Some(when) = &action.when {
+                    let _ = writeln!(out, "       only when {}", when.value);
+                }
+                match &plans[&action.id.value] {
+                    Ok(plan) => {
+                        for l in plan.request.lines() {
+                            let _ = writeln!(out, "       {l}");
+                        }
+                        if let Some(body) = &plan.body {
+                            let _ = writeln!(out, "       {body}");
+                        }
+                        for change in &plan.changes {
+                            let _ = writeln!(out, "       {change}");
+                        }
+                    }
+                    Err(e) => {
+                        let _ = writeln!(out, "       (request depends on observations: {e})");
+                    }
+                }
+            }
+            if let Some(w) = &step.wait {
+                let every = w.every.as_ref().map(|e| e.value.as_str()).unwrap_or("30s");
+                let _ = writeln!(
+                    out,
+                    "   [~] wait: poll {} every {every} until {} (up to {})",
+                    w.check.value, w.until.value, w.timeout.value
+                );
+            }
+            for m in &step.messages {
+                let _ = writeln!(out, "   [✉] message: {}", m.value);
+            }
         }
-        if let Some(w) = &step.wait {
-            let every = w.every.as_ref().map(|e| e.value.as_str()).unwrap_or("30s");
-            let _ = writeln!(
-                out,
-                "   [~] wait: poll {} every {every} until {} (up to {})",
-                w.check.value, w.until.value, w.timeout.value
-            );
+        if !self.scenarios.is_empty() {
+            let _ = writeln!(out, "\ndrill scenarios: {}", self.scenarios.join(", "));
         }
-        for m in &step.messages {
-            let _ = writeln!(out, "   [✉] message: {}", m.value);
-        }
+        out
     }
-    if !scenarios.is_empty() {
-        let _ = writeln!(out, "\ndrill scenarios: {}", scenarios.join(", "));
-    }
-    print_out(&out)?;
-    Ok(0)
 }

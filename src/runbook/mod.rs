@@ -302,7 +302,7 @@ const MAX_DURATION: Duration = secs(3650 * 86_400);
 
 /// Parses a duration and holds it to a field's range.
 pub fn parse_duration_in(text: &str, bounds: Bounds) -> Result<Duration, String> {
-    let parsed = parse_duration(text)?;
+    let parsed = parse_any_duration(text)?;
     if parsed < bounds.min || parsed > bounds.max {
         return Err(format!(
             "'{text}' is out of range: it may be {}",
@@ -312,8 +312,14 @@ pub fn parse_duration_in(text: &str, bounds: Bounds) -> Result<Duration, String>
     Ok(parsed)
 }
 
-/// Parses `30s`, `15m`, `1h30m`, `2h 30m`.
+/// Parses `30s`, `15m`, `1h30m`, `2h 30m`, up to the longest duration oncall takes anywhere.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    Some(parse_any_duration(text)?)
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| format!("'{text}' is out of range: at most 3650d"))
+}
+
+fn parse_any_duration(text: &str) -> Result<Duration, String> {
     let not = || format!("'{text}' is not a duration");
     // Days (`1d`, as in `find -mtime +1`) count as 24 hours.
     let parsed = match text.trim().parse::<jiff::SignedDuration>() {
@@ -327,10 +333,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if parsed.is_negative() || parsed.is_zero() {
         return Err(format!("'{text}' must be a positive duration"));
     }
-    Duration::try_from(parsed)
-        .ok()
-        .filter(|d| *d <= MAX_DURATION)
-        .ok_or_else(|| format!("'{text}' is out of range: at most 3650d"))
+    Duration::try_from(parsed).map_err(|_| not())
 }
 
 /// Response times of the playbook's severity levels.

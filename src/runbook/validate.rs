@@ -285,11 +285,10 @@ impl<'a> Validator<'a> {
 
     fn duration(&mut self, at: &S<String>, what: &str, bounds: Bounds) {
         if let Err(err) = parse_duration_in(&at.value, bounds) {
-            self.problem(
-                at,
-                format!("{what}: {err}"),
-                Some("write a duration such as 30s, 15m, 1h or 1h30m".into()),
-            );
+            // An out-of-range error already names the range.
+            let hint = (!err.contains("out of range"))
+                .then(|| "write a duration such as 30s, 15m, 1h or 1h30m".to_string());
+            self.problem(at, format!("{what}: {err}"), hint);
         }
     }
 
@@ -302,6 +301,9 @@ impl<'a> Validator<'a> {
             Err(err) => {
                 let (line, col) = self.inside(at, err.line, err.offset);
                 let hint = match kind {
+                    _ if err.too_large => {
+                        "split it: a check can compute part of it, a param can hold a constant"
+                    }
                     Kind::Expression => {
                         "conditions are MiniJinja expressions, e.g. `checks.error_rate.value > params.budget_pct`"
                     }
@@ -313,18 +315,15 @@ impl<'a> Validator<'a> {
         };
         // Filters, tests and functions are only looked up when run: the trial run on placeholder values finds them.
         if let Some(err) = tried
-            && err.unknown_name
+            && (err.unknown_name || err.out_of_fuel)
         {
             let (line, col) = self.inside(at, err.line, err.offset);
-            self.problem_at(
-                line,
-                col,
-                format!("{what}: {err}"),
-                Some(
-                    "the MiniJinja built-in filters and tests are available, and `promql_str`"
-                        .into(),
-                ),
-            );
+            let hint = if err.out_of_fuel {
+                "its loops run too long to finish during an incident: loop over fewer items"
+            } else {
+                "the MiniJinja built-in filters and tests are available, and `promql_str` and `urlpath`"
+            };
+            self.problem_at(line, col, format!("{what}: {err}"), Some(hint.into()));
         }
         for name in names {
             let mut parts = name.split('.');

@@ -124,7 +124,8 @@ impl Sandbox {
         cmd
     }
 
-    /// Runs to completion with no terminal (stdin closed); panics if it hangs.
+    /// Runs to completion with no terminal (stdin closed); panics if it hangs. Its output is
+    /// read as it comes, so a command that prints a lot never blocks on a full pipe.
     pub fn run(&self, args: &[&str]) -> Ran {
         let mut child = self
             .command(args)
@@ -133,35 +134,45 @@ impl Sandbox {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the oncall binary starts");
-        let started = Instant::now();
-        let out = std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| {
-                while started.elapsed() < HANG {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        return true;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
+        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
                 }
-                false
-            });
-            waiter.join().unwrap()
-        });
-        if !out {
-            let _ = child.kill();
-            panic!("oncall {args:?} did not finish within {HANG:?}");
-        }
-        let output = child.wait_with_output().unwrap();
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > HANG {
+                let _ = child.kill();
+                panic!("oncall {args:?} did not finish within {HANG:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         Ran {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: status.code().unwrap_or(-1),
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
         }
     }
 
     /// The incidents in the state folder, oldest first.
     pub fn incidents(&self) -> Vec<PathBuf> {
+        // Regular files only: a test may plant a symlink or a pipe there.
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.state().join("incidents"))
-            .map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .map(|it| {
+                it.filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.path())
+                    .collect()
+            })
             .unwrap_or_default();
         // By when each was opened: `x-host-2.jsonl` sorts before `x-host.jsonl` by name.
         files.sort_by_key(|p| {

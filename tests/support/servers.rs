@@ -424,3 +424,49 @@ impl RecordingServer {
             .count()
     }
 }
+
+/// Answers every request 200 `application/json` with `{"echo": "<its headers, one per line>",
+/// "payload": PAYLOAD}`, and records it: a server that repeats the credentials it was sent,
+/// and says whatever the test wants besides.
+pub struct EchoServer {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    log: Arc<Mutex<Vec<Request>>>,
+    server: Server,
+}
+
+impl EchoServer {
+    /// `payload` is raw JSON.
+    pub fn start(payload: &str) -> EchoServer {
+        let payload = payload.to_string();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let handler_log = log.clone();
+        let server = Server::start(
+            Duration::ZERO,
+            Arc::new(move |req: &Request| {
+                handler_log.lock().unwrap().push(req.clone());
+                let echo: String = req
+                    .headers
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {v}\n"))
+                    .collect();
+                let echo = serde_json::to_string(&echo).unwrap();
+                Response {
+                    status: 200,
+                    content_type: "application/json",
+                    body: format!(r#"{{"echo": {echo}, "payload": {payload}}}"#),
+                }
+            }),
+        );
+        EchoServer {
+            url: server.url.clone(),
+            log,
+            server,
+        }
+    }
+
+    /// Every request so far in full, in arrival order.
+    pub fn recorded(&self) -> Vec<Request> {
+        self.log.lock().unwrap().clone()
+    }
+}

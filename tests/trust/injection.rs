@@ -1,0 +1,181 @@
+//! Values are data: a param (from `-p`, the config or an alert's labels) cannot change the shape
+//! of a request, a query or a command.
+
+use super::runbook;
+use crate::support::servers::{EchoServer, RecordingServer};
+use crate::support::{Sandbox, events, observation};
+
+#[test]
+fn a_param_cannot_rewrite_a_url_path_or_query() {
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    runbook(
+        &sb,
+        "cancel-job",
+        r#"
+id: cancel-job
+title: Cancel a job
+severity: P3
+params:
+  job: { help: the job to cancel }
+endpoints:
+  api: {}
+steps:
+  - id: cancel
+    actions:
+      - id: cancel
+        http: { method: POST, url: "{{ endpoints.api }}/api/jobs/{{ params.job }}/cancel?reason={{ params.job }}" }
+"#,
+    );
+    let endpoint = format!("api={}", api.url);
+    let ran = sb.run(&[
+        "run",
+        "cancel-job",
+        "--yes",
+        "--endpoint",
+        &endpoint,
+        "-p",
+        "job=../../admin/purge-all?x=",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let sent = api.recorded();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].path,
+        "/api/jobs/..%2F..%2Fadmin%2Fpurge-all%3Fx%3D/cancel"
+    );
+    assert_eq!(sent[0].query, "reason=..%2F..%2Fadmin%2Fpurge-all%3Fx%3D");
+    // A value that is a whole dot segment would climb even encoded: refused, nothing sent.
+    let ran = sb.run(&[
+        "run",
+        "cancel-job",
+        "--yes",
+        "--endpoint",
+        &endpoint,
+        "-p",
+        "job=..",
+    ]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("would climb its path"),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(api.recorded().len(), 1);
+}
+
+#[test]
+fn an_interpolated_label_matcher_without_promql_str_does_not_validate() {
+    let sb = Sandbox::new();
+    let path = sb.write(
+        "matcher.yaml",
+        "id: matcher\ntitle: t\nseverity: P3\nparams:\n  ns: { default: x }\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: 'sum(up{namespace=\"{{ params.ns }}\"})'\n",
+    );
+    let ran = sb.run(&["validate", path.to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains(
+            "matcher.yaml:10:40: a template value inside a label matcher without `promql_str`"
+        ),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout
+            .contains("hint: write it in double quotes and escape it")
+    );
+}
+
+#[test]
+fn a_value_never_becomes_an_option_of_a_command() {
+    let sb = Sandbox::new();
+    runbook(
+        &sb,
+        "sort-file",
+        "id: sort-file\ntitle: t\nseverity: P3\nparams:\n  file: { default: input.txt }\nsteps:\n  - id: s\n    checks:\n      - id: sorted\n        shell: { command: \"sort {{ params.file }}\" }\n",
+    );
+    sb.write("input.txt", "b\na\n");
+    let written = sb.work().join("written-by-sort");
+    let param = format!("file=-o{}", written.display());
+    let ran = sb.run(&[
+        "run",
+        "sort-file",
+        "--dry-run",
+        "--output",
+        "json",
+        "-p",
+        &param,
+    ]);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    let sorted = observation(&ran.json(), "sorted").clone();
+    assert_eq!(sorted["verdict"], "error");
+    assert!(
+        sorted["reason"]
+            .as_str()
+            .unwrap()
+            .contains("starts with '-': the command would take it as an option"),
+        "{sorted}"
+    );
+    assert!(!written.exists(), "sort ran with -o");
+}
+
+#[test]
+fn one_param_flag_sets_one_param_whatever_its_value_holds() {
+    let sb = Sandbox::new();
+    runbook(
+        &sb,
+        "two-params",
+        "id: two-params\ntitle: t\nseverity: P3\nparams:\n  name: { default: n }\n  mode: { default: safe }\nsteps:\n  - id: s\n    checks:\n      - id: mode\n        shell: { command: \"echo mode={{ params.mode }}\" }\n",
+    );
+    let ran = sb.run(&[
+        "run",
+        "two-params",
+        "--output",
+        "json",
+        "-p",
+        "name=a\nmode=unsafe",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let report = ran.json();
+    assert_eq!(observation(&report, "mode")["text"], "mode=safe");
+    let timeline = sb.timeline();
+    let opened = &events(&timeline, "incident_opened")[0]["params"];
+    assert_eq!(opened["name"], "a\nmode=unsafe");
+    assert_eq!(opened["mode"], "safe");
+    // The variable still takes one param per line.
+    let sb = sb.env("ONCALL_PARAMS", "name=b\nmode=checked");
+    let ran = sb.run(&["run", "two-params", "--output", "json"]);
+    assert_eq!(observation(&ran.json(), "mode")["text"], "mode=checked");
+}
+
+#[test]
+fn the_runbooks_authorization_header_wins_over_url_userinfo() {
+    let api = EchoServer::start("null");
+    let sb = Sandbox::new();
+    runbook(
+        &sb,
+        "auth",
+        "id: auth\ntitle: t\nseverity: P3\nendpoints:\n  api: {}\nsteps:\n  - id: s\n    checks:\n      - id: health\n        http: { url: \"{{ endpoints.api }}/health\", headers: { Authorization: \"Bearer runbook-token-1\" } }\n",
+    );
+    let endpoint = format!(
+        "api={}",
+        api.url.replace("http://", "http://alice:url-password-1@")
+    );
+    let ran = sb.run(&["run", "auth", "--output", "json", "--endpoint", &endpoint]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let sent = api.recorded();
+    let auth: Vec<&str> = sent[0]
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "authorization")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(auth, ["Bearer runbook-token-1"], "exactly the runbook's");
+    let health = observation(&ran.json(), "health").clone();
+    assert!(
+        health["text"].as_str().unwrap().contains(
+            "the runbook's Authorization header is sent, not the user and password in the URL"
+        ),
+        "{health}"
+    );
+}
