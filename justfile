@@ -50,3 +50,9 @@ drill scenario="queue-overflow":
 # Validate every runbook (bundled, config dir, $ONCALL_RUNBOOK_PATH, ./runbooks) and its scenarios
 validate:
     cargo run --quiet -- validate
+
+# Fuzz the loader, validator, show and drills with mutated runbooks, scenarios and configs for
+# SECONDS (release build); failing inputs are saved under fuzz-failures/ (replay: cd there,
+# `oncall --config config.yaml validate runbooks/fuzz.yaml`, or drill its runbook with `--scenario case`)
+fuzz seconds="600":
+    ONCALL_FUZZ_SECONDS={{ seconds }} cargo test --release --test cli trust::fuzz::fuzz_for_as_long_as_asked -- --ignored --nocapture

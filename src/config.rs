@@ -32,11 +32,16 @@ impl Config {
         };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))?;
+        Config::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses a config file's text; `name` is used in errors.
+    pub fn parse(name: &str, text: &str) -> anyhow::Result<Config> {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}", Problem::from_yaml(&path.display().to_string(), &e)))
+        serde_saphyr::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}", Problem::from_yaml(name, &e)))
     }
 }
 

@@ -319,7 +319,19 @@ fn within_limits(source: &str, kind: Kind) -> Result<(), ExprError> {
         ));
     }
     if kind == Kind::Expression {
-        return scan_expression(source, source, 0);
+        scan_expression(source, source, 0)?;
+        // MiniJinja's lexer takes `}}` for the end of a `{{ … }}` it never began, and panics.
+        return match closing_braces(source) {
+            Some(at) => Err(ExprError {
+                too_large: false,
+                ..too_complex(
+                    source,
+                    at,
+                    "`}}` cannot stand in a condition: write `} }` to close two maps".into(),
+                )
+            }),
+            None => Ok(()),
+        };
     }
     let mut blocks = 0usize;
     let mut at = 0;
@@ -376,6 +388,24 @@ fn within_limits(source: &str, kind: Kind) -> Result<(), ExprError> {
         at = (end + 2).min(source.len());
     }
     Ok(())
+}
+
+/// Where `}}` stands outside a string.
+fn closing_braces(expr: &str) -> Option<usize> {
+    let bytes = expr.as_bytes();
+    let (mut i, mut quote) = (0, None::<u8>);
+    while i < bytes.len() {
+        match (quote, bytes[i]) {
+            (Some(_), b'\\') => i += 1,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') => quote = Some(bytes[i]),
+            (None, b'}') if bytes.get(i + 1) == Some(&b'}') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Counts the tokens of one expression and how deep its brackets nest.
@@ -490,6 +520,18 @@ mod tests {
         let ctx = json!({"params": {"ns": "a b; rm -rf /", "n": "it's"}});
         let out = render_shell("kubectl -n {{ params.ns }} echo {{ params.n }}", &ctx).unwrap();
         assert_eq!(out, r#"kubectl -n 'a b; rm -rf /' echo 'it'\''s'"#);
+    }
+
+    #[test]
+    fn closing_braces_in_a_condition_are_refused_not_a_panic() {
+        let ctx = json!({});
+        let err = condition("a or b}}c", &ctx).unwrap_err();
+        assert!(
+            err.message.contains("`}}` cannot stand in a condition"),
+            "{err}"
+        );
+        assert!(condition("'}}' == '}}'", &ctx).unwrap());
+        assert!(condition("{'a': {'b': 1} }.a.b == 1", &ctx).unwrap());
     }
 
     #[test]

@@ -17,8 +17,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// The runtime's clock: the same as the system's, and one a paused runtime (the fuzz harness) controls.
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(30);

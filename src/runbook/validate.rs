@@ -208,6 +208,12 @@ struct Scope<'s> {
 const THRESHOLD_LOCALS: &[&str] = &["value", "labels"];
 const WAIT_LOCALS: &[&str] = &["value"];
 const NO_LOCALS: &[&str] = &[];
+/// The longest id, title, unit, help text and guidance.
+const MAX_ID: usize = 64;
+const MAX_TITLE: usize = 200;
+const MAX_UNIT: usize = 24;
+const MAX_HELP: usize = 1000;
+const MAX_PROSE: usize = 8 * 1024;
 /// The most lines or rows a check may keep (`keep`, `first`, `limit`).
 const MAX_ROWS: usize = 1000;
 /// The most replicas a scale may ask for (Kubernetes counts them in 32 bits; no fleet is near this).
@@ -430,8 +436,40 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A text the runbook shows (titles, units, guidance): it appears on the screen and in
+    /// events, so it is held to a size that fits them. Reported at its owner's id.
+    fn text(&mut self, owner: &S<String>, field: &str, text: Option<&str>, max: usize) {
+        if let Some(text) = text
+            && text.chars().count() > max
+        {
+            self.problem(
+                owner,
+                format!(
+                    "`{field}` of '{}' is {} characters long",
+                    owner.value,
+                    text.chars().count()
+                ),
+                Some(format!("it may be at most {max} characters")),
+            );
+        }
+    }
+
     fn check_id(&mut self, at: &S<String>, what: &str, seen: &mut BTreeMap<String, u64>) {
         let id = &at.value;
+        if id.len() > MAX_ID {
+            self.problem(
+                at,
+                format!(
+                    "{what} id '{}…' is {} characters long",
+                    id.chars().take(20).collect::<String>(),
+                    id.chars().count()
+                ),
+                Some(format!(
+                    "an id may be at most {MAX_ID} characters; it stands in every event"
+                )),
+            );
+            return;
+        }
         if id.is_empty()
             || !id
                 .chars()
@@ -547,12 +585,28 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     }
     let mut ids = BTreeMap::new();
     v.check_id(&rb.id, "runbook", &mut ids);
+    v.text(&rb.id, "title", Some(&rb.title), MAX_TITLE);
+    v.text(&rb.id, "description", rb.description.as_deref(), MAX_PROSE);
+    for (name, param) in rb.params.iter().chain(&rb.endpoints) {
+        v.text(
+            &rb.id,
+            &format!("help of {name}"),
+            param.help.as_deref(),
+            MAX_HELP,
+        );
+    }
+    for esc in &rb.escalation {
+        v.text(&esc.after, "to", Some(&esc.to), MAX_TITLE);
+    }
     for name in rb.params.keys().chain(rb.endpoints.keys()) {
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if name.len() > MAX_ID || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             v.problem_at(
                 1,
                 1,
-                format!("param or endpoint name '{name}' may only use letters, digits and '_'"),
+                format!(
+                    "param or endpoint name '{}' may only use letters, digits and '_', at most {MAX_ID} of them",
+                    name.chars().take(MAX_ID).collect::<String>()
+                ),
                 Some("templates read it as params.NAME".into()),
             );
         }
@@ -586,6 +640,15 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     }
     for step in &rb.steps {
         v.check_id(&step.id, "step", &mut step_ids);
+        v.text(&step.id, "title", step.title.as_deref(), MAX_TITLE);
+        v.text(&step.id, "guidance", step.guidance.as_deref(), MAX_PROSE);
+        for check in &step.checks {
+            v.text(&check.id, "title", check.title.as_deref(), MAX_TITLE);
+            v.text(&check.id, "unit", check.unit.as_deref(), MAX_UNIT);
+        }
+        for action in &step.actions {
+            v.text(&action.id, "title", action.title.as_deref(), MAX_TITLE);
+        }
         let before = earlier.clone();
         for check in &step.checks {
             v.check_id(&check.id, "check", &mut check_ids);

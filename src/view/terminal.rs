@@ -122,11 +122,11 @@ impl TerminalView {
                 .or_else(|| o.text.clone())
                 .unwrap_or_default();
             table.add_row(vec![
-                Cell::new(&o.title),
+                cell(&o.title),
                 self.verdict_cell(o.verdict),
-                Cell::new(o.display_value()),
+                cell(&o.display_value()),
                 Cell::new(format!("{} ms", o.millis)),
-                Cell::new(note),
+                cell(&note),
             ]);
             if let Some(rows) = &o.table {
                 let value_col = rows.column("value");
@@ -153,9 +153,9 @@ impl TerminalView {
                         _ => Cell::new(""),
                     };
                     table.add_row(vec![
-                        Cell::new(format!("  └ {}", labels.join(" "))),
+                        cell(&format!("  └ {}", labels.join(" "))),
                         verdict,
-                        Cell::new(value),
+                        cell(&value),
                         Cell::new(""),
                         Cell::new(""),
                     ]);
@@ -248,6 +248,21 @@ impl TerminalView {
             bar.finish_and_clear();
         }
         let _ = self.progress.clear();
+    }
+}
+
+/// The most characters a table cell shows: the table is a summary, the timeline has it all, and
+/// laying out a very long cell costs time out of proportion to it.
+const MAX_CELL: usize = 400;
+
+fn cell(text: &str) -> Cell {
+    match text.char_indices().nth(MAX_CELL) {
+        Some((cut, _)) => Cell::new(format!(
+            "{}… ({} more characters in the timeline)",
+            &text[..cut],
+            text[cut..].chars().count()
+        )),
+        None => Cell::new(text),
     }
 }
 

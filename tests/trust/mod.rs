@@ -2,6 +2,7 @@
 //! rewrites a request. Each test here failed on the main of 2026-11-29 before these were fixed.
 
 mod crashes;
+mod fuzz;
 mod injection;
 mod record;
 mod secrets;
