@@ -102,13 +102,31 @@ fn dot_segment(value: &str) -> bool {
 /// (`meta-llama/Llama-2-7b`); each is encoded, the slashes kept, and no segment may climb.
 fn urlpath(value: String) -> Result<Value, minijinja::Error> {
     if value.split('/').any(dot_segment) {
-        return Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            format!("'{value}' climbs the URL path ('.' or '..'): not a path"),
-        ));
+        return Err(refused(format!(
+            "'{value}' climbs the URL path ('.' or '..'): not a path"
+        )));
     }
     let encoded: Vec<String> = value.split('/').map(url_encode).collect();
     Ok(Value::from_safe_string(encoded.join("/")))
+}
+
+/// An environment whose every `{{ value }}` goes through `format`, given its text and whether a
+/// filter marked it safe.
+fn formatting_env(
+    format: fn(&str, bool) -> Result<String, minijinja::Error>,
+) -> Environment<'static> {
+    let mut env = base_env();
+    env.set_formatter(move |out, _state, value| {
+        if !value.is_undefined() && !value.is_none() {
+            out.write_str(&format(&value.to_string(), value.is_safe())?)?;
+        }
+        Ok(())
+    });
+    env
+}
+
+fn refused(why: String) -> minijinja::Error {
+    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, why)
 }
 
 /// URLs: every value is percent-encoded unless marked safe (endpoints are; `| safe` and
@@ -116,25 +134,13 @@ fn urlpath(value: String) -> Result<Value, minijinja::Error> {
 fn url() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = base_env();
-        env.set_formatter(|out, _state, value| {
-            if value.is_undefined() || value.is_none() {
-                return Ok(());
+        formatting_env(|text, safe| match () {
+            _ if safe => Ok(text.to_string()),
+            _ if dot_segment(text) => {
+                Err(refused(format!("'{text}' in a URL would climb its path")))
             }
-            let text = value.to_string();
-            if value.is_safe() {
-                out.write_str(&text)?;
-            } else if dot_segment(&text) {
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("'{text}' in a URL would climb its path"),
-                ));
-            } else {
-                out.write_str(&url_encode(&text))?;
-            }
-            Ok(())
-        });
-        env
+            _ => Ok(url_encode(text)),
+        })
     })
 }
 
@@ -162,26 +168,16 @@ pub fn render_url(source: &str, ctx: &serde_json::Value) -> Result<String, ExprE
 
 fn shell() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    // Every value is quoted, even one a filter marked safe: nothing reaches `sh` unquoted.
+    // Quoting cannot stop a command from reading `-o/path` as an option, so such a value is
+    // refused: a value is only ever an operand.
     ENV.get_or_init(|| {
-        let mut env = base_env();
-        // Every value is quoted, even one a filter marked safe: nothing reaches `sh` unquoted.
-        // Quoting cannot stop a command from reading `-o/path` as an option, so such a value
-        // is refused: a value is only ever an operand.
-        env.set_formatter(|out, _state, value| {
-            if value.is_undefined() || value.is_none() {
-                return Ok(());
-            }
-            let text = value.to_string();
-            if text.starts_with('-') {
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("the value '{text}' starts with '-': the command would take it as an option, so it is not run"),
-                ));
-            }
-            out.write_str(&shell_quote(&text))?;
-            Ok(())
-        });
-        env
+        formatting_env(|text, _| match text.starts_with('-') {
+            true => Err(refused(format!(
+                "the value '{text}' starts with '-': the command would take it as an option, so it is not run"
+            ))),
+            false => Ok(shell_quote(text)),
+        })
     })
 }
 

@@ -116,7 +116,7 @@ impl Redactor {
         out
     }
 
-    /// Masks in place; true when something was masked.
+    /// Masks a text in place.
     pub fn string(&self, text: &mut String) {
         let clean = self.text(text);
         if clean != *text {

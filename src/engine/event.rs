@@ -300,7 +300,7 @@ impl EventKind {
     }
 }
 
-/// How deep a stored value may nest, counted from the event: well inside what a JSON reader
+/// How deep a stored value may nest, counted from the value (an event adds a few levels): well inside what a JSON reader
 /// accepts (serde_json stops at 128), so what is written can always be read back.
 pub const MAX_DEPTH: usize = 32;
 /// The longest text stored whole.

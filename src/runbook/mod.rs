@@ -240,61 +240,29 @@ const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+const fn within(min: Duration, max: Duration, words: &'static str) -> Bounds {
+    Bounds { min, max, words }
+}
+
 /// The ranges of each kind of duration.
 pub mod bounds {
-    use super::{Bounds, secs};
+    use super::{Bounds, secs, within};
     use std::time::Duration;
     const MS: Duration = Duration::from_millis(1);
     const DAY: u64 = 86_400;
     /// A check's timeout, `--timeout`, a rollout wait.
-    pub const TIMEOUT: Bounds = Bounds {
-        min: MS,
-        max: secs(3600),
-        words: "1ms to 1h",
-    };
+    pub const TIMEOUT: Bounds = within(MS, secs(3600), "1ms to 1h");
     /// An action's timeout: a download or a backup may take hours.
-    pub const ACTION_TIMEOUT: Bounds = Bounds {
-        min: MS,
-        max: secs(DAY),
-        words: "1ms to 24h",
-    };
-    pub const WAIT: Bounds = Bounds {
-        min: MS,
-        max: secs(DAY),
-        words: "1ms to 24h",
-    };
-    pub const WAIT_EVERY: Bounds = Bounds {
-        min: Duration::from_millis(100),
-        max: secs(3600),
-        words: "100ms to 1h",
-    };
-    pub const ESCALATION: Bounds = Bounds {
-        min: secs(1),
-        max: secs(7 * DAY),
-        words: "1s to 7d",
-    };
+    pub const ACTION_TIMEOUT: Bounds = within(MS, secs(DAY), "1ms to 24h");
+    pub const WAIT: Bounds = within(MS, secs(DAY), "1ms to 24h");
+    pub const WAIT_EVERY: Bounds = within(Duration::from_millis(100), secs(3600), "100ms to 1h");
+    pub const ESCALATION: Bounds = within(secs(1), secs(7 * DAY), "1s to 7d");
     /// How far back logs and events are read.
-    pub const SINCE: Bounds = Bounds {
-        min: secs(1),
-        max: secs(30 * DAY),
-        words: "1s to 30d",
-    };
-    pub const AGE: Bounds = Bounds {
-        min: secs(1),
-        max: secs(3650 * DAY),
-        words: "1s to 3650d",
-    };
+    pub const SINCE: Bounds = within(secs(1), secs(30 * DAY), "1s to 30d");
+    pub const AGE: Bounds = within(secs(1), secs(3650 * DAY), "1s to 3650d");
     /// How long a stop waits before the kill.
-    pub const GRACE: Bounds = Bounds {
-        min: MS,
-        max: secs(600),
-        words: "1ms to 10m",
-    };
-    pub const SILENCE: Bounds = Bounds {
-        min: secs(60),
-        max: secs(90 * DAY),
-        words: "1m to 90d",
-    };
+    pub const GRACE: Bounds = within(MS, secs(600), "1ms to 10m");
+    pub const SILENCE: Bounds = within(secs(60), secs(90 * DAY), "1m to 90d");
 }
 
 /// The longest duration oncall takes anywhere: longer ones would overflow clocks and timers.
