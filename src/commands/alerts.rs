@@ -39,13 +39,15 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
     ]);
     for (i, (a, rb)) in alerts.iter().zip(&handled).enumerate() {
         let severity = a.labels.get("severity").cloned().unwrap_or_default();
+        // Alertmanager's words: each cell clipped, as on the run's screen.
+        use crate::view::cell;
         table.add_row(vec![
-            (i + 1).to_string(),
-            a.name.clone(),
-            severity,
-            a.starts_at.clone(),
-            rb.clone().unwrap_or_else(|| "-".into()),
-            a.summary.clone(),
+            cell(&(i + 1).to_string()),
+            cell(&a.name),
+            cell(&severity),
+            cell(&a.starts_at),
+            cell(rb.as_deref().unwrap_or("-")),
+            cell(&a.summary),
         ]);
     }
     print_out(

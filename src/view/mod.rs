@@ -32,3 +32,18 @@ pub fn clock(ts: &jiff::Timestamp) -> String {
         .strftime("%H:%M")
         .to_string()
 }
+
+/// The most characters a table cell shows: the table is a summary, the timeline has it all, and
+/// laying out a very long cell costs time out of proportion to it.
+const MAX_CELL: usize = 400;
+
+pub fn cell(text: &str) -> comfy_table::Cell {
+    match text.char_indices().nth(MAX_CELL) {
+        Some((cut, _)) => comfy_table::Cell::new(format!(
+            "{}… ({} more characters in the timeline)",
+            &text[..cut],
+            text[cut..].chars().count()
+        )),
+        None => comfy_table::Cell::new(text),
+    }
+}

@@ -1,7 +1,7 @@
 //! The terminal view: a header, a spinner per running check, a table per step, plans and a
 //! summary. Progress goes to stderr; results go to `out` (stdout, or stderr under --output json).
 
-use super::clock;
+use super::{cell, clock};
 use crate::engine::event::{DecisionKind, Event, EventKind, Mode, Sink, WaitOutcome};
 use crate::engine::observation::{Observation, Verdict, display, with_unit};
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
@@ -248,21 +248,6 @@ impl TerminalView {
             bar.finish_and_clear();
         }
         let _ = self.progress.clear();
-    }
-}
-
-/// The most characters a table cell shows: the table is a summary, the timeline has it all, and
-/// laying out a very long cell costs time out of proportion to it.
-const MAX_CELL: usize = 400;
-
-fn cell(text: &str) -> Cell {
-    match text.char_indices().nth(MAX_CELL) {
-        Some((cut, _)) => Cell::new(format!(
-            "{}… ({} more characters in the timeline)",
-            &text[..cut],
-            text[cut..].chars().count()
-        )),
-        None => Cell::new(text),
     }
 }
 
