@@ -503,7 +503,7 @@ impl<'a> Validator<'a> {
 
 /// The longest query `validate` parses, and how deep its brackets may nest: the PromQL parser
 /// recurses on nesting and slows down more than linearly on length.
-const MAX_PROMQL: usize = 16 * 1024;
+const MAX_PROMQL: usize = 8 * 1024;
 const MAX_PROMQL_NESTING: usize = 64;
 
 fn promql_within_limits(query: &str) -> Result<(), String> {
