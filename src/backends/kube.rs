@@ -170,8 +170,47 @@ fn namespace(
     default: &str,
 ) -> Result<String, super::BackendError> {
     match spec {
-        Some(ns) => render(&ns.value),
+        Some(ns) => Ok(object_name(render(&ns.value)?, "namespace")?),
         None => Ok(default.to_string()),
+    }
+}
+
+/// A name as Kubernetes allows it (RFC 1123: lower-case letters, digits, `-` and `.`). kube-rs
+/// puts names into request paths as they are, and an event's into a field selector: a value
+/// with `/`, `..` or `,` would change which object a request reaches.
+pub fn object_name(name: String, what: &'static str) -> Result<String, Error> {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .split('.')
+            .all(|part| !part.is_empty() && !part.starts_with('-') && !part.ends_with('-'));
+    if valid {
+        Ok(name)
+    } else {
+        Err(Error::Spec {
+            what,
+            why: format!(
+                "'{name}' is not a Kubernetes name: lower-case letters, digits, '-' and '.', at most 253"
+            ),
+        })
+    }
+}
+
+impl Request {
+    /// Every name and namespace of the request, checked before it is planned or sent.
+    pub fn checked(self) -> Result<Request, Error> {
+        let (ns, name) = match &self {
+            Request::Scale { ns, name, .. }
+            | Request::Restart { ns, name, .. }
+            | Request::Patch { ns, name, .. }
+            | Request::DeletePod { ns, name } => (ns.clone(), name.clone()),
+        };
+        object_name(ns, "namespace")?;
+        object_name(name, "name")?;
+        Ok(self)
     }
 }
 
@@ -375,7 +414,7 @@ pub async fn deployment(
 ) -> Result<Reading, super::BackendError> {
     let (client, default_ns, server) = kube.client().await?;
     let ns = namespace(&spec.namespace, render, &default_ns)?;
-    let name = render(&spec.name.value)?;
+    let name = object_name(render(&spec.name.value)?, "name")?;
     let api: Api<Deployment> = Api::namespaced(client, &ns);
     let deployment = api.get(&name).await.map_err(|e| describe(e, &server))?;
     let desired = deployment
@@ -561,7 +600,8 @@ pub async fn logs(
     let keep = spec.keep.as_ref().map_or(DEFAULT_KEEP, |k| k.value).max(1);
     let selector = match (&spec.deployment, &spec.selector) {
         (Some(d), _) => {
-            deployment_selector(client.clone(), &ns, &render(&d.value)?, &server).await?
+            let name = object_name(render(&d.value)?, "deployment")?;
+            deployment_selector(client.clone(), &ns, &name, &server).await?
         }
         (None, Some(s)) => render(&s.value)?,
         (None, None) => {
@@ -643,10 +683,21 @@ pub async fn events(
         let object = render(&object.value)?;
         match object.split_once('/') {
             Some((kind, name)) => {
+                let name = object_name(name.to_string(), "object")?;
+                if !kind.chars().all(|c| c.is_ascii_alphabetic()) {
+                    return Err(Error::Spec {
+                        what: "object",
+                        why: format!("'{kind}' is not a kind of object"),
+                    }
+                    .into());
+                }
                 fields.push(format!("involvedObject.kind={}", kind_name(kind)));
                 fields.push(format!("involvedObject.name={name}"));
             }
-            None => fields.push(format!("involvedObject.name={object}")),
+            None => {
+                let object = object_name(object, "object")?;
+                fields.push(format!("involvedObject.name={object}"))
+            }
         }
     }
     let api: Api<Event> = Api::namespaced(client, &ns);

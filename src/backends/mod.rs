@@ -620,6 +620,7 @@ pub async fn prepare(
     } else {
         return Err(BackendError::NoBackend("action"));
     };
+    let request = request.checked()?;
     let plan = kube::plan(with.systems.map(|s| &s.kube), with.known_replicas, &request).await;
     Ok(Prepared {
         plan,

@@ -179,3 +179,50 @@ fn the_runbooks_authorization_header_wins_over_url_userinfo() {
         "{health}"
     );
 }
+
+#[test]
+fn a_param_cannot_steer_a_kubernetes_request_to_another_object() {
+    // A plain server as the API server: it records whatever path a request takes.
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let kubeconfig = sb.write(
+        "kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: default}}}}]\ncurrent-context: x\n",
+            api.url
+        ),
+    );
+    let sb = sb.env("KUBECONFIG", kubeconfig.to_str().unwrap());
+    runbook(
+        &sb,
+        "kube-names",
+        "id: kube-names\ntitle: t\nseverity: P3\nparams:\n  deployment: { default: worker }\nsteps:\n  - id: s\n    checks:\n      - id: dep\n        k8s_deployment: { name: \"{{ params.deployment }}\" }\n      - id: events\n        k8s_events: { object: \"deployment/{{ params.deployment }}\" }\n    actions:\n      - id: restart\n        k8s_restart: { deployment: \"{{ params.deployment }}\" }\n",
+    );
+    let param = "deployment=../../../api/v1/namespaces/kube-system/secrets/token,type=Normal";
+    let ran = sb.run(&[
+        "run",
+        "kube-names",
+        "--yes",
+        "--output",
+        "json",
+        "-p",
+        param,
+    ]);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    let report = ran.json();
+    for check in ["dep", "events"] {
+        let reason = observation(&report, check)["reason"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            reason.contains("is not a Kubernetes name"),
+            "{check}: {reason}"
+        );
+    }
+    assert!(
+        report.to_string().contains("is not a Kubernetes name"),
+        "the restart is refused too"
+    );
+    assert!(api.recorded().is_empty(), "{:?}", api.requests());
+}
