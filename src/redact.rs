@@ -72,14 +72,6 @@ pub fn register_credential(value: &str) {
 }
 
 impl Redactor {
-    pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let redactor = Redactor::default();
-        for secret in secrets {
-            redactor.add(&secret);
-        }
-        redactor
-    }
-
     /// Adds a secret in each form it may be written out in.
     pub fn add(&self, secret: &str) {
         if secret.chars().count() < MIN_SECRET {
@@ -172,6 +164,12 @@ pub fn is_sensitive_header(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn with(secrets: &[&str]) -> Redactor {
+        let redactor = Redactor::default();
+        secrets.iter().for_each(|s| redactor.add(s));
+        redactor
+    }
+
     #[test]
     fn url_passwords_are_masked() {
         let r = Redactor::default();
@@ -192,12 +190,7 @@ mod tests {
 
     #[test]
     fn declared_secrets_are_masked_in_values_numbers_and_quoted_forms() {
-        let r = Redactor::new([
-            "s3cr\"et".to_string(),
-            "123456".to_string(),
-            "pa'ss-word".to_string(),
-            "p@ss w/rd".to_string(),
-        ]);
+        let r = with(&["s3cr\"et", "123456", "pa'ss-word", "p@ss w/rd"]);
         let mut v = serde_json::json!({"cmd": "login s3cr\"et", "pin": 123456, "sh": "curl -H 'pa'\\''ss-word'", "url": "http://h/x?pw=p%40ss%20w%2Frd", "q": "up{a=\"s3cr\\\"et\"}"});
         r.value(&mut v);
         assert_eq!(
@@ -219,7 +212,7 @@ mod tests {
 
     #[test]
     fn short_secrets_are_not_masked_in_pieces() {
-        let r = Redactor::new(["fail".to_string()]);
+        let r = with(&["fail"]);
         assert_eq!(r.text("1 check(s) failed"), "1 check(s) failed");
     }
 

@@ -7,7 +7,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TimelineError {
@@ -53,6 +52,10 @@ fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<File, std::io:
 
 /// Maps the errors of `open_regular` on an existing incident to words.
 fn open_error(path: &Path, source: std::io::Error, write: bool) -> TimelineError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        let id = path.file_stem().unwrap_or_default().to_string_lossy();
+        return TimelineError::NoSuchIncident(id.into_owned());
+    }
     let path = path.to_path_buf();
     // ELOOP: a symlink; ENXIO: a pipe with no reader; Other: `open_regular` found no file.
     let refused = matches!(source.raw_os_error(), Some(libc::ELOOP | libc::ENXIO));
@@ -137,13 +140,8 @@ impl Store {
     pub fn append(&self, incident: &str) -> Result<Timeline, TimelineError> {
         self.ensure()?;
         let path = self.path(incident);
-        let mut file = match open_regular(&path, OpenOptions::new().read(true).append(true)) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(TimelineError::NoSuchIncident(incident.to_string()));
-            }
-            Err(e) => return Err(open_error(&path, e, true)),
-        };
+        let mut file = open_regular(&path, OpenOptions::new().read(true).append(true))
+            .map_err(|e| open_error(&path, e, true))?;
         let err = |source| TimelineError::Write {
             path: path.clone(),
             source,
@@ -268,14 +266,14 @@ impl Timeline {
 /// screen too would help nobody.
 pub struct TimelineSink {
     timeline: Timeline,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Option<String>,
 }
 
 impl TimelineSink {
     pub fn new(timeline: Timeline) -> Self {
         TimelineSink {
             timeline,
-            failure: Arc::default(),
+            failure: None,
         }
     }
 }
@@ -286,20 +284,16 @@ impl Sink for TimelineSink {
         if matches!(event.kind, EventKind::CheckStarted { .. }) {
             return;
         }
-        if let Err(err) = self.timeline.write(event) {
-            let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
-            if failure.is_none() {
-                eprintln!("error: {err}; the timeline is incomplete from here on");
-                *failure = Some(err.to_string());
-            }
+        if let Err(err) = self.timeline.write(event)
+            && self.failure.is_none()
+        {
+            eprintln!("error: {err}; the timeline is incomplete from here on");
+            self.failure = Some(err.to_string());
         }
     }
 
     fn failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.failure.clone()
     }
 }
 
@@ -318,14 +312,7 @@ fn opened_at(path: &Path) -> Option<jiff::Timestamp> {
 pub fn read(path: &Path) -> Result<Vec<Event>, TimelineError> {
     let mut bytes = Vec::new();
     open_regular(path, OpenOptions::new().read(true))
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => TimelineError::NoSuchIncident(
-                path.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            ),
-            _ => open_error(path, e, false),
-        })?
+        .map_err(|e| open_error(path, e, false))?
         .read_to_end(&mut bytes)
         .map_err(|source| TimelineError::Read {
             path: path.to_path_buf(),

@@ -178,7 +178,12 @@ fn namespace(
 /// A name as Kubernetes allows it (RFC 1123: lower-case letters, digits, `-` and `.`). kube-rs
 /// puts names into request paths as they are, and an event's into a field selector: a value
 /// with `/`, `..` or `,` would change which object a request reaches.
-pub fn object_name(name: String, what: &'static str) -> Result<String, Error> {
+fn object_name(name: String, what: &'static str) -> Result<String, Error> {
+    check_name(&name, what)?;
+    Ok(name)
+}
+
+fn check_name(name: &str, what: &'static str) -> Result<(), Error> {
     let valid = !name.is_empty()
         && name.len() <= 253
         && name
@@ -188,7 +193,7 @@ pub fn object_name(name: String, what: &'static str) -> Result<String, Error> {
             .split('.')
             .all(|part| !part.is_empty() && !part.starts_with('-') && !part.ends_with('-'));
     if valid {
-        Ok(name)
+        Ok(())
     } else {
         Err(Error::Spec {
             what,
@@ -202,14 +207,12 @@ pub fn object_name(name: String, what: &'static str) -> Result<String, Error> {
 impl Request {
     /// Every name and namespace of the request, checked before it is planned or sent.
     pub fn checked(self) -> Result<Request, Error> {
-        let (ns, name) = match &self {
-            Request::Scale { ns, name, .. }
-            | Request::Restart { ns, name, .. }
-            | Request::Patch { ns, name, .. }
-            | Request::DeletePod { ns, name } => (ns.clone(), name.clone()),
-        };
-        object_name(ns, "namespace")?;
-        object_name(name, "name")?;
+        let (Request::Scale { ns, name, .. }
+        | Request::Restart { ns, name, .. }
+        | Request::Patch { ns, name, .. }
+        | Request::DeletePod { ns, name }) = &self;
+        check_name(ns, "namespace")?;
+        check_name(name, "name")?;
         Ok(self)
     }
 }

@@ -34,11 +34,11 @@ pub struct Request<'a> {
     pub max_wait: Option<Duration>,
 }
 
-/// Params and endpoints after defaults, config, scenario and flags; and the secrets among them.
+/// Params and endpoints after defaults, config, scenario and flags. Secret params are registered
+/// with the process's redactor on the way.
 pub struct Resolved {
     pub params: Map<String, Value>,
     pub endpoints: Map<String, Value>,
-    pub secrets: Vec<String>,
 }
 
 pub fn resolve_values(
@@ -108,7 +108,6 @@ pub fn resolve_values(
             .join(" ");
         anyhow::bail!("runbook '{}' needs a value for: {list}", rb.id.value);
     }
-    let mut secrets = Vec::new();
     for (name, _) in rb.params.iter().filter(|(_, p)| p.secret) {
         let Some(value) = params.get(name) else {
             continue;
@@ -124,7 +123,6 @@ pub fn resolve_values(
             );
         }
         crate::redact::register(&value);
-        secrets.push(value);
     }
 
     let mut endpoints = Map::new();
@@ -135,6 +133,10 @@ pub fn resolve_values(
     );
     for (name, endpoint) in &rb.endpoints {
         if let Some(default) = &endpoint.default {
+            // Flags and the config file registered theirs when they were read (`Setup`).
+            if let ScalarValue::Text(url) = default {
+                crate::redact::register_url(url);
+            }
             endpoints.insert(name.clone(), default.to_json());
         }
     }
@@ -151,9 +153,6 @@ pub fn resolve_values(
         let (name, url) = key_value(flag).map_err(|e| anyhow::anyhow!("--endpoint {e}"))?;
         endpoints.insert(name, json!(url));
     }
-    for url in endpoints.values().filter_map(Value::as_str) {
-        crate::redact::register_url(url);
-    }
     for name in rb.endpoints.keys() {
         if !endpoints.contains_key(name) {
             anyhow::bail!(
@@ -161,11 +160,7 @@ pub fn resolve_values(
             );
         }
     }
-    Ok(Resolved {
-        params,
-        endpoints,
-        secrets,
-    })
+    Ok(Resolved { params, endpoints })
 }
 
 fn policy(mode: Mode, yes: bool) -> Policy {

@@ -150,10 +150,10 @@ pub fn load_scenario(source: &Source, runbook: &Runbook) -> Result<Scenario, Vec
         }
     }
     for count in scenario.deployments.values() {
-        v.count(&Some(count.clone()), "replica count", 0..=MAX_REPLICAS);
+        v.count(Some(count), "replica count", 0..=MAX_REPLICAS);
     }
     for canned in scenario.checks.values() {
-        v.count(&canned.millis, "`millis`", 0..=60_000);
+        v.count(canned.millis.as_ref(), "`millis`", 0..=60_000);
         if let Some(verdict) = &canned.verdict
             && crate::backends::scenario::parse_verdict(&verdict.value).is_none()
         {
@@ -273,8 +273,21 @@ impl<'a> Validator<'a> {
         (at.line(), (col + quote + offset) as u64)
     }
 
+    /// A problem at a place inside a scalar's text.
+    fn problem_inside(
+        &mut self,
+        at: &S<String>,
+        line_in_text: usize,
+        offset: usize,
+        message: String,
+        hint: &str,
+    ) {
+        let (line, col) = self.inside(at, line_in_text, offset);
+        self.problem_at(line, col, message, Some(hint.into()));
+    }
+
     /// A count within its range: `keep: 100000000000` would allocate for that many lines.
-    fn count<N>(&mut self, at: &Option<S<N>>, what: &str, range: std::ops::RangeInclusive<N>)
+    fn count<N>(&mut self, at: Option<&S<N>>, what: &str, range: std::ops::RangeInclusive<N>)
     where
         N: PartialOrd + Copy + fmt::Display,
     {
@@ -305,7 +318,6 @@ impl<'a> Validator<'a> {
         let (names, tried) = match expr::inspect(&at.value, kind, &*placeholder) {
             Ok(found) => found,
             Err(err) => {
-                let (line, col) = self.inside(at, err.line, err.offset);
                 let hint = match kind {
                     _ if err.too_large => {
                         "split it: a check can compute part of it, a param can hold a constant"
@@ -315,7 +327,7 @@ impl<'a> Validator<'a> {
                     }
                     Kind::Template => "templates are MiniJinja, e.g. `{{ params.namespace }}`",
                 };
-                self.problem_at(line, col, format!("{what}: {err}"), Some(hint.into()));
+                self.problem_inside(at, err.line, err.offset, format!("{what}: {err}"), hint);
                 return;
             }
         };
@@ -323,13 +335,12 @@ impl<'a> Validator<'a> {
         if let Some(err) = tried
             && (err.unknown_name || err.out_of_fuel)
         {
-            let (line, col) = self.inside(at, err.line, err.offset);
             let hint = if err.out_of_fuel {
                 "its loops run too long to finish during an incident: loop over fewer items"
             } else {
                 "the MiniJinja built-in filters and tests are available, and `promql_str` and `urlpath`"
             };
-            self.problem_at(line, col, format!("{what}: {err}"), Some(hint.into()));
+            self.problem_inside(at, err.line, err.offset, format!("{what}: {err}"), hint);
         }
         for name in names {
             let mut parts = name.split('.');
@@ -388,12 +399,12 @@ impl<'a> Validator<'a> {
     fn shell_command(&mut self, at: &S<String>, scope: &Scope, rb: &Runbook) {
         self.names(at, Kind::Template, scope, rb, "command");
         if let Some(offset) = expr::quoted_placeholder(&at.value) {
-            let (line, col) = self.inside(at, 1, offset);
-            self.problem_at(
-                line,
-                col,
+            self.problem_inside(
+                at,
+                1,
+                offset,
                 "a template value inside quotes in a shell command: the quotes would undo its quoting".into(),
-                Some("write {{ value }} without quotes around it: oncall quotes every value for the shell".into()),
+                "write {{ value }} without quotes around it: oncall quotes every value for the shell",
             );
         }
     }
@@ -401,12 +412,12 @@ impl<'a> Validator<'a> {
     fn promql(&mut self, at: &S<String>, rb: &Runbook, scope: &Scope) {
         self.names(at, Kind::Template, scope, rb, "query");
         if let Some(offset) = expr::unescaped_matcher_value(&at.value) {
-            let (line, col) = self.inside(at, 1, offset);
-            self.problem_at(
-                line,
-                col,
+            self.problem_inside(
+                at,
+                1,
+                offset,
                 "a template value inside a label matcher without `promql_str`: a value with a quote would rewrite the query".into(),
-                Some("write it in double quotes and escape it: namespace=\"{{ params.namespace | promql_str }}\"".into()),
+                "write it in double quotes and escape it: namespace=\"{{ params.namespace | promql_str }}\"",
             );
         }
         let placeholder = self
@@ -806,7 +817,7 @@ fn validate_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Scope)
     }
     if let Some(shell) = &check.shell {
         v.shell_command(&shell.command, scope, rb);
-        v.count(&shell.keep, "`keep`", 1..=MAX_ROWS);
+        v.count(shell.keep.as_ref(), "`keep`", 1..=MAX_ROWS);
         if let Some(pattern) = &shell.matches
             && let Err(err) = regex::Regex::new(&pattern.value)
         {
@@ -894,7 +905,7 @@ fn validate_k8s_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Sc
     let mut templates: Vec<&S<String>> = Vec::new();
     if let Some(spec) = &check.k8s_pods {
         templates.extend(spec.namespace.iter().chain(&spec.selector));
-        v.count(&spec.max_restarts, "`max_restarts`", 0..=1_000_000);
+        v.count(spec.max_restarts.as_ref(), "`max_restarts`", 0..=1_000_000);
     }
     if let Some(spec) = &check.k8s_deployment {
         templates.extend(spec.namespace.iter().chain([&spec.name]));
@@ -929,7 +940,7 @@ fn validate_k8s_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &Sc
                 None,
             );
         }
-        v.count(&spec.keep, "`keep`", 1..=MAX_ROWS);
+        v.count(spec.keep.as_ref(), "`keep`", 1..=MAX_ROWS);
     }
     if let Some(spec) = &check.k8s_events {
         templates.extend(spec.namespace.iter().chain(&spec.object));
@@ -1015,7 +1026,7 @@ fn validate_host_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &S
         );
     }
     if let Some(spec) = &check.docker_logs {
-        v.count(&spec.keep, "`keep`", 1..=MAX_ROWS);
+        v.count(spec.keep.as_ref(), "`keep`", 1..=MAX_ROWS);
         templates.extend(
             spec.project
                 .iter()
@@ -1071,7 +1082,7 @@ fn validate_host_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &S
     .flatten()
     {
         templates.extend(&spec.url);
-        v.count(&spec.limit, "`limit`", 1..=MAX_ROWS);
+        v.count(spec.limit.as_ref(), "`limit`", 1..=MAX_ROWS);
         if let Some(age) = &spec.older_than {
             v.duration(age, "`older_than`", bounds::AGE);
         }
@@ -1083,7 +1094,7 @@ fn validate_host_check(v: &mut Validator, rb: &Runbook, check: &Check, scope: &S
         templates.extend(spec.url.iter().chain(&spec.key));
     }
     if let Some(spec) = &check.redis_list {
-        v.count(&spec.first, "`first`", 1..=MAX_ROWS);
+        v.count(spec.first.as_ref(), "`first`", 1..=MAX_ROWS);
     }
     if let Some(spec) = &check.redis_list
         && spec.key.is_none()
