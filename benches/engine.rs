@@ -15,10 +15,10 @@ mod prometheus;
 #[path = "../tests/support/servers.rs"]
 mod servers;
 
+use oncall::approval::Policy;
 use oncall::backends::Live;
-use oncall::engine::approval::Policy;
+use oncall::backends::reading::Verdict;
 use oncall::engine::event::{Event, EventKind, Recorder, Sink};
-use oncall::engine::observation::Verdict;
 use oncall::engine::{Context, Engine, Interrupts, Pace, Settings};
 use oncall::runbook::{Origin, Source, validate};
 use std::fmt::Write as _;
@@ -118,6 +118,7 @@ fn parallel_checks(rows: &mut Vec<Row>) {
             max_wait: None,
             systems: None,
             known_replicas: Default::default(),
+            user: "bench".into(),
         };
         let ctx = Context {
             params: Default::default(),

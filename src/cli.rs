@@ -226,11 +226,11 @@ pub struct DrillArgs {
 }
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
-    crate::runbook::parse_duration_in(text, crate::runbook::bounds::TIMEOUT)
+    crate::spec::parse_duration_in(text, crate::spec::bounds::TIMEOUT)
 }
 
 fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
-    crate::runbook::parse_duration_in(text, crate::runbook::bounds::WAIT)
+    crate::spec::parse_duration_in(text, crate::spec::bounds::WAIT)
 }
 
 fn runbook_candidates() -> ArgValueCandidates {

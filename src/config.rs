@@ -1,6 +1,7 @@
 //! Configuration: the config file's named endpoints and param values, under the flags.
 
-use crate::runbook::{ScalarValue, validate::Problem};
+use crate::spec::ScalarValue;
+use crate::spec::validate::Problem;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,5 +1,54 @@
 //! oncall: runbooks that run.
+//!
+//! # The path of a run
+//!
+//! ```text
+//! cli ──► commands::run ──► runbook (catalog: bundled, then the search folders)
+//!                               │  runbook::validate: ids, steps, references, conditions,
+//!                               │  and each kind through its backend (CheckKind::validate)
+//!                               ▼
+//!                           engine ──► backends (checks read, actions change; drills replay)
+//!                               │
+//!                               ▼
+//!                           events (engine::event) ──► timeline (append-only JSONL, fsync)
+//!                                                  ├─► view::terminal (people)
+//!                                                  └─► view::json (machines)
+//! ```
+//!
+//! - [`cli`] parses the command line; [`commands`] has one file per subcommand.
+//! - [`runbook`] finds runbooks ([`runbook::Catalog`]), parses them ([`runbook::schema`]) and
+//!   validates them ([`runbook::validate`]). A check or an action is its common fields and one
+//!   [`backends::kinds::CheckKind`] or [`backends::kinds::ActionKind`].
+//! - [`engine`] runs the steps: each step's checks at once, then its actions (each applied only
+//!   with an [`approval::Approval`]), then its wait. It emits [`engine::event`]s and knows
+//!   nothing of terminals.
+//! - [`backends`] holds one module per system. Each owns its kinds' spec types, their
+//!   validation, how `show` describes them, how they read, plan and apply, and how a drill
+//!   replays them ([`backends::scenario`]).
+//! - [`spec`] is the vocabulary every spec shares: spans, durations and their ranges, and the
+//!   [`spec::validate::Validator`] a kind checks its fields with.
+//!
+//! Dependencies point one way: `spec` and `approval` use nothing of the others; `backends`
+//! uses `spec`; `runbook` uses the backends' spec types; `engine` uses both; `commands`, `view`
+//! and `timeline` sit on top.
+//!
+//! # Adding a kind
+//!
+//! 1. In its backend's module (`src/backends/<backend>.rs`, or `<backend>/spec.rs` for the
+//!    larger ones), write the spec type (serde, `deny_unknown_fields`, `S<…>` for every field a
+//!    problem may point at) and implement [`backends::kinds::CheckSpec`] or
+//!    [`backends::kinds::ActionSpec`] for it: `validate`, `read` or `prepare`, and where it
+//!    says more than its backend's name, `describe`; where a drill's reading must be judged as
+//!    a live one is, `replay`.
+//! 2. Add one line to `CheckKind` or `ActionKind` in `src/backends/kinds.rs`: the key that
+//!    names it in a runbook and its spec type.
+//!
+//! The key then parses, is listed in every "unknown field" and "no backend" hint, validates,
+//! shows, runs, plans and replays. A spec type that lacks a part does not compile.
+//! An action whose request is of a new backend also adds a variant to `backends::Request`,
+//! which `Prepared::apply` sends.
 
+pub mod approval;
 pub mod backends;
 pub mod cli;
 pub mod commands;
@@ -9,6 +58,7 @@ pub mod expr;
 pub mod redact;
 pub mod runbook;
 pub mod sanitize;
+pub mod spec;
 pub mod timeline;
 pub mod view;
 

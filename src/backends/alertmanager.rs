@@ -1,13 +1,119 @@
 //! Alertmanager API v2 through reqwest: firing alerts as a check; creating a silence (the seeds'
 //! "acknowledge") and expiring it as actions.
 
-use super::{describe_reqwest, humanize, snippet};
-use crate::engine::event::Plan;
-use crate::engine::observation::{Reading, Table};
+use super::kinds::{ActionSpec, CheckSpec, renderer};
+use super::reading::{Reading, Table};
+use super::{
+    BackendError, Live, Plan, PlanContext, Prepared, alertmanager_url, describe_reqwest, humanize,
+    matchers, snippet,
+};
+use crate::spec::validate::Validator;
+use crate::spec::{S, bounds};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// Firing alerts in Alertmanager matching label matchers (`alertname: X`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSpec {
+    #[serde(default)]
+    pub matchers: BTreeMap<String, S<String>>,
+}
+
+/// An Alertmanager silence: the seeds' "acknowledge".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Silence {
+    /// Label matchers; default: the alert the run was opened from (`run --alert`).
+    #[serde(default)]
+    pub matchers: BTreeMap<String, S<String>>,
+    pub duration: S<String>,
+    #[serde(default)]
+    pub comment: Option<S<String>>,
+}
+
+/// `expire_silence: {}`: expire the silences this run created.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpireSilence {}
+
+impl CheckSpec for AlertsSpec {
+    const BACKEND: &'static str = "alertmanager";
+
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        for field in self.matchers.values() {
+            v.template(field, "field");
+        }
+    }
+
+    async fn read(
+        &self,
+        live: &Live,
+        ctx: &Value,
+        timeout: Duration,
+    ) -> Result<Reading, BackendError> {
+        let found = matchers(&self.matchers, &renderer(ctx))?;
+        check(&live.client, &alertmanager_url(ctx), &found, timeout).await
+    }
+}
+
+impl ActionSpec for Silence {
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        v.duration(&self.duration, "silence `duration`", bounds::SILENCE);
+        for field in self.matchers.values().chain(&self.comment) {
+            v.template(field, "field");
+        }
+    }
+
+    async fn prepare(&self, ctx: &Value, with: &PlanContext<'_>) -> Result<Prepared, BackendError> {
+        let render = renderer(ctx);
+        let mut found = matchers(&self.matchers, &render)?;
+        if found.is_empty()
+            && let Some(labels) = ctx["incident"]["alert"]["labels"].as_object()
+        {
+            found = labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect();
+        }
+        let length = crate::spec::parse_duration(&self.duration.value).map_err(|why| {
+            BackendError::Spec {
+                what: "duration",
+                why,
+            }
+        })?;
+        let note = self
+            .comment
+            .as_ref()
+            .map(|c| render(&c.value))
+            .transpose()?
+            .unwrap_or_default();
+        let comment = format!(
+            "oncall incident {}: {note}",
+            ctx["incident"]["id"].as_str().unwrap_or_default()
+        )
+        .trim_end_matches(": ")
+        .to_string();
+        let (plan, request) = silence(&alertmanager_url(ctx), found, length, comment, with.user)?;
+        Ok(Prepared::new(plan, super::Request::Alertmanager(request)))
+    }
+}
+
+impl ActionSpec for ExpireSilence {
+    fn validate(&self, _id: &S<String>, _v: &mut Validator) {}
+
+    async fn prepare(
+        &self,
+        ctx: &Value,
+        _with: &PlanContext<'_>,
+    ) -> Result<Prepared, BackendError> {
+        let (plan, request) = expire(&alertmanager_url(ctx))?;
+        Ok(Prepared::new(plan, super::Request::Alertmanager(request)))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

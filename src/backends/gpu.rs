@@ -2,18 +2,78 @@
 //! them as checks (nvidia-smi, `fuser -v /dev/nvidia*`); ending such a process as an action.
 
 use super::host::bytes;
-use super::humanize;
-use crate::engine::event::Plan;
-use crate::engine::observation::{Reading, Table, number};
+use super::kinds::{ActionSpec, CheckSpec};
+use super::reading::{Reading, Table, number};
+use super::{BackendError, Live, Plan, PlanContext, Prepared, duration, humanize};
+use crate::expr;
+use crate::spec::validate::Validator;
+use crate::spec::{S, bounds};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
+use serde::Deserialize;
+use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const DEFAULT_LIBRARY: &str = "libnvidia-ml.so.1";
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// `gpus: {}`: each GPU's memory, utilization and temperature (nvidia-smi).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gpus {}
+
+/// `gpu_processes: {}`: the processes holding GPU memory (`fuser -v /dev/nvidia*`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuProcesses {}
+
+/// End a process holding GPU memory: TERM, then KILL after `grace`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuKill {
+    pub pid: S<String>,
+    #[serde(default)]
+    pub grace: Option<S<String>>,
+}
+
+impl CheckSpec for Gpus {
+    const BACKEND: &'static str = "gpu";
+
+    fn validate(&self, _id: &S<String>, _v: &mut Validator) {}
+
+    async fn read(&self, live: &Live, _ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
+        devices(&live.systems.gpu).await
+    }
+}
+
+impl CheckSpec for GpuProcesses {
+    const BACKEND: &'static str = "gpu";
+
+    fn validate(&self, _id: &S<String>, _v: &mut Validator) {}
+
+    async fn read(&self, live: &Live, _ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
+        processes(&live.systems.gpu).await
+    }
+}
+
+impl ActionSpec for GpuKill {
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        if let Some(grace) = &self.grace {
+            v.duration(grace, "`grace`", bounds::GRACE);
+        }
+        v.template(&self.pid, "field");
+    }
+
+    async fn prepare(&self, ctx: &Value, with: &PlanContext<'_>) -> Result<Prepared, BackendError> {
+        let pid = expr::render(&self.pid.value, ctx)?;
+        let kill = kill_request(&pid, duration(&self.grace, "grace")?)?;
+        let plan = kill.plan(with.systems.map(|s| &s.gpu)).await;
+        Ok(Prepared::new(plan, super::Request::GpuKill(kill)))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,12 +1,14 @@
 //! HTTP: GET and HEAD as checks, POST/PUT/PATCH/DELETE as actions.
 
-use super::{describe_reqwest, snippet};
-use crate::engine::event::Plan;
-use crate::engine::observation::{Reading, Verdict};
+use super::kinds::{ActionSpec, CheckSpec, fill};
+use super::reading::{Reading, Verdict};
+use super::{BackendError, Live, Plan, PlanContext, Prepared, describe_reqwest, snippet};
 use crate::expr::{self, ExprError};
 use crate::redact::{MASK, is_sensitive_header};
-use crate::runbook::{HttpAction, HttpCheck};
+use crate::spec::S;
+use crate::spec::validate::{Validator, json_strings};
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,9 +41,120 @@ pub enum Error {
     TooLarge { url: String },
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    pub url: S<String>,
+    #[serde(default)]
+    pub method: Option<S<String>>,
+    /// Expected status codes; any other fails the check. Default: any 2xx.
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+    /// Dotted path of a JSON field in the body to use as the value (`status`, `checks.db`).
+    #[serde(default)]
+    pub json: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpAction {
+    pub method: S<String>,
+    pub url: S<String>,
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+}
+
+impl CheckSpec for HttpCheck {
+    const BACKEND: &'static str = "http";
+
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        v.template(&self.url, "url");
+        for header in self.headers.values() {
+            v.template(header, "header");
+        }
+        if let Some(method) = &self.method
+            && !matches!(method.value.as_str(), "GET" | "HEAD")
+        {
+            v.problem(
+                method,
+                format!(
+                    "a check only reads: method '{}' is not allowed",
+                    method.value
+                ),
+                Some("use GET or HEAD; put POST, PUT, PATCH and DELETE under `actions:`".into()),
+            );
+        }
+    }
+
+    fn describe(&self, ctx: &Value) -> Option<String> {
+        let method = self.method.as_ref().map_or("GET", |m| m.value.as_str());
+        Some(format!("{method} {}", fill(&self.url.value, ctx)))
+    }
+
+    async fn read(
+        &self,
+        live: &Live,
+        ctx: &Value,
+        timeout: Duration,
+    ) -> Result<Reading, BackendError> {
+        Ok(check(&live.client, self, ctx, timeout).await?)
+    }
+
+    /// A drill's status is judged as a live one is.
+    fn replay(&self, reading: &mut Reading) {
+        if let Some(status) = reading.value.as_u64()
+            && let Some(why) = unexpected(status as u16, &self.expect_status)
+        {
+            reading.verdict = Some((Verdict::Fail, why));
+        }
+    }
+}
+
+impl ActionSpec for HttpAction {
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        v.template(&self.url, "url");
+        for text in self.body.iter().flat_map(json_strings) {
+            // A body has no positions of its own: point at the method of its request.
+            let at = S::new(text, self.method.referenced, self.method.defined);
+            v.template(&at, "body");
+        }
+        for header in self.headers.values() {
+            v.template(header, "header");
+        }
+        if !matches!(
+            self.method.value.as_str(),
+            "POST" | "PUT" | "PATCH" | "DELETE"
+        ) {
+            v.problem(
+                &self.method,
+                format!(
+                    "an action changes something: method '{}' is not allowed",
+                    self.method.value
+                ),
+                Some("use POST, PUT, PATCH or DELETE; reads belong under `checks:`".into()),
+            );
+        }
+    }
+
+    async fn prepare(
+        &self,
+        ctx: &Value,
+        _with: &PlanContext<'_>,
+    ) -> Result<Prepared, BackendError> {
+        let request = prepare(self, ctx)?;
+        Ok(Prepared::new(request.plan(), super::Request::Http(request)))
+    }
+}
+
 /// The headers as sent; a credential among them is masked wherever it comes back.
 fn headers(
-    spec: &BTreeMap<String, crate::runbook::S<String>>,
+    spec: &BTreeMap<String, S<String>>,
     ctx: &Value,
 ) -> Result<Vec<(String, String)>, ExprError> {
     spec.iter()
@@ -185,7 +298,7 @@ pub struct Request {
     expect: Vec<u16>,
 }
 
-pub(super) fn prepare(spec: &HttpAction, ctx: &Value) -> Result<Request, Error> {
+fn prepare(spec: &HttpAction, ctx: &Value) -> Result<Request, Error> {
     let method = Method::from_bytes(spec.method.value.as_bytes())
         .map_err(|_| Error::BadMethod(spec.method.value.clone()))?;
     let body = match &spec.body {

@@ -1,8 +1,46 @@
 //! NATS through async-nats: connect, round trip, server version and (from the monitoring
 //! endpoint) the connection count: the runbook's "NATS connectivity".
 
-use crate::engine::observation::{Reading, number};
+use super::kinds::CheckSpec;
+use super::reading::{Reading, number};
+use super::{BackendError, DEFAULT_NATS, Live, url};
+use crate::spec::S;
+use crate::spec::validate::Validator;
+use serde::Deserialize;
+use serde_json::Value;
 use std::time::{Duration, Instant};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSpec {
+    #[serde(default)]
+    pub url: Option<S<String>>,
+    /// The monitoring endpoint (`http://nats:8222`) for the connection count.
+    #[serde(default)]
+    pub monitor: Option<S<String>>,
+}
+
+impl CheckSpec for NatsSpec {
+    const BACKEND: &'static str = "nats";
+
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        for field in self.url.iter().chain(&self.monitor) {
+            v.template(field, "field");
+        }
+    }
+
+    async fn read(
+        &self,
+        live: &Live,
+        ctx: &Value,
+        timeout: Duration,
+    ) -> Result<Reading, BackendError> {
+        let monitor = url(&self.monitor, None, ctx)?;
+        let server = url(&self.url, live.systems.urls.nats.as_ref(), ctx)?
+            .unwrap_or_else(|| DEFAULT_NATS.into());
+        check(&server, monitor.as_deref(), &live.client, timeout).await
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

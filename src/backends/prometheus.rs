@@ -1,7 +1,11 @@
 //! Prometheus instant queries: scalar and vector results, errors in words.
 
-use super::{BODY_LIMIT, describe_reqwest, read_body, snippet};
-use crate::engine::observation::{Reading, Table, Verdict, number};
+use super::kinds::{CheckSpec, fill};
+use super::reading::{Reading, Table, Verdict, number};
+use super::{BODY_LIMIT, BackendError, Live, describe_reqwest, read_body, snippet};
+use crate::expr;
+use crate::spec::S;
+use crate::spec::validate::Validator;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -33,6 +37,89 @@ pub enum Error {
     TooLarge { url: String },
     #[error("unexpected answer from {url}: {reason}")]
     Unexpected { url: String, reason: String },
+}
+
+/// `prometheus: QUERY`: an instant query, its templates filled in.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Query(pub S<String>);
+
+impl CheckSpec for Query {
+    const BACKEND: &'static str = "prometheus";
+
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        let at = &self.0;
+        v.template(at, "query");
+        if let Some(offset) = expr::unescaped_matcher_value(&at.value) {
+            v.problem_inside(
+                at,
+                1,
+                offset,
+                "a template value inside a label matcher without `promql_str`: a value with a quote would rewrite the query".into(),
+                "write it in double quotes and escape it: namespace=\"{{ params.namespace | promql_str }}\"",
+            );
+        }
+        let Some(query) = v.trial_render(&at.value) else {
+            return;
+        };
+        if let Err(why) = within_limits(&query) {
+            v.problem(
+                at,
+                format!("the query is too large to check: {why}"),
+                Some("split it into several checks, or record it as a rule in Prometheus".into()),
+            );
+            return;
+        }
+        if let Err(err) = promql_parser::parser::parse(&query) {
+            let message = err.lines().next().unwrap_or_default().to_string();
+            v.problem(
+                at,
+                format!("invalid PromQL: {message}"),
+                Some(format!("the query as sent: {}", snippet(&query))),
+            );
+        }
+    }
+
+    fn describe(&self, ctx: &Value) -> Option<String> {
+        Some(format!("prometheus: {}", fill(&self.0.value, ctx)))
+    }
+
+    async fn read(
+        &self,
+        live: &Live,
+        ctx: &Value,
+        timeout: Duration,
+    ) -> Result<Reading, BackendError> {
+        let text = expr::render(&self.0.value, ctx)?;
+        Ok(query(&live.client, &live.prometheus_url, &text, timeout).await?)
+    }
+}
+
+/// The longest query `validate` parses, and how deep its brackets may nest: the PromQL parser
+/// recurses on nesting and slows down more than linearly on length.
+const MAX_PROMQL: usize = 8 * 1024;
+const MAX_PROMQL_NESTING: usize = 64;
+
+fn within_limits(query: &str) -> Result<(), String> {
+    if query.len() > MAX_PROMQL {
+        return Err(format!("{} bytes, at most {MAX_PROMQL}", query.len()));
+    }
+    let mut depth = 0usize;
+    for c in query.bytes() {
+        match c {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_PROMQL_NESTING {
+                    return Err(format!(
+                        "brackets nest more than {MAX_PROMQL_NESTING} levels deep"
+                    ));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

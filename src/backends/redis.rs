@@ -1,10 +1,110 @@
 //! Redis through the redis crate: ping with latency, a list's length and head, memory use.
 
-use crate::engine::observation::{Reading, Table, number};
+use super::kinds::CheckSpec;
+use super::reading::{Reading, Table, number};
+use super::{BackendError, DEFAULT_REDIS, Live, url};
+use crate::expr;
+use crate::spec::validate::Validator;
+use crate::spec::{MAX_ROWS, S};
 use redis::AsyncCommands;
-use std::time::Instant;
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::{Duration, Instant};
 
 const DEFAULT_FIRST: usize = 10;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSpec {
+    #[serde(default)]
+    pub url: Option<S<String>>,
+    /// `redis_list`: the list to read.
+    #[serde(default)]
+    pub key: Option<S<String>>,
+    /// `redis_list`: how many items from the head to show (default 10).
+    #[serde(default)]
+    pub first: Option<S<usize>>,
+}
+
+/// `redis_ping`: PING, with its latency.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Ping(pub RedisSpec);
+
+/// `redis_list`: a list's length and its first items (a job queue).
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct List(pub RedisSpec);
+
+/// `redis_memory`: used memory against `maxmemory`.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Memory(pub RedisSpec);
+
+impl RedisSpec {
+    fn validate(&self, v: &mut Validator) {
+        for field in self.url.iter().chain(&self.key) {
+            v.template(field, "field");
+        }
+    }
+
+    /// The server: the spec's own URL, else `--redis-url`, else the local default.
+    fn url(&self, live: &Live, ctx: &Value) -> Result<String, BackendError> {
+        Ok(url(&self.url, live.systems.urls.redis.as_ref(), ctx)?
+            .unwrap_or_else(|| DEFAULT_REDIS.into()))
+    }
+}
+
+impl CheckSpec for Ping {
+    const BACKEND: &'static str = "redis";
+
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        self.0.validate(v);
+    }
+
+    async fn read(&self, live: &Live, ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
+        ping(&self.0.url(live, ctx)?).await
+    }
+}
+
+impl CheckSpec for List {
+    const BACKEND: &'static str = "redis";
+
+    fn validate(&self, id: &S<String>, v: &mut Validator) {
+        v.count(self.0.first.as_ref(), "`first`", 1..=MAX_ROWS);
+        if self.0.key.is_none() {
+            v.problem(
+                id,
+                "redis_list needs a `key`".into(),
+                Some("redis_list: { key: benchmark_queue }".into()),
+            );
+        }
+        self.0.validate(v);
+    }
+
+    async fn read(&self, live: &Live, ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
+        let url = self.0.url(live, ctx)?;
+        let key = self
+            .0
+            .key
+            .as_ref()
+            .map(|k| expr::render(&k.value, ctx))
+            .transpose()?;
+        list(&url, key.as_deref(), self.0.first.as_ref().map(|f| f.value)).await
+    }
+}
+
+impl CheckSpec for Memory {
+    const BACKEND: &'static str = "redis";
+
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        self.0.validate(v);
+    }
+
+    async fn read(&self, live: &Live, ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
+        memory(&self.0.url(live, ctx)?).await
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

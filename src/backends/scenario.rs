@@ -1,12 +1,40 @@
-//! The drill backend: readings come from a scenario file instead of live systems.
+//! The drill backend: readings come from a scenario file instead of live systems, each judged
+//! by its kind as the live backend would judge it.
 
+use super::kinds::CheckKind;
+use super::reading::{Reading, Table, parse_verdict};
 use super::{BackendError, Reader, humanize};
-use crate::engine::observation::{Reading, Table, Verdict};
-use crate::runbook::{Check, Scenario, ScenarioCheck};
+use crate::spec::S;
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// What a scenario says one check read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioCheck {
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+    /// Successive values for a check that a wait polls; the last repeats.
+    #[serde(default)]
+    pub values: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub rows: Vec<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The check cannot reach its backend: this is the cause shown.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// What the backend itself would judge (`fail` for pods not ready), with why; thresholds still apply.
+    #[serde(default)]
+    pub verdict: Option<S<String>>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub millis: Option<S<u64>>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,9 +53,9 @@ pub struct ScenarioReader {
 }
 
 impl ScenarioReader {
-    pub fn new(scenario: Scenario) -> Self {
+    pub fn new(checks: BTreeMap<String, ScenarioCheck>) -> Self {
         ScenarioReader {
-            checks: scenario.checks,
+            checks,
             polls: Mutex::new(BTreeMap::new()),
         }
     }
@@ -59,26 +87,16 @@ fn table(rows: &[BTreeMap<String, Value>]) -> Option<Table> {
     Some(Table::new(columns, rows))
 }
 
-/// A verdict a scenario gives for what the backend itself judges.
-pub fn parse_verdict(text: &str) -> Option<Verdict> {
-    match text {
-        "ok" => Some(Verdict::Ok),
-        "warn" => Some(Verdict::Warn),
-        "fail" => Some(Verdict::Fail),
-        _ => None,
-    }
-}
-
 impl Reader for ScenarioReader {
     async fn read(
         &self,
-        check: &Check,
+        id: &str,
+        kind: &CheckKind,
         _ctx: &Value,
         timeout: Duration,
     ) -> Result<Reading, BackendError> {
-        let id = &check.id.value;
         let Some(canned) = self.checks.get(id) else {
-            return Err(Error::NoResult { check: id.clone() }.into());
+            return Err(Error::NoResult { check: id.into() }.into());
         };
         // A drill looks like a run: each check takes the time the scenario says it took.
         let millis = Duration::from_millis(canned.millis.as_ref().map_or(120, |m| m.value));
@@ -91,7 +109,7 @@ impl Reader for ScenarioReader {
         }
         let poll = {
             let mut polls = self.polls.lock().unwrap_or_else(|e| e.into_inner());
-            let n = polls.entry(id.clone()).or_insert(0);
+            let n = polls.entry(id.to_string()).or_insert(0);
             *n += 1;
             *n - 1
         };
@@ -109,12 +127,7 @@ impl Reader for ScenarioReader {
                 .and_then(|v| parse_verdict(&v.value))
                 .map(|v| (v, canned.reason.clone().unwrap_or_default())),
         };
-        // An HTTP check is judged by its status as it would be live.
-        if let (Some(spec), Some(status)) = (&check.http, reading.value.as_u64())
-            && let Some(why) = super::http::unexpected(status as u16, &spec.expect_status)
-        {
-            reading.verdict = Some((Verdict::Fail, why));
-        }
+        kind.replay(&mut reading);
         Ok(reading)
     }
 }

@@ -1,9 +1,14 @@
 //! Shell commands: read-only checks and prompted actions. Output is streamed line by line with
 //! bounded memory; on timeout the whole process group is killed.
 
-use super::humanize;
-use crate::engine::observation::{Reading, Table, Verdict};
-use crate::runbook::ShellSpec;
+use super::kinds::{ActionSpec, CheckSpec};
+use super::reading::{Reading, Table, Verdict};
+use super::{BackendError, Live, Plan, PlanContext, Prepared, humanize};
+use crate::expr;
+use crate::spec::validate::Validator;
+use crate::spec::{MAX_ROWS, S};
+use serde::Deserialize;
+use serde_json::Value;
 use std::collections::{BTreeSet, VecDeque};
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -13,6 +18,94 @@ use tokio::process::{Child, Command};
 
 const DEFAULT_KEEP: usize = 10;
 const STDERR_LIMIT: u64 = 8 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellSpec {
+    /// A `sh -c` command line; template values in it are shell-quoted.
+    pub command: S<String>,
+    /// Check only: a regular expression; the value becomes the number of matching output lines.
+    #[serde(default)]
+    pub matches: Option<S<String>>,
+    /// Check only: how many output lines (or matches) to keep in the observation.
+    #[serde(default)]
+    pub keep: Option<S<usize>>,
+    /// Check only: the value is the number on the last output line (or match), not the count.
+    #[serde(default)]
+    pub number: bool,
+}
+
+impl ShellSpec {
+    fn validate_command(&self, v: &mut Validator) {
+        let at = &self.command;
+        v.template(at, "command");
+        if let Some(offset) = expr::quoted_placeholder(&at.value) {
+            v.problem_inside(
+                at,
+                1,
+                offset,
+                "a template value inside quotes in a shell command: the quotes would undo its quoting".into(),
+                "write {{ value }} without quotes around it: oncall quotes every value for the shell",
+            );
+        }
+    }
+}
+
+impl CheckSpec for ShellSpec {
+    const BACKEND: &'static str = "shell";
+
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        self.validate_command(v);
+        v.count(self.keep.as_ref(), "`keep`", 1..=MAX_ROWS);
+        if let Some(pattern) = &self.matches {
+            v.regex(pattern);
+        }
+    }
+
+    fn describe(&self, ctx: &Value) -> Option<String> {
+        let command = expr::render_shell(&self.command.value, ctx)
+            .unwrap_or_else(|_| self.command.value.clone());
+        Some(format!("shell: {command}"))
+    }
+
+    async fn read(
+        &self,
+        _live: &Live,
+        ctx: &Value,
+        timeout: Duration,
+    ) -> Result<Reading, BackendError> {
+        let command = expr::render_shell(&self.command.value, ctx)?;
+        Ok(check(&command, self, timeout).await?)
+    }
+}
+
+impl ActionSpec for ShellSpec {
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        self.validate_command(v);
+        if self.matches.is_some() || self.keep.is_some() || self.number {
+            v.problem(
+                &self.command,
+                "`matches`, `keep` and `number` only apply to checks".into(),
+                None,
+            );
+        }
+    }
+
+    async fn prepare(
+        &self,
+        ctx: &Value,
+        _with: &PlanContext<'_>,
+    ) -> Result<Prepared, BackendError> {
+        let command = expr::render_shell(&self.command.value, ctx)?;
+        // As `sh -c` will read it: quoting it once more would hide what runs (and any secret in it).
+        let plan = Plan {
+            backend: "shell".into(),
+            request: command.clone(),
+            ..Plan::default()
+        };
+        Ok(Prepared::new(plan, super::Request::Shell(command)))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -223,7 +316,7 @@ pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result
     let value = if spec.number {
         let line = out.kept.back().cloned().unwrap_or_default();
         let number = number_in(&line).ok_or(Error::NotANumber { line })?;
-        crate::engine::observation::number(number)
+        super::reading::number(number)
     } else {
         out.counted.into()
     };

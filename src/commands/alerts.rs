@@ -1,8 +1,9 @@
 //! `oncall alerts`: the firing alerts, each with the runbook that handles it. On a terminal,
 //! choosing one opens its runbook with params from the alert's labels.
 
-use super::{Setup, print_json, print_out};
+use super::Setup;
 use crate::backends::{alertmanager, http_client};
+use crate::view::{print_json, print_out};
 use comfy_table::{Table, presets};
 use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};

@@ -32,6 +32,6 @@ pub fn file_name(shell: Shell) -> &'static str {
 }
 
 pub fn run(shell: Shell) -> anyhow::Result<i32> {
-    super::print_out(&script(shell))?;
+    crate::view::print_out(&script(shell))?;
     Ok(0)
 }

@@ -1,6 +1,7 @@
 //! `oncall list`: id, severity, title and where each runbook came from.
 
-use super::{Setup, print_json, print_out};
+use super::Setup;
+use crate::view::{print_json, print_out};
 use comfy_table::{Table, presets};
 use serde_json::json;
 

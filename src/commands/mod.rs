@@ -12,7 +12,6 @@ pub mod validate;
 use crate::cli::Global;
 use crate::config::Config;
 use crate::runbook::{self, Catalog};
-use std::io::Write;
 use std::path::PathBuf;
 
 /// What every command starts from.
@@ -64,23 +63,4 @@ impl Setup {
     pub fn json(&self) -> bool {
         self.global.output == crate::cli::Output::Json
     }
-}
-
-/// Writes results to stdout, with no terminal control sequence in them; a closed pipe
-/// (`oncall list | head -1`) is not an error.
-pub fn print_out(text: &str) -> anyhow::Result<()> {
-    let text = crate::redact::global().text(&crate::sanitize::text(text));
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
-}
-
-pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    let text = crate::sanitize::json_text(serde_json::to_string_pretty(value)?);
-    print_out(&format!("{text}\n"))
 }

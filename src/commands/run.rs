@@ -1,14 +1,16 @@
 //! `oncall run` and `oncall drill`: one engine, live or on a scenario.
 
 use super::Setup;
+use crate::approval::Policy;
 use crate::backends::{
     Live, Reader, ServiceUrls, Systems, gpu::Gpu, kube::Kube, scenario::ScenarioReader,
 };
 use crate::config::{Config, key_value};
-use crate::engine::approval::Policy;
 use crate::engine::event::{Deadline, EventKind, Mode, Recorder, Sink};
 use crate::engine::{Context, Engine, Interrupts, Pace, Settings};
-use crate::runbook::{self, Loaded, Runbook, ScalarValue, validate};
+use crate::runbook::{self, Loaded, Runbook, validate};
+use crate::spec::ScalarValue;
+use crate::spec::validate::ProblemList;
 use crate::timeline::{TimelineSink, user};
 use crate::view::{self, json::Collector, terminal::TerminalView};
 use serde_json::{Map, Value, json};
@@ -287,7 +289,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         .escalation
         .iter()
         .filter_map(|e| {
-            let after = runbook::parse_duration(&e.after.value).ok()?;
+            let after = crate::spec::parse_duration(&e.after.value).ok()?;
             let at = now
                 .timestamp()
                 .checked_add(jiff::SignedDuration::try_from(after).ok()?)
@@ -389,12 +391,13 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
                     .collect()
             })
             .unwrap_or_default(),
+        user: user(),
     };
     let code = match scenario {
         Some((_, scenario)) => {
             drive(
                 &rb,
-                &ScenarioReader::new(scenario),
+                &ScenarioReader::new(scenario.checks),
                 settings,
                 recorder,
                 interrupts,
@@ -466,6 +469,6 @@ fn pick_scenario(
             )
         })?,
     };
-    let scenario = validate::load_scenario(&chosen.source, rb).map_err(validate::ProblemList)?;
+    let scenario = validate::load_scenario(&chosen.source, rb).map_err(ProblemList)?;
     Ok((chosen.name.clone(), scenario))
 }

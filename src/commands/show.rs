@@ -1,67 +1,20 @@
 //! `oncall show`: a runbook as a readable checklist, each action with the exact request.
 
+use super::Setup;
 use super::run::Resolved;
-use super::{Setup, print_json, print_out};
-use crate::backends;
-use crate::engine::event::Plan;
-use crate::expr;
+use crate::backends::{Plan, PlanContext};
 use crate::runbook::{self, Check, Loaded};
+use crate::view::{print_json, print_out};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// What a check reads, with params and endpoints filled in as they would be for a run.
 fn check_line(check: &Check, ctx: &serde_json::Value) -> String {
-    let fill = |text: &str| expr::render(text, ctx).unwrap_or_else(|_| text.to_string());
-    let what = if let Some(q) = &check.prometheus {
-        format!("prometheus: {}", fill(&q.value))
-    } else if let Some(h) = &check.http {
-        format!(
-            "{} {}",
-            h.method.as_ref().map(|m| m.value.as_str()).unwrap_or("GET"),
-            fill(&h.url.value)
-        )
-    } else if let Some(s) = &check.shell {
-        let command =
-            expr::render_shell(&s.command.value, ctx).unwrap_or_else(|_| s.command.value.clone());
-        format!("shell: {command}")
-    } else {
-        let ns = |n: &Option<crate::runbook::S<String>>| {
-            n.as_ref()
-                .map_or("the default namespace".into(), |n| fill(&n.value))
-        };
-        let opt = |o: &Option<crate::runbook::S<String>>| o.as_ref().map(|o| fill(&o.value));
-        if let Some(k) = &check.k8s_pods {
-            let with = opt(&k.selector)
-                .map(|s| format!(" with {s}"))
-                .unwrap_or_default();
-            format!("kubernetes: pods in {}{with}", ns(&k.namespace))
-        } else if let Some(k) = &check.k8s_deployment {
-            format!(
-                "kubernetes: deployment/{} in {}",
-                fill(&k.name.value),
-                ns(&k.namespace)
-            )
-        } else if let Some(k) = &check.k8s_logs {
-            let of = opt(&k.deployment)
-                .map(|d| format!("deployment/{d}"))
-                .or_else(|| opt(&k.selector))
-                .unwrap_or_default();
-            let since = k.since.as_ref().map_or("1h", |s| s.value.as_str());
-            format!(
-                "kubernetes: logs of {of} in {} since {since}, lines matching /{}/",
-                ns(&k.namespace),
-                k.matches.value
-            )
-        } else if let Some(k) = &check.k8s_events {
-            let of = opt(&k.object)
-                .map(|o| format!(" of {o}"))
-                .unwrap_or_default();
-            format!("kubernetes: warning events{of} in {}", ns(&k.namespace))
-        } else {
-            backends::backend_name(check).to_string()
-        }
-    };
+    let what = check
+        .kind
+        .describe(ctx)
+        .unwrap_or_else(|| check.kind.backend().to_string());
     let mut line = format!(
         "[ ] {} — {what}",
         check.title.as_deref().unwrap_or(&check.id.value)
@@ -112,14 +65,18 @@ impl<'a> Shown<'a> {
         let rb = &loaded.runbook;
         let ctx = json!({ "params": values.params, "endpoints": values.endpoints, "checks": {}, "incident": {"id": "INCIDENT", "severity": rb.severity.value} });
         let previous = BTreeMap::new();
-        let with = backends::PlanContext {
+        let user = crate::timeline::user();
+        let with = PlanContext {
             systems: None,
             previous: &previous,
             known_replicas: &Default::default(),
+            user: &user,
         };
         let mut plans = BTreeMap::new();
         for action in rb.steps.iter().flat_map(|s| &s.actions) {
-            let plan = backends::prepare(action, &ctx, &with)
+            let plan = action
+                .kind
+                .prepare(&ctx, &with)
                 .await
                 .map(|p| p.plan)
                 .map_err(|e| e.to_string());
@@ -147,7 +104,7 @@ impl<'a> Shown<'a> {
                     .collect();
                 json!({
                     "id": s.id.value, "title": s.title, "when": s.when.as_ref().map(|w| &w.value),
-                    "checks": s.checks.iter().map(|c| json!({ "id": c.id.value, "title": c.title, "backend": backends::backend_name(c) })).collect::<Vec<_>>(),
+                    "checks": s.checks.iter().map(|c| json!({ "id": c.id.value, "title": c.title, "backend": c.kind.backend() })).collect::<Vec<_>>(),
                     "actions": actions,
                     "wait": s.wait.as_ref().map(|w| json!({ "check": w.check.value, "until": w.until.value, "timeout": w.timeout.value })),
                 })

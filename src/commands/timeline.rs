@@ -1,8 +1,9 @@
 //! `oncall timeline`: an incident's events, as lines for people or JSON.
 
-use super::{Setup, print_json, print_out};
+use super::Setup;
 use crate::engine::event::{Event, EventKind};
 use crate::timeline;
+use crate::view::{print_json, print_out};
 
 pub fn run(setup: &Setup, incident: Option<&str>, list: bool) -> anyhow::Result<i32> {
     let store = setup.store();

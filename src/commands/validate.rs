@@ -1,7 +1,9 @@
 //! `oncall validate`: every problem as `file:line:column: message`, with a hint.
 
-use super::{Setup, print_json, print_out};
+use super::Setup;
 use crate::runbook::{self, Source, validate};
+use crate::spec::validate::Problem;
+use crate::view::{print_json, print_out};
 use serde_json::json;
 
 pub fn run(setup: &Setup, paths: &[std::path::PathBuf]) -> anyhow::Result<i32> {
@@ -32,7 +34,7 @@ pub fn run(setup: &Setup, paths: &[std::path::PathBuf]) -> anyhow::Result<i32> {
         (source.name.clone(), problems)
     };
     // Files are independent: check them on every core, reporting in their order.
-    let results: Vec<(String, Vec<validate::Problem>)> = std::thread::scope(|scope| {
+    let results: Vec<(String, Vec<Problem>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = sources
             .iter()
             .map(|source| scope.spawn(move || check(source)))

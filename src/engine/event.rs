@@ -2,6 +2,8 @@
 //! output are all sinks of the same stream.
 
 use super::observation::Observation;
+use crate::approval::DecisionKind;
+use crate::backends::Plan;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -26,39 +28,6 @@ pub enum Mode {
 pub struct Deadline {
     pub at: jiff::Timestamp,
     pub to: String,
-}
-
-/// The exact request an action would send, for people and for the record.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Plan {
-    pub backend: String,
-    /// One line: `POST http://gateway/api/jobs/clear-stuck`, or the shell command.
-    pub request: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
-    /// What changes, where it can be known: `replicas 5 → 10`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<String>,
-    /// What the action sets (`deployment/ns/name`), when a later action may restore it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// The target's value before this action: what `replicas: previous` restores.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<Value>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DecisionKind {
-    Approved,
-    Skipped,
-    Aborted,
-    /// Dry-run: shown as it would be sent, not sent.
-    WouldSend,
-    /// Drill: the engineer's rehearsed answer; nothing is ever sent.
-    Rehearsed,
-    /// No terminal to ask and no `--yes`: the run stops here.
-    NoTerminal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,18 +1,20 @@
 //! The engine: runs a runbook's steps in order, each step's checks concurrently, offers the
 //! actions that fit, waits, and emits an event for everything. It knows nothing of terminals.
 
-pub mod approval;
 pub mod event;
 pub mod observation;
 
+use crate::approval::{Decision, DecisionKind, Policy};
+use crate::backends::Plan;
+use crate::backends::reading::{Reading, Verdict};
 use crate::backends::{self, Reader};
 use crate::expr;
-use crate::runbook::{Action, Check, Runbook, Step, parse_duration};
-use approval::{Decision, Policy};
-use event::{DecisionKind, EventKind, Plan, Recorder, WaitOutcome};
+use crate::runbook::{Action, Check, Runbook, Step};
+use crate::spec::parse_duration;
+use event::{EventKind, Recorder, WaitOutcome};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use observation::{Observation, Reading, Verdict};
+use observation::Observation;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -85,6 +87,8 @@ pub struct Settings {
     pub systems: Option<Arc<backends::Systems>>,
     /// A drill's replica counts by deployment, for its plans.
     pub known_replicas: BTreeMap<String, i64>,
+    /// Who runs oncall, for what a request records of its author.
+    pub user: String,
 }
 
 /// What a run came to, for the exit code.
@@ -282,14 +286,14 @@ impl<'a, R: Reader> Engine<'a, R> {
         // The backends honour the timeout themselves; this is the backstop that keeps a run moving.
         let read = tokio::time::timeout(
             timeout + Duration::from_millis(250),
-            self.reader.read(check, ctx, timeout),
+            self.reader.read(&check.id.value, &check.kind, ctx, timeout),
         )
         .await;
         let millis = started.elapsed().as_millis() as u64;
         let mut observation = Observation {
             check: check.id.value.clone(),
             title: title(check),
-            backend: backends::backend_name(check).into(),
+            backend: check.kind.backend().into(),
             verdict: Verdict::Ok,
             value: Value::Null,
             unit: check.unit.clone(),
@@ -336,8 +340,9 @@ impl<'a, R: Reader> Engine<'a, R> {
             systems: self.settings.systems.as_deref(),
             previous: &self.previous,
             known_replicas: &self.settings.known_replicas,
+            user: &self.settings.user,
         };
-        let prepared = match backends::prepare(action, &self.ctx.to_value(), &with).await {
+        let prepared = match action.kind.prepare(&self.ctx.to_value(), &with).await {
             Ok(prepared) => prepared,
             Err(err) if err.nothing_to_do() => {
                 self.recorder.emit(EventKind::ActionNotOffered {

@@ -1,84 +1,8 @@
 //! What a check found: a verdict, a value, optional table rows, words, and how long it took.
 
+use crate::backends::reading::{Table, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Skipped,
-    Ok,
-    Warn,
-    Fail,
-    Error,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Warn => "warn",
-            Verdict::Fail => "fail",
-            Verdict::Error => "error",
-            Verdict::Skipped => "skipped",
-        }
-    }
-}
-
-/// Rows under a check: a Prometheus vector, lines of output.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Table {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Value>>,
-    /// Each row's verdict, where thresholds were applied row by row.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub verdicts: Vec<Verdict>,
-}
-
-impl Table {
-    pub fn new(columns: Vec<String>, rows: Vec<Vec<Value>>) -> Table {
-        Table {
-            columns,
-            rows,
-            verdicts: Vec::new(),
-        }
-    }
-
-    pub fn column(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c == name)
-    }
-
-    /// Rows as maps, the shape conditions and templates read (`checks.x.rows`), with each
-    /// row's `verdict` where it has one.
-    pub fn as_maps(&self) -> Vec<serde_json::Map<String, Value>> {
-        self.rows
-            .iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let mut map: serde_json::Map<String, Value> = self
-                    .columns
-                    .iter()
-                    .cloned()
-                    .zip(row.iter().cloned())
-                    .collect();
-                if let Some(verdict) = self.verdicts.get(i) {
-                    map.insert("verdict".into(), verdict.as_str().into());
-                }
-                map
-            })
-            .collect()
-    }
-}
-
-/// What a backend read, before the runbook's thresholds judge it.
-#[derive(Debug, Clone, Default)]
-pub struct Reading {
-    pub value: Value,
-    pub table: Option<Table>,
-    pub text: Option<String>,
-    /// A verdict the backend itself knows (an unexpected HTTP status, a failed command, no data).
-    pub verdict: Option<(Verdict, String)>,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
@@ -159,10 +83,4 @@ pub fn format_number(f: f64) -> String {
         format!("{f:.4}")
     };
     text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-pub fn number(f: f64) -> Value {
-    serde_json::Number::from_f64(f)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
 }

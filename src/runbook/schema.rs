@@ -3,11 +3,11 @@
 //! Fields that later validation must point at are `Spanned`, so an error names the line and column.
 //! Every struct denies unknown fields: a typo is an error, not a silently ignored setting.
 
+use crate::backends::kinds::{ActionKind, CheckKind};
+use crate::backends::scenario::ScenarioCheck;
+use crate::spec::{S, ScalarValue};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
-
-pub type S<T> = Spanned<T>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,16 +44,6 @@ pub struct Param {
     pub secret: bool,
 }
 
-/// A YAML scalar as a param default: numbers stay numbers so `value > params.budget_pct` compares numbers.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum ScalarValue {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Escalation {
@@ -84,455 +74,27 @@ pub struct Step {
     pub messages: Vec<S<String>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A check: what every check has, and the one kind that says what it reads.
+#[derive(Debug)]
 pub struct Check {
     pub id: S<String>,
-    #[serde(default)]
     pub title: Option<String>,
-    #[serde(default)]
     pub unit: Option<String>,
-    #[serde(default)]
     pub fail_if: Option<S<String>>,
-    #[serde(default)]
     pub warn_if: Option<S<String>>,
-    #[serde(default)]
     pub timeout: Option<S<String>>,
-    // Exactly one backend.
-    #[serde(default)]
-    pub prometheus: Option<S<String>>,
-    #[serde(default)]
-    pub http: Option<HttpCheck>,
-    #[serde(default)]
-    pub shell: Option<ShellSpec>,
-    #[serde(default)]
-    pub k8s_pods: Option<K8sPods>,
-    #[serde(default)]
-    pub k8s_deployment: Option<K8sDeployment>,
-    #[serde(default)]
-    pub k8s_logs: Option<K8sLogs>,
-    #[serde(default)]
-    pub k8s_events: Option<K8sEvents>,
-    #[serde(default)]
-    pub docker_containers: Option<DockerTarget>,
-    #[serde(default)]
-    pub docker_logs: Option<DockerLogs>,
-    #[serde(default)]
-    pub docker_stats: Option<DockerTarget>,
-    #[serde(default)]
-    pub gpus: Option<Gpus>,
-    #[serde(default)]
-    pub gpu_processes: Option<Gpus>,
-    #[serde(default)]
-    pub disk: Option<Disk>,
-    #[serde(default)]
-    pub memory: Option<Empty>,
-    #[serde(default)]
-    pub load: Option<Empty>,
-    #[serde(default)]
-    pub dir_size: Option<DirSize>,
-    #[serde(default)]
-    pub checksums: Option<Checksums>,
-    #[serde(default)]
-    pub tcp: Option<Tcp>,
-    #[serde(default)]
-    pub pg_ready: Option<Pg>,
-    #[serde(default)]
-    pub pg_connections: Option<Pg>,
-    #[serde(default)]
-    pub pg_long_queries: Option<Pg>,
-    #[serde(default)]
-    pub pg_blocked: Option<Pg>,
-    #[serde(default)]
-    pub pg_slow_statements: Option<Pg>,
-    #[serde(default)]
-    pub pg_locks: Option<Pg>,
-    #[serde(default)]
-    pub redis_ping: Option<RedisSpec>,
-    #[serde(default)]
-    pub redis_list: Option<RedisSpec>,
-    #[serde(default)]
-    pub redis_memory: Option<RedisSpec>,
-    #[serde(default)]
-    pub nats: Option<NatsSpec>,
-    #[serde(default)]
-    pub alerts: Option<AlertsSpec>,
+    pub kind: CheckKind,
 }
 
-/// A PostgreSQL check. `url` defaults to `--postgres-url`, then the PG* variables psql reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Pg {
-    #[serde(default)]
-    pub url: Option<S<String>>,
-    /// `pg_long_queries`: active longer than this (default 5m).
-    #[serde(default)]
-    pub older_than: Option<S<String>>,
-    /// Rows to keep (default 10).
-    #[serde(default)]
-    pub limit: Option<S<usize>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisSpec {
-    #[serde(default)]
-    pub url: Option<S<String>>,
-    /// `redis_list`: the list to read.
-    #[serde(default)]
-    pub key: Option<S<String>>,
-    /// `redis_list`: how many items from the head to show (default 10).
-    #[serde(default)]
-    pub first: Option<S<usize>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NatsSpec {
-    #[serde(default)]
-    pub url: Option<S<String>>,
-    /// The monitoring endpoint (`http://nats:8222`) for the connection count.
-    #[serde(default)]
-    pub monitor: Option<S<String>>,
-}
-
-/// Firing alerts in Alertmanager matching label matchers (`alertname: X`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertsSpec {
-    #[serde(default)]
-    pub matchers: BTreeMap<String, S<String>>,
-}
-
-/// Containers by compose project (and service), by name, or by label.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DockerTarget {
-    #[serde(default)]
-    pub project: Option<S<String>>,
-    #[serde(default)]
-    pub service: Option<S<String>>,
-    #[serde(default)]
-    pub container: Option<S<String>>,
-    /// `key=value`
-    #[serde(default)]
-    pub label: Option<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DockerLogs {
-    #[serde(default)]
-    pub project: Option<S<String>>,
-    #[serde(default)]
-    pub service: Option<S<String>>,
-    #[serde(default)]
-    pub container: Option<S<String>>,
-    #[serde(default)]
-    pub label: Option<S<String>>,
-    #[serde(default)]
-    pub since: Option<S<String>>,
-    pub matches: S<String>,
-    #[serde(default)]
-    pub keep: Option<S<usize>>,
-}
-
-/// NVIDIA GPUs through NVML; `library` overrides where libnvidia-ml.so.1 is loaded from.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Gpus {}
-
-/// A check that takes no settings: `memory: {}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Empty {}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Disk {
-    pub paths: Vec<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DirSize {
-    pub path: S<String>,
-}
-
-/// sha256 of files against a manifest in `sha256sum` format (`<hex>  <path>` per line).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Checksums {
-    pub manifest: S<String>,
-    /// Folder the manifest's paths are relative to (default: the manifest's folder).
-    #[serde(default)]
-    pub root: Option<S<String>>,
-}
-
-/// A TCP connect with its latency: `host:port`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tcp {
-    pub address: S<String>,
-}
-
-/// Pods by namespace and label selector.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct K8sPods {
-    #[serde(default)]
-    pub namespace: Option<S<String>>,
-    #[serde(default)]
-    pub selector: Option<S<String>>,
-    /// Restarts above this warn (default 5).
-    #[serde(default)]
-    pub max_restarts: Option<S<i64>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct K8sDeployment {
-    #[serde(default)]
-    pub namespace: Option<S<String>>,
-    pub name: S<String>,
-}
-
-/// Log lines of a deployment's (or a selector's) pods over a window, filtered by a regex.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct K8sLogs {
-    #[serde(default)]
-    pub namespace: Option<S<String>>,
-    #[serde(default)]
-    pub deployment: Option<S<String>>,
-    #[serde(default)]
-    pub selector: Option<S<String>>,
-    /// How far back, e.g. `1h` (the default).
-    #[serde(default)]
-    pub since: Option<S<String>>,
-    pub matches: S<String>,
-    /// How many of the latest matching lines to keep (default 5).
-    #[serde(default)]
-    pub keep: Option<S<usize>>,
-}
-
-/// Warning events of a namespace, or of one object in it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct K8sEvents {
-    #[serde(default)]
-    pub namespace: Option<S<String>>,
-    /// `deployment/gpu-worker`, `pod/x`, or just a name.
-    #[serde(default)]
-    pub object: Option<S<String>>,
-    #[serde(default)]
-    pub since: Option<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpCheck {
-    pub url: S<String>,
-    #[serde(default)]
-    pub method: Option<S<String>>,
-    /// Expected status codes; any other fails the check. Default: any 2xx.
-    #[serde(default)]
-    pub expect_status: Vec<u16>,
-    /// Dotted path of a JSON field in the body to use as the value (`status`, `checks.db`).
-    #[serde(default)]
-    pub json: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShellSpec {
-    /// A `sh -c` command line; template values in it are shell-quoted.
-    pub command: S<String>,
-    /// Check only: a regular expression; the value becomes the number of matching output lines.
-    #[serde(default)]
-    pub matches: Option<S<String>>,
-    /// Check only: how many output lines (or matches) to keep in the observation.
-    #[serde(default)]
-    pub keep: Option<S<usize>>,
-    /// Check only: the value is the number on the last output line (or match), not the count.
-    #[serde(default)]
-    pub number: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An action: what every action has, and the one kind that says what it changes.
+#[derive(Debug)]
 pub struct Action {
     pub id: S<String>,
-    #[serde(default)]
     pub title: Option<String>,
     /// Expression: offer this action only when it holds (in addition to the step's `when`).
-    #[serde(default)]
     pub when: Option<S<String>>,
-    #[serde(default)]
     pub timeout: Option<S<String>>,
-    #[serde(default)]
-    pub http: Option<HttpAction>,
-    #[serde(default)]
-    pub shell: Option<ShellSpec>,
-    #[serde(default)]
-    pub k8s_scale: Option<K8sScale>,
-    #[serde(default)]
-    pub k8s_restart: Option<K8sRestart>,
-    #[serde(default)]
-    pub k8s_patch: Option<K8sPatch>,
-    #[serde(default)]
-    pub k8s_delete_pod: Option<K8sDeletePod>,
-    #[serde(default)]
-    pub docker: Option<DockerAction>,
-    #[serde(default)]
-    pub docker_prune: Option<Empty>,
-    #[serde(default)]
-    pub gpu_kill: Option<GpuKill>,
-    #[serde(default)]
-    pub delete_files: Option<DeleteFiles>,
-    #[serde(default)]
-    pub pg_cancel: Option<PgBackends>,
-    #[serde(default)]
-    pub pg_terminate: Option<PgBackends>,
-    #[serde(default)]
-    pub pg_analyze: Option<Pg>,
-    #[serde(default)]
-    pub pg_reindex: Option<PgReindex>,
-    #[serde(default)]
-    pub silence: Option<Silence>,
-    #[serde(default)]
-    pub expire_silence: Option<Empty>,
-}
-
-/// Cancel or terminate the backends a check found: the pids in a column of its rows.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PgBackends {
-    #[serde(default)]
-    pub url: Option<S<String>>,
-    /// The check whose rows name the backends (`pg_long_queries`, `pg_blocked`).
-    pub check: S<String>,
-    /// The column holding the pids (default `pid`; `blocking pid` to end what blocks).
-    #[serde(default)]
-    pub column: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PgReindex {
-    #[serde(default)]
-    pub url: Option<S<String>>,
-    pub database: S<String>,
-}
-
-/// An Alertmanager silence: the seeds' "acknowledge".
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Silence {
-    /// Label matchers; default: the alert the run was opened from (`run --alert`).
-    #[serde(default)]
-    pub matchers: BTreeMap<String, S<String>>,
-    pub duration: S<String>,
-    #[serde(default)]
-    pub comment: Option<S<String>>,
-}
-
-/// Restart, stop or start containers (every container of a compose service).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DockerAction {
-    /// `restart`, `stop` or `start`.
-    pub op: S<String>,
-    #[serde(default)]
-    pub project: Option<S<String>>,
-    #[serde(default)]
-    pub service: Option<S<String>>,
-    #[serde(default)]
-    pub container: Option<S<String>>,
-    #[serde(default)]
-    pub label: Option<S<String>>,
-    /// Seconds to wait for a stop before the kill (default 10).
-    #[serde(default)]
-    pub grace: Option<S<String>>,
-}
-
-/// End a process holding GPU memory: TERM, then KILL after `grace`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GpuKill {
-    pub pid: S<String>,
-    #[serde(default)]
-    pub grace: Option<S<String>>,
-}
-
-/// Delete the files in `dir` whose names match `pattern` (a glob: `vid-bench-*`) and that are
-/// older than `older_than`; with no pattern, everything in `dir` (clearing a cache).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteFiles {
-    pub dir: S<String>,
-    #[serde(default)]
-    pub pattern: Option<S<String>>,
-    #[serde(default)]
-    pub older_than: Option<S<String>>,
-}
-
-/// Scale a deployment through its scale subresource.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct K8sScale {
-    #[serde(default)]
-    pub namespace: Option<S<String>>,
-    pub deployment: S<String>,
-    /// A count, a template, or `previous`: the count before this incident's first scale of it.
-    pub replicas: S<ScalarValue>,
-}
-
-/// `kubectl rollout restart`: a new restartedAt annotation on the pod template.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct K8sRestart {
-    #[serde(default)]
-    pub namespace: Option<S<String>>,
-    pub deployment: S<String>,
-    /// Wait up to this long for the rollout to finish.
-    #[serde(default)]
-    pub wait: Option<S<String>>,
-}
-
-/// A JSON merge patch of a deployment's or configmap's annotations, labels or data.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct K8sPatch {
-    #[serde(default)]
-    pub namespace: Option<S<String>>,
-    /// `deployment` or `configmap`.
-    pub kind: S<String>,
-    pub name: S<String>,
-    pub patch: serde_json::Value,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct K8sDeletePod {
-    #[serde(default)]
-    pub namespace: Option<S<String>>,
-    pub pod: S<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpAction {
-    pub method: S<String>,
-    pub url: S<String>,
-    #[serde(default)]
-    pub body: Option<serde_json::Value>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, S<String>>,
-    #[serde(default)]
-    pub expect_status: Vec<u16>,
+    pub kind: ActionKind,
 }
 
 #[derive(Debug, Deserialize)]
@@ -561,26 +123,188 @@ pub struct Scenario {
     pub checks: BTreeMap<String, ScenarioCheck>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScenarioCheck {
-    #[serde(default)]
-    pub value: Option<serde_json::Value>,
-    /// Successive values for a check that a wait polls; the last repeats.
-    #[serde(default)]
-    pub values: Vec<serde_json::Value>,
-    #[serde(default)]
-    pub rows: Vec<BTreeMap<String, serde_json::Value>>,
-    #[serde(default)]
-    pub text: Option<String>,
-    /// The check cannot reach its backend: this is the cause shown.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// What the backend itself would judge (`fail` for pods not ready), with why; thresholds still apply.
-    #[serde(default)]
-    pub verdict: Option<S<String>>,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub millis: Option<S<u64>>,
+// A check or an action is one YAML map: its common fields beside one key naming its kind. Serde's
+// derive cannot say "exactly one of these keys", so the maps are read here. The errors are
+// serde's own (unknown field with every field that would be valid, missing field, duplicate
+// field), plus "no backend" at the map and "more than one backend" at the second one.
+
+/// Two kinds in one map: refused at the second one's value, so the error points there.
+struct Refuse(String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Refuse {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Err(serde::de::Error::custom(self.0))
+    }
+}
+
+/// Reads one field into its slot, refusing a second one of the same name.
+fn field<'de, A, T>(map: &mut A, slot: &mut Option<T>, name: &'static str) -> Result<(), A::Error>
+where
+    A: serde::de::MapAccess<'de>,
+    T: Deserialize<'de>,
+{
+    if slot.is_some() {
+        return Err(serde::de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+/// The words for a map with no kind, or a second one; `Problem::from_yaml` finds its hint in them.
+fn no_backend(what: &str, id: &S<String>, keys: &[&str]) -> String {
+    format!(
+        "{what} '{}' has no backend, give it one of: {}",
+        id.value,
+        keys.join(", ")
+    )
+}
+
+fn two_backends(what: &str, id: &Option<S<String>>, first: &str, second: &str) -> String {
+    let id = id
+        .as_ref()
+        .map_or(String::new(), |id| format!(" '{}'", id.value));
+    format!("{what}{id} has more than one backend: `{first}` and `{second}`")
+}
+
+/// Every field a map may hold: the common ones, then each kind's key.
+const fn all_fields<const N: usize>(
+    common: &[&'static str],
+    kinds: &[&'static str],
+) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < common.len() {
+        out[i] = common[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < kinds.len() {
+        out[i + j] = kinds[j];
+        j += 1;
+    }
+    out
+}
+
+const CHECK_COMMON: &[&str] = &["id", "title", "unit", "fail_if", "warn_if", "timeout"];
+const CHECK_FIELDS: &[&str] =
+    &all_fields::<{ CHECK_COMMON.len() + CheckKind::KEYS.len() }>(CHECK_COMMON, CheckKind::KEYS);
+const ACTION_COMMON: &[&str] = &["id", "title", "when", "timeout"];
+const ACTION_FIELDS: &[&str] = &all_fields::<{ ACTION_COMMON.len() + ActionKind::KEYS.len() }>(
+    ACTION_COMMON,
+    ActionKind::KEYS,
+);
+
+impl<'de> Deserialize<'de> for Check {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Check;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a check")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Check, A::Error> {
+                let (mut id, mut title, mut unit, mut fail_if, mut warn_if, mut timeout) =
+                    (None, None, None, None, None, None);
+                let mut kind: Option<CheckKind> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "id" => field(&mut map, &mut id, "id")?,
+                        "title" => field(&mut map, &mut title, "title")?,
+                        "unit" => field(&mut map, &mut unit, "unit")?,
+                        "fail_if" => field(&mut map, &mut fail_if, "fail_if")?,
+                        "warn_if" => field(&mut map, &mut warn_if, "warn_if")?,
+                        "timeout" => field(&mut map, &mut timeout, "timeout")?,
+                        other => match &kind {
+                            Some(first) if CheckKind::KEYS.contains(&other) => {
+                                let words = two_backends("check", &id, first.key(), other);
+                                map.next_value_seed(Refuse(words))?;
+                            }
+                            _ => match CheckKind::read_value(other, &mut map)? {
+                                Some(read) => kind = Some(read),
+                                None => {
+                                    return Err(serde::de::Error::unknown_field(
+                                        other,
+                                        CHECK_FIELDS,
+                                    ));
+                                }
+                            },
+                        },
+                    }
+                }
+                let id = id.ok_or_else(|| serde::de::Error::missing_field("id"))?;
+                let kind = kind.ok_or_else(|| {
+                    serde::de::Error::custom(no_backend("check", &id, CheckKind::KEYS))
+                })?;
+                Ok(Check {
+                    id,
+                    title: title.flatten(),
+                    unit: unit.flatten(),
+                    fail_if: fail_if.flatten(),
+                    warn_if: warn_if.flatten(),
+                    timeout: timeout.flatten(),
+                    kind,
+                })
+            }
+        }
+        d.deserialize_struct("Check", CHECK_FIELDS, Fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Action;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an action")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Action, A::Error> {
+                let (mut id, mut title, mut when, mut timeout) = (None, None, None, None);
+                let mut kind: Option<ActionKind> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "id" => field(&mut map, &mut id, "id")?,
+                        "title" => field(&mut map, &mut title, "title")?,
+                        "when" => field(&mut map, &mut when, "when")?,
+                        "timeout" => field(&mut map, &mut timeout, "timeout")?,
+                        other => match &kind {
+                            Some(first) if ActionKind::KEYS.contains(&other) => {
+                                let words = two_backends("action", &id, first.key(), other);
+                                map.next_value_seed(Refuse(words))?;
+                            }
+                            _ => match ActionKind::read_value(other, &mut map)? {
+                                Some(read) => kind = Some(read),
+                                None => {
+                                    return Err(serde::de::Error::unknown_field(
+                                        other,
+                                        ACTION_FIELDS,
+                                    ));
+                                }
+                            },
+                        },
+                    }
+                }
+                let id = id.ok_or_else(|| serde::de::Error::missing_field("id"))?;
+                let kind = kind.ok_or_else(|| {
+                    serde::de::Error::custom(no_backend("action", &id, ActionKind::KEYS))
+                })?;
+                Ok(Action {
+                    id,
+                    title: title.flatten(),
+                    when: when.flatten(),
+                    timeout: timeout.flatten(),
+                    kind,
+                })
+            }
+        }
+        d.deserialize_struct("Action", ACTION_FIELDS, Fields)
+    }
 }

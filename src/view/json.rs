@@ -18,7 +18,7 @@ impl Collector {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        crate::commands::print_json(&report(&events, Some(timeline)))
+        super::print_json(&report(&events, Some(timeline)))
     }
 }
 

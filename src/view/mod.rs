@@ -3,7 +3,7 @@
 pub mod json;
 pub mod terminal;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 /// Colour only on a terminal, never with NO_COLOR or TERM=dumb.
 pub fn use_color(choice: crate::cli::ColorChoice, stream_is_terminal: bool) -> bool {
@@ -46,4 +46,23 @@ pub fn cell(text: &str) -> comfy_table::Cell {
         )),
         None => comfy_table::Cell::new(text),
     }
+}
+
+/// Writes results to stdout, with no terminal control sequence in them; a closed pipe
+/// (`oncall list | head -1`) is not an error.
+pub fn print_out(text: &str) -> anyhow::Result<()> {
+    let text = crate::redact::global().text(&crate::sanitize::text(text));
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let text = crate::sanitize::json_text(serde_json::to_string_pretty(value)?);
+    print_out(&format!("{text}\n"))
 }

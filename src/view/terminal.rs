@@ -2,8 +2,10 @@
 //! summary. Progress goes to stderr; results go to `out` (stdout, or stderr under --output json).
 
 use super::{cell, clock};
-use crate::engine::event::{DecisionKind, Event, EventKind, Mode, Sink, WaitOutcome};
-use crate::engine::observation::{Observation, Verdict, display, with_unit};
+use crate::approval::DecisionKind;
+use crate::backends::reading::Verdict;
+use crate::engine::event::{Event, EventKind, Mode, Sink, WaitOutcome};
+use crate::engine::observation::{Observation, display, with_unit};
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;

@@ -7,15 +7,16 @@
 //! `oncall --config config.yaml validate|show|drill` in that folder replays it; the input of a
 //! case that aborts the process stays in `fuzz-failures/current/`.
 
+use oncall::approval::Policy;
 use oncall::commands::Setup;
 use oncall::commands::run::resolve_values;
 use oncall::commands::show::Shown;
 use oncall::config::Config;
-use oncall::engine::approval::Policy;
 use oncall::engine::event::{Event, Recorder, Sink};
 use oncall::engine::{Context, Engine, Interrupts, Pace, Settings};
-use oncall::runbook::validate::{self, ProblemList};
+use oncall::runbook::validate;
 use oncall::runbook::{Loaded, Origin, Source};
+use oncall::spec::validate::ProblemList;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -457,6 +458,7 @@ fn exercise(case: &Case) {
                 .iter()
                 .map(|(name, count)| (name.clone(), count.value))
                 .collect(),
+            user: "fuzz".into(),
         };
         let ctx = Context {
             params: values.params,
@@ -464,7 +466,7 @@ fn exercise(case: &Case) {
             incident: serde_json::json!({ "id": "fuzz" }),
             checks: Default::default(),
         };
-        let reader = oncall::backends::scenario::ScenarioReader::new(scenario);
+        let reader = oncall::backends::scenario::ScenarioReader::new(scenario.checks);
         let recorder = Recorder::new("fuzz".into(), sinks);
         Engine::new(
             rb,

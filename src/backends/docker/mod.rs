@@ -1,10 +1,13 @@
 //! Docker through bollard (DOCKER_HOST or the default socket, API version negotiated): containers,
 //! their logs and one-shot stats as checks; restart, stop, start and pruning as actions.
 
+mod spec;
+
+pub use spec::{Containers, DockerAction, DockerLogs, DockerTarget, Prune, Stats};
+
 use super::host::bytes;
-use super::humanize;
-use crate::engine::event::Plan;
-use crate::engine::observation::{Reading, Table, Verdict, number};
+use super::reading::{Reading, Table, Verdict, number};
+use super::{Plan, humanize};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::{

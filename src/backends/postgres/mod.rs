@@ -2,9 +2,15 @@
 //! the slowest statements and ungranted locks as checks; cancelling or terminating backends,
 //! ANALYZE and REINDEX as actions.
 
-use super::humanize;
-use crate::engine::event::Plan;
-use crate::engine::observation::{Reading, Table, Verdict, number};
+mod spec;
+
+pub use spec::{
+    Analyze, Blocked, Cancel, Connections, Locks, LongQueries, Pg, PgBackends, PgReindex, Ready,
+    Reindex, SlowStatements, Terminate,
+};
+
+use super::reading::{Reading, Table, Verdict, number};
+use super::{Plan, humanize};
 use serde_json::Value;
 use std::str::FromStr;
 use std::time::{Duration, Instant};

@@ -2,10 +2,15 @@
 //! restart, merge patches and pod deletion as actions. The kubeconfig is inferred as kubectl
 //! does (KUBECONFIG, contexts, exec plugins, tokens, certificates, in-cluster).
 
-use super::humanize;
-use crate::engine::event::Plan;
-use crate::engine::observation::{Reading, Table, Verdict};
-use crate::runbook::{K8sDeployment, K8sEvents, K8sLogs, K8sPods, S, parse_duration};
+mod spec;
+
+pub use spec::{
+    K8sDeletePod, K8sDeployment, K8sEvents, K8sLogs, K8sPatch, K8sPods, K8sRestart, K8sScale,
+};
+
+use super::reading::{Reading, Table, Verdict};
+use super::{Plan, humanize};
+use crate::spec::{S, parse_duration};
 use futures_util::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};

@@ -1,14 +1,14 @@
 //! Who may say yes to an action. Applying an action takes an `Approval`, and only the policies
 //! here can make one: a mutation without an approval does not compile.
 
-use super::event::DecisionKind;
+use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 
 /// Proof that an action was approved. It cannot be built outside this module, so code that
 /// applies an action without asking a policy does not compile:
 ///
 /// ```compile_fail,E0451
-/// let forged = oncall::engine::approval::Approval { _sealed: () };
+/// let forged = oncall::approval::Approval { _sealed: () };
 /// ```
 #[derive(Debug)]
 pub struct Approval {
@@ -111,4 +111,18 @@ async fn ask(question: String) -> Answer {
     })
     .await
     .unwrap_or(Answer::Abort)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    Approved,
+    Skipped,
+    Aborted,
+    /// Dry-run: shown as it would be sent, not sent.
+    WouldSend,
+    /// Drill: the engineer's rehearsed answer; nothing is ever sent.
+    Rehearsed,
+    /// No terminal to ask and no `--yes`: the run stops here.
+    NoTerminal,
 }

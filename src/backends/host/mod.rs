@@ -1,10 +1,12 @@
 //! The host oncall runs on: disk, memory, load, folder sizes, file checksums and TCP reachability
 //! as checks; deleting old files (or clearing a cache folder) as an action.
 
-use super::humanize;
-use crate::engine::event::Plan;
-use crate::engine::observation::{Reading, Table, Verdict, number};
-use crate::runbook::{Checksums, Disk, Tcp};
+mod spec;
+
+pub use spec::{Checksums, DeleteFiles, DirSize, Disk, Load, Memory, Tcp};
+
+use super::reading::{Reading, Table, Verdict, number};
+use super::{Plan, humanize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::Read;
