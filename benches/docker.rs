@@ -1,6 +1,6 @@
 //! Docker performance figures for `oncall`, each printed beside its target. Plain Rust, no
 //! harness. Every figure runs real processes against a real (private) dockerd: the test
-//! harness's (`tests/support/docker.rs`: `ONCALL_TEST_DOCKER_HOST`, or a dockerd of its own,
+//! harness's (`tests/cli/support/docker.rs`: `ONCALL_TEST_DOCKER_HOST`, or a dockerd of its own,
 //! which needs root), with one docker-compose project on it (`benchmark` healthy, `trainer`
 //! exited 137 after a CUDA OOM line, `api` unhealthy).
 //!
@@ -23,7 +23,7 @@
 //! Run with `cargo bench --bench docker`. It always exits 0: a missed target is marked MISSED in
 //! the table, it does not fail the run; with no Docker to be had, the figures say skipped.
 
-#[path = "../tests/support/docker.rs"]
+#[path = "../tests/cli/support/docker.rs"]
 mod docker;
 
 use serde_json::Value;

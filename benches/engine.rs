@@ -10,9 +10,9 @@
 //! Run with `cargo bench --bench engine` (or `just bench`). It always exits 0: a missed target
 //! is marked MISSED in the table, it does not fail the run.
 
-#[path = "../tests/support/prometheus.rs"]
+#[path = "../tests/cli/support/prometheus.rs"]
 mod prometheus;
-#[path = "../tests/support/servers.rs"]
+#[path = "../tests/cli/support/servers.rs"]
 mod servers;
 
 use oncall::approval::Policy;

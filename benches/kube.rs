@@ -1,6 +1,6 @@
 //! Kubernetes performance figures for `oncall`, each printed beside its target. Plain Rust, no
 //! harness. Every figure runs the release-built binary as a child process against the stateful
-//! fake API server of the tests (`tests/support/kube.rs`) over loopback, reached through a
+//! fake API server of the tests (`tests/cli/support/kube.rs`) over loopback, reached through a
 //! kubeconfig, in a hermetic environment (cleared env, temp HOME, state dir and working folder).
 //! The fakes run in helper processes (this bench re-executed), not in the bench process: see
 //! [`Fake`] for why that matters to the memory figure.
@@ -24,7 +24,7 @@
 //! Run with `cargo bench --bench kube` (or `just bench`). It always exits 0: a missed target is
 //! marked MISSED in the table, it does not fail the run.
 
-#[path = "../tests/support/kube.rs"]
+#[path = "../tests/cli/support/kube.rs"]
 mod kube;
 
 use kube::FakeKube;

@@ -5,7 +5,7 @@
 #   bash scripts/test.sh [extra args for `cargo test`]
 #
 # Prometheus, Alertmanager, PostgreSQL, Redis, NATS (and the fake HTTP servers) are started
-# by the Rust test harness itself (tests/support/), on 127.0.0.1 and free ports; this script
+# by the Rust test harness itself (tests/cli/support/), on 127.0.0.1 and free ports; this script
 # only installs them. Services the harness cannot start itself go in start_services below: a
 # private dockerd (its own socket, data and exec roots, no bridge, no iptables) with a test
 # image made from busybox-static, reached through ONCALL_TEST_DOCKER_HOST.
@@ -109,7 +109,7 @@ DOCKERD_STOP_TENTHS=150
 start_services() {
     SERVICE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/oncall-test-services.XXXXXX")
     chmod 755 "$SERVICE_DIR"
-    # Prometheus is started per test by tests/support/prometheus.rs.
+    # Prometheus is started per test by tests/cli/support/prometheus.rs.
     start_dockerd
 }
 

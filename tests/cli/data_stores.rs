@@ -1,0 +1,246 @@
+//! PostgreSQL, Redis, NATS and Alertmanager, each a real server on loopback.
+use super::support::alertmanager::Alertmanager;
+use super::support::nats::Nats;
+use super::support::postgres::Postgres;
+use super::support::redis::{Redis, closed_port, silent_listener};
+use super::support::{Sandbox, events, observation};
+use super::*;
+
+const BLOCKERS: &str = "id: blockers\ntitle: T\nseverity: P1\nsteps:\n  - id: look\n    checks:\n      - id: ready\n        pg_ready: {}\n      - id: blocked\n        pg_blocked: {}\n      - id: connections\n        pg_connections: {}\n      - id: slow\n        pg_slow_statements: { limit: 3 }\n      - id: locks\n        pg_locks: {}\n  - id: end\n    when: checks.blocked.value > 0\n    actions:\n      - id: terminate_holder\n        pg_terminate: { check: blocked, column: blocking pid }\n";
+
+#[test]
+fn blocked_queries_are_found_and_the_holder_terminated_only_on_approval() {
+    let pg = Postgres::start();
+    let holder = pg.hold_row_lock();
+    let mut waiter = pg.blocked_update();
+    let blocked = pg.wait_until_blocked();
+    assert_eq!(blocked.blocked_by, vec![holder.pid]);
+    let sb = Sandbox::new().env("ONCALL_POSTGRES_URL", &pg.url);
+    sb.write("blockers.yaml", BLOCKERS);
+
+    let dry = sb
+        .run(&["run", "blockers.yaml", "--dry-run", "--output", "json"])
+        .json();
+    let found = observation(&dry, "blocked");
+    assert_eq!(found["value"], 1, "{found:#}");
+    let row = &found["table"]["rows"][0];
+    assert_eq!(row[0], i64::from(blocked.pid));
+    assert_eq!(row[3], i64::from(holder.pid), "the blocking pid");
+    assert!(row[2].as_str().unwrap().contains("UPDATE jobs"), "{row}");
+    assert!(
+        observation(&dry, "ready")["text"]
+            .as_str()
+            .unwrap()
+            .contains("PostgreSQL 15")
+    );
+    assert!(observation(&dry, "connections")["value"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        observation(&dry, "slow")["verdict"],
+        "ok",
+        "pg_stat_statements is there"
+    );
+    assert!(observation(&dry, "locks")["value"].as_u64().unwrap() >= 1);
+    let plan = &dry["steps"][1]["actions"][0]["plan"];
+    assert_eq!(
+        plan["request"],
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM unnest(ARRAY[{}]) AS pid",
+            holder.pid
+        )
+    );
+    assert!(pg.backend_exists(holder.pid), "a dry run ends nothing");
+
+    sb.run(&["run", "blockers.yaml", "--yes"]);
+    pg.wait_backend_gone(holder.pid);
+    // With the holder gone the blocked update goes through and its psql ends.
+    assert!(waiter.wait().unwrap().success());
+    assert!(
+        !pg.backend_exists(holder.pid),
+        "the holder is gone from pg_stat_activity"
+    );
+    let timeline = sb.timeline();
+    assert!(
+        events(&timeline, "action_finished")[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} ok", holder.pid))
+    );
+}
+
+#[test]
+fn wrong_password_server_down_and_a_silent_server_are_errors_within_the_timeout() {
+    let pg = Postgres::start();
+    let wrong = pg.url_with("app", "not-the-password");
+    let _app = pg.with_password("app", "right-password");
+    let (_silent, silent_port) = silent_listener();
+    for (url, cause) in [
+        (wrong.clone(), "PostgreSQL refused the login at 127.0.0.1"),
+        (
+            format!("postgres://postgres@127.0.0.1:{}/postgres", closed_port()),
+            "connection refused",
+        ),
+        (
+            format!("postgres://postgres@127.0.0.1:{silent_port}/postgres"),
+            "no answer within 1s",
+        ),
+    ] {
+        let sb = Sandbox::new().env("ONCALL_POSTGRES_URL", &url);
+        sb.write("blockers.yaml", BLOCKERS);
+        let ran = sb.run(&[
+            "run",
+            "blockers.yaml",
+            "--dry-run",
+            "--output",
+            "json",
+            "--timeout",
+            "1s",
+        ]);
+        let ready = observation(&ran.json(), "ready").clone();
+        assert_eq!(ready["verdict"], "error", "{url}: {ready:#}");
+        assert!(
+            ready["reason"].as_str().unwrap().contains(cause),
+            "{url}: {ready:#}"
+        );
+        assert!(ready["millis"].as_u64().unwrap() < 1500);
+        assert!(
+            !ran.stdout.contains("not-the-password"),
+            "the password stays off the screen"
+        );
+        assert_eq!(ran.code, 3);
+    }
+}
+
+#[test]
+fn redis_queue_nats_and_their_faults() {
+    let redis = Redis::start();
+    redis.seed_queue("benchmark_queue", 1234);
+    let nats = Nats::start();
+    let sb = Sandbox::new();
+    sb.write(
+        "stores.yaml",
+        &format!(
+            "id: stores\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: ping\n        redis_ping: {{ url: \"{r}\" }}\n      - id: queue\n        redis_list: {{ url: \"{r}\", key: benchmark_queue, first: 3 }}\n        warn_if: value > 1000\n      - id: memory\n        redis_memory: {{ url: \"{r}\" }}\n      - id: nats\n        nats: {{ url: \"{n}\", monitor: \"{m}\" }}\n      - id: redis_down\n        redis_ping: {{ url: \"redis://127.0.0.1:{c}\" }}\n      - id: nats_down\n        nats: {{ url: \"nats://127.0.0.1:{c}\" }}\n",
+            r = redis.url,
+            n = nats.url,
+            m = nats.monitor_url,
+            c = closed_port()
+        ),
+    );
+    let report = sb
+        .run(&["run", "stores.yaml", "--output", "json", "--timeout", "2s"])
+        .json();
+    let queue = observation(&report, "queue");
+    assert_eq!(
+        (&queue["value"], &queue["verdict"]),
+        (&Value::from(1234), &Value::from("warn"))
+    );
+    assert_eq!(queue["table"]["rows"][0][1], "{\"job\":1,\"batch_size\":8}");
+    assert_eq!(queue["table"]["rows"].as_array().unwrap().len(), 3);
+    assert_eq!(observation(&report, "ping")["verdict"], "ok");
+    assert!(observation(&report, "memory")["value"].as_f64().unwrap() > 0.0);
+    let n = observation(&report, "nats");
+    assert!(n["text"].as_str().unwrap().starts_with("NATS 2."), "{n:#}");
+    assert!(
+        n["text"].as_str().unwrap().ends_with("1 connections"),
+        "{n:#}"
+    );
+    assert!(
+        observation(&report, "redis_down")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused")
+    );
+    assert!(
+        observation(&report, "nats_down")["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot reach NATS at nats://127.0.0.1:")
+    );
+}
+
+#[test]
+fn alerts_open_their_runbook_and_the_silence_exists_only_when_approved() {
+    let am = Alertmanager::start();
+    am.post_alert(
+        "PostgresSlowQueries",
+        &[("severity", "warning"), ("database", "vid_bench")],
+    );
+    let sb = Sandbox::new().env("ONCALL_ALERTMANAGER_URL", &am.url);
+    let listed = sb.run(&["alerts", "--output", "json"]).json();
+    assert_eq!(listed[0]["alert"], "PostgresSlowQueries");
+    assert_eq!(
+        listed[0]["runbook"], "db-performance",
+        "the bundled runbook that lists it"
+    );
+    let text = sb.run(&["alerts"]);
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.contains("PostgresSlowQueries") && l.contains("db-performance")),
+        "{}",
+        text.stdout
+    );
+
+    // Only the acknowledge step, against a database that is not there.
+    let args = [
+        "run",
+        "--alert",
+        "PostgresSlowQueries",
+        "--postgres-url",
+        "postgres://postgres@127.0.0.1:9/x",
+        "--max-wait",
+        "1s",
+    ];
+    let mut dry: Vec<&str> = args.to_vec();
+    dry.extend(["--dry-run", "--output", "json"]);
+    let report = sb.run(&dry).json();
+    assert_eq!(report["runbook"], "db-performance");
+    assert_eq!(
+        report["params"]["database"], "vid_bench",
+        "filled from the alert's label"
+    );
+    assert_eq!(
+        am.silences().as_array().unwrap().len(),
+        0,
+        "a dry run creates no silence"
+    );
+
+    let mut yes: Vec<&str> = args.to_vec();
+    yes.push("--yes");
+    sb.run(&yes);
+    let silences = am.silences();
+    let silence = silences
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["matchers"][0]["value"] == "PostgresSlowQueries")
+        .expect("the silence exists");
+    assert_eq!(silence["createdBy"], "tester");
+    let incident = sb
+        .incidents()
+        .pop()
+        .unwrap()
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    assert!(
+        silence["comment"].as_str().unwrap().contains(&incident),
+        "{silence:#}"
+    );
+    assert_eq!(silence["matchers"][0]["value"], "PostgresSlowQueries");
+    // The resolve step expired it again, on approval.
+    let timeline = sb.timeline();
+    let expired = events(&timeline, "action_finished")
+        .into_iter()
+        .find(|e| e["action"] == "expire_acknowledgement")
+        .cloned();
+    assert_eq!(expired.expect("expired")["ok"], true);
+    assert!(
+        am.silences()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"]["state"] == "expired")
+    );
+}

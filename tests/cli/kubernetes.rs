@@ -1,0 +1,439 @@
+//! The Kubernetes backend against a stateful fake API server reached through a kubeconfig.
+use super::support::kube::FakeKube;
+use super::support::{Sandbox, events, observation};
+use super::*;
+
+const NS: &str = "video-processing";
+
+/// The pipeline of the seed: workers (one crash-looping), the gateway, NATS, logs and a configmap.
+pub(super) fn video_cluster() -> FakeKube {
+    let kube = FakeKube::start();
+    kube.add_deployment(
+        NS,
+        "gpu-worker",
+        5,
+        &[("app", "worker"), ("component", "gpu-worker")],
+    );
+    kube.add_deployment(
+        NS,
+        "asr-worker",
+        3,
+        &[("app", "worker"), ("component", "asr-worker")],
+    );
+    kube.add_deployment(NS, "api-gateway", 3, &[("app", "api-gateway")]);
+    kube.add_deployment(NS, "nats", 3, &[("app", "nats")]);
+    let gpu = [("app", "worker"), ("component", "gpu-worker")];
+    kube.add_pod(
+        NS,
+        FakeKube::pod(
+            NS,
+            "gpu-worker-a",
+            &gpu,
+            "Running",
+            true,
+            0,
+            None,
+            None,
+            "gpu-node-1",
+        ),
+    );
+    kube.add_pod(
+        NS,
+        FakeKube::pod(
+            NS,
+            "gpu-worker-b",
+            &gpu,
+            "Running",
+            false,
+            7,
+            Some("OOMKilled"),
+            Some("CrashLoopBackOff"),
+            "gpu-node-2",
+        ),
+    );
+    let asr = [("app", "worker"), ("component", "asr-worker")];
+    kube.add_pod(
+        NS,
+        FakeKube::pod(
+            NS,
+            "asr-worker-a",
+            &asr,
+            "Running",
+            true,
+            0,
+            None,
+            None,
+            "cpu-node-1",
+        ),
+    );
+    kube.add_pod(
+        NS,
+        FakeKube::pod(
+            NS,
+            "api-gateway-a",
+            &[("app", "api-gateway")],
+            "Running",
+            true,
+            0,
+            None,
+            None,
+            "cpu-node-1",
+        ),
+    );
+    let now = support::kube::now();
+    kube.set_logs(
+        NS,
+        "gpu-worker-a",
+        vec![
+            (now - 7200, "ERROR too old to count".into()),
+            (now - 60, "ERROR CUDA error: out of memory".into()),
+            (now - 30, "INFO done".into()),
+        ],
+    );
+    kube.set_logs(
+        NS,
+        "gpu-worker-b",
+        vec![(now - 90, "ERROR worker crashed".into())],
+    );
+    kube.set_logs(
+        NS,
+        "api-gateway-a",
+        vec![
+            (now - 50, "POST /api/jobs 5xx upstream timeout".into()),
+            (now - 40, "GET /health 200".into()),
+        ],
+    );
+    kube.set_logs(
+        NS,
+        "asr-worker-a",
+        vec![
+            (now - 20, "WARN Timeout waiting for GPU slot".into()),
+            (now - 10, "INFO ok".into()),
+        ],
+    );
+    kube.add_configmap(NS, "api-gateway-config", &[("DB_MAX_CONNECTIONS", "20")]);
+    kube
+}
+
+pub(super) fn sandbox(kube: &FakeKube) -> Sandbox {
+    let sb = Sandbox::new();
+    let config = kube.kubeconfig(&sb.root);
+    sb.env("KUBECONFIG", config.to_str().unwrap())
+}
+
+fn replicas(kube: &FakeKube, name: &str) -> i64 {
+    let d = kube
+        .get(&format!("/apis/apps/v1/namespaces/{NS}/deployments/{name}"))
+        .unwrap();
+    d["spec"]["replicas"].as_i64().unwrap()
+}
+
+#[test]
+fn error_budget_reads_the_cluster_scales_up_on_approval_and_back_to_the_level_before() {
+    let prom = Prometheus::start();
+    let kube = video_cluster();
+    let api = RecordingServer::with_status(&[("/health/db", 503)]);
+    let nats = support::nats::Nats::start();
+    let nats_endpoint = format!("nats={}", nats.url);
+    let sb = sandbox(&kube);
+    let args = error_budget_args(
+        &prom.url,
+        &api.url,
+        &[
+            "--yes",
+            "--output",
+            "json",
+            "-p",
+            "queue_fail=1500",
+            "--max-wait",
+            "1s",
+            "--endpoint",
+            &nats_endpoint,
+        ],
+    );
+    let report = sb.run(&strs(&args)).json();
+
+    let pods = observation(&report, "worker_pods");
+    assert_eq!(pods["verdict"], "fail", "{pods:#}");
+    assert!(
+        pods["reason"]
+            .as_str()
+            .unwrap()
+            .contains("CrashLoopBackOff: gpu-worker-b"),
+        "{pods:#}"
+    );
+    let rows = pods["table"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "the app=worker pods: {pods:#}");
+    assert_eq!(rows[0][0], "gpu-worker-b", "troubled pods first");
+    assert_eq!(
+        (&rows[0][2], &rows[0][3], &rows[0][4]),
+        (
+            &Value::from("0/1"),
+            &Value::from(7),
+            &Value::from("OOMKilled")
+        )
+    );
+    assert_eq!(pods["value"], 2, "ready pods");
+
+    // Log searches over the last hour: the two-hour-old line does not count.
+    assert_eq!(observation(&report, "gpu_worker_errors")["value"], 2);
+    assert_eq!(observation(&report, "api_gateway_5xx")["value"], 1);
+    assert_eq!(observation(&report, "asr_worker_errors")["value"], 1);
+    assert_eq!(observation(&report, "nats_deployment")["verdict"], "ok");
+
+    // Scaled up to 10 on approval, then back to the 5 recorded before the incident.
+    let timeline = sb.timeline();
+    let finished: Vec<(String, String)> = events(&timeline, "action_finished")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let detail = |id: &str| {
+        finished
+            .iter()
+            .find(|(a, _)| a == id)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| panic!("{id} not applied: {finished:?}"))
+    };
+    assert_eq!(
+        detail("scale_gpu_workers"),
+        "deployment/gpu-worker replicas 5 → 10"
+    );
+    assert_eq!(
+        detail("scale_back_gpu_workers"),
+        "deployment/gpu-worker replicas 10 → 5"
+    );
+    assert_eq!(
+        detail("scale_back_asr_workers"),
+        "deployment/asr-worker replicas 5 → 3"
+    );
+    assert_eq!(replicas(&kube, "gpu-worker"), 5);
+    let scales: Vec<Value> = kube
+        .recorded()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.target().contains("/deployments/gpu-worker/scale"))
+        .map(|r| r.body_json()["spec"]["replicas"].clone())
+        .collect();
+    assert_eq!(
+        scales,
+        vec![Value::from(10), Value::from(5)],
+        "the fake really saw 10, then 5"
+    );
+
+    // Rollout restart as kubectl does it, the DB pool patch, and pause/resume of uploads.
+    let gpu = kube
+        .get(&format!(
+            "/apis/apps/v1/namespaces/{NS}/deployments/gpu-worker"
+        ))
+        .unwrap();
+    assert!(
+        gpu["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string()
+    );
+    assert!(
+        detail("restart_gpu_workers").contains("rollout finished"),
+        "{finished:?}"
+    );
+    let cm = kube
+        .get(&format!(
+            "/api/v1/namespaces/{NS}/configmaps/api-gateway-config"
+        ))
+        .unwrap();
+    assert_eq!(cm["data"]["DB_MAX_CONNECTIONS"], "50");
+    let planned = events(&timeline, "action_planned");
+    let pool = planned
+        .iter()
+        .find(|e| e["action"] == "increase_db_pool")
+        .unwrap();
+    assert_eq!(
+        pool["plan"]["changes"],
+        serde_json::json!(["data.DB_MAX_CONNECTIONS: 20 → 50"])
+    );
+    let gateway = kube
+        .get(&format!(
+            "/apis/apps/v1/namespaces/{NS}/deployments/api-gateway"
+        ))
+        .unwrap();
+    assert_eq!(
+        gateway["spec"]["template"]["metadata"]["annotations"]["pause-uploads"],
+        "false"
+    );
+    let restart_nats = events(&timeline, "step_skipped")
+        .iter()
+        .any(|e| e["step"] == "mitigate-nats");
+    assert!(
+        restart_nats,
+        "NATS is healthy, so its restart is not offered"
+    );
+}
+
+#[test]
+fn dry_run_of_every_kubernetes_step_sends_only_gets() {
+    let prom = Prometheus::start();
+    let kube = video_cluster();
+    let api = RecordingServer::with_status(&[("/health/db", 503)]);
+    let sb = sandbox(&kube);
+    let args = error_budget_args(
+        &prom.url,
+        &api.url,
+        &[
+            "--dry-run",
+            "--output",
+            "json",
+            "-p",
+            "queue_fail=1500",
+            "--max-wait",
+            "1s",
+        ],
+    );
+    let report = sb.run(&strs(&args)).json();
+    let would_send: Vec<String> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["actions"].as_array().unwrap().clone())
+        .filter(|a| a["decision"] == "would_send" && a["plan"]["backend"] == "kubernetes")
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    for id in [
+        "scale_gpu_workers",
+        "restart_gpu_workers",
+        "pause_uploads",
+        "increase_db_pool",
+        "resume_uploads",
+        "scale_back_gpu_workers",
+    ] {
+        assert!(
+            would_send.contains(&id.to_string()),
+            "{id} was not planned: {would_send:?}"
+        );
+    }
+    assert!(
+        kube.mutating_requests().is_empty(),
+        "{:?}",
+        kube.mutating_requests()
+    );
+    assert!(kube.requests().iter().all(|(m, _)| m == "GET"));
+    assert_eq!(replicas(&kube, "gpu-worker"), 5);
+}
+
+#[test]
+fn faults_give_clear_errors_and_the_run_goes_on() {
+    let sb = Sandbox::new();
+    sb.write(
+        "k.yaml",
+        "id: k\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: pods\n        k8s_pods: { namespace: video-processing, selector: app=worker }\n      - id: missing\n        k8s_deployment: { namespace: video-processing, name: missing }\n    actions:\n      - id: scale\n        k8s_scale: { namespace: video-processing, deployment: gpu-worker, replicas: 10 }\n  - id: after\n    checks:\n      - id: nats\n        k8s_deployment: { namespace: video-processing, name: nats }\n",
+    );
+    // Down: nothing listens where the kubeconfig points.
+    let down = {
+        let kube = FakeKube::start();
+        let config = kube.kubeconfig(&sb.root);
+        drop(kube);
+        config
+    };
+    let ran = Sandbox::new().env("KUBECONFIG", down.to_str().unwrap());
+    std::fs::copy(sb.work().join("k.yaml"), ran.work().join("k.yaml")).unwrap();
+    let report = ran
+        .run(&["run", "k.yaml", "--yes", "--output", "json"])
+        .json();
+    let pods = observation(&report, "pods");
+    assert_eq!(pods["verdict"], "error");
+    assert!(
+        pods["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the Kubernetes API at http://127.0.0.1:"),
+        "{pods:#}"
+    );
+    assert!(
+        pods["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("connection refused"),
+        "{pods:#}"
+    );
+    assert_eq!(
+        observation(&report, "nats")["verdict"],
+        "error",
+        "the run went on to the next step"
+    );
+
+    // Forbidden scale and a missing deployment, against a live fake.
+    let kube = video_cluster();
+    kube.fail("PATCH", "/scale", 403, "deployments.apps \"gpu-worker\" is forbidden: User \"oncall\" cannot patch resource \"deployments/scale\"");
+    let live = sandbox(&kube);
+    std::fs::copy(sb.work().join("k.yaml"), live.work().join("k.yaml")).unwrap();
+    let ran = live.run(&["run", "k.yaml", "--yes", "--output", "json"]);
+    let report = ran.json();
+    let missing = observation(&report, "missing");
+    assert_eq!(missing["verdict"], "error");
+    assert_eq!(
+        missing["reason"],
+        "not found: deployments.apps \"missing\" not found"
+    );
+    let timeline = live.timeline();
+    let scale = events(&timeline, "action_finished")[0];
+    assert_eq!(scale["ok"], false);
+    assert!(scale["detail"].as_str().unwrap().starts_with("the Kubernetes API refused it (403 Forbidden): deployments.apps \"gpu-worker\" is forbidden"), "{scale}");
+    assert_eq!(
+        observation(&report, "nats")["verdict"],
+        "ok",
+        "the run went on after the refusal"
+    );
+    assert_eq!(replicas(&kube, "gpu-worker"), 5);
+
+    // Slow: every answer takes longer than the check's timeout.
+    kube.set_delay(Duration::from_secs(3));
+    let report = live
+        .run(&[
+            "run",
+            "k.yaml",
+            "--dry-run",
+            "--output",
+            "json",
+            "--timeout",
+            "1s",
+        ])
+        .json();
+    let pods = observation(&report, "pods");
+    assert_eq!(pods["verdict"], "error");
+    assert_eq!(pods["reason"], "no answer within 1s");
+}
+
+#[test]
+fn warning_events_are_counted_and_a_pod_is_deleted_only_when_approved() {
+    let kube = video_cluster();
+    let old = support::kube::now() - 7200;
+    let ts = |t: i64| jiff::Timestamp::from_second(t).unwrap().to_string();
+    kube.add_event(NS, serde_json::json!({"type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container", "involvedObject": {"kind": "Pod", "name": "gpu-worker-b"}, "count": 12}));
+    kube.add_event(NS, serde_json::json!({"type": "Normal", "reason": "Pulled", "message": "image pulled", "involvedObject": {"kind": "Pod", "name": "gpu-worker-b"}}));
+    kube.add_event(NS, serde_json::json!({"type": "Warning", "reason": "FailedMount", "message": "old news", "involvedObject": {"kind": "Pod", "name": "gpu-worker-b"}, "lastTimestamp": ts(old)}));
+    let sb = sandbox(&kube);
+    sb.write(
+        "evict.yaml",
+        "id: evict\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: warnings\n        k8s_events: { namespace: video-processing, object: pod/gpu-worker-b, since: 1h }\n    actions:\n      - id: delete_crashing\n        when: checks.warnings.value > 0\n        k8s_delete_pod: { namespace: video-processing, pod: gpu-worker-b }\n",
+    );
+    let pod = format!("/api/v1/namespaces/{NS}/pods/gpu-worker-b");
+    let dry = sb
+        .run(&["run", "evict.yaml", "--dry-run", "--output", "json"])
+        .json();
+    let warnings = observation(&dry, "warnings");
+    assert_eq!(
+        (&warnings["value"], &warnings["verdict"]),
+        (&Value::from(1), &Value::from("warn")),
+        "{warnings:#}"
+    );
+    assert_eq!(warnings["table"]["rows"][0][2], "BackOff");
+    assert!(kube.get(&pod).is_some(), "a dry run deletes nothing");
+    sb.run(&["run", "evict.yaml", "--yes"]);
+    assert!(kube.get(&pod).is_none(), "approved, the pod is gone");
+    assert!(
+        kube.mutating_requests()
+            .iter()
+            .any(|(m, p)| m == "DELETE" && p.starts_with(&pod))
+    );
+}

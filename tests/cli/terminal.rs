@@ -1,0 +1,125 @@
+//! In a real pseudo-terminal: prompts, Ctrl-C at a prompt and during a wait.
+use super::support::{Sandbox, events, fixture};
+use super::*;
+use expectrl::{Eof, Session, WaitStatus};
+
+fn spawn(sb: &Sandbox, args: &[&str]) -> Session {
+    let mut cmd = sb.command(args);
+    cmd.env("TERM", "xterm-256color");
+    let mut session = Session::spawn(cmd).expect("spawn in a pty");
+    session.set_expect_timeout(Some(Duration::from_secs(20)));
+    session
+}
+
+fn exit_code(session: &mut Session) -> i32 {
+    session.expect(Eof).expect("the program ends");
+    match session.get_process().wait().unwrap() {
+        WaitStatus::Exited(_, code) => code,
+        other => panic!("ended by {other:?}"),
+    }
+}
+
+#[test]
+fn approve_skip_and_abort_are_each_recorded() {
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let endpoint = format!("api={}", api.url);
+    let mut s = spawn(
+        &sb,
+        &[
+            "run",
+            fixture("three-actions.yaml").to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+        ],
+    );
+    s.expect("First action? [y]es apply / [s]kip / [a]bort run:")
+        .unwrap();
+    s.send_line("y").unwrap();
+    s.expect("Second action? [y]es apply / [s]kip / [a]bort run:")
+        .unwrap();
+    s.send_line("s").unwrap();
+    s.expect("Third action? [y]es apply / [s]kip / [a]bort run:")
+        .unwrap();
+    s.send_line("a").unwrap();
+    assert_eq!(exit_code(&mut s), 4);
+    assert_eq!(
+        api.requests(),
+        vec![("POST".to_string(), "/first".to_string())]
+    );
+    let timeline = sb.timeline();
+    let decided: Vec<(&str, &str)> = events(&timeline, "action_decided")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["decision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decided,
+        vec![
+            ("first", "approved"),
+            ("second", "skipped"),
+            ("third", "aborted")
+        ]
+    );
+    assert_eq!(events(&timeline, "action_finished")[0]["ok"], true);
+    assert!(
+        events(&timeline, "check_finished").is_empty(),
+        "the run stopped at the abort"
+    );
+}
+
+#[test]
+fn ctrl_c_at_a_prompt_aborts_with_130_and_is_recorded() {
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let endpoint = format!("api={}", api.url);
+    let mut s = spawn(
+        &sb,
+        &[
+            "run",
+            fixture("three-actions.yaml").to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+        ],
+    );
+    s.expect("First action?").unwrap();
+    s.send(expectrl::ControlCode::EndOfText).unwrap();
+    assert_eq!(exit_code(&mut s), 130);
+    assert!(api.requests().is_empty());
+    let timeline = sb.timeline();
+    let last = timeline.last().unwrap();
+    assert_eq!(last["event"], "interrupted");
+    assert_eq!(last["signal"], "SIGINT");
+}
+
+#[test]
+fn ctrl_c_during_a_wait_ends_the_wait_and_the_run_goes_on() {
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let endpoint = format!("api={}", api.url);
+    let mut s = spawn(
+        &sb,
+        &[
+            "run",
+            fixture("waits.yaml").to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+        ],
+    );
+    s.expect("waiting for status").unwrap();
+    s.send(expectrl::ControlCode::EndOfText).unwrap();
+    s.expect("stopped by the engineer").unwrap();
+    s.expect("After the wait").unwrap();
+    assert_eq!(exit_code(&mut s), 1, "a wait that did not hold exits 1");
+    let timeline = sb.timeline();
+    assert_eq!(events(&timeline, "wait_finished")[0]["outcome"], "stopped");
+    assert_eq!(
+        events(&timeline, "check_finished").last().unwrap()["observation"]["check"],
+        "later"
+    );
+    assert!(api.requests().iter().any(|(_, p)| p == "/later"));
+}

@@ -1,0 +1,135 @@
+//! `oncall validate`: each problem at its file, line and column, with a hint.
+
+use super::*;
+
+#[test]
+fn validate_points_at_each_problem_with_a_hint() {
+    let sb = Sandbox::new();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unknown-field.yaml",
+            "id: unknown-field\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n        fial_if: value > 1\n",
+            "unknown-field.yaml:9:9: unknown field `fial_if`, expected one of id, title, unit, fail_if, warn_if, timeout, prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts\n  hint: did you mean `fail_if`?",
+        ),
+        (
+            "duplicate.yaml",
+            "id: duplicate\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n      - id: c\n        prometheus: up\n",
+            "duplicate.yaml:9:13: duplicate check id 'c'\n  hint: 'c' is already used on line 7; ids must be unique in a runbook",
+        ),
+        (
+            "missing-check.yaml",
+            "id: missing-check\ntitle: T\nseverity: P1\nparams:\n  limit: { default: 3 }\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n  - id: t\n    when: checks.gpu_util.value > params.limit\n    guidance: scale up\n",
+            "missing-check.yaml:12:11: `when` names check 'gpu_util', which does not exist here\n  hint: checks it can read here: c",
+        ),
+        (
+            "missing-param.yaml",
+            "id: missing-param\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n        fail_if: value > params.budget\n",
+            "missing-param.yaml:9:18: threshold names param 'budget', which the runbook does not declare",
+        ),
+        (
+            "bad-template.yaml",
+            "id: bad-template\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        http: { url: \"http://x/{{ params.x \" }\n",
+            "bad-template.yaml:8:42: url: unexpected end of input, expected end of variable block",
+        ),
+        (
+            "bad-promql.yaml",
+            "id: bad-promql\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: sum(rate(x[5m]) by (job)\n",
+            "bad-promql.yaml:8:21: invalid PromQL: unclosed left parenthesis",
+        ),
+        (
+            "bad-duration.yaml",
+            "id: bad-duration\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n        timeout: soon\n",
+            "bad-duration.yaml:9:18: check `timeout`: 'soon' is not a duration\n  hint: write a duration such as 30s, 15m, 1h or 1h30m",
+        ),
+        (
+            "bad-expression.yaml",
+            "id: bad-expression\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n        fail_if: \"value >> 3\"\n",
+            "bad-expression.yaml:9:26: threshold: unexpected `>`",
+        ),
+        (
+            "post-check.yaml",
+            "id: post-check\ntitle: T\nseverity: P5\nsteps:\n  - id: s\n    checks:\n      - id: c\n        http: { url: \"http://x/\", method: POST }\n    wait: { check: nope, until: value < 1, timeout: 5m }\n",
+            "post-check.yaml:3:11: severity 'P5' is not one of P0, P1, P2, P3",
+        ),
+        (
+            "not-yaml.yaml",
+            "id: x\ntitle: [unclosed\n",
+            "not-yaml.yaml:2:8: ",
+        ),
+        ("empty.yaml", "", "empty.yaml:"),
+    ];
+    for (name, text, expected) in cases {
+        sb.write(name, text);
+        let ran = sb.run(&["validate", name]);
+        assert_eq!(ran.code, 2, "{name}: {}{}", ran.stdout, ran.stderr);
+        assert!(
+            ran.stdout.starts_with(expected),
+            "{name}:\nexpected: {expected}\nactual:   {}",
+            ran.stdout
+        );
+        assert!(!ran.stderr.contains("panicked"), "{name}: {}", ran.stderr);
+    }
+    let post = sb.run(&["validate", "post-check.yaml"]);
+    assert!(
+        post.stdout
+            .contains("post-check.yaml:8:43: a check only reads: method 'POST' is not allowed"),
+        "{}",
+        post.stdout
+    );
+    assert!(post.stdout.contains("post-check.yaml:9:20: wait polls check 'nope', which is not defined in this or an earlier step"));
+    // `run` refuses an invalid runbook with the same words, before opening an incident.
+    let run = sb.run(&["run", "duplicate.yaml"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("duplicate.yaml:9:13: duplicate check id 'c'"),
+        "{}",
+        run.stderr
+    );
+    assert!(sb.incidents().is_empty());
+}
+
+/// A check or an action has exactly one kind: none, or a second one, is refused where it stands,
+/// with the kinds that would be valid; a misspelt kind gets "did you mean".
+#[test]
+fn each_check_and_action_has_exactly_one_kind() {
+    let sb = Sandbox::new();
+    let head = "id: kinds\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n";
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "no-kind.yaml",
+            "    checks:\n      - id: up\n        prometheus: up\n      - id: nothing\n        title: reads nothing\n",
+            "no-kind.yaml:9:9: check 'nothing' has no backend\n  hint: give it one of: prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts\n",
+        ),
+        (
+            "two-kinds.yaml",
+            "    checks:\n      - id: both\n        prometheus: up\n        memory: {}\n",
+            "two-kinds.yaml:9:17: check 'both' has more than one backend: `prometheus` and `memory`\n  hint: split it into one check per backend\n",
+        ),
+        (
+            "action-no-kind.yaml",
+            "    actions:\n      - id: idle\n        title: changes nothing\n",
+            "action-no-kind.yaml:7:9: action 'idle' has no backend\n  hint: give it one of: http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, docker, docker_prune, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence\n",
+        ),
+        (
+            "misspelt-kind.yaml",
+            "    actions:\n      - id: scale\n        k8s_scal: { deployment: x, replicas: 2 }\n",
+            "misspelt-kind.yaml:8:9: unknown field `k8s_scal`, expected one of id, title, when, timeout, http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, docker, docker_prune, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence\n  hint: did you mean `k8s_scale`?\n",
+        ),
+        (
+            "kind-field.yaml",
+            "    checks:\n      - id: logs\n        k8s_logs: { deployment: w, matches: \"(\", keep: 0 }\n",
+            "kind-field.yaml:8:45: invalid regular expression: error: unclosed group\nkind-field.yaml:8:56: `keep` 0 is out of range\n  hint: it may be 1 to 1000\n",
+        ),
+    ];
+    for (name, steps, expected) in cases {
+        sb.write(name, &format!("{head}{steps}"));
+        let ran = sb.run(&["validate", name]);
+        assert_eq!(ran.code, 2, "{name}: {}{}", ran.stdout, ran.stderr);
+        assert!(
+            ran.stdout.starts_with(expected),
+            "{name}:\nexpected: {expected}\nactual:   {}",
+            ran.stdout
+        );
+    }
+}
