@@ -120,7 +120,6 @@ const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
 const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_ALERTMANAGER: &str = "http://localhost:9093";
 
-/// A spec's own URL, else the flag's.
 /// A spec's own URL (its values percent-encoded), else the flag's. Its password is masked
 /// wherever it comes back.
 fn url(
