@@ -117,21 +117,23 @@ pub enum Command {
     Run(RunArgs),
     /// Rehearse a runbook on a recorded scenario: no infrastructure, nothing ever sent
     Drill(DrillArgs),
-    /// Show an incident's timeline (default: the latest)
-    Timeline {
-        incident: Option<String>,
-        /// List the incidents instead
+    /// The incidents, oldest first: status (running, open, interrupted, resolved), mode, who
+    /// opened them, their age and the last step reached
+    Incidents {
+        /// Only those not resolved
         #[arg(long)]
-        list: bool,
+        open: bool,
     },
-    /// Append a note to the latest open incident
+    /// Show an incident's timeline (default: the latest)
+    Timeline { incident: Option<String> },
+    /// Append a note to the latest open live incident
     Note {
         text: String,
-        /// The incident to append to [default: the latest open one]
+        /// The incident to append to [default: the latest open live one]
         #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true)]
         incident: Option<String>,
     },
-    /// Mark an incident resolved (default: the latest open one)
+    /// Mark an incident resolved (default: the latest open live one)
     Resolve {
         /// What fixed it
         text: Option<String>,

@@ -154,9 +154,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             commands::run::run(&setup, request).await
         }
-        Command::Timeline { incident, list } => {
-            commands::timeline::run(&setup, incident.as_deref(), list)
-        }
+        Command::Incidents { open } => commands::incidents::run(&setup, open),
+        Command::Timeline { incident } => commands::timeline::run(&setup, incident.as_deref()),
         Command::Note { text, incident } => {
             commands::note::note(&setup, &text, incident.as_deref())
         }

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod completions;
+pub mod incidents;
 pub mod list;
 pub mod note;
 pub mod run;

@@ -6,14 +6,17 @@ use crate::timeline::{TimelineSink, user};
 
 fn append(setup: &Setup, incident: Option<&str>, kind: EventKind) -> anyhow::Result<i32> {
     let store = setup.store();
-    let id = match incident {
-        Some(id) => id.to_string(),
-        None => store.latest_open().ok_or_else(|| {
-            anyhow::anyhow!(
-                "no open incident in {}; name one with --incident ID (`oncall timeline --list`)",
-                store.dir.display()
-            )
-        })?,
+    let (id, chosen) = match incident {
+        Some(id) => (id.to_string(), None),
+        None => {
+            let open = store.latest_open_live().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no open live incident in {}; dry runs and drills take notes only when named: --incident ID (`oncall incidents` lists them)",
+                    store.dir.display()
+                )
+            })?;
+            (open.id.clone(), Some(open))
+        }
     };
     // The same path as a run's events: bounded, then appended and fsynced in one write.
     let timeline = TimelineSink::new(store.append(&id)?);
@@ -22,7 +25,19 @@ fn append(setup: &Setup, incident: Option<&str>, kind: EventKind) -> anyhow::Res
     if let Some(failure) = recorder.failure() {
         anyhow::bail!("nothing was recorded in {id}: {failure}");
     }
-    eprintln!("recorded in {id}");
+    match chosen {
+        // Said in full when oncall chose: the engineer sees which incident took the words.
+        Some(open) => eprintln!(
+            "recorded in {id} (the latest open live incident: {}, {}, opened by {} at {})",
+            open.runbook,
+            open.status.as_str(),
+            open.opened_by,
+            open.opened_at
+                .to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%H:%M")
+        ),
+        None => eprintln!("recorded in {id}"),
+    }
     Ok(0)
 }
 

@@ -7,6 +7,7 @@ use crate::backends::{
 };
 use crate::config::{Config, key_value};
 use crate::engine::event::{Deadline, EventKind, Mode, Recorder, Sink};
+use crate::engine::reminders::Reminders;
 use crate::engine::{Context, Engine, Interrupts, Pace, Settings};
 use crate::runbook::{self, Loaded, Runbook, validate};
 use crate::spec::ScalarValue;
@@ -299,7 +300,8 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
                 to: e.to.clone(),
             })
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let deadlines = escalation.clone();
     recorder.emit(EventKind::IncidentOpened {
         runbook: rb.id.value.clone(),
         title: rb.title.clone(),
@@ -312,6 +314,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         escalation,
         user: user(),
     });
+    let reminders = Reminders::start(recorder.clone(), rb.severity.value.clone(), deadlines);
 
     let interrupts = Arc::new(Interrupts::default());
     let on_signal = {
@@ -421,6 +424,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             .await
         }
     };
+    drop(reminders);
     if json_out {
         collector.print_report(&timeline_path)?;
     }

@@ -5,17 +5,8 @@ use crate::engine::event::{Event, EventKind};
 use crate::timeline;
 use crate::view::{print_json, print_out};
 
-pub fn run(setup: &Setup, incident: Option<&str>, list: bool) -> anyhow::Result<i32> {
+pub fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
     let store = setup.store();
-    if list {
-        let ids = store.list();
-        if setup.json() {
-            print_json(&serde_json::json!(ids))?;
-        } else {
-            print_out(&ids.iter().map(|i| format!("{i}\n")).collect::<String>())?;
-        }
-        return Ok(0);
-    }
     let id = match incident {
         Some(id) => id.to_string(),
         None => store.latest()?,
@@ -73,6 +64,13 @@ fn line(e: &Event) -> String {
             action,
             decision,
             by,
+            user,
+            ..
+        } if !user.is_empty() => format!("action {action} {} by {user} ({by})", name(decision)),
+        EventKind::ActionDecided {
+            action,
+            decision,
+            by,
             ..
         } => format!("action {action} {} by {by}", name(decision)),
         EventKind::ActionStarted { action, .. } => format!("action {action} sending"),
@@ -110,6 +108,9 @@ fn line(e: &Event) -> String {
             format!("run finished (exit {exit_code}): {outcome}")
         }
         EventKind::Resolved { text, user } => format!("resolved by {user}: {text}"),
+        EventKind::EscalationDue { severity, to, .. } => {
+            format!("{severity} response time passed: escalate to {to}")
+        }
     };
     format!("{ts}  {what}")
 }

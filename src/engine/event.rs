@@ -89,7 +89,11 @@ pub enum EventKind {
         step: String,
         action: String,
         decision: DecisionKind,
+        /// How the decision was made: `prompt`, `--yes`, `--dry-run`, `drill`.
         by: String,
+        /// Who made it (timelines written before this field have none).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        user: String,
     },
     /// Written before the request is sent, so a crash leaves the intent on record.
     ActionStarted {
@@ -141,6 +145,12 @@ pub enum EventKind {
     RunFinished {
         exit_code: i32,
         outcome: String,
+    },
+    /// An escalation deadline passed while the run was going on.
+    EscalationDue {
+        severity: String,
+        to: String,
+        due: jiff::Timestamp,
     },
     Resolved {
         text: String,
@@ -264,6 +274,7 @@ impl EventKind {
             | EventKind::ActionStarted { .. }
             | EventKind::WaitStarted { .. }
             | EventKind::Interrupted { .. }
+            | EventKind::EscalationDue { .. }
             | EventKind::RunFinished { .. } => {}
         }
     }

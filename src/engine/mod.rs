@@ -3,6 +3,7 @@
 
 pub mod event;
 pub mod observation;
+pub mod reminders;
 
 use crate::approval::{Decision, DecisionKind, Policy};
 use crate::backends::Plan;
@@ -375,6 +376,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             action: id.clone(),
             decision: decision.kind(),
             by: self.settings.policy.by().into(),
+            user: self.settings.user.clone(),
         });
         match decision {
             Decision::Apply(approval) => {

@@ -113,10 +113,14 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
                 action,
                 decision,
                 by,
+                user,
             } => {
                 let a = action_entry(step_entry(&mut steps, step), action);
                 a["decision"] = json!(decision);
                 a["by"] = json!(by);
+                if !user.is_empty() {
+                    a["user"] = json!(user);
+                }
             }
             EventKind::ActionFinished {
                 step,

@@ -368,9 +368,13 @@ impl Sink for TerminalView {
                 action,
                 decision,
                 by,
+                user,
                 ..
             } => {
                 let words = match decision {
+                    DecisionKind::Approved if !user.is_empty() => {
+                        format!("approved by {user} ({by})")
+                    }
                     DecisionKind::Approved => format!("approved ({by})"),
                     DecisionKind::Skipped => "skipped".into(),
                     DecisionKind::Aborted => "aborted the run".into(),
@@ -463,6 +467,12 @@ impl Sink for TerminalView {
                 }
             }
             EventKind::Note { text, .. } => self.line(format!("   note: {text}")),
+            EventKind::EscalationDue { severity, to, due } => {
+                let at = clock(due);
+                let words = format!("{at} {severity} response time passed: escalate to {to}");
+                let painted = self.paint(&words, "33;1");
+                self.line(format!("⏰ {painted}"));
+            }
             EventKind::Interrupted { signal, .. } => {
                 self.clear_progress();
                 self.line(format!(

@@ -2,29 +2,61 @@
 
 use super::*;
 
-#[test]
-fn note_timeline_and_resolve_work_on_the_latest_open_incident() {
-    let sb = Sandbox::new();
-    let api = RecordingServer::start();
+/// Runs the three-actions fixture against a recording server: a dry run, or with `--yes`.
+fn three_actions(sb: &Sandbox, api: &RecordingServer, flag: &str) -> String {
     let endpoint = format!("api={}", api.url);
+    let fixture = fixture("three-actions.yaml");
     let ran = sb.run(&[
         "run",
-        fixture("three-actions.yaml").to_str().unwrap(),
+        fixture.to_str().unwrap(),
         "--endpoint",
         &endpoint,
-        "--dry-run",
+        flag,
     ]);
-    assert_eq!(ran.code, 0, "{}", ran.stdout);
-    let id = sb.incidents()[0]
-        .file_stem()
-        .unwrap()
-        .to_string_lossy()
-        .to_string();
-    assert!(id.ends_with("-three-actions"), "{id}");
+    assert!(
+        ran.code == 0 || ran.code == 1,
+        "{}{}",
+        ran.stdout,
+        ran.stderr
+    );
+    let newest = sb.incidents().pop().unwrap();
+    newest.file_stem().unwrap().to_string_lossy().to_string()
+}
 
+#[test]
+fn note_timeline_and_resolve_work_on_the_latest_open_live_incident() {
+    let sb = Sandbox::new();
+    let api = RecordingServer::start();
+    let dry = three_actions(&sb, &api, "--dry-run");
+    assert!(dry.ends_with("-three-actions"), "{dry}");
+
+    // A dry run rehearses: a note goes to it only when named.
+    let refused = sb.run(&["note", "rolled back the config by hand"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("no open live incident")
+            && refused.stderr.contains("--incident ID"),
+        "{}",
+        refused.stderr
+    );
+    let named = sb.run(&["note", "--incident", &dry, "rehearsal went fine"]);
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    assert!(named.stderr.contains(&format!("recorded in {dry}")));
+
+    let live = three_actions(&sb, &api, "--yes");
+    assert_ne!(live, dry);
+    // A later dry run does not take the live incident's notes either.
+    let later_dry = three_actions(&sb, &api, "--dry-run");
     let note = sb.run(&["note", "rolled back the config by hand"]);
     assert_eq!(note.code, 0, "{}", note.stderr);
-    let shown = sb.run(&["timeline"]);
+    assert!(
+        note.stderr.contains(&format!(
+            "recorded in {live} (the latest open live incident: three-actions, open, opened by tester at"
+        )),
+        "{}",
+        note.stderr
+    );
+    let shown = sb.run(&["timeline", &live]);
     assert!(
         shown
             .stdout
@@ -32,17 +64,34 @@ fn note_timeline_and_resolve_work_on_the_latest_open_incident() {
         "{}",
         shown.stdout
     );
-    let json = sb.run(&["timeline", &id, "--output", "json"]).json();
-    assert_eq!(json.as_array().unwrap().last().unwrap()["event"], "note");
+    // Who approved, beside how.
+    assert!(
+        shown.stdout.contains("approved by tester (--yes)"),
+        "{}",
+        shown.stdout
+    );
+    let json = sb.run(&["timeline", &live, "--output", "json"]).json();
+    let events = json.as_array().unwrap();
+    assert_eq!(events.last().unwrap()["event"], "note");
+    let decided: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "action_decided")
+        .collect();
+    assert!(!decided.is_empty());
+    assert!(decided.iter().all(|e| e["user"] == "tester"), "{decided:?}");
+    let later = sb.run(&["timeline", &later_dry]);
+    assert!(!later.stdout.contains("note by"), "{}", later.stdout);
 
-    assert_eq!(sb.run(&["resolve", "config rolled back"]).code, 0);
+    let resolved = sb.run(&["resolve", "config rolled back"]);
+    assert_eq!(resolved.code, 0, "{}", resolved.stderr);
+    assert!(resolved.stderr.contains(&format!("recorded in {live}")));
     let again = sb.run(&["note", "too late"]);
     assert_eq!(
         again.code, 2,
         "a resolved incident takes no more notes by default"
     );
     assert!(
-        again.stderr.contains("no open incident"),
+        again.stderr.contains("no open live incident"),
         "{}",
         again.stderr
     );
@@ -54,6 +103,143 @@ fn note_timeline_and_resolve_work_on_the_latest_open_incident() {
         mode.permissions().mode() & 0o777,
         0o600,
         "only its owner may read a timeline"
+    );
+}
+
+/// The account's name, as the system knows it.
+fn account() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn with_no_user_variables_the_record_names_the_account() {
+    let sb = Sandbox::new().env("ONCALL_USER", "");
+    let api = RecordingServer::start();
+    let live = three_actions(&sb, &api, "--yes");
+    let json = sb.run(&["timeline", &live, "--output", "json"]).json();
+    let events = json.as_array().unwrap();
+    let account = account();
+    assert!(!account.is_empty() && account != "unknown");
+    assert_eq!(events[0]["user"], account.as_str(), "{}", events[0]);
+    let decided = events
+        .iter()
+        .find(|e| e["event"] == "action_decided")
+        .unwrap();
+    assert_eq!(decided["user"], account.as_str());
+}
+
+#[test]
+fn incidents_shows_where_each_one_stands() {
+    let sb = Sandbox::new();
+    let api = RecordingServer::start();
+    let endpoint = format!("api={}", api.url);
+    let drill = sb.run(&["drill", "error-budget", "--scenario", "all-clear"]);
+    assert_eq!(drill.code, 0, "{}", drill.stderr);
+    let dry = three_actions(&sb, &api, "--dry-run");
+    let resolved = three_actions(&sb, &api, "--yes");
+    assert_eq!(
+        sb.run(&["resolve", "--incident", &resolved, "fixed"]).code,
+        0
+    );
+    let open = three_actions(&sb, &api, "--yes");
+
+    // A run in its wait is running; once SIGKILLed, it is interrupted.
+    let waits = fixture("waits.yaml");
+    let mut child = sb
+        .command(&[
+            "run",
+            waits.to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+            "--yes",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = support::wait_for_file_containing(
+        || {
+            sb.incidents()
+                .into_iter()
+                .find(|p| p.to_string_lossy().contains("-waits"))
+        },
+        "\"wait_poll\"",
+        Duration::from_secs(20),
+    );
+    let waiting = path.file_stem().unwrap().to_string_lossy().to_string();
+    let status = |id: &str| -> (String, String) {
+        let listed = sb.run(&["incidents", "-o", "json"]).json();
+        let found = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed: {listed}"))
+            .clone();
+        (
+            found["status"].as_str().unwrap().to_string(),
+            found["mode"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(status(&waiting), ("running".into(), "live".into()));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(status(&waiting), ("interrupted".into(), "live".into()));
+    assert_eq!(status(&dry), ("open".into(), "dry-run".into()));
+    assert_eq!(status(&resolved), ("resolved".into(), "live".into()));
+    assert_eq!(status(&open), ("open".into(), "live".into()));
+    let drill_id = sb
+        .incidents()
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
+        .find(|id| id.ends_with("-error-budget"))
+        .unwrap();
+    assert_eq!(status(&drill_id), ("open".into(), "drill".into()));
+
+    let listed = sb.run(&["incidents", "-o", "json"]).json();
+    let killed = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == waiting.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(killed["opened_by"], "tester");
+    assert_eq!(killed["last_step"]["id"], "watch");
+    assert_eq!(killed["runbook"], "waits");
+
+    // As a table, and only the live ones not resolved with --open.
+    let table = sb.run(&["incidents"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&waiting))
+        .unwrap();
+    assert!(
+        row.contains("interrupted")
+            && row.contains("live")
+            && row.contains("tester")
+            && row.contains("watch"),
+        "{row}"
+    );
+    let open_only = sb.run(&["incidents", "--open"]);
+    let ids: Vec<&str> = open_only
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![open.as_str(), waiting.as_str()],
+        "{}",
+        open_only.stdout
     );
 }
 
@@ -119,7 +305,7 @@ fn a_torn_last_event_is_left_out_and_notes_still_append() {
         fixture("three-actions.yaml").to_str().unwrap(),
         "--endpoint",
         &endpoint,
-        "--dry-run",
+        "--yes",
     ]);
     let path = sb.incidents().pop().unwrap();
     let mut file = std::fs::OpenOptions::new()
@@ -141,5 +327,63 @@ fn a_torn_last_event_is_left_out_and_notes_still_append() {
     assert_eq!(
         events.as_array().unwrap().last().unwrap()["text"],
         "after the crash"
+    );
+}
+
+#[test]
+fn an_escalation_deadline_that_passes_during_a_wait_is_said_and_recorded() {
+    let sb = Sandbox::new();
+    let api = RecordingServer::start();
+    let endpoint = format!("api={}", api.url);
+    let runbook = std::fs::read_to_string(fixture("waits.yaml"))
+        .unwrap()
+        .replace(
+            "severity: P3\n",
+            "severity: P0\nescalation:\n  - { after: 2s, to: Primary on-call engineer }\n  - { after: 1h, to: Engineering manager }\n",
+        );
+    let path = sb.write("escalating.yaml", &runbook);
+    let ran = sb.run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--yes",
+        "--max-wait",
+        "4s",
+    ]);
+    assert!(
+        ran.stdout
+            .contains("P0 response time passed: escalate to Primary on-call engineer"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        !ran.stderr.contains("Engineering manager: escalate"),
+        "{}",
+        ran.stderr
+    );
+    let timeline = support::read_timeline(&sb.incidents().pop().unwrap());
+    let kinds: Vec<&str> = timeline
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    let due = kinds
+        .iter()
+        .position(|k| *k == "escalation_due")
+        .expect("an escalation_due event");
+    let started = kinds.iter().position(|k| *k == "wait_started").unwrap();
+    let finished = kinds.iter().position(|k| *k == "wait_finished").unwrap();
+    assert!(
+        started < due && due < finished,
+        "during the wait: {kinds:?}"
+    );
+    assert_eq!(timeline[due]["to"], "Primary on-call engineer");
+    assert_eq!(timeline[due]["severity"], "P0");
+    assert_eq!(kinds.iter().filter(|k| **k == "escalation_due").count(), 1);
+    let shown = sb.run(&["timeline"]);
+    assert!(
+        shown
+            .stdout
+            .contains("P0 response time passed: escalate to Primary on-call engineer")
     );
 }

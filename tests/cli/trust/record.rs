@@ -113,7 +113,7 @@ fn incident_files_are_never_followed_and_open_folders_are_tightened() {
         "{}",
         noted.stderr
     );
-    let listed = sb.run(&["timeline", "--list"]);
+    let listed = sb.run(&["incidents"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     assert!(listed.stdout.contains("-quick"), "{}", listed.stdout);
 
@@ -202,7 +202,7 @@ fn one_unreadable_line_never_stops_timeline_note_or_the_list() {
     assert_eq!(noted.code, 0, "{}", noted.stderr);
     let shown = sb.run(&["timeline"]);
     assert!(shown.stdout.contains("note by tester: still writable"));
-    let listed = sb.run(&["timeline", "--list"]);
+    let listed = sb.run(&["incidents"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     assert!(listed.stdout.contains("-quick"));
 }

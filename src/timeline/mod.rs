@@ -2,6 +2,10 @@
 //! (a run, `note`, `resolve`) opens it in append mode and writes an event in one write, fsynced,
 //! so several can write at once and none overwrites another; no writer follows a symlink.
 
+mod summary;
+
+pub use summary::{Status, Summary};
+
 use crate::engine::event::{Event, EventKind, Sink};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -31,7 +35,7 @@ pub enum TimelineError {
         "{path} is not a regular file (a symlink, a folder or a pipe): oncall only uses timelines it created"
     )]
     NotAFile { path: PathBuf },
-    #[error("no incident '{0}'; `oncall timeline --list` shows them")]
+    #[error("no incident '{0}'; `oncall incidents` lists them")]
     NoSuchIncident(String),
     #[error("no incidents yet in {0}; `oncall run RUNBOOK` opens one")]
     NoIncidents(PathBuf),
@@ -128,7 +132,10 @@ impl Store {
                 &path,
                 OpenOptions::new().append(true).create_new(true).mode(0o600),
             ) {
-                Ok(file) => return Ok((id, Timeline { file, path })),
+                Ok(file) => {
+                    summary::hold(&file);
+                    return Ok((id, Timeline { file, path }));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(source) => return Err(TimelineError::Write { path, source }),
             }
@@ -184,28 +191,6 @@ impl Store {
         self.list()
             .pop()
             .ok_or_else(|| TimelineError::NoIncidents(self.dir.clone()))
-    }
-
-    /// The newest incident that is not a drill and not resolved. One that cannot be read is
-    /// passed over with a warning: it must not keep the engineer from the others.
-    pub fn latest_open(&self) -> Option<String> {
-        for id in self.list().into_iter().rev() {
-            let events = match read(&self.path(&id)) {
-                Ok(events) => events,
-                Err(err) => {
-                    eprintln!("warning: {err}; passed over");
-                    continue;
-                }
-            };
-            let drill = events.iter().any(|e| matches!(&e.kind, EventKind::IncidentOpened { mode, .. } if *mode == crate::engine::event::Mode::Drill));
-            let resolved = events
-                .iter()
-                .any(|e| matches!(e.kind, EventKind::Resolved { .. }));
-            if !drill && !resolved {
-                return Some(id);
-            }
-        }
-        None
     }
 }
 
@@ -339,9 +324,31 @@ pub fn read(path: &Path) -> Result<Vec<Event>, TimelineError> {
     Ok(events)
 }
 
+/// Who runs oncall: `$ONCALL_USER`, `$USER`, `$LOGNAME`, else the account's name (or, for an
+/// account without a name, its uid). Never "unknown": the record says who decided.
 pub fn user() -> String {
-    std::env::var("ONCALL_USER")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    ["ONCALL_USER", "USER", "LOGNAME"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .find(|name| !name.trim().is_empty())
+        .unwrap_or_else(account_name)
+}
+
+fn account_name() -> String {
+    // SAFETY: geteuid has no preconditions; getpwuid_r writes only into the buffers given, and
+    // its result is read only when it reports success with a non-null entry.
+    unsafe {
+        let uid = libc::geteuid();
+        let mut entry: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let status = libc::getpwuid_r(uid, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found);
+        if status == 0 && !found.is_null() && !entry.pw_name.is_null() {
+            let name = std::ffi::CStr::from_ptr(entry.pw_name).to_string_lossy();
+            if !name.is_empty() {
+                return name.into_owned();
+            }
+        }
+        format!("uid {uid}")
+    }
 }

@@ -1,0 +1,84 @@
+//! `oncall incidents`: one line per incident, with where it stands.
+
+use super::Setup;
+use crate::engine::event::Mode;
+use crate::view::{print_json, print_out};
+use comfy_table::{Table, presets};
+use serde_json::json;
+
+/// `--open`: the live incidents not resolved, the ones that may still need someone. Dry runs
+/// and drills are rehearsals: the full list shows them.
+pub fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
+    let mut incidents = setup.store().summaries();
+    if open {
+        incidents.retain(|s| s.mode == Mode::Live && s.unresolved());
+    }
+    let now = jiff::Timestamp::now();
+    if setup.json() {
+        let items: Vec<_> = incidents
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id,
+                    "status": s.status,
+                    "mode": s.mode,
+                    "runbook": s.runbook,
+                    "title": s.title,
+                    "severity": s.severity,
+                    "opened_by": s.opened_by,
+                    "opened_at": s.opened_at,
+                    "age_seconds": now.duration_since(s.opened_at).as_secs().max(0),
+                    "last_step": s.last_step.as_ref().map(|(id, title)| json!({ "id": id, "title": title })),
+                })
+            })
+            .collect();
+        print_json(&json!(items))?;
+        return Ok(0);
+    }
+    if incidents.is_empty() {
+        let what = if open { "open live " } else { "" };
+        eprintln!("no {what}incidents in {}", setup.store().dir.display());
+        return Ok(0);
+    }
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING).set_header(vec![
+        "INCIDENT",
+        "STATUS",
+        "MODE",
+        "SEV",
+        "BY",
+        "AGE",
+        "LAST STEP",
+    ]);
+    for s in &incidents {
+        table.add_row(vec![
+            s.id.clone(),
+            s.status.as_str().to_string(),
+            serde_json::to_value(s.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            s.severity.clone(),
+            s.opened_by.clone(),
+            age(now.duration_since(s.opened_at).as_secs()),
+            s.last_step
+                .as_ref()
+                .map(|(id, _)| id.clone())
+                .unwrap_or_default(),
+        ]);
+    }
+    let text = table.to_string();
+    let text: String = text.lines().map(|l| format!("{}\n", l.trim())).collect();
+    print_out(&text)?;
+    Ok(0)
+}
+
+/// How long ago, for people: `45s`, `12m`, `3h`, `2d`.
+fn age(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}

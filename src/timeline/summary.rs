@@ -1,0 +1,147 @@
+//! Where each incident stands, read from its timeline: open, running, interrupted or resolved,
+//! with its mode, runbook, who opened it and the last step it reached.
+
+use super::{Store, open_regular, read};
+use crate::engine::event::{Event, EventKind, Mode};
+use serde::Serialize;
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Its run is going on now (its process holds the timeline).
+    Running,
+    /// Its run finished, and it is not resolved.
+    Open,
+    /// Its run was killed or cut off: no `run_finished`, or an `interrupted` event.
+    Interrupted,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Open => "open",
+            Status::Interrupted => "interrupted",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub id: String,
+    pub status: Status,
+    pub mode: Mode,
+    pub runbook: String,
+    pub title: String,
+    pub severity: String,
+    pub opened_by: String,
+    pub opened_at: jiff::Timestamp,
+    /// The id and title of the last step that started.
+    pub last_step: Option<(String, String)>,
+}
+
+impl Summary {
+    /// A summary of an incident's events; None for a timeline that does not open an incident.
+    pub fn of(id: &str, events: &[Event], running: bool) -> Option<Summary> {
+        let (opened, first) = events.iter().find_map(|e| match &e.kind {
+            EventKind::IncidentOpened { .. } => Some((&e.kind, e)),
+            _ => None,
+        })?;
+        let EventKind::IncidentOpened {
+            runbook,
+            title,
+            severity,
+            mode,
+            user,
+            ..
+        } = opened
+        else {
+            return None;
+        };
+        let has = |f: fn(&EventKind) -> bool| events.iter().any(|e| f(&e.kind));
+        let status = if has(|k| matches!(k, EventKind::Resolved { .. })) {
+            Status::Resolved
+        } else if running {
+            Status::Running
+        } else if has(|k| matches!(k, EventKind::Interrupted { .. }))
+            || !has(|k| matches!(k, EventKind::RunFinished { .. }))
+        {
+            Status::Interrupted
+        } else {
+            Status::Open
+        };
+        let last_step = events.iter().rev().find_map(|e| match &e.kind {
+            EventKind::StepStarted { step, title, .. } => Some((step.clone(), title.clone())),
+            _ => None,
+        });
+        Some(Summary {
+            id: id.to_string(),
+            status,
+            mode: *mode,
+            runbook: runbook.clone(),
+            title: title.clone(),
+            severity: severity.clone(),
+            opened_by: user.clone(),
+            opened_at: first.ts,
+            last_step,
+        })
+    }
+
+    /// Not resolved: a note or `resolve` may still go to it.
+    pub fn unresolved(&self) -> bool {
+        self.status != Status::Resolved
+    }
+}
+
+impl Store {
+    /// Every incident's summary, oldest first. One that cannot be read is passed over with a
+    /// warning: it must not keep the engineer from the others.
+    pub fn summaries(&self) -> Vec<Summary> {
+        self.list()
+            .into_iter()
+            .filter_map(|id| {
+                let path = self.path(&id);
+                match read(&path) {
+                    Ok(events) => Summary::of(&id, &events, running(&path)),
+                    Err(err) => {
+                        eprintln!("warning: {err}; passed over");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The newest live incident that is not resolved: where `note` and `resolve` go by default.
+    /// Dry runs and drills rehearse; they take notes only when named.
+    pub fn latest_open_live(&self) -> Option<Summary> {
+        self.summaries()
+            .into_iter()
+            .rev()
+            .find(|s| s.mode == Mode::Live && s.unresolved())
+    }
+}
+
+/// Whether a run holds this timeline now: it keeps a shared lock on it while it runs, and the
+/// kernel drops the lock when the process ends, however it ends.
+fn running(path: &std::path::Path) -> bool {
+    let Ok(file) = open_regular(path, OpenOptions::new().read(true)) else {
+        return false;
+    };
+    // SAFETY: flock on a file descriptor this function owns for the duration of the call.
+    let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
+    held && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
+/// Holds a shared lock on a run's own timeline for as long as the run lasts (see `running`).
+pub(super) fn hold(file: &std::fs::File) {
+    // SAFETY: flock on a descriptor the caller keeps open; a failure only means `incidents`
+    // will call the run interrupted rather than running.
+    unsafe {
+        libc::flock(file.as_raw_fd(), libc::LOCK_SH);
+    }
+}
