@@ -7,7 +7,7 @@ use crate::backends::{
 };
 use crate::config::{Config, key_value};
 use crate::engine::event::{Deadline, EventKind, Mode, Recorder, Sink};
-use crate::engine::reminders::Reminders;
+use crate::engine::reminders::{LatestMessages, Reminders, Updates};
 use crate::engine::{Context, Engine, Interrupts, Pace, Settings};
 use crate::runbook::{self, Loaded, Runbook, validate};
 use crate::spec::ScalarValue;
@@ -279,8 +279,12 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         rb.steps.len(),
     );
     let collector = Collector::default();
-    let mut sinks: Vec<Box<dyn Sink>> =
-        vec![Box::new(TimelineSink::new(timeline)), Box::new(terminal)];
+    let latest_messages = LatestMessages::default();
+    let mut sinks: Vec<Box<dyn Sink>> = vec![
+        Box::new(TimelineSink::new(timeline)),
+        Box::new(terminal),
+        Box::new(latest_messages.clone()),
+    ];
     if json_out {
         sinks.push(Box::new(collector.clone()));
     }
@@ -314,7 +318,12 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         escalation,
         user: user(),
     });
-    let reminders = Reminders::start(recorder.clone(), rb.severity.value.clone(), deadlines);
+    let updates = rb.updates.as_ref().and_then(|u| {
+        let every = crate::spec::parse_duration(&u.every.value).ok()?;
+        let message = u.message.as_ref().map(|m| m.value.clone());
+        Some((Updates { every, message }, latest_messages.clone()))
+    });
+    let reminders = Reminders::start(&recorder, rb.severity.value.clone(), deadlines, updates);
 
     let interrupts = Arc::new(Interrupts::default());
     let on_signal = {

@@ -108,6 +108,10 @@ fn line(e: &Event) -> String {
             format!("run finished (exit {exit_code}): {outcome}")
         }
         EventKind::Resolved { text, user } => format!("resolved by {user}: {text}"),
+        EventKind::UpdateDue { message, .. } => match message {
+            Some(name) => format!("status update due (message {name})"),
+            None => "status update due".to_string(),
+        },
         EventKind::EscalationDue { severity, to, .. } => {
             format!("{severity} response time passed: escalate to {to}")
         }

@@ -146,6 +146,14 @@ pub enum EventKind {
         exit_code: i32,
         outcome: String,
     },
+    /// A status update is due (the runbook's `updates: { every }`), with the message to post
+    /// as it was last rendered in this run.
+    UpdateDue {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
     /// An escalation deadline passed while the run was going on.
     EscalationDue {
         severity: String,
@@ -265,6 +273,7 @@ impl EventKind {
             | EventKind::Message { text, .. }
             | EventKind::Note { text, .. }
             | EventKind::Resolved { text, .. } => f(Slot::Text(text)),
+            EventKind::UpdateDue { text, .. } => text.iter_mut().for_each(|t| f(Slot::Text(t))),
             EventKind::WaitFinished { value, .. } => f(Slot::Value(value)),
             // The runbook's words and the tool's own.
             EventKind::StepStarted { .. }

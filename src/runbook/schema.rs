@@ -27,6 +27,10 @@ pub struct Runbook {
     pub endpoints: BTreeMap<String, Param>,
     #[serde(default)]
     pub escalation: Vec<Escalation>,
+    /// How often to post a status update while the incident is worked (the playbook's
+    /// "Updates: every 30 minutes"), and which message to post.
+    #[serde(default)]
+    pub updates: Option<Updates>,
     pub steps: Vec<Step>,
     #[serde(default)]
     pub messages: BTreeMap<String, S<String>>,
@@ -49,6 +53,15 @@ pub struct Param {
 pub struct Escalation {
     pub after: S<String>,
     pub to: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Updates {
+    pub every: S<String>,
+    /// A name under `messages:`: the update to post.
+    #[serde(default)]
+    pub message: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -201,6 +201,24 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     for esc in &rb.escalation {
         v.duration(&esc.after, "escalation `after`", bounds::ESCALATION);
     }
+    if let Some(updates) = &rb.updates {
+        v.duration(&updates.every, "updates `every`", bounds::UPDATES);
+        if let Some(name) = &updates.message
+            && !rb.messages.contains_key(&name.value)
+        {
+            v.problem(
+                name,
+                format!(
+                    "updates name message '{}', which is not under `messages:`",
+                    name.value
+                ),
+                Some(format!(
+                    "messages: {}",
+                    join(&rb.messages.keys().cloned().collect())
+                )),
+            );
+        }
+    }
     let all: BTreeSet<String> = rb.steps_checks().map(|(_, c)| c.id.value.clone()).collect();
     for (name, text) in &rb.messages {
         v.names(

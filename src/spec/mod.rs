@@ -80,6 +80,8 @@ pub mod bounds {
     pub const WAIT: Bounds = within(MS, secs(DAY), "1ms to 24h");
     pub const WAIT_EVERY: Bounds = within(Duration::from_millis(100), secs(3600), "100ms to 1h");
     pub const ESCALATION: Bounds = within(secs(1), secs(7 * DAY), "1s to 7d");
+    /// How often a status update is due.
+    pub const UPDATES: Bounds = within(secs(1), secs(DAY), "1s to 24h");
     /// How far back logs and events are read.
     pub const SINCE: Bounds = within(secs(1), secs(30 * DAY), "1s to 30d");
     pub const AGE: Bounds = within(secs(1), secs(3650 * DAY), "1s to 3650d");

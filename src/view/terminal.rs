@@ -467,6 +467,20 @@ impl Sink for TerminalView {
                 }
             }
             EventKind::Note { text, .. } => self.line(format!("   note: {text}")),
+            EventKind::UpdateDue { message, text } => {
+                let what = match message {
+                    Some(name) => format!("post the status update (message '{name}')"),
+                    None => "post a status update".to_string(),
+                };
+                let painted = self.paint(
+                    &format!("{} {what}", clock(&jiff::Timestamp::now())),
+                    "33;1",
+                );
+                self.line(format!("⏰ {painted}"));
+                if let Some(text) = text {
+                    self.line(format!("   {}", text.replace('\n', "\n   ")));
+                }
+            }
             EventKind::EscalationDue { severity, to, due } => {
                 let at = clock(due);
                 let words = format!("{at} {severity} response time passed: escalate to {to}");

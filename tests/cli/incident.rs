@@ -387,3 +387,73 @@ fn an_escalation_deadline_that_passes_during_a_wait_is_said_and_recorded() {
             .contains("P0 response time passed: escalate to Primary on-call engineer")
     );
 }
+
+#[test]
+fn a_status_update_falls_due_on_its_cadence_with_the_message_to_post() {
+    let sb = Sandbox::new();
+    let api = RecordingServer::start();
+    let endpoint = format!("api={}", api.url);
+    let runbook = std::fs::read_to_string(fixture("waits.yaml"))
+        .unwrap()
+        .replace(
+            "steps:\n",
+            "updates: { every: 2s, message: status }\nmessages:\n  status: \"Still investigating: status check is {{ checks.status.verdict }}\"\nsteps:\n",
+        )
+        .replace(
+            "    wait: {",
+            "    messages: [status]\n    wait: {",
+        );
+    let path = sb.write("updating.yaml", &runbook);
+    assert_eq!(sb.run(&["validate", path.to_str().unwrap()]).code, 0);
+    let ran = sb.run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--yes",
+        "--max-wait",
+        "5s",
+    ]);
+    assert!(
+        ran.stdout
+            .contains("post the status update (message 'status')")
+            && ran
+                .stdout
+                .contains("   Still investigating: status check is"),
+        "{}",
+        ran.stdout
+    );
+    let timeline = support::read_timeline(&sb.incidents().pop().unwrap());
+    let due: Vec<_> = timeline
+        .iter()
+        .filter(|e| e["event"] == "update_due")
+        .collect();
+    assert!(
+        (1..=3).contains(&due.len()),
+        "every 2s for about 5s: {due:?}"
+    );
+    assert_eq!(due[0]["message"], "status");
+    assert!(
+        due[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Still investigating: status check is"),
+        "{}",
+        due[0]
+    );
+
+    // A cadence naming a message the runbook does not have is refused where it stands.
+    let broken = sb.write(
+        "broken.yaml",
+        &runbook.replace("message: status }", "message: stauts }"),
+    );
+    let refused = sb.run(&["validate", broken.to_str().unwrap()]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused
+            .stdout
+            .contains("updates name message 'stauts', which is not under `messages:`"),
+        "{}",
+        refused.stdout
+    );
+}
