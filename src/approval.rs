@@ -18,16 +18,9 @@ pub struct Approval {
 #[derive(Debug)]
 pub enum Decision {
     Apply(Approval),
+    /// Not yet: run the step's checks again and ask once more.
+    Recheck,
     Other(DecisionKind),
-}
-
-impl Decision {
-    pub fn kind(&self) -> DecisionKind {
-        match self {
-            Decision::Apply(_) => DecisionKind::Approved,
-            Decision::Other(kind) => *kind,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,11 +58,13 @@ impl Policy {
             Policy::Drill { ask: false } => Decision::Other(DecisionKind::Rehearsed),
             Policy::Drill { ask: true } => match ask(question).await {
                 Answer::Yes => Decision::Other(DecisionKind::Rehearsed),
+                Answer::Recheck => Decision::Recheck,
                 Answer::Skip => Decision::Other(DecisionKind::Skipped),
                 Answer::Abort => Decision::Other(DecisionKind::Aborted),
             },
             Policy::Prompt => match ask(question).await {
                 Answer::Yes => Decision::Apply(Approval { _sealed: () }),
+                Answer::Recheck => Decision::Recheck,
                 Answer::Skip => Decision::Other(DecisionKind::Skipped),
                 Answer::Abort => Decision::Other(DecisionKind::Aborted),
             },
@@ -80,6 +75,7 @@ impl Policy {
 enum Answer {
     Yes,
     Skip,
+    Recheck,
     Abort,
 }
 
@@ -89,7 +85,10 @@ async fn ask(question: String) -> Answer {
         let stdin = std::io::stdin();
         let mut stderr = std::io::stderr();
         loop {
-            let _ = write!(stderr, "{question} [y]es apply / [s]kip / [a]bort run: ");
+            let _ = write!(
+                stderr,
+                "{question} [y]es apply / [s]kip / [r]e-check / [a]bort run: "
+            );
             let _ = stderr.flush();
             let mut line = String::new();
             match stdin.lock().read_line(&mut line) {
@@ -102,9 +101,10 @@ async fn ask(question: String) -> Answer {
             match line.trim().to_ascii_lowercase().as_str() {
                 "y" | "yes" | "apply" => return Answer::Yes,
                 "s" | "skip" | "n" | "no" => return Answer::Skip,
+                "r" | "re-check" | "recheck" => return Answer::Recheck,
                 "a" | "abort" | "q" | "quit" => return Answer::Abort,
                 other => {
-                    let _ = writeln!(stderr, "  '{other}' is not an answer: type y, s or a");
+                    let _ = writeln!(stderr, "  '{other}' is not an answer: type y, s, r or a");
                 }
             }
         }

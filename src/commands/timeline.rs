@@ -108,6 +108,9 @@ fn line(e: &Event) -> String {
             format!("run finished (exit {exit_code}): {outcome}")
         }
         EventKind::Resolved { text, user } => format!("resolved by {user}: {text}"),
+        EventKind::Rechecked { action, .. } => {
+            format!("re-check of the step's checks before deciding on {action}")
+        }
         EventKind::UpdateDue { message, .. } => match message {
             Some(name) => format!("status update due (message {name})"),
             None => "status update due".to_string(),

@@ -146,6 +146,11 @@ pub enum EventKind {
         exit_code: i32,
         outcome: String,
     },
+    /// The engineer asked to run the step's checks again before deciding on an action.
+    Rechecked {
+        step: String,
+        action: String,
+    },
     /// A status update is due (the runbook's `updates: { every }`), with the message to post
     /// as it was last rendered in this run.
     UpdateDue {
@@ -284,6 +289,7 @@ impl EventKind {
             | EventKind::WaitStarted { .. }
             | EventKind::Interrupted { .. }
             | EventKind::EscalationDue { .. }
+            | EventKind::Rechecked { .. }
             | EventKind::RunFinished { .. } => {}
         }
     }

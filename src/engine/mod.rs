@@ -201,7 +201,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             });
         }
         for action in &step.actions {
-            if let Flow::Stop = self.action(&step_id, action).await {
+            if let Flow::Stop = self.action(step, action).await {
                 return Flow::Stop;
             }
         }
@@ -325,7 +325,23 @@ impl<'a, R: Reader> Engine<'a, R> {
         observation
     }
 
-    async fn action(&mut self, step: &str, action: &Action) -> Flow {
+    /// Offers one action: plans it, asks, and applies it with an approval. A re-check runs the
+    /// step's checks again and plans and asks once more.
+    async fn action(&mut self, step: &Step, action: &Action) -> Flow {
+        loop {
+            if let Some(flow) = self.offer(&step.id.value, action).await {
+                return flow;
+            }
+            self.recorder.emit(EventKind::Rechecked {
+                step: step.id.value.clone(),
+                action: action.id.value.clone(),
+            });
+            self.run_checks(&step.id.value, &step.checks).await;
+        }
+    }
+
+    /// None: the engineer asked to re-check before deciding.
+    async fn offer(&mut self, step: &str, action: &Action) -> Option<Flow> {
         let id = action.id.value.clone();
         if let Some(when) = &action.when
             && let Some(reason) = self.unmet(&when.value)
@@ -335,7 +351,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 action: id,
                 reason,
             });
-            return Flow::Continue;
+            return Some(Flow::Continue);
         }
         let with = backends::PlanContext {
             systems: self.settings.systems.as_deref(),
@@ -351,7 +367,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                     action: id,
                     reason: err.to_string(),
                 });
-                return Flow::Continue;
+                return Some(Flow::Continue);
             }
             Err(err) => {
                 self.recorder.emit(EventKind::ActionNotOffered {
@@ -360,7 +376,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                     reason: format!("cannot prepare the request: {err}"),
                 });
                 self.outcome.actions_failed += 1;
-                return Flow::Continue;
+                return Some(Flow::Continue);
             }
         };
         let title = action.title.clone().unwrap_or_else(|| id.clone());
@@ -371,14 +387,19 @@ impl<'a, R: Reader> Engine<'a, R> {
             plan: prepared.plan.clone(),
         });
         let decision = self.settings.policy.decide(format!("  → {title}?")).await;
+        let kind = match &decision {
+            Decision::Recheck => return None,
+            Decision::Apply(_) => DecisionKind::Approved,
+            Decision::Other(kind) => *kind,
+        };
         self.recorder.emit(EventKind::ActionDecided {
             step: step.into(),
             action: id.clone(),
-            decision: decision.kind(),
+            decision: kind,
             by: self.settings.policy.by().into(),
             user: self.settings.user.clone(),
         });
-        match decision {
+        Some(match decision {
             Decision::Apply(approval) => {
                 self.recorder.emit(EventKind::ActionStarted {
                     step: step.into(),
@@ -428,8 +449,8 @@ impl<'a, R: Reader> Engine<'a, R> {
                 self.remember(&prepared.plan);
                 Flow::Continue
             }
-            Decision::Other(_) => Flow::Continue,
-        }
+            Decision::Other(_) | Decision::Recheck => Flow::Continue,
+        })
     }
 
     /// Keeps the value an action replaced, the first time its target changes in this incident.

@@ -467,6 +467,9 @@ impl Sink for TerminalView {
                 }
             }
             EventKind::Note { text, .. } => self.line(format!("   note: {text}")),
+            EventKind::Rechecked { .. } => {
+                self.line("     ↻ re-checking before deciding");
+            }
             EventKind::UpdateDue { message, text } => {
                 let what = match message {
                     Some(name) => format!("post the status update (message '{name}')"),

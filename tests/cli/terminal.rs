@@ -33,13 +33,13 @@ fn approve_skip_and_abort_are_each_recorded() {
             &endpoint,
         ],
     );
-    s.expect("First action? [y]es apply / [s]kip / [a]bort run:")
+    s.expect("First action? [y]es apply / [s]kip / [r]e-check / [a]bort run:")
         .unwrap();
     s.send_line("y").unwrap();
-    s.expect("Second action? [y]es apply / [s]kip / [a]bort run:")
+    s.expect("Second action? [y]es apply / [s]kip / [r]e-check / [a]bort run:")
         .unwrap();
     s.send_line("s").unwrap();
-    s.expect("Third action? [y]es apply / [s]kip / [a]bort run:")
+    s.expect("Third action? [y]es apply / [s]kip / [r]e-check / [a]bort run:")
         .unwrap();
     s.send_line("a").unwrap();
     assert_eq!(exit_code(&mut s), 4);
@@ -122,4 +122,56 @@ fn ctrl_c_during_a_wait_ends_the_wait_and_the_run_goes_on() {
         "later"
     );
     assert!(api.requests().iter().any(|(_, p)| p == "/later"));
+}
+
+#[test]
+fn recheck_at_a_prompt_runs_the_checks_again_before_asking_again() {
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let runbook = sb.write(
+        "recheck.yaml",
+        "id: recheck\ntitle: Re-check before deciding\nseverity: P2\nendpoints:\n  api: { default: \"http://127.0.0.1:9\" }\nsteps:\n  - id: fix\n    title: Fix it\n    checks:\n      - id: health\n        title: Gateway health\n        http: { url: \"{{ endpoints.api }}/health\" }\n    actions:\n      - id: restart\n        title: Restart the gateway\n        http: { method: POST, url: \"{{ endpoints.api }}/restart\" }\n",
+    );
+    let endpoint = format!("api={}", api.url);
+    let mut s = spawn(
+        &sb,
+        &["run", runbook.to_str().unwrap(), "--endpoint", &endpoint],
+    );
+    let prompt = "Restart the gateway? [y]es apply / [s]kip / [r]e-check / [a]bort run:";
+    s.expect(prompt).unwrap();
+    s.send_line("r").unwrap();
+    s.expect("re-checking before deciding").unwrap();
+    s.expect("Gateway health").unwrap();
+    s.expect(prompt).unwrap();
+    s.send_line("y").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(
+        api.requests(),
+        vec![
+            ("GET".to_string(), "/health".to_string()),
+            ("GET".to_string(), "/health".to_string()),
+            ("POST".to_string(), "/restart".to_string()),
+        ],
+        "the check ran twice, then the approved request was sent once"
+    );
+    let timeline = sb.timeline();
+    let kinds: Vec<&str> = timeline
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    let rechecked = kinds.iter().position(|k| *k == "rechecked").unwrap();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "check_finished").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "action_planned").count(),
+        2,
+        "planned again after the re-check: {kinds:?}"
+    );
+    let decided = kinds.iter().position(|k| *k == "action_decided").unwrap();
+    assert!(rechecked < decided, "{kinds:?}");
+    assert_eq!(events(&timeline, "action_decided").len(), 1);
+    assert_eq!(timeline[rechecked]["action"], "restart");
 }
