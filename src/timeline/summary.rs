@@ -103,25 +103,29 @@ impl Store {
     pub fn summaries(&self) -> Vec<Summary> {
         self.list()
             .into_iter()
-            .filter_map(|id| {
-                let path = self.path(&id);
-                match read(&path) {
-                    Ok(events) => Summary::of(&id, &events, running(&path)),
-                    Err(err) => {
-                        eprintln!("warning: {err}; passed over");
-                        None
-                    }
-                }
-            })
+            .filter_map(|id| self.summary(&id))
             .collect()
     }
 
+    fn summary(&self, id: &str) -> Option<Summary> {
+        let path = self.path(id);
+        match read(&path) {
+            Ok(events) => Summary::of(id, &events, running(&path)),
+            Err(err) => {
+                eprintln!("warning: {err}; passed over");
+                None
+            }
+        }
+    }
+
     /// The newest live incident that is not resolved: where `note` and `resolve` go by default.
-    /// Dry runs and drills rehearse; they take notes only when named.
+    /// Dry runs and drills rehearse; they take notes only when named. Read newest first, so the
+    /// usual case reads one timeline.
     pub fn latest_open_live(&self) -> Option<Summary> {
-        self.summaries()
+        self.list()
             .into_iter()
             .rev()
+            .filter_map(|id| self.summary(&id))
             .find(|s| s.mode == Mode::Live && s.unresolved())
     }
 }
