@@ -47,10 +47,9 @@ pub struct Summary {
 impl Summary {
     /// A summary of an incident's events; None for a timeline that does not open an incident.
     pub fn of(id: &str, events: &[Event], running: bool) -> Option<Summary> {
-        let (opened, first) = events.iter().find_map(|e| match &e.kind {
-            EventKind::IncidentOpened { .. } => Some((&e.kind, e)),
-            _ => None,
-        })?;
+        let first = events
+            .iter()
+            .find(|e| matches!(e.kind, EventKind::IncidentOpened { .. }))?;
         let EventKind::IncidentOpened {
             runbook,
             title,
@@ -58,7 +57,7 @@ impl Summary {
             mode,
             user,
             ..
-        } = opened
+        } = &first.kind
         else {
             return None;
         };

@@ -160,6 +160,12 @@ impl CheckSpec for DockerLogs {
     }
 }
 
+impl DockerAction {
+    fn fields(&self) -> Fields<'_> {
+        [&self.project, &self.service, &self.container, &self.label]
+    }
+}
+
 impl ActionSpec for DockerAction {
     fn validate(&self, _id: &S<String>, v: &mut Validator) {
         if let Err(err) = Op::parse(&self.op.value) {
@@ -175,18 +181,14 @@ impl ActionSpec for DockerAction {
                 Some("so it never touches every container on the host".into()),
             );
         }
-        validate_target(
-            v,
-            [&self.project, &self.service, &self.container, &self.label],
-        );
+        validate_target(v, self.fields());
     }
 
     async fn prepare(&self, ctx: &Value, with: &PlanContext<'_>) -> Result<Prepared, BackendError> {
         let op = Op::parse(&self.op.value)?;
-        let fields = [&self.project, &self.service, &self.container, &self.label];
         let request = Request::Containers {
             op,
-            target: target(fields, ctx)?,
+            target: target(self.fields(), ctx)?,
             grace: duration(&self.grace, "grace")?,
         };
         let (plan, resolved) = super::plan(with.systems.map(|s| &s.docker), &request).await;
