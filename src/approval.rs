@@ -50,6 +50,15 @@ impl Policy {
         }
     }
 
+    /// For an action that may have been applied already: only an engineer's explicit answer
+    /// sends it again, never `--yes`.
+    pub async fn decide_unconfirmed(self, question: String) -> Decision {
+        match self {
+            Policy::AssumeYes => Decision::Other(DecisionKind::Unconfirmed),
+            other => other.decide(question).await,
+        }
+    }
+
     pub async fn decide(self, question: String) -> Decision {
         match self {
             Policy::AssumeYes => Decision::Apply(Approval { _sealed: () }),
@@ -125,4 +134,6 @@ pub enum DecisionKind {
     Rehearsed,
     /// No terminal to ask and no `--yes`: the run stops here.
     NoTerminal,
+    /// May have been applied by a run that was killed: `--yes` does not send it again.
+    Unconfirmed,
 }

@@ -11,7 +11,8 @@ Exit codes:
   1    a check failed, an action failed, or a wait ended before its condition held
   2    bad usage, or a runbook, scenario or config file that does not validate
   3    a check could not reach its backend
-  4    an action was declined by abort, or needs an answer and there is no terminal
+  4    an action was declined by abort, or needs an answer and there is no terminal (or, resumed
+       with --yes, may have been applied already)
   5    the run's timeline could not be written whole (disk full, permissions)
   130  interrupted (Ctrl-C)";
 
@@ -124,6 +125,9 @@ pub enum Command {
         #[arg(long)]
         open: bool,
     },
+    /// Go on with an interrupted or open live incident from the step where it stopped (default:
+    /// the latest open live one): applied actions are not offered again
+    Resume(ResumeArgs),
     /// Show an incident's timeline (default: the latest)
     Timeline { incident: Option<String> },
     /// Append a note to the latest open live incident
@@ -213,6 +217,31 @@ pub struct RunArgs {
     /// Replay a drill scenario instead of reading live systems (same as `oncall drill`)
     #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true)]
     pub scenario: Option<String>,
+    /// Start a new incident without asking, even when one of this runbook is open
+    #[arg(long)]
+    pub new: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The incident (see `oncall incidents --open`) [default: the latest open live one]
+    pub incident: Option<String>,
+    /// Set a runbook param again, KEY=VALUE (a secret param must be given again unless the
+    /// config file has it); the incident's own values are kept otherwise
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Approve every action without asking; never one that may have been applied already
+    #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true, value_parser = BoolishValueParser::new())]
+    pub yes: bool,
+    /// Go on although the runbook changed since the incident opened
+    #[arg(long)]
+    pub force: bool,
+    /// Default timeout of a check
+    #[arg(long, env = "ONCALL_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+    /// Stop every wait after at most this long (the runbook's own timeout still applies if shorter)
+    #[arg(long, env = "ONCALL_MAX_WAIT", hide_env_values = true, value_parser = parse_wait, value_name = "DURATION")]
+    pub max_wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -134,8 +134,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 scenario: args.scenario.as_deref(),
                 timeout: args.timeout,
                 max_wait: args.max_wait,
+                new: args.new,
             };
             commands::run::run(&setup, request).await
+        }
+        Command::Resume(args) => {
+            let request = commands::resume::Request {
+                incident: args.incident.as_deref(),
+                params: &args.params,
+                yes: args.yes,
+                force: args.force,
+                timeout: args.timeout,
+                max_wait: args.max_wait,
+            };
+            commands::resume::run(&setup, request).await
         }
         Command::Drill(args) => {
             let request = commands::run::Request {
@@ -151,6 +163,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 scenario: args.scenario.as_deref(),
                 timeout: engine::DEFAULT_CHECK_TIMEOUT,
                 max_wait: None,
+                new: true,
             };
             commands::run::run(&setup, request).await
         }

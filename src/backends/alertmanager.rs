@@ -4,15 +4,14 @@
 use super::kinds::{ActionSpec, CheckSpec, renderer};
 use super::reading::{Reading, Table};
 use super::{
-    BackendError, Live, Plan, PlanContext, Prepared, alertmanager_url, describe_reqwest, humanize,
-    matchers, snippet,
+    Applied, BackendError, Effect, Live, Plan, PlanContext, Prepared, alertmanager_url,
+    describe_reqwest, humanize, matchers, snippet,
 };
 use crate::spec::validate::Validator;
 use crate::spec::{S, bounds};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Firing alerts in Alertmanager matching label matchers (`alertname: X`).
@@ -35,7 +34,7 @@ pub struct Silence {
     pub comment: Option<S<String>>,
 }
 
-/// `expire_silence: {}`: expire the silences this run created.
+/// `expire_silence: {}`: expire the silences this incident created.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpireSilence {}
@@ -105,12 +104,8 @@ impl ActionSpec for Silence {
 impl ActionSpec for ExpireSilence {
     fn validate(&self, _id: &S<String>, _v: &mut Validator) {}
 
-    async fn prepare(
-        &self,
-        ctx: &Value,
-        _with: &PlanContext<'_>,
-    ) -> Result<Prepared, BackendError> {
-        let (plan, request) = expire(&alertmanager_url(ctx))?;
+    async fn prepare(&self, ctx: &Value, with: &PlanContext<'_>) -> Result<Prepared, BackendError> {
+        let (plan, request) = expire(&alertmanager_url(ctx), &with.undo.silences)?;
         Ok(Prepared::new(plan, super::Request::Alertmanager(request)))
     }
 }
@@ -133,12 +128,9 @@ pub enum Error {
         "a silence needs matchers: give `matchers:` or run the runbook from an alert (`oncall run --alert NAME`)"
     )]
     NoMatchers,
-    #[error("no silence was created in this run to expire")]
+    #[error("no silence this incident created is left to expire")]
     NothingToExpire,
 }
-
-/// Silences this run created, so a later step can expire them.
-static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// A firing alert: its name, labels and summary.
 #[derive(Debug, Clone)]
@@ -297,8 +289,9 @@ pub fn silence(
     Ok((plan, Request::Silence { url, body }))
 }
 
-pub fn expire(base: &str) -> Result<(Plan, Request), Error> {
-    let ids = CREATED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+/// Expires the silences this incident created and has not expired yet.
+pub fn expire(base: &str, ids: &[String]) -> Result<(Plan, Request), Error> {
+    let ids = ids.to_vec();
     if ids.is_empty() {
         return Err(Error::NothingToExpire);
     }
@@ -311,7 +304,10 @@ pub fn expire(base: &str) -> Result<(Plan, Request), Error> {
     let plan = Plan {
         backend: "alertmanager".into(),
         request,
-        changes: vec![format!("expire {} silence(s) this run created", ids.len())],
+        changes: vec![format!(
+            "expire {} silence(s) this incident created",
+            ids.len()
+        )],
         ..Plan::default()
     };
     Ok((plan, Request::Expire { base, ids }))
@@ -321,7 +317,7 @@ pub(super) async fn apply(
     client: &reqwest::Client,
     request: &Request,
     timeout: Duration,
-) -> Result<String, super::BackendError> {
+) -> Result<Applied, super::BackendError> {
     match request {
         Request::Silence { url, body } => {
             let response = client
@@ -345,11 +341,10 @@ pub(super) async fn apply(
                 .ok()
                 .and_then(|v| v["silenceID"].as_str().map(str::to_string))
                 .unwrap_or_default();
-            CREATED
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(id.clone());
-            Ok(format!("silence {id} created"))
+            Ok(Applied {
+                detail: format!("silence {id} created"),
+                effect: Some(Effect::SilenceCreated { id }),
+            })
         }
         Request::Expire { base, ids } => {
             for id in ids {
@@ -370,11 +365,10 @@ pub(super) async fn apply(
                     .into());
                 }
             }
-            CREATED
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|id| !ids.contains(id));
-            Ok(format!("expired silence(s) {}", ids.join(", ")))
+            Ok(Applied {
+                detail: format!("expired silence(s) {}", ids.join(", ")),
+                effect: Some(Effect::SilencesExpired { ids: ids.clone() }),
+            })
         }
     }
 }

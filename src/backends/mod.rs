@@ -230,15 +230,66 @@ enum Request {
     Alertmanager(alertmanager::Request),
 }
 
-/// What an action needs beyond its spec: the cluster (none in a drill or `show`) and the values
-/// earlier actions of this incident replaced (for `replicas: previous`).
+/// What an action needs beyond its spec: the cluster (none in a drill or `show`) and what
+/// earlier actions of this incident changed (for `replicas: previous`, `expire_silence`).
 pub struct PlanContext<'a> {
     pub systems: Option<&'a Systems>,
-    pub previous: &'a std::collections::BTreeMap<String, Value>,
+    pub undo: &'a Undo,
     /// Replica counts by deployment where there is no cluster to ask (a drill's scenario).
     pub known_replicas: &'a std::collections::BTreeMap<String, i64>,
     /// Who runs oncall, for what a request records of its author (a silence's `createdBy`).
     pub user: &'a str,
+}
+
+/// What this incident's actions changed that a later action may undo: each target's value before
+/// its first change, and the silences created and not yet expired. A resumed incident rebuilds
+/// it from its timeline.
+#[derive(Debug, Clone, Default)]
+pub struct Undo {
+    pub previous: std::collections::BTreeMap<String, Value>,
+    pub silences: Vec<String>,
+}
+
+impl Undo {
+    /// Keeps the value a plan replaces, the first time its target changes in this incident.
+    pub fn planned(&mut self, plan: &Plan) {
+        if let (Some(target), Some(before)) = (&plan.target, &plan.before) {
+            self.previous
+                .entry(target.clone())
+                .or_insert_with(|| before.clone());
+        }
+    }
+
+    pub fn applied(&mut self, effect: &Effect) {
+        match effect {
+            Effect::SilenceCreated { id } => self.silences.push(id.clone()),
+            Effect::SilencesExpired { ids } => self.silences.retain(|s| !ids.contains(s)),
+        }
+    }
+}
+
+/// What an applied action left that a later one may undo, recorded with its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Effect {
+    SilenceCreated { id: String },
+    SilencesExpired { ids: Vec<String> },
+}
+
+/// An applied action's result in words, and what it left behind.
+#[derive(Debug)]
+pub struct Applied {
+    pub detail: String,
+    pub effect: Option<Effect>,
+}
+
+impl From<String> for Applied {
+    fn from(detail: String) -> Applied {
+        Applied {
+            detail,
+            effect: None,
+        }
+    }
 }
 
 impl Prepared {
@@ -249,18 +300,20 @@ impl Prepared {
         client: &reqwest::Client,
         systems: Option<&Systems>,
         timeout: Duration,
-    ) -> Result<String, BackendError> {
+    ) -> Result<Applied, BackendError> {
         let systems = || systems.ok_or(BackendError::NoSystems);
         Ok(match &self.request {
-            Request::Http(request) => request.send(client, timeout).await?,
-            Request::Shell(command) => shell::run_action(command, timeout).await?,
-            Request::Kube(request) => kube::apply(&systems()?.kube, request).await?,
+            Request::Http(request) => request.send(client, timeout).await?.into(),
+            Request::Shell(command) => shell::run_action(command, timeout).await?.into(),
+            Request::Kube(request) => kube::apply(&systems()?.kube, request).await?.into(),
             Request::Docker(request, resolved) => {
-                docker::apply(&systems()?.docker, request, resolved).await?
+                docker::apply(&systems()?.docker, request, resolved)
+                    .await?
+                    .into()
             }
-            Request::GpuKill(kill) => kill.apply().await?,
-            Request::Cleanup(cleanup) => cleanup.apply()?,
-            Request::Postgres(request) => postgres::apply(request).await?,
+            Request::GpuKill(kill) => kill.apply().await?.into(),
+            Request::Cleanup(cleanup) => cleanup.apply()?.into(),
+            Request::Postgres(request) => postgres::apply(request).await?.into(),
             Request::Alertmanager(request) => alertmanager::apply(client, request, timeout).await?,
         })
     }

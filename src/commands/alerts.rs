@@ -85,6 +85,7 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
         scenario: None,
         timeout: crate::engine::DEFAULT_CHECK_TIMEOUT,
         max_wait: None,
+        new: false,
     };
     super::run::run(setup, request).await
 }

@@ -1,18 +1,19 @@
 //! `oncall run` and `oncall drill`: one engine, live or on a scenario.
 
 use super::Setup;
+use super::resume::Choice;
 use crate::approval::Policy;
 use crate::backends::{
     Live, Reader, ServiceUrls, Systems, gpu::Gpu, kube::Kube, scenario::ScenarioReader,
 };
 use crate::config::{Config, key_value};
-use crate::engine::event::{Deadline, EventKind, Mode, Recorder, Sink};
+use crate::engine::event::{Deadline, Event, EventKind, Mode, Recorder, Sink};
 use crate::engine::reminders::{LatestMessages, Reminders, Updates};
-use crate::engine::{Context, Engine, Interrupts, Pace, Settings};
-use crate::runbook::{self, Loaded, Runbook, validate};
+use crate::engine::{Context, Engine, Interrupts, Pace, Resumption, Settings};
+use crate::runbook::{self, Digest, Loaded, Origin, Runbook, validate};
 use crate::spec::ScalarValue;
 use crate::spec::validate::ProblemList;
-use crate::timeline::{TimelineSink, user};
+use crate::timeline::{Timeline, TimelineSink, user};
 use crate::view::{self, json::Collector, terminal::TerminalView};
 use serde_json::{Map, Value, json};
 use std::io::IsTerminal;
@@ -35,6 +36,8 @@ pub struct Request<'a> {
     pub scenario: Option<&'a str>,
     pub timeout: Duration,
     pub max_wait: Option<Duration>,
+    /// `--new`: start a new incident even when one of this runbook is open.
+    pub new: bool,
 }
 
 /// Params and endpoints after defaults, config, scenario and flags. Secret params are registered
@@ -255,40 +258,30 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         req.params,
         true,
     )?;
+    if req.mode == Mode::Live
+        && !req.new
+        && let Some(open) = super::resume::open_incident_of(setup, &rb)
+    {
+        match super::resume::second_responder(setup, &open, &rb) {
+            Choice::New => {}
+            Choice::Quit => return Ok(0),
+            Choice::Resume => {
+                let resume = super::resume::Request {
+                    incident: Some(&open.id),
+                    params: req.params,
+                    yes: req.yes,
+                    force: false,
+                    timeout: req.timeout,
+                    max_wait: req.max_wait,
+                };
+                return super::resume::run(setup, resume).await;
+            }
+        }
+    }
     let store = setup.store();
     let now = jiff::Zoned::now();
     let (incident, timeline) = store.create(&rb.id.value, &now)?;
-    let timeline_path = timeline.path.clone();
-
-    let json_out = setup.json();
-    let out: Box<dyn std::io::Write + Send> = if json_out {
-        Box::new(std::io::stderr())
-    } else {
-        Box::new(std::io::stdout())
-    };
-    let out_is_terminal = if json_out {
-        view::stderr_is_terminal()
-    } else {
-        view::stdout_is_terminal()
-    };
-    let terminal = TerminalView::new(
-        out,
-        view::use_color(setup.global.color, out_is_terminal),
-        view::stderr_is_terminal(),
-        Some(timeline_path.clone()),
-        rb.steps.len(),
-    );
-    let collector = Collector::default();
-    let latest_messages = LatestMessages::default();
-    let mut sinks: Vec<Box<dyn Sink>> = vec![
-        Box::new(TimelineSink::new(timeline)),
-        Box::new(terminal),
-        Box::new(latest_messages.clone()),
-    ];
-    if json_out {
-        sinks.push(Box::new(collector.clone()));
-    }
-    let recorder = Recorder::new(incident.clone(), sinks);
+    let screen = Screen::new(setup, &rb, incident.clone(), timeline, None);
 
     let escalation = rb
         .escalation
@@ -305,152 +298,265 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             })
         })
         .collect::<Vec<_>>();
-    let deadlines = escalation.clone();
-    recorder.emit(EventKind::IncidentOpened {
+    let alert = alert
+        .as_ref()
+        .map(|a| json!({ "name": a.name, "labels": a.labels, "summary": a.summary }));
+    let origin = match &source.origin {
+        // Absolute, so `oncall resume` finds the same file from any folder.
+        Origin::File(path) => std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.clone())
+            .display()
+            .to_string(),
+        Origin::Bundled => source.origin.to_string(),
+    };
+    screen.recorder.emit(EventKind::IncidentOpened {
         runbook: rb.id.value.clone(),
         title: rb.title.clone(),
         severity: rb.severity.value.clone(),
         response_time: runbook::response_time(&rb.severity.value).map(str::to_string),
         mode: req.mode,
-        origin: source.origin.to_string(),
+        origin,
         params: values.params.clone(),
         scenario: scenario.as_ref().map(|(name, _)| name.clone()),
-        escalation,
+        escalation: escalation.clone(),
         user: user(),
+        steps: rb.steps.len(),
+        endpoints: values.endpoints.clone(),
+        alert: alert.clone(),
+        digest: Some(Digest::of(&source.text)),
     });
-    let updates = rb.updates.as_ref().and_then(|u| {
-        let every = crate::spec::parse_duration(&u.every.value).ok()?;
-        let message = u.message.as_ref().map(|m| m.value.clone());
-        Some((Updates { every, message }, latest_messages.clone()))
-    });
-    let reminders = Reminders::start(&recorder, rb.severity.value.clone(), deadlines, updates);
-
-    let interrupts = Arc::new(Interrupts::default());
-    let on_signal = {
-        let recorder = recorder.clone();
-        let interrupts = interrupts.clone();
-        let collector = collector.clone();
-        let timeline_path = timeline_path.clone();
-        move |signal: &str, code: i32| {
-            if signal == "SIGINT" && interrupts.interrupt_wait() {
-                return;
-            }
-            let killed = crate::backends::shell::kill_running();
-            recorder.emit(EventKind::Interrupted {
-                signal: signal.into(),
-                killed,
-            });
-            if json_out {
-                let _ = collector.print_report(&timeline_path);
-            }
-            std::process::exit(code);
-        }
-    };
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = int.recv() => on_signal("SIGINT", 130),
-                _ = term.recv() => on_signal("SIGTERM", 143),
-            }
-        }
-    });
-
     let ctx = Context {
         params: values.params,
-        endpoints: values.endpoints.clone(),
+        endpoints: values.endpoints,
         incident: json!({
             "id": incident, "severity": rb.severity.value, "started": now.timestamp(), "runbook": rb.id.value, "title": rb.title,
-            "alert": alert.as_ref().map(|a| json!({ "name": a.name, "labels": a.labels, "summary": a.summary })),
+            "alert": alert,
         }),
         checks: Default::default(),
     };
-    let systems = Arc::new(Systems {
-        kube: Kube::new(setup.global.context.clone(), setup.global.namespace.clone()),
-        docker: Default::default(),
-        gpu: Gpu {
-            library: setup.global.nvml_library.clone(),
-        },
-        urls: ServiceUrls {
-            postgres: setup.global.postgres_url.clone(),
-            redis: setup.global.redis_url.clone(),
-            nats: setup.global.nats_url.clone(),
-        },
-    });
-    let settings = Settings {
-        policy: policy(req.mode, req.yes),
-        default_timeout: req.timeout,
-        pace: if req.mode == Mode::Drill {
-            Pace::Compressed(DRILL_TICK)
-        } else {
-            Pace::RealTime
-        },
+    let known_replicas = scenario
+        .as_ref()
+        .map(|(_, s)| {
+            s.deployments
+                .iter()
+                .map(|(name, count)| (name.clone(), count.value))
+                .collect()
+        })
+        .unwrap_or_default();
+    let how = How {
+        mode: req.mode,
+        yes: req.yes,
+        timeout: req.timeout,
         max_wait: req.max_wait,
-        // A drill never talks to a cluster, not even to read.
-        systems: (req.mode != Mode::Drill).then(|| systems.clone()),
-        known_replicas: scenario
-            .as_ref()
-            .map(|(_, s)| {
-                s.deployments
-                    .iter()
-                    .map(|(name, count)| (name.clone(), count.value))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        user: user(),
     };
-    let code = match scenario {
-        Some((_, scenario)) => {
-            drive(
-                &rb,
-                &ScenarioReader::new(scenario.checks),
-                settings,
-                recorder,
-                interrupts,
-                ctx,
-            )
-            .await
-        }
-        None => {
-            let prometheus = values.endpoints["prometheus"]
-                .as_str()
-                .unwrap_or(DEFAULT_PROMETHEUS)
-                .to_string();
-            drive(
-                &rb,
-                &Live::new(prometheus, systems),
-                settings,
-                recorder,
-                interrupts,
-                ctx,
-            )
-            .await
-        }
-    };
-    drop(reminders);
-    if json_out {
-        collector.print_report(&timeline_path)?;
-    }
-    Ok(code)
+    screen
+        .run(
+            setup,
+            &rb,
+            how,
+            escalation,
+            ctx,
+            scenario.map(|(_, s)| (s, known_replicas)),
+            None,
+        )
+        .await
 }
 
-async fn drive<R: Reader>(
-    rb: &Runbook,
-    reader: &R,
-    settings: Settings,
-    recorder: Recorder,
-    interrupts: Arc<Interrupts>,
-    ctx: Context,
-) -> i32 {
-    Engine::new(rb, reader, settings, recorder, interrupts, ctx)
-        .run()
-        .await
+/// How a run goes: its mode, whether `--yes` approves, its timeouts.
+pub struct How {
+    pub mode: Mode,
+    pub yes: bool,
+    pub timeout: Duration,
+    pub max_wait: Option<Duration>,
+}
+
+/// A run's screen and record once it has an incident: what a new run and a resumed one share.
+pub struct Screen {
+    pub recorder: Recorder,
+    collector: Collector,
+    latest_messages: LatestMessages,
+    timeline_path: std::path::PathBuf,
+    json_out: bool,
+}
+
+impl Screen {
+    /// `shown_first`: an event for the screen only, before the rest (a resumed incident's opening).
+    pub fn new(
+        setup: &Setup,
+        rb: &Runbook,
+        incident: String,
+        timeline: Timeline,
+        shown_first: Option<&Event>,
+    ) -> Screen {
+        let timeline_path = timeline.path.clone();
+        let json_out = setup.json();
+        let out: Box<dyn std::io::Write + Send> = if json_out {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+        let out_is_terminal = if json_out {
+            view::stderr_is_terminal()
+        } else {
+            view::stdout_is_terminal()
+        };
+        let mut terminal = TerminalView::new(
+            out,
+            view::use_color(setup.global.color, out_is_terminal),
+            view::stderr_is_terminal(),
+            Some(timeline_path.clone()),
+            rb.steps.len(),
+        );
+        if let Some(event) = shown_first {
+            terminal.emit(event);
+        }
+        let collector = Collector::default();
+        let latest_messages = LatestMessages::default();
+        let mut sinks: Vec<Box<dyn Sink>> = vec![
+            Box::new(TimelineSink::new(timeline)),
+            Box::new(terminal),
+            Box::new(latest_messages.clone()),
+        ];
+        if json_out {
+            sinks.push(Box::new(collector.clone()));
+        }
+        Screen {
+            recorder: Recorder::new(incident, sinks),
+            collector,
+            latest_messages,
+            timeline_path,
+            json_out,
+        }
+    }
+
+    /// Runs the steps with reminders and Ctrl-C handling: on a scenario (with its replica
+    /// counts) or on the live systems, from the start or where a resumed run takes up.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run(
+        self,
+        setup: &Setup,
+        rb: &Runbook,
+        how: How,
+        deadlines: Vec<Deadline>,
+        ctx: Context,
+        scenario: Option<(runbook::Scenario, std::collections::BTreeMap<String, i64>)>,
+        resumption: Option<Resumption>,
+    ) -> anyhow::Result<i32> {
+        let updates = rb.updates.as_ref().and_then(|u| {
+            let every = crate::spec::parse_duration(&u.every.value).ok()?;
+            let message = u.message.as_ref().map(|m| m.value.clone());
+            Some((Updates { every, message }, self.latest_messages.clone()))
+        });
+        let reminders = Reminders::start(
+            &self.recorder,
+            rb.severity.value.clone(),
+            deadlines,
+            updates,
+        );
+        let interrupts = Arc::new(Interrupts::default());
+        self.watch_signals(&interrupts);
+
+        let systems = Arc::new(Systems {
+            kube: Kube::new(setup.global.context.clone(), setup.global.namespace.clone()),
+            docker: Default::default(),
+            gpu: Gpu {
+                library: setup.global.nvml_library.clone(),
+            },
+            urls: ServiceUrls {
+                postgres: setup.global.postgres_url.clone(),
+                redis: setup.global.redis_url.clone(),
+                nats: setup.global.nats_url.clone(),
+            },
+        });
+        let drill = how.mode == Mode::Drill;
+        let settings = Settings {
+            policy: policy(how.mode, how.yes),
+            default_timeout: how.timeout,
+            pace: if drill {
+                Pace::Compressed(DRILL_TICK)
+            } else {
+                Pace::RealTime
+            },
+            max_wait: how.max_wait,
+            // A drill never talks to a cluster, not even to read.
+            systems: (!drill).then(|| systems.clone()),
+            known_replicas: scenario
+                .as_ref()
+                .map(|(_, known)| known.clone())
+                .unwrap_or_default(),
+            user: user(),
+        };
+        let recorder = self.recorder.clone();
+        let code = match scenario {
+            Some((scenario, _)) => {
+                let reader = ScenarioReader::new(scenario.checks);
+                let engine = Engine::new(rb, &reader, settings, recorder, interrupts, ctx);
+                drive(engine, resumption).await
+            }
+            None => {
+                let prometheus = ctx.endpoints["prometheus"]
+                    .as_str()
+                    .unwrap_or(DEFAULT_PROMETHEUS)
+                    .to_string();
+                let reader = Live::new(prometheus, systems);
+                let engine = Engine::new(rb, &reader, settings, recorder, interrupts, ctx);
+                drive(engine, resumption).await
+            }
+        };
+        drop(reminders);
+        if self.json_out {
+            self.collector.print_report(&self.timeline_path)?;
+        }
+        Ok(code)
+    }
+
+    /// Ctrl-C during a wait stops the wait; otherwise Ctrl-C and SIGTERM record the interruption
+    /// (and the JSON report so far) and end the process.
+    fn watch_signals(&self, interrupts: &Arc<Interrupts>) {
+        let on_signal = {
+            let recorder = self.recorder.clone();
+            let interrupts = interrupts.clone();
+            let collector = self.collector.clone();
+            let timeline_path = self.timeline_path.clone();
+            let json_out = self.json_out;
+            move |signal: &str, code: i32| {
+                if signal == "SIGINT" && interrupts.interrupt_wait() {
+                    return;
+                }
+                let killed = crate::backends::shell::kill_running();
+                recorder.emit(EventKind::Interrupted {
+                    signal: signal.into(),
+                    killed,
+                });
+                if json_out {
+                    let _ = collector.print_report(&timeline_path);
+                }
+                std::process::exit(code);
+            }
+        };
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => on_signal("SIGINT", 130),
+                    _ = term.recv() => on_signal("SIGTERM", 143),
+                }
+            }
+        });
+    }
+}
+
+async fn drive<R: Reader>(engine: Engine<'_, R>, resumption: Option<Resumption>) -> i32 {
+    match resumption {
+        Some(from) => engine.resuming(from).run().await,
+        None => engine.run().await,
+    }
 }
 
 fn pick_scenario(

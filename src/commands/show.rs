@@ -64,11 +64,11 @@ impl<'a> Shown<'a> {
     ) -> Shown<'a> {
         let rb = &loaded.runbook;
         let ctx = json!({ "params": values.params, "endpoints": values.endpoints, "checks": {}, "incident": {"id": "INCIDENT", "severity": rb.severity.value} });
-        let previous = BTreeMap::new();
+        let undo = crate::backends::Undo::default();
         let user = crate::timeline::user();
         let with = PlanContext {
             systems: None,
-            previous: &previous,
+            undo: &undo,
             known_replicas: &Default::default(),
             user: &user,
         };

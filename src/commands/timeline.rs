@@ -74,6 +74,25 @@ fn line(e: &Event) -> String {
             ..
         } => format!("action {action} {} by {by}", name(decision)),
         EventKind::ActionStarted { action, .. } => format!("action {action} sending"),
+        EventKind::ActionUnconfirmed {
+            action, started, ..
+        } => format!(
+            "action {action} may have been applied at {} (no result recorded)",
+            crate::view::clock_seconds(started)
+        ),
+        EventKind::Resumed {
+            user,
+            host,
+            from_step,
+            changed,
+        } => {
+            let forced = if changed.is_empty() {
+                String::new()
+            } else {
+                format!(" (--force; changed: {})", changed.join(", "))
+            };
+            format!("resumed by {user} on {host} from step {from_step}{forced}")
+        }
         EventKind::ActionFinished {
             action, ok, detail, ..
         } => format!(

@@ -3,7 +3,7 @@
 
 use super::observation::Observation;
 use crate::approval::DecisionKind;
-use crate::backends::Plan;
+use crate::backends::{Effect, Plan};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -54,9 +54,33 @@ pub enum EventKind {
         scenario: Option<String>,
         escalation: Vec<Deadline>,
         user: String,
+        /// How many steps the runbook has (0 in timelines written before this field).
+        #[serde(default)]
+        steps: usize,
+        /// The endpoints the run used, for a resumed run.
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        endpoints: serde_json::Map<String, Value>,
+        /// The alert the run was opened from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alert: Option<Value>,
+        /// What the runbook was when the incident opened, so a resumed run knows it is the same.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<crate::runbook::Digest>,
+    },
+    /// A later run took up this incident where it stopped.
+    Resumed {
+        user: String,
+        host: String,
+        from_step: String,
+        /// The parts of the runbook that changed since the incident opened, when `--force` went on.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed: Vec<String>,
     },
     StepStarted {
         step: String,
+        /// Its place in the runbook, from 1 (0 in timelines written before this field).
+        #[serde(default)]
+        number: usize,
         title: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         guidance: Option<String>,
@@ -106,6 +130,16 @@ pub enum EventKind {
         ok: bool,
         detail: String,
         millis: u64,
+        /// What it left that a later action may undo (a silence it created).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect: Option<Effect>,
+    },
+    /// An action a killed run started and never saw the result of: it may have been applied.
+    /// Offered again only on an explicit answer.
+    ActionUnconfirmed {
+        step: String,
+        action: String,
+        started: jiff::Timestamp,
     },
     WaitStarted {
         step: String,
@@ -258,9 +292,16 @@ impl Observation {
 impl EventKind {
     pub fn outside_data(&mut self, f: &mut dyn FnMut(Slot)) {
         match self {
-            EventKind::IncidentOpened { params, .. } => {
-                params.values_mut().for_each(|v| f(Slot::Value(v)))
-            }
+            EventKind::IncidentOpened {
+                params,
+                endpoints,
+                alert,
+                ..
+            } => params
+                .values_mut()
+                .chain(endpoints.values_mut())
+                .chain(alert.as_mut())
+                .for_each(|v| f(Slot::Value(v))),
             EventKind::CheckFinished { observation, .. }
             | EventKind::WaitPoll { observation, .. } => observation.outside_data(f),
             EventKind::ActionPlanned { plan, .. } => {
@@ -286,6 +327,8 @@ impl EventKind {
             | EventKind::CheckStarted { .. }
             | EventKind::ActionDecided { .. }
             | EventKind::ActionStarted { .. }
+            | EventKind::ActionUnconfirmed { .. }
+            | EventKind::Resumed { .. }
             | EventKind::WaitStarted { .. }
             | EventKind::Interrupted { .. }
             | EventKind::EscalationDue { .. }

@@ -4,9 +4,10 @@
 pub mod event;
 pub mod observation;
 pub mod reminders;
+pub mod resume;
 
 use crate::approval::{Decision, DecisionKind, Policy};
-use crate::backends::Plan;
+use crate::backends::Undo;
 use crate::backends::reading::{Reading, Verdict};
 use crate::backends::{self, Reader};
 use crate::expr;
@@ -99,6 +100,8 @@ pub struct Outcome {
     pub stopped_for_terminal: bool,
     pub actions_failed: usize,
     pub waits_unmet: usize,
+    /// Stopped at an action a killed run may have applied, left for an explicit answer.
+    pub unconfirmed: bool,
 }
 
 pub struct Engine<'a, R: Reader> {
@@ -110,8 +113,29 @@ pub struct Engine<'a, R: Reader> {
     client: reqwest::Client,
     pub ctx: Context,
     outcome: Outcome,
-    /// Values actions replaced, first one kept: the level before the incident.
-    previous: BTreeMap<String, Value>,
+    /// What this incident's actions changed: the level before the incident, the silences.
+    undo: Undo,
+    /// Where a resumed run starts (0: the first step), and what it knows of that step's actions.
+    first_step: usize,
+    prior: BTreeMap<String, Prior>,
+}
+
+/// What a resumed run knows of an action of the step it starts at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior {
+    /// Applied with success: not offered again.
+    Applied { at: jiff::Timestamp },
+    /// Started, with no result recorded: it may have been applied.
+    Unconfirmed { started: jiff::Timestamp },
+}
+
+/// Where a resumed run takes up its incident.
+pub struct Resumption {
+    /// The index of the step it starts at.
+    pub step: usize,
+    pub undo: Undo,
+    /// By action id, for that step's actions.
+    pub prior: BTreeMap<String, Prior>,
 }
 
 enum Flow {
@@ -137,14 +161,26 @@ impl<'a, R: Reader> Engine<'a, R> {
             client: backends::http_client(),
             ctx,
             outcome: Outcome::default(),
-            previous: BTreeMap::new(),
+            undo: Undo::default(),
+            first_step: 0,
+            prior: BTreeMap::new(),
         }
     }
 
-    /// Runs every step and returns the exit code (also recorded as `run_finished`).
+    /// Takes up an incident where it stopped, with what its actions changed.
+    pub fn resuming(mut self, from: Resumption) -> Self {
+        self.first_step = from.step;
+        self.undo = from.undo;
+        self.prior = from.prior;
+        self
+    }
+
+    /// Runs every step (from where a resumed run starts) and returns the exit code (also
+    /// recorded as `run_finished`).
     pub async fn run(mut self) -> i32 {
-        for step in &self.runbook.steps {
-            if let Flow::Stop = self.step(step).await {
+        let runbook = self.runbook;
+        for (index, step) in runbook.steps.iter().enumerate().skip(self.first_step) {
+            if let Flow::Stop = self.step(index + 1, step).await {
                 break;
             }
         }
@@ -160,10 +196,11 @@ impl<'a, R: Reader> Engine<'a, R> {
         code
     }
 
-    async fn step(&mut self, step: &Step) -> Flow {
+    async fn step(&mut self, number: usize, step: &Step) -> Flow {
         let step_id = step.id.value.clone();
         self.recorder.emit(EventKind::StepStarted {
             step: step_id.clone(),
+            number,
             title: step.title.clone().unwrap_or_else(|| step_id.clone()),
             guidance: step.guidance.clone(),
         });
@@ -343,6 +380,28 @@ impl<'a, R: Reader> Engine<'a, R> {
     /// None: the engineer asked to re-check before deciding.
     async fn offer(&mut self, step: &str, action: &Action) -> Option<Flow> {
         let id = action.id.value.clone();
+        let prior = self.prior.get(&id).copied();
+        match prior {
+            Some(Prior::Applied { at }) => {
+                self.recorder.emit(EventKind::ActionNotOffered {
+                    step: step.into(),
+                    action: id,
+                    reason: format!(
+                        "applied at {} before the run stopped: not offered again",
+                        crate::view::clock_seconds(&at)
+                    ),
+                });
+                return Some(Flow::Continue);
+            }
+            Some(Prior::Unconfirmed { started }) => {
+                self.recorder.emit(EventKind::ActionUnconfirmed {
+                    step: step.into(),
+                    action: id.clone(),
+                    started,
+                });
+            }
+            None => {}
+        }
         if let Some(when) = &action.when
             && let Some(reason) = self.unmet(&when.value)
         {
@@ -355,7 +414,7 @@ impl<'a, R: Reader> Engine<'a, R> {
         }
         let with = backends::PlanContext {
             systems: self.settings.systems.as_deref(),
-            previous: &self.previous,
+            undo: &self.undo,
             known_replicas: &self.settings.known_replicas,
             user: &self.settings.user,
         };
@@ -386,7 +445,14 @@ impl<'a, R: Reader> Engine<'a, R> {
             title: title.clone(),
             plan: prepared.plan.clone(),
         });
-        let decision = self.settings.policy.decide(format!("  → {title}?")).await;
+        let policy = self.settings.policy;
+        let decision = if let Some(Prior::Unconfirmed { .. }) = prior {
+            policy
+                .decide_unconfirmed(format!("  → {title} again (it may have been applied)?"))
+                .await
+        } else {
+            policy.decide(format!("  → {title}?")).await
+        };
         let kind = match &decision {
             Decision::Recheck => return None,
             Decision::Apply(_) => DecisionKind::Approved,
@@ -420,19 +486,27 @@ impl<'a, R: Reader> Engine<'a, R> {
                     )
                     .await;
                 let millis = started.elapsed().as_millis() as u64;
-                let ok = result.is_ok();
-                if ok {
-                    self.remember(&prepared.plan);
-                } else {
-                    self.outcome.actions_failed += 1;
-                }
-                let detail = result.unwrap_or_else(|e| e.to_string());
+                let (ok, detail, effect) = match result {
+                    Ok(applied) => {
+                        self.undo.planned(&prepared.plan);
+                        if let Some(effect) = &applied.effect {
+                            self.undo.applied(effect);
+                        }
+                        (true, applied.detail, applied.effect)
+                    }
+                    Err(err) => {
+                        self.outcome.actions_failed += 1;
+                        (false, err.to_string(), None)
+                    }
+                };
+                self.prior.remove(&id);
                 self.recorder.emit(EventKind::ActionFinished {
                     step: step.into(),
                     action: id,
                     ok,
                     detail,
                     millis,
+                    effect,
                 });
                 Flow::Continue
             }
@@ -444,22 +518,18 @@ impl<'a, R: Reader> Engine<'a, R> {
                 self.outcome.stopped_for_terminal = true;
                 Flow::Stop
             }
+            // What comes next may depend on whether it happened: only an engineer can say.
+            Decision::Other(DecisionKind::Unconfirmed) => {
+                self.outcome.unconfirmed = true;
+                Flow::Stop
+            }
             Decision::Other(DecisionKind::WouldSend | DecisionKind::Rehearsed) => {
                 // A rehearsal remembers too, so its restore step shows the same plan a live run would.
-                self.remember(&prepared.plan);
+                self.undo.planned(&prepared.plan);
                 Flow::Continue
             }
             Decision::Other(_) | Decision::Recheck => Flow::Continue,
         })
-    }
-
-    /// Keeps the value an action replaced, the first time its target changes in this incident.
-    fn remember(&mut self, plan: &Plan) {
-        if let (Some(target), Some(before)) = (&plan.target, &plan.before) {
-            self.previous
-                .entry(target.clone())
-                .or_insert_with(|| before.clone());
-        }
     }
 
     async fn wait(&mut self, step: &str, wait: &crate::runbook::Wait) {
@@ -690,6 +760,12 @@ pub fn exit_code(checks: &BTreeMap<String, Observation>, outcome: &Outcome) -> (
     }
     if outcome.aborted {
         return (4, "aborted by the engineer".into());
+    }
+    if outcome.unconfirmed {
+        return (
+            4,
+            "stopped: an action may have been applied before the run was cut off; resume without --yes to decide".into(),
+        );
     }
     let (errors, fails) = (count(Verdict::Error), count(Verdict::Fail));
     if errors > 0 {

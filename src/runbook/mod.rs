@@ -1,8 +1,10 @@
 //! Runbooks: where they come from (bundled, or files on the search path) and how they are loaded.
 
+pub mod digest;
 pub mod schema;
 pub mod validate;
 
+pub use digest::Digest;
 pub use schema::*;
 
 use crate::spec::validate::{Problem, ProblemList};

@@ -37,6 +37,10 @@ pub enum TimelineError {
     NotAFile { path: PathBuf },
     #[error("no incident '{0}'; `oncall incidents` lists them")]
     NoSuchIncident(String),
+    #[error(
+        "incident {0} is running now: its run holds the timeline. `oncall note --incident {0} TEXT` adds to it"
+    )]
+    Running(String),
     #[error("no incidents yet in {0}; `oncall run RUNBOOK` opens one")]
     NoIncidents(PathBuf),
 }
@@ -133,6 +137,7 @@ impl Store {
                 OpenOptions::new().append(true).create_new(true).mode(0o600),
             ) {
                 Ok(file) => {
+                    // A new file: no one else can hold it yet.
                     summary::hold(&file);
                     return Ok((id, Timeline { file, path }));
                 }
@@ -166,6 +171,16 @@ impl Store {
             file.write_all(b"\n").map_err(err)?;
         }
         Ok(Timeline { file, path })
+    }
+
+    /// Opens an existing incident for a run that goes on with it, holding it as a run does;
+    /// refused while another run holds it.
+    pub fn take(&self, incident: &str) -> Result<Timeline, TimelineError> {
+        let timeline = self.append(incident)?;
+        if !summary::hold(&timeline.file) {
+            return Err(TimelineError::Running(incident.to_string()));
+        }
+        Ok(timeline)
     }
 
     /// Incident ids, oldest first.
@@ -332,6 +347,18 @@ pub fn user() -> String {
         .filter_map(|var| std::env::var(var).ok())
         .find(|name| !name.trim().is_empty())
         .unwrap_or_else(account_name)
+}
+
+/// The machine oncall runs on, for the record of who resumed an incident where.
+pub fn host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into the buffer given.
+    let status = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match String::from_utf8_lossy(&buf[..end]).into_owned() {
+        name if status == 0 && !name.is_empty() => name,
+        _ => "unknown host".to_string(),
+    }
 }
 
 fn account_name() -> String {

@@ -106,7 +106,7 @@ impl Store {
             .collect()
     }
 
-    fn summary(&self, id: &str) -> Option<Summary> {
+    pub fn summary(&self, id: &str) -> Option<Summary> {
         let path = self.path(id);
         match read(&path) {
             Ok(events) => Summary::of(id, &events, running(&path)),
@@ -129,22 +129,19 @@ impl Store {
     }
 }
 
-/// Whether a run holds this timeline now: it keeps a shared lock on it while it runs, and the
-/// kernel drops the lock when the process ends, however it ends.
-fn running(path: &std::path::Path) -> bool {
+/// Whether a run holds this timeline now: it keeps a lock on it while it runs, and the kernel
+/// drops the lock when the process ends, however it ends.
+pub(super) fn running(path: &std::path::Path) -> bool {
     let Ok(file) = open_regular(path, OpenOptions::new().read(true)) else {
         return false;
     };
-    // SAFETY: flock on a file descriptor this function owns for the duration of the call.
-    let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
-    held && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+    !hold(&file)
 }
 
-/// Holds a shared lock on a run's own timeline for as long as the run lasts (see `running`).
-pub(super) fn hold(file: &std::fs::File) {
-    // SAFETY: flock on a descriptor the caller keeps open; a failure only means `incidents`
-    // will call the run interrupted rather than running.
-    unsafe {
-        libc::flock(file.as_raw_fd(), libc::LOCK_SH);
-    }
+/// Takes the lock that says a run holds this timeline (see `running`), for as long as the file
+/// stays open; false when another process holds it.
+pub(super) fn hold(file: &std::fs::File) -> bool {
+    // SAFETY: flock on a descriptor the caller keeps open.
+    let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    taken || std::io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK)
 }

@@ -128,9 +128,27 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
                 ok,
                 detail,
                 millis,
+                effect,
             } => {
                 let a = action_entry(step_entry(&mut steps, step), action);
-                a["result"] = json!({ "ok": ok, "detail": detail, "millis": millis });
+                a["result"] =
+                    json!({ "ok": ok, "detail": detail, "millis": millis, "effect": effect });
+            }
+            EventKind::ActionUnconfirmed {
+                step,
+                action,
+                started,
+            } => {
+                let a = action_entry(step_entry(&mut steps, step), action);
+                a["may_have_been_applied_at"] = json!(started);
+            }
+            EventKind::Resumed {
+                user,
+                host,
+                from_step,
+                changed,
+            } => {
+                doc["resumed"] = json!({ "at": event.ts, "user": user, "host": host, "from_step": from_step, "changed": changed });
             }
             EventKind::WaitFinished {
                 step,

@@ -33,6 +33,14 @@ pub fn clock(ts: &jiff::Timestamp) -> String {
         .to_string()
 }
 
+/// Local clock time to the second, `03:16:42`: when the exact moment matters (an action that
+/// may have been applied).
+pub fn clock_seconds(ts: &jiff::Timestamp) -> String {
+    ts.to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%H:%M:%S")
+        .to_string()
+}
+
 /// The most characters a table cell shows: the table is a summary, the timeline has it all, and
 /// laying out a very long cell costs time out of proportion to it.
 const MAX_CELL: usize = 400;

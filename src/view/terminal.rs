@@ -21,7 +21,6 @@ pub struct TerminalView {
     spinners: BTreeMap<String, ProgressBar>,
     finished: Vec<Observation>,
     step_count: usize,
-    step_index: usize,
     wait_bar: Option<ProgressBar>,
     unit_of: BTreeMap<String, Option<String>>,
     actions: Vec<String>,
@@ -49,7 +48,6 @@ impl TerminalView {
             spinners: BTreeMap::new(),
             finished: Vec::new(),
             step_count,
-            step_index: 0,
             wait_bar: None,
             unit_of: BTreeMap::new(),
             actions: Vec::new(),
@@ -313,15 +311,11 @@ impl Sink for TerminalView {
             EventKind::StepStarted {
                 title,
                 guidance,
-                step,
+                number,
+                ..
             } => {
-                self.step_index += 1;
                 self.line(String::new());
-                self.line(self.paint(
-                    &format!("── {}/{} {title}", self.step_index, self.step_count),
-                    "1",
-                ));
-                let _ = step;
+                self.line(self.paint(&format!("── {number}/{} {title}", self.step_count), "1"));
                 if let Some(guidance) = guidance {
                     for l in guidance.trim().lines() {
                         self.line(format!("   {l}"));
@@ -381,6 +375,7 @@ impl Sink for TerminalView {
                     DecisionKind::WouldSend => "would send (dry-run): not sent".into(),
                     DecisionKind::Rehearsed => "would apply (drill): not sent".into(),
                     DecisionKind::NoTerminal => "needs an answer, and there is no terminal: stopping here. Rerun with --yes to apply or --dry-run to rehearse".into(),
+                    DecisionKind::Unconfirmed => "not sent again: it may have been applied, and --yes does not repeat it; stopping here. Resume on a terminal to decide".into(),
                 };
                 self.line(format!("     → {words}"));
                 if *decision != DecisionKind::Approved {
@@ -388,6 +383,37 @@ impl Sink for TerminalView {
                 }
             }
             EventKind::ActionStarted { .. } => {}
+            EventKind::ActionUnconfirmed { started, .. } => {
+                let words = format!(
+                    "may have been applied at {} (no result recorded): planned again against the system as it is now",
+                    super::clock_seconds(started)
+                );
+                self.line(format!("   {}", self.paint(&format!("⚠ {words}"), "33;1")));
+            }
+            EventKind::Resumed {
+                user,
+                host,
+                from_step,
+                changed,
+            } => {
+                self.line(format!(
+                    "  {} by {user} on {host} at {}, from step {from_step}",
+                    self.paint("resumed", "1"),
+                    clock(&event.ts)
+                ));
+                if !changed.is_empty() {
+                    self.line(format!(
+                        "  {}",
+                        self.paint(
+                            &format!(
+                                "the runbook changed since it opened (--force): {}",
+                                changed.join(", ")
+                            ),
+                            "33;1"
+                        )
+                    ));
+                }
+            }
             EventKind::ActionFinished {
                 action,
                 ok,

@@ -13,6 +13,7 @@ mod help;
 mod host;
 mod incident;
 mod kubernetes;
+mod resume;
 mod run;
 mod terminal;
 mod validate;

@@ -327,7 +327,7 @@ impl ActionSpec for K8sScale {
         let ns = namespace(&self.namespace, ctx, with).await?;
         let name = render(&self.deployment.value)?;
         let target = super::scale_target(&ns, &name);
-        let replicas = replicas(&self.replicas.value, &target, with.previous, &render)?;
+        let replicas = replicas(&self.replicas.value, &target, &with.undo.previous, &render)?;
         prepared(Request::Scale { ns, name, replicas }, with).await
     }
 }

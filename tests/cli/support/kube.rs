@@ -373,6 +373,7 @@ impl FakeKube {
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
             delay: Mutex::new(Duration::ZERO),
+            holds: Mutex::new(Vec::new()),
             addr,
         });
         {
@@ -756,6 +757,22 @@ impl FakeKube {
     /// Every answer from now on waits `d` first (ends early when the server is dropped).
     pub fn set_delay(&self, d: Duration) {
         *self.inner.delay.lock().unwrap() = d;
+    }
+
+    /// Requests with this method whose `/path?raw-query` contains `path_contains` are recorded
+    /// and then held: neither applied nor answered until the server stops (a request in flight
+    /// when its client dies).
+    pub fn hold(&self, method: &str, path_contains: &str) {
+        self.inner
+            .holds
+            .lock()
+            .unwrap()
+            .push((method.to_string(), path_contains.to_string()));
+    }
+
+    /// Requests from now on are answered again; those held stay held.
+    pub fn clear_holds(&self) {
+        self.inner.holds.lock().unwrap().clear();
     }
 
     /// `(METHOD, "/path?raw-query")` of every request so far, in arrival order.
@@ -1269,6 +1286,8 @@ struct Inner {
     log: Mutex<Vec<KubeRequest>>,
     faults: Mutex<Vec<Fault>>,
     delay: Mutex<Duration>,
+    /// (method, path substring) of requests recorded and never answered.
+    holds: Mutex<Vec<(String, String)>>,
     addr: SocketAddr,
 }
 
@@ -1342,6 +1361,16 @@ fn serve(stream: TcpStream, inner: &Inner) {
             log.push(request.clone());
             log.len() - 1
         };
+        let held = inner
+            .holds
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(m, p)| *m == request.method && request.target().contains(p.as_str()));
+        if held {
+            inner.wait(Duration::from_secs(24 * 3600));
+            return;
+        }
         let delay = *inner.delay.lock().unwrap();
         if !delay.is_zero() && inner.wait(delay) {
             return;

@@ -1,0 +1,370 @@
+//! `oncall resume`: go on with an interrupted or still-open live incident from the step where it
+//! stopped, and the question a second responder is asked when `oncall run` finds one open.
+
+use super::Setup;
+use super::run::{How, Screen, resolve_values};
+use crate::config::key_value;
+use crate::engine::Context;
+use crate::engine::event::{Event, EventKind, Mode};
+use crate::engine::resume::take_up;
+use crate::redact::MASK;
+use crate::runbook::{self, Digest, Loaded, Runbook};
+use crate::timeline::{self, Status, Summary, TimelineError, host, user};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+pub struct Request<'a> {
+    /// None: the latest open live incident.
+    pub incident: Option<&'a str>,
+    pub params: &'a [String],
+    pub yes: bool,
+    /// Go on although the runbook changed since the incident opened.
+    pub force: bool,
+    pub timeout: Duration,
+    pub max_wait: Option<Duration>,
+}
+
+/// What the incident recorded when it opened.
+struct Opened {
+    event: Event,
+    runbook: String,
+    origin: String,
+    title: String,
+    severity: String,
+    params: Map<String, Value>,
+    endpoints: Map<String, Value>,
+    alert: Option<Value>,
+    digest: Option<Digest>,
+    escalation: Vec<crate::engine::event::Deadline>,
+}
+
+fn opened(events: &[Event]) -> Option<Opened> {
+    events.iter().find_map(|event| match &event.kind {
+        EventKind::IncidentOpened {
+            runbook,
+            origin,
+            title,
+            severity,
+            params,
+            endpoints,
+            alert,
+            digest,
+            escalation,
+            ..
+        } => Some(Opened {
+            event: event.clone(),
+            runbook: runbook.clone(),
+            origin: origin.clone(),
+            title: title.clone(),
+            severity: severity.clone(),
+            params: params.clone(),
+            endpoints: endpoints.clone(),
+            alert: alert.clone(),
+            digest: digest.clone(),
+            escalation: escalation.clone(),
+        }),
+        _ => None,
+    })
+}
+
+/// Why an incident cannot be resumed, if it cannot.
+fn refusal(s: &Summary) -> Option<String> {
+    let id = &s.id;
+    match (s.status, s.mode) {
+        (Status::Resolved, _) => Some(format!(
+            "incident {id} is resolved: nothing to resume; `oncall run {}` opens a new one",
+            s.runbook
+        )),
+        (_, Mode::Drill) => Some(format!(
+            "incident {id} is a drill: a drill is not resumed; `oncall drill {}` rehearses it again",
+            s.runbook
+        )),
+        (_, Mode::DryRun) => Some(format!(
+            "incident {id} is a dry run, which sent nothing: `oncall run --dry-run {}` rehearses it again",
+            s.runbook
+        )),
+        (Status::Running, _) => Some(TimelineError::Running(id.clone()).to_string()),
+        _ => None,
+    }
+}
+
+pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
+    let store = setup.store();
+    let summary = match req.incident {
+        Some(id) if !store.path(id).exists() => {
+            return Err(TimelineError::NoSuchIncident(id.to_string()).into());
+        }
+        Some(id) => store
+            .summary(id)
+            .ok_or_else(|| anyhow::anyhow!("incident {id} cannot be read"))?,
+        None => store.latest_open_live().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no open live incident to resume in {}; `oncall incidents` lists them",
+                store.dir.display()
+            )
+        })?,
+    };
+    if let Some(why) = refusal(&summary) {
+        anyhow::bail!(why);
+    }
+    let id = summary.id.clone();
+    let events = timeline::read(&store.path(&id))?;
+    let opened = opened(&events)
+        .ok_or_else(|| anyhow::anyhow!("incident {id} has no opening event to resume from"))?;
+
+    let Loaded {
+        runbook: rb,
+        source,
+    } = load_runbook(setup, &opened)?;
+    let changed = match &opened.digest {
+        Some(then) => Digest::of(&source.text).changes_since(then),
+        None => vec!["not known: the incident was recorded before oncall kept a digest".into()],
+    };
+    if !changed.is_empty() && !req.force {
+        anyhow::bail!(
+            "runbook '{}' ({}) is not the one incident {id} opened with: {}. `oncall resume --force {id}` goes on with it as it is now; `oncall run {}` opens a new incident",
+            rb.id.value,
+            source.name,
+            changed.join(", "),
+            rb.id.value
+        );
+    }
+    let taken =
+        take_up(&events, &rb).map_err(|why| anyhow::anyhow!("cannot resume {id}: {why}"))?;
+
+    let (params, endpoints) = restore_values(setup, &rb, &opened, req.params)?;
+    let ctx = Context {
+        params,
+        endpoints,
+        incident: json!({
+            "id": id, "severity": opened.severity, "started": opened.event.ts,
+            "runbook": rb.id.value, "title": opened.title, "alert": opened.alert,
+        }),
+        checks: taken.checks,
+    };
+    // Deadlines said already are not said again; one that passed while nothing ran is said now.
+    let deadlines = opened
+        .escalation
+        .iter()
+        .filter(|d| {
+            !events.iter().any(|e| {
+                matches!(&e.kind, EventKind::EscalationDue { due, to, .. } if *due == d.at && *to == d.to)
+            })
+        })
+        .cloned()
+        .collect();
+
+    let timeline = store.take(&id)?;
+    let screen = Screen::new(setup, &rb, id, timeline, Some(&opened.event));
+    screen.recorder.emit(EventKind::Resumed {
+        user: user(),
+        host: host(),
+        from_step: taken.from_step,
+        changed: if req.force { changed } else { Vec::new() },
+    });
+    let how = How {
+        mode: Mode::Live,
+        yes: req.yes,
+        timeout: req.timeout,
+        max_wait: req.max_wait,
+    };
+    screen
+        .run(
+            setup,
+            &rb,
+            how,
+            deadlines,
+            ctx,
+            None,
+            Some(taken.resumption),
+        )
+        .await
+}
+
+/// The runbook the incident opened with: its file when it came from one that is still there,
+/// else the one of that id on the search path.
+fn load_runbook(setup: &Setup, opened: &Opened) -> anyhow::Result<Loaded> {
+    let catalog = setup.catalog();
+    let from_file = opened.origin != runbook::Origin::Bundled.to_string()
+        && std::path::Path::new(&opened.origin).is_file();
+    let target = if from_file {
+        &opened.origin
+    } else {
+        &opened.runbook
+    };
+    let loaded = runbook::resolve(&catalog, target)?;
+    if loaded.runbook.id.value != opened.runbook {
+        anyhow::bail!(
+            "{} is now runbook '{}', not '{}' as when the incident opened",
+            loaded.source.name,
+            loaded.runbook.id.value,
+            opened.runbook
+        );
+    }
+    Ok(loaded)
+}
+
+/// The params and endpoints the incident ran with. What is given again (`-p`, `--endpoint`,
+/// the URL flags) wins; a secret, which the timeline keeps masked, comes from the config file,
+/// the runbook's default or `-p`.
+fn restore_values(
+    setup: &Setup,
+    rb: &Runbook,
+    opened: &Opened,
+    flags: &[String],
+) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
+    let config = setup.config()?;
+    let fresh = resolve_values(setup, &config, rb, None, None, flags, false)?;
+    let masked = |v: &Value| v.as_str().is_some_and(|s| s.contains(MASK));
+
+    let given: BTreeSet<String> = flags
+        .iter()
+        .filter_map(|f| key_value(f).ok())
+        .map(|(k, _)| k)
+        .collect();
+    let mut params = fresh.params;
+    for (name, value) in &opened.params {
+        let secret = rb.params.get(name).is_some_and(|p| p.secret);
+        if rb.params.contains_key(name) && !given.contains(name) && !secret && !masked(value) {
+            params.insert(name.clone(), value.clone());
+        }
+    }
+    if let Some(name) = rb.params.keys().find(|k| !params.contains_key(*k)) {
+        let why = if rb.params[name].secret {
+            "is secret, and the timeline keeps it masked"
+        } else {
+            "has no value"
+        };
+        anyhow::bail!("param '{name}' {why}: pass it again with -p {name}=VALUE");
+    }
+
+    let mut flagged: BTreeSet<String> = setup
+        .global
+        .endpoints
+        .iter()
+        .filter_map(|e| key_value(e).ok())
+        .map(|(k, _)| k)
+        .collect();
+    if setup.global.prometheus_url.is_some() {
+        flagged.insert("prometheus".into());
+    }
+    if setup.global.alertmanager_url.is_some() {
+        flagged.insert("alertmanager".into());
+    }
+    let mut endpoints = fresh.endpoints;
+    for (name, url) in &opened.endpoints {
+        if !flagged.contains(name) && !masked(url) {
+            endpoints.insert(name.clone(), url.clone());
+        }
+    }
+    Ok((params, endpoints))
+}
+
+/// The newest live incident of this runbook that is not resolved and opened in the last day:
+/// the one a second responder should hear about before opening another.
+pub fn open_incident_of(setup: &Setup, rb: &Runbook) -> Option<Summary> {
+    let store = setup.store();
+    let day_ago = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(jiff::Timestamp::MIN);
+    store
+        .list()
+        .into_iter()
+        .rev()
+        .filter_map(|id| store.summary(&id))
+        .take_while(|s| s.opened_at >= day_ago)
+        .find(|s| s.mode == Mode::Live && s.unresolved() && s.runbook == rb.id.value)
+}
+
+/// What a second responder chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Resume,
+    New,
+    Quit,
+}
+
+/// Tells the engineer an incident of this runbook is open and asks what to do. Without a
+/// terminal the run starts a new one.
+pub fn second_responder(setup: &Setup, open: &Summary, rb: &Runbook) -> Choice {
+    let total = rb.steps.len();
+    // A run that went through every step leaves nothing to resume: only `resolve` is left.
+    let finished = timeline::read(&setup.store().path(&open.id))
+        .is_ok_and(|events| take_up(&events, rb).is_err());
+    let at = open
+        .last_step
+        .as_ref()
+        .and_then(|(step, _)| rb.steps.iter().position(|s| &s.id.value == step))
+        .map_or_else(
+            || "no step yet".to_string(),
+            |i| format!("step {}/{total}", i + 1),
+        );
+    let ago = ago(jiff::Timestamp::now()
+        .duration_since(open.opened_at)
+        .as_secs());
+    let (what, how) = match open.status {
+        Status::Running => ("is running in another terminal", ""),
+        Status::Interrupted => ("is open", "; its run was interrupted"),
+        _ if finished => ("is open", "; its run went through every step"),
+        _ => ("is open", ""),
+    };
+    let resumable = open.status != Status::Running && !finished;
+    let line = format!(
+        "incident {} {what} (opened by {} {ago} ago, {at}{how})",
+        open.id, open.opened_by
+    );
+    let mut stderr = std::io::stderr();
+    if !std::io::stdin().is_terminal() {
+        let hint = if resumable {
+            format!("`oncall resume {}` goes on with that one; ", open.id)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            stderr,
+            "{line}: no terminal to ask, so a new incident starts ({hint}--new skips this)"
+        );
+        return Choice::New;
+    }
+    let question = match open.status {
+        _ if resumable => format!("{line}: [r]esume it or start a [n]ew one? "),
+        Status::Running => {
+            format!("{line}: `oncall note` adds to it. Start a [n]ew one anyway, or [q]uit? ")
+        }
+        _ => format!("{line}: `oncall resolve` closes it. Start a [n]ew one, or [q]uit? "),
+    };
+    loop {
+        let _ = write!(stderr, "{question}");
+        let _ = stderr.flush();
+        let mut answer = String::new();
+        match std::io::stdin().lock().read_line(&mut answer) {
+            Ok(0) | Err(_) => {
+                let _ = writeln!(
+                    stderr,
+                    "\n  no answer (input closed): starting a new incident"
+                );
+                return Choice::New;
+            }
+            Ok(_) => {}
+        }
+        match answer.trim().to_ascii_lowercase().as_str() {
+            "r" | "resume" if resumable => return Choice::Resume,
+            "n" | "new" => return Choice::New,
+            "q" | "quit" if !resumable => return Choice::Quit,
+            other => {
+                let _ = writeln!(stderr, "  '{other}' is not an answer");
+            }
+        }
+    }
+}
+
+/// How long ago, in words: `40 s`, `12 min`, `3 h`.
+fn ago(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s => format!("{} h", s / 3600),
+    }
+}
