@@ -2,9 +2,8 @@
 //! processes killed with SIGKILL, the fake Kubernetes API at the wire, real pseudo-terminals.
 use super::kubernetes::sandbox;
 use super::support::kube::FakeKube;
-use super::support::{Sandbox, events, fixture, wait_for_file_containing};
+use super::support::{Sandbox, events, fixture, pty, pty_exit_code, wait_for_file_containing};
 use super::*;
-use expectrl::{Eof, Session, WaitStatus};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 
@@ -55,22 +54,6 @@ fn incident_file(sb: &Sandbox) -> Option<PathBuf> {
 
 fn id_of(path: &std::path::Path) -> String {
     path.file_stem().unwrap().to_string_lossy().to_string()
-}
-
-fn spawn(sb: &Sandbox, args: &[&str]) -> Session {
-    let mut cmd = sb.command(args);
-    cmd.env("TERM", "xterm-256color");
-    let mut session = Session::spawn(cmd).expect("spawn in a pty");
-    session.set_expect_timeout(Some(Duration::from_secs(30)));
-    session
-}
-
-fn exit_code(session: &mut Session) -> i32 {
-    session.expect(Eof).expect("the program ends");
-    match session.get_process().wait().unwrap() {
-        WaitStatus::Exited(_, code) => code,
-        other => panic!("ended by {other:?}"),
-    }
 }
 
 #[test]
@@ -218,7 +201,7 @@ fn an_action_cut_off_mid_request_may_have_been_applied_and_only_an_explicit_answ
     );
 
     // On a terminal the engineer decides: yes sends it, and the run goes on to the scale-back.
-    let mut s = spawn(&sb, &["resume"]);
+    let mut s = pty(&sb, &["resume"]);
     s.expect("may have been applied at").unwrap();
     s.expect("Scale asr-worker to 4 again (it may have been applied)? [y]es apply")
         .unwrap();
@@ -227,7 +210,7 @@ fn an_action_cut_off_mid_request_may_have_been_applied_and_only_an_explicit_answ
     s.send_line("y").unwrap();
     s.expect("Scale asr-worker back? [y]es apply").unwrap();
     s.send_line("y").unwrap();
-    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(pty_exit_code(&mut s), 0);
     assert_eq!(patched(&kube, "asr-worker"), vec![4, 4, 2]);
     assert_eq!(
         (replicas(&kube, "gpu-worker"), replicas(&kube, "asr-worker")),
@@ -432,7 +415,7 @@ fn a_second_responder_is_told_an_incident_is_open_and_chooses_to_resume_it_or_st
     }
 
     // On a terminal: [n]ew starts another; [r]esume goes on with the interrupted one.
-    let mut s = spawn(
+    let mut s = pty(
         &sb,
         &["run", runbook, "--endpoint", &endpoint, "--max-wait", "1ms"],
     );
@@ -442,12 +425,12 @@ fn a_second_responder_is_told_an_incident_is_open_and_chooses_to_resume_it_or_st
         .unwrap();
     s.send_line("n").unwrap();
     s.expect("INCIDENT ").unwrap();
-    assert_eq!(exit_code(&mut s), 1);
+    assert_eq!(pty_exit_code(&mut s), 1);
     assert_eq!(sb.incidents().len(), 4);
     let newest = id_of(sb.incidents().last().unwrap());
     assert_eq!(sb.run(&["resolve", "--incident", &newest]).code, 0);
 
-    let mut s = spawn(
+    let mut s = pty(
         &sb,
         &["run", runbook, "--endpoint", &endpoint, "--max-wait", "1ms"],
     );
@@ -458,7 +441,7 @@ fn a_second_responder_is_told_an_incident_is_open_and_chooses_to_resume_it_or_st
     s.expect(format!("INCIDENT {id} P3")).unwrap();
     s.expect("resumed by tester on ").unwrap();
     s.expect("── 1/2 Watch").unwrap();
-    assert_eq!(exit_code(&mut s), 1);
+    assert_eq!(pty_exit_code(&mut s), 1);
     assert_eq!(sb.incidents().len(), 4, "no new incident");
     let timeline = support::read_timeline(&sb.state().join(format!("incidents/{id}.jsonl")));
     assert_eq!(events(&timeline, "resumed")[0]["from_step"], "watch");

@@ -1,30 +1,13 @@
 //! In a real pseudo-terminal: prompts, Ctrl-C at a prompt and during a wait.
-use super::support::{Sandbox, events, fixture};
+use super::support::{Sandbox, events, fixture, pty, pty_exit_code};
 use super::*;
-use expectrl::{Eof, Session, WaitStatus};
-
-fn spawn(sb: &Sandbox, args: &[&str]) -> Session {
-    let mut cmd = sb.command(args);
-    cmd.env("TERM", "xterm-256color");
-    let mut session = Session::spawn(cmd).expect("spawn in a pty");
-    session.set_expect_timeout(Some(Duration::from_secs(20)));
-    session
-}
-
-fn exit_code(session: &mut Session) -> i32 {
-    session.expect(Eof).expect("the program ends");
-    match session.get_process().wait().unwrap() {
-        WaitStatus::Exited(_, code) => code,
-        other => panic!("ended by {other:?}"),
-    }
-}
 
 #[test]
 fn approve_skip_and_abort_are_each_recorded() {
     let api = RecordingServer::start();
     let sb = Sandbox::new();
     let endpoint = format!("api={}", api.url);
-    let mut s = spawn(
+    let mut s = pty(
         &sb,
         &[
             "run",
@@ -42,7 +25,7 @@ fn approve_skip_and_abort_are_each_recorded() {
     s.expect("Third action? [y]es apply / [s]kip / [r]e-check / [a]bort run:")
         .unwrap();
     s.send_line("a").unwrap();
-    assert_eq!(exit_code(&mut s), 4);
+    assert_eq!(pty_exit_code(&mut s), 4);
     assert_eq!(
         api.requests(),
         vec![("POST".to_string(), "/first".to_string())]
@@ -77,7 +60,7 @@ fn ctrl_c_at_a_prompt_aborts_with_130_and_is_recorded() {
     let api = RecordingServer::start();
     let sb = Sandbox::new();
     let endpoint = format!("api={}", api.url);
-    let mut s = spawn(
+    let mut s = pty(
         &sb,
         &[
             "run",
@@ -88,7 +71,7 @@ fn ctrl_c_at_a_prompt_aborts_with_130_and_is_recorded() {
     );
     s.expect("First action?").unwrap();
     s.send(expectrl::ControlCode::EndOfText).unwrap();
-    assert_eq!(exit_code(&mut s), 130);
+    assert_eq!(pty_exit_code(&mut s), 130);
     assert!(api.requests().is_empty());
     let timeline = sb.timeline();
     let last = timeline.last().unwrap();
@@ -101,7 +84,7 @@ fn ctrl_c_during_a_wait_ends_the_wait_and_the_run_goes_on() {
     let api = RecordingServer::start();
     let sb = Sandbox::new();
     let endpoint = format!("api={}", api.url);
-    let mut s = spawn(
+    let mut s = pty(
         &sb,
         &[
             "run",
@@ -114,7 +97,7 @@ fn ctrl_c_during_a_wait_ends_the_wait_and_the_run_goes_on() {
     s.send(expectrl::ControlCode::EndOfText).unwrap();
     s.expect("stopped by the engineer").unwrap();
     s.expect("After the wait").unwrap();
-    assert_eq!(exit_code(&mut s), 1, "a wait that did not hold exits 1");
+    assert_eq!(pty_exit_code(&mut s), 1, "a wait that did not hold exits 1");
     let timeline = sb.timeline();
     assert_eq!(events(&timeline, "wait_finished")[0]["outcome"], "stopped");
     assert_eq!(
@@ -133,7 +116,7 @@ fn recheck_at_a_prompt_runs_the_checks_again_before_asking_again() {
         "id: recheck\ntitle: Re-check before deciding\nseverity: P2\nendpoints:\n  api: { default: \"http://127.0.0.1:9\" }\nsteps:\n  - id: fix\n    title: Fix it\n    checks:\n      - id: health\n        title: Gateway health\n        http: { url: \"{{ endpoints.api }}/health\" }\n    actions:\n      - id: restart\n        title: Restart the gateway\n        http: { method: POST, url: \"{{ endpoints.api }}/restart\" }\n",
     );
     let endpoint = format!("api={}", api.url);
-    let mut s = spawn(
+    let mut s = pty(
         &sb,
         &["run", runbook.to_str().unwrap(), "--endpoint", &endpoint],
     );
@@ -144,7 +127,7 @@ fn recheck_at_a_prompt_runs_the_checks_again_before_asking_again() {
     s.expect("Gateway health").unwrap();
     s.expect(prompt).unwrap();
     s.send_line("y").unwrap();
-    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(pty_exit_code(&mut s), 0);
     assert_eq!(
         api.requests(),
         vec![

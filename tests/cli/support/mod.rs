@@ -247,3 +247,21 @@ pub fn wait_for_file_containing(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The command in a real pseudo-terminal (TERM=xterm-256color); each `expect` waits up to 30 s.
+pub fn pty(sb: &Sandbox, args: &[&str]) -> expectrl::Session {
+    let mut cmd = sb.command(args);
+    cmd.env("TERM", "xterm-256color");
+    let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    session
+}
+
+/// Reads a pty session to its end and gives its exit code; panics if a signal ended it.
+pub fn pty_exit_code(session: &mut expectrl::Session) -> i32 {
+    session.expect(expectrl::Eof).expect("the program ends");
+    match session.get_process().wait().unwrap() {
+        expectrl::WaitStatus::Exited(_, code) => code,
+        other => panic!("ended by {other:?}"),
+    }
+}
