@@ -130,25 +130,81 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Show an incident's timeline (default: the latest)
     Timeline { incident: Option<String> },
-    /// Append a note to the latest open live incident
-    Note {
-        text: String,
-        /// The incident to append to [default: the latest open live one]
-        #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true)]
-        incident: Option<String>,
-    },
+    /// Append a note to the latest open live incident; a tagged note goes to its section of
+    /// `oncall report`
+    Note(NoteArgs),
     /// Mark an incident resolved (default: the latest open live one)
     Resolve {
         /// What fixed it
         text: Option<String>,
+        /// The root cause, for the report (recorded as a root-cause note)
+        #[arg(long, value_name = "TEXT")]
+        root_cause: Option<String>,
         #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true)]
         incident: Option<String>,
     },
+    /// The post-incident report of an incident, as Markdown (default: the latest live one)
+    Report { incident: Option<String> },
     /// Print the completion script for a shell
     Completions {
         #[arg(value_enum)]
         shell: Shell,
     },
+}
+
+/// A note: plain, or tagged for a section of the report. One text, one tag at most.
+#[derive(Debug, Args)]
+#[group(skip)]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(false))]
+pub struct NoteArgs {
+    /// What you saw or did
+    #[arg(group = "what")]
+    pub text: Option<String>,
+    /// The root cause, as far as it is known
+    #[arg(long, group = "what", value_name = "TEXT")]
+    pub root_cause: Option<String>,
+    /// Who or what was impacted (users, business)
+    #[arg(long, group = "what", value_name = "TEXT")]
+    pub impact: Option<String>,
+    /// What went well in the response
+    #[arg(long, group = "what", value_name = "TEXT")]
+    pub went_well: Option<String>,
+    /// What to improve in the response
+    #[arg(long, group = "what", value_name = "TEXT")]
+    pub improve: Option<String>,
+    /// Something to do after the incident, with --owner and --due
+    #[arg(long, group = "what", value_name = "TEXT")]
+    pub action_item: Option<String>,
+    /// A lesson learned
+    #[arg(long, group = "what", value_name = "TEXT")]
+    pub lesson: Option<String>,
+    /// Who owns the action item
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// When the action item is due (any form: 2026-12-15, "next sprint")
+    #[arg(long)]
+    pub due: Option<String>,
+    /// The incident to append to [default: the latest open live one]
+    #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true)]
+    pub incident: Option<String>,
+}
+
+impl NoteArgs {
+    /// The note's text and its tag.
+    pub fn tagged(&self) -> (String, Option<crate::engine::event::NoteTag>) {
+        use crate::engine::event::NoteTag;
+        let tagged = [
+            (&self.root_cause, NoteTag::RootCause),
+            (&self.impact, NoteTag::Impact),
+            (&self.went_well, NoteTag::WentWell),
+            (&self.improve, NoteTag::Improve),
+            (&self.action_item, NoteTag::ActionItem),
+            (&self.lesson, NoteTag::Lesson),
+        ]
+        .into_iter()
+        .find_map(|(text, tag)| text.clone().map(|t| (t, Some(tag))));
+        tagged.unwrap_or_else(|| (self.text.clone().unwrap_or_default(), None))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -56,6 +56,7 @@ pub mod config;
 pub mod engine;
 pub mod expr;
 pub mod redact;
+pub mod report;
 pub mod runbook;
 pub mod sanitize;
 pub mod spec;
@@ -169,12 +170,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Incidents { open } => commands::incidents::run(&setup, open),
         Command::Timeline { incident } => commands::timeline::run(&setup, incident.as_deref()),
-        Command::Note { text, incident } => {
-            commands::note::note(&setup, &text, incident.as_deref())
-        }
-        Command::Resolve { text, incident } => {
-            commands::note::resolve(&setup, text.as_deref(), incident.as_deref())
-        }
+        Command::Note(args) => commands::note::note(&setup, &args),
+        Command::Resolve {
+            text,
+            root_cause,
+            incident,
+        } => commands::note::resolve(
+            &setup,
+            text.as_deref(),
+            root_cause.as_deref(),
+            incident.as_deref(),
+        ),
+        Command::Report { incident } => commands::report::run(&setup, incident.as_deref()),
         Command::Completions { shell } => commands::completions::run(shell),
     }
 }

@@ -5,6 +5,7 @@ pub mod completions;
 pub mod incidents;
 pub mod list;
 pub mod note;
+pub mod report;
 pub mod resume;
 pub mod run;
 pub mod show;

@@ -1,10 +1,10 @@
 //! `oncall note` and `oncall resolve`: add to an incident's timeline, during its run or after.
 
 use super::Setup;
-use crate::engine::event::{EventKind, Recorder};
+use crate::engine::event::{EventKind, NoteTag, Recorder};
 use crate::timeline::{TimelineSink, user};
 
-fn append(setup: &Setup, incident: Option<&str>, kind: EventKind) -> anyhow::Result<i32> {
+fn append(setup: &Setup, incident: Option<&str>, kinds: Vec<EventKind>) -> anyhow::Result<i32> {
     let store = setup.store();
     let (id, chosen) = match incident {
         Some(id) => (id.to_string(), None),
@@ -21,7 +21,7 @@ fn append(setup: &Setup, incident: Option<&str>, kind: EventKind) -> anyhow::Res
     // The same path as a run's events: bounded, then appended and fsynced in one write.
     let timeline = TimelineSink::new(store.append(&id)?);
     let recorder = Recorder::new(id.clone(), vec![Box::new(timeline)]);
-    recorder.emit(kind);
+    kinds.into_iter().for_each(|kind| recorder.emit(kind));
     if let Some(failure) = recorder.failure() {
         anyhow::bail!("nothing was recorded in {id}: {failure}");
     }
@@ -41,27 +41,49 @@ fn append(setup: &Setup, incident: Option<&str>, kind: EventKind) -> anyhow::Res
     Ok(0)
 }
 
-pub fn note(setup: &Setup, text: &str, incident: Option<&str>) -> anyhow::Result<i32> {
+pub fn note(setup: &Setup, args: &crate::cli::NoteArgs) -> anyhow::Result<i32> {
+    let (text, tag) = args.tagged();
+    if (args.owner.is_some() || args.due.is_some()) && tag != Some(NoteTag::ActionItem) {
+        anyhow::bail!(
+            "--owner and --due belong to an action item: oncall note --action-item \"what to do\" --owner NAME --due DATE"
+        );
+    }
     if text.trim().is_empty() {
         anyhow::bail!("the note is empty: oncall note \"what you saw or did\"");
     }
     append(
         setup,
-        incident,
-        EventKind::Note {
-            text: text.to_string(),
+        args.incident.as_deref(),
+        vec![EventKind::Note {
+            text,
             user: user(),
-        },
+            tag,
+            owner: args.owner.clone(),
+            due: args.due.clone(),
+        }],
     )
 }
 
-pub fn resolve(setup: &Setup, text: Option<&str>, incident: Option<&str>) -> anyhow::Result<i32> {
-    append(
-        setup,
-        incident,
-        EventKind::Resolved {
-            text: text.unwrap_or("resolved").to_string(),
+pub fn resolve(
+    setup: &Setup,
+    text: Option<&str>,
+    root_cause: Option<&str>,
+    incident: Option<&str>,
+) -> anyhow::Result<i32> {
+    let mut kinds: Vec<EventKind> = root_cause
+        .filter(|t| !t.trim().is_empty())
+        .map(|text| EventKind::Note {
+            text: text.to_string(),
             user: user(),
-        },
-    )
+            tag: Some(NoteTag::RootCause),
+            owner: None,
+            due: None,
+        })
+        .into_iter()
+        .collect();
+    kinds.push(EventKind::Resolved {
+        text: text.unwrap_or("resolved").to_string(),
+        user: user(),
+    });
+    append(setup, incident, kinds)
 }

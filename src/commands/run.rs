@@ -300,7 +300,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         .collect::<Vec<_>>();
     let alert = alert
         .as_ref()
-        .map(|a| json!({ "name": a.name, "labels": a.labels, "summary": a.summary }));
+        .map(|a| json!({ "name": a.name, "labels": a.labels, "summary": a.summary, "starts_at": a.starts_at }));
     let origin = match &source.origin {
         // Absolute, so `oncall resume` finds the same file from any folder.
         Origin::File(path) => std::fs::canonicalize(path)

@@ -116,7 +116,18 @@ fn line(e: &Event) -> String {
         EventKind::Message { name, text, .. } => {
             format!("message {name}: {}", text.replace('\n', " / "))
         }
-        EventKind::Note { text, user } => format!("note by {user}: {text}"),
+        EventKind::Note {
+            text,
+            user,
+            tag: None,
+            ..
+        } => format!("note by {user}: {text}"),
+        EventKind::Note {
+            text,
+            user,
+            tag: Some(tag),
+            ..
+        } => format!("note ({}) by {user}: {text}", name(tag).replace('_', " ")),
         EventKind::Interrupted { signal, killed } if killed.is_empty() => {
             format!("interrupted by {signal}")
         }

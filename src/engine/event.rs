@@ -30,6 +30,18 @@ pub struct Deadline {
     pub to: String,
 }
 
+/// What a note says, for the section of the report it belongs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteTag {
+    RootCause,
+    Impact,
+    WentWell,
+    Improve,
+    ActionItem,
+    Lesson,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitOutcome {
@@ -107,6 +119,9 @@ pub enum EventKind {
         step: String,
         action: String,
         title: String,
+        /// The action's kind (`silence`, `k8s_scale`, ...): the report tells acknowledgement from mitigation.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        kind: String,
         plan: Plan,
     },
     ActionDecided {
@@ -169,6 +184,14 @@ pub enum EventKind {
     Note {
         text: String,
         user: String,
+        /// Where the report puts it: root cause, what went well, an action item, ...
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<NoteTag>,
+        /// An action item's owner and due date.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<String>,
     },
     Interrupted {
         signal: String,

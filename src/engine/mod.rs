@@ -443,6 +443,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             step: step.into(),
             action: id.clone(),
             title: title.clone(),
+            kind: action.kind.key().into(),
             plan: prepared.plan.clone(),
         });
         let policy = self.settings.policy;

@@ -20,6 +20,12 @@ pub struct Runbook {
     /// Alert names this runbook handles.
     #[serde(default)]
     pub alerts: Vec<String>,
+    /// The services an incident of this runbook affects, for the report.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// The check whose value is the number of users impacted, for the report.
+    #[serde(default)]
+    pub users_impacted: Option<S<String>>,
     #[serde(default)]
     pub params: BTreeMap<String, Param>,
     /// Named base URLs the runbook talks to, with defaults the config file and flags override.

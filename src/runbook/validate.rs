@@ -220,6 +220,18 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
         }
     }
     let all: BTreeSet<String> = rb.steps_checks().map(|(_, c)| c.id.value.clone()).collect();
+    if let Some(check) = &rb.users_impacted
+        && !all.contains(&check.value)
+    {
+        v.problem(
+            check,
+            format!(
+                "users_impacted names check '{}', which no step has",
+                check.value
+            ),
+            Some(format!("checks: {}", join(&all.iter().cloned().collect()))),
+        );
+    }
     for (name, text) in &rb.messages {
         v.names(
             text,

@@ -103,6 +103,7 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
                 action,
                 title,
                 plan,
+                ..
             } => {
                 let a = action_entry(step_entry(&mut steps, step), action);
                 a["title"] = json!(title);
