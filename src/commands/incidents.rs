@@ -54,10 +54,7 @@ pub fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
         table.add_row(vec![
             s.id.clone(),
             s.status.as_str().to_string(),
-            serde_json::to_value(s.mode)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            crate::view::json_name(&s.mode),
             s.severity.clone(),
             s.opened_by.clone(),
             age(now.duration_since(s.opened_at).as_secs()),

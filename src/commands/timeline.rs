@@ -3,7 +3,7 @@
 use super::Setup;
 use crate::engine::event::{Event, EventKind};
 use crate::timeline;
-use crate::view::{print_json, print_out};
+use crate::view::{json_name as name, print_json, print_out};
 
 pub fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
     let store = setup.store();
@@ -150,12 +150,4 @@ fn line(e: &Event) -> String {
         }
     };
     format!("{ts}  {what}")
-}
-
-/// The name an enum has in the timeline's JSON: `would_send`, `timed_out`, `dry-run`.
-fn name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }

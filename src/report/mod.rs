@@ -8,6 +8,7 @@ use crate::backends::reading::Verdict;
 use crate::engine::event::{Event, EventKind, Mode, NoteTag, WaitOutcome};
 use crate::engine::observation::Observation;
 use crate::timeline::Status;
+use crate::view::json_name;
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -205,7 +206,7 @@ impl Report {
             let row = match &event.kind {
                 EventKind::IncidentOpened { user, mode, .. } => Some(format!(
                     "Incident opened by {user} ({}), runbook {}",
-                    mode_name(*mode),
+                    json_name(mode),
                     report.runbook
                 )),
                 EventKind::Resumed {
@@ -278,7 +279,7 @@ impl Report {
                     };
                     Some(format!(
                         "{title}: {} by {who}{after}{on}",
-                        mode_name(*decision).replace('_', " ")
+                        json_name(decision).replace('_', " ")
                     ))
                 }
                 EventKind::ActionFinished {
@@ -406,14 +407,6 @@ fn finding(o: &Observation) -> String {
         o.verdict.as_str(),
         o.display_value()
     )
-}
-
-/// The name an enum has in the timeline's JSON: `dry-run`, `would_send`.
-fn mode_name<T: Serialize>(value: T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// A duration for people: `45s`, `12m 3s`, `2h 5m`.

@@ -26,6 +26,14 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// The name an enum has in the timeline's JSON: `would_send`, `timed_out`, `dry-run`.
+pub fn json_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Local clock time of a timestamp, `03:16`.
 pub fn clock(ts: &jiff::Timestamp) -> String {
     ts.to_zoned(jiff::tz::TimeZone::system())
