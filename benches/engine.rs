@@ -125,6 +125,7 @@ fn parallel_checks(rows: &mut Vec<Row>) {
             endpoints: Default::default(),
             incident: serde_json::json!({}),
             checks: Default::default(),
+            happened: Default::default(),
         };
         let interrupts = Arc::new(Interrupts::default());
         let engine = Engine::new(&runbook, &reader, settings, recorder, interrupts, ctx);

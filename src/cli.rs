@@ -143,13 +143,35 @@ pub enum Command {
         #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true)]
         incident: Option<String>,
     },
-    /// The post-incident report of an incident, as Markdown (default: the latest live one)
-    Report { incident: Option<String> },
+    /// The post-incident report of an incident, as Markdown (default: the latest live one), or
+    /// the figures across incidents with --summary
+    Report(ReportArgs),
+    /// Print one of an incident's messages, rendered with its latest findings, for pasting
+    #[command(override_usage = "oncall message [INCIDENT] NAME")]
+    Message {
+        /// The incident [default: the latest live one]
+        incident: Option<String>,
+        /// The message's name (`oncall show RUNBOOK` lists a runbook's messages)
+        name: Option<String>,
+    },
     /// Print the completion script for a shell
     Completions {
         #[arg(value_enum)]
         shell: Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The incident [default: the latest live one]
+    #[arg(conflicts_with_all = ["summary", "since"])]
+    pub incident: Option<String>,
+    /// Incidents by runbook and severity, with the median and p90 of each time, live and drills apart
+    #[arg(long)]
+    pub summary: bool,
+    /// With --summary: only incidents opened this long ago or less (`30d`, `12h`)
+    #[arg(long, value_name = "DURATION", requires = "summary", value_parser = parse_since)]
+    pub since: Option<std::time::Duration>,
 }
 
 /// A note: plain, or tagged for a section of the report. One text, one tag at most.
@@ -314,6 +336,10 @@ pub struct DrillArgs {
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     crate::spec::parse_duration_in(text, crate::spec::bounds::TIMEOUT)
+}
+
+fn parse_since(text: &str) -> Result<std::time::Duration, String> {
+    crate::spec::parse_duration_in(text, crate::spec::bounds::AGE)
 }
 
 fn parse_wait(text: &str) -> Result<std::time::Duration, String> {

@@ -284,6 +284,14 @@ pub fn render<C: Serialize>(source: &str, ctx: &C) -> Result<String, ExprError> 
 }
 
 /// Renders a shell command: every `{{ value }}` comes out shell-quoted.
+/// A message as it is shown and posted; one that does not render says why instead.
+pub fn render_message<C: Serialize>(name: &str, template: &str, ctx: &C) -> String {
+    match render(template, ctx) {
+        Ok(text) => text.trim_end().to_string(),
+        Err(e) => format!("(message '{name}' could not be rendered: {e})"),
+    }
+}
+
 pub fn render_shell<C: Serialize>(source: &str, ctx: &C) -> Result<String, ExprError> {
     within_limits(source, Kind::Template)?;
     Ok(shell().render_str(source, ctx)?)

@@ -181,7 +181,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             root_cause.as_deref(),
             incident.as_deref(),
         ),
-        Command::Report { incident } => commands::report::run(&setup, incident.as_deref()),
+        Command::Report(args) if args.summary => commands::report::summary(&setup, args.since),
+        Command::Report(args) => commands::report::run(&setup, args.incident.as_deref()),
+        Command::Message { incident, name } => match (incident, name) {
+            (Some(incident), Some(name)) => commands::message::run(&setup, Some(&incident), &name),
+            (Some(name), None) => commands::message::run(&setup, None, &name),
+            _ => anyhow::bail!(
+                "which message? `oncall message [INCIDENT] NAME`; `oncall show RUNBOOK` lists them"
+            ),
+        },
         Command::Completions { shell } => commands::completions::run(shell),
     }
 }

@@ -49,6 +49,16 @@ pub fn register_url(text: &str) {
     register(&pair);
 }
 
+/// Registers what makes a webhook's URL its credential: everything after the host (Slack's
+/// `/services/T…/B…/…`), so only the host is ever shown.
+pub fn register_webhook(text: &str) {
+    register_url(text);
+    if let Ok(url) = url::Url::parse(text.trim()) {
+        let host_end = url[..url::Position::AfterPort].len();
+        register(&url.as_str()[host_end..]);
+    }
+}
+
 /// Registers a credential header's value (`Bearer abc…`), and the credential alone.
 pub fn register_credential(value: &str) {
     register(value);

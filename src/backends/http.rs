@@ -337,6 +337,18 @@ pub(super) fn render_json(value: &Value, ctx: &Value) -> Result<Value, ExprError
 }
 
 impl Request {
+    /// A JSON POST that expects any 2xx: what a webhook or an events API takes.
+    pub(super) fn post_json(url: String, body: Value) -> Request {
+        Request {
+            method: Method::POST,
+            url,
+            warning: None,
+            body: Some(body),
+            headers: Vec::new(),
+            expect: Vec::new(),
+        }
+    }
+
     pub fn plan(&self) -> Plan {
         let mut request = format!("{} {}", self.method, self.url);
         for (name, value) in &self.headers {

@@ -44,6 +44,12 @@ pub trait ActionSpec {
     ) -> impl Future<Output = Result<Prepared, BackendError>>;
 }
 
+/// Action kinds that acknowledge the incident rather than mitigate it.
+pub const ACKNOWLEDGING: &[&str] = &["silence", "pagerduty"];
+/// Action kinds that change nothing the incident is about: they acknowledge, undo an
+/// acknowledgement, or tell people.
+pub const NOT_MITIGATING: &[&str] = &["silence", "expire_silence", "pagerduty", "notify"];
+
 /// A template filled in for people, or left as written when it does not render.
 pub fn fill(text: &str, ctx: &Value) -> String {
     crate::expr::render(text, ctx).unwrap_or_else(|_| text.to_string())
@@ -146,7 +152,8 @@ macro_rules! kinds {
 }
 
 use super::{
-    alertmanager, docker, gpu, host, http, kube, nats, postgres, prometheus, redis, shell,
+    alertmanager, docker, gpu, host, http, kube, nats, notify, pagerduty, postgres, prometheus,
+    redis, shell,
 };
 
 kinds! {
@@ -203,5 +210,7 @@ kinds! {
         pg_reindex => PgReindex(postgres::Reindex),
         silence => Silence(alertmanager::Silence),
         expire_silence => ExpireSilence(alertmanager::ExpireSilence),
+        notify => Notify(notify::Notify),
+        pagerduty => PagerDuty(pagerduty::PagerDuty),
     }
 }

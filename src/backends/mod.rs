@@ -9,6 +9,8 @@ pub mod http;
 pub mod kinds;
 pub mod kube;
 pub mod nats;
+pub mod notify;
+pub mod pagerduty;
 pub mod postgres;
 pub mod prometheus;
 pub mod reading;
@@ -54,6 +56,10 @@ pub enum BackendError {
     Nats(#[from] nats::Error),
     #[error(transparent)]
     Alertmanager(#[from] alertmanager::Error),
+    #[error(transparent)]
+    Notify(#[from] notify::Error),
+    #[error(transparent)]
+    PagerDuty(#[from] pagerduty::Error),
     #[error("invalid {what}: {why}")]
     Spec { what: &'static str, why: String },
     #[error("template: {0}")]
@@ -71,6 +77,8 @@ impl BackendError {
             self,
             BackendError::Kube(kube::Error::NothingToRestore { .. })
                 | BackendError::Alertmanager(alertmanager::Error::NothingToExpire)
+                | BackendError::Notify(notify::Error::NoWebhook(_))
+                | BackendError::PagerDuty(_)
         )
     }
 }
@@ -239,6 +247,8 @@ pub struct PlanContext<'a> {
     pub known_replicas: &'a std::collections::BTreeMap<String, i64>,
     /// Who runs oncall, for what a request records of its author (a silence's `createdBy`).
     pub user: &'a str,
+    /// The runbook's messages by name, for a `notify` action to render.
+    pub messages: &'a std::collections::BTreeMap<String, S<String>>,
 }
 
 /// What this incident's actions changed that a later action may undo: each target's value before

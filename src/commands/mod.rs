@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod completions;
 pub mod incidents;
 pub mod list;
+pub mod message;
 pub mod note;
 pub mod report;
 pub mod resume;

@@ -21,7 +21,9 @@ fn append(setup: &Setup, incident: Option<&str>, kinds: Vec<EventKind>) -> anyho
     // The same path as a run's events: bounded, then appended and fsynced in one write.
     let timeline = TimelineSink::new(store.append(&id)?);
     let recorder = Recorder::new(id.clone(), vec![Box::new(timeline)]);
-    kinds.into_iter().for_each(|kind| recorder.emit(kind));
+    for kind in kinds {
+        recorder.emit(kind);
+    }
     if let Some(failure) = recorder.failure() {
         anyhow::bail!("nothing was recorded in {id}: {failure}");
     }

@@ -1,28 +1,17 @@
 //! `oncall report`: the post-incident report of an incident, as Markdown or JSON.
 
 use super::Setup;
-use crate::engine::event::{EventKind, Mode};
-use crate::report::{FromRunbook, Report, markdown};
-use crate::timeline::{self, TimelineError};
+use crate::engine::event::EventKind;
+use crate::report::summary::{self, Counted, summarize};
+use crate::report::{FromRunbook, Report, figures, markdown};
+use crate::timeline::{self, Summary, TimelineError};
 use crate::view::{print_json, print_out};
 
 pub fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
     let store = setup.store();
     let id = match incident {
         Some(id) => id.to_string(),
-        None => store
-            .list()
-            .into_iter()
-            .rev()
-            .filter_map(|id| store.summary(&id))
-            .find(|s| s.mode == Mode::Live)
-            .map(|s| s.id)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no live incident in {}; name a drill or a dry run: `oncall report ID` (`oncall incidents` lists them)",
-                    store.dir.display()
-                )
-            })?,
+        None => store.latest_live()?.id,
     };
     let path = store.path(&id);
     if !path.exists() {
@@ -63,4 +52,45 @@ fn from_runbook(setup: &Setup, events: &[crate::engine::event::Event]) -> FromRu
         },
         Err(_) => FromRunbook::default(),
     }
+}
+
+/// `oncall report --summary`: the figures across incidents, from every timeline in the state folder.
+pub fn summary(setup: &Setup, since: Option<std::time::Duration>) -> anyhow::Result<i32> {
+    let store = setup.store();
+    let since = since
+        .map(|d| {
+            let span = jiff::SignedDuration::try_from(d)?;
+            jiff::Timestamp::now().checked_sub(span)
+        })
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let mut counted = Vec::new();
+    for id in store.list() {
+        let events = match timeline::read(&store.path(&id)) {
+            Ok(events) => events,
+            Err(err) => {
+                eprintln!("warning: {err}; passed over");
+                continue;
+            }
+        };
+        let Some(incident) = Summary::of(&id, &events, false) else {
+            continue;
+        };
+        if since.is_some_and(|since| incident.opened_at < since) {
+            continue;
+        }
+        counted.push(Counted {
+            mode: incident.mode,
+            runbook: incident.runbook,
+            severity: incident.severity,
+            figures: figures(&events),
+        });
+    }
+    let summary = summarize(counted, since);
+    if setup.json() {
+        print_json(&serde_json::to_value(&summary)?)?;
+    } else {
+        print_out(&summary::render(&summary))?;
+    }
+    Ok(0)
 }

@@ -4,13 +4,14 @@
 use super::Setup;
 use super::run::{How, Screen, resolve_values};
 use crate::config::key_value;
-use crate::engine::Context;
-use crate::engine::event::{Event, EventKind, Mode};
+use crate::engine::event::{EventKind, Mode, Opening};
+use crate::engine::happened::Happened;
 use crate::engine::resume::take_up;
+use crate::engine::{Context, incident_value};
 use crate::redact::MASK;
 use crate::runbook::{self, Digest, Loaded, Runbook};
 use crate::timeline::{self, Status, Summary, TimelineError, host, user};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
@@ -24,49 +25,6 @@ pub struct Request<'a> {
     pub force: bool,
     pub timeout: Duration,
     pub max_wait: Option<Duration>,
-}
-
-/// What the incident recorded when it opened.
-struct Opened {
-    event: Event,
-    runbook: String,
-    origin: String,
-    title: String,
-    severity: String,
-    params: Map<String, Value>,
-    endpoints: Map<String, Value>,
-    alert: Option<Value>,
-    digest: Option<Digest>,
-    escalation: Vec<crate::engine::event::Deadline>,
-}
-
-fn opened(events: &[Event]) -> Option<Opened> {
-    events.iter().find_map(|event| match &event.kind {
-        EventKind::IncidentOpened {
-            runbook,
-            origin,
-            title,
-            severity,
-            params,
-            endpoints,
-            alert,
-            digest,
-            escalation,
-            ..
-        } => Some(Opened {
-            event: event.clone(),
-            runbook: runbook.clone(),
-            origin: origin.clone(),
-            title: title.clone(),
-            severity: severity.clone(),
-            params: params.clone(),
-            endpoints: endpoints.clone(),
-            alert: alert.clone(),
-            digest: digest.clone(),
-            escalation: escalation.clone(),
-        }),
-        _ => None,
-    })
 }
 
 /// Why an incident cannot be resumed, if it cannot.
@@ -111,7 +69,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     }
     let id = summary.id.clone();
     let events = timeline::read(&store.path(&id))?;
-    let opened = opened(&events)
+    let opened = Opening::of(&events)
         .ok_or_else(|| anyhow::anyhow!("incident {id} has no opening event to resume from"))?;
 
     let Loaded {
@@ -138,11 +96,9 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let ctx = Context {
         params,
         endpoints,
-        incident: json!({
-            "id": id, "severity": opened.severity, "started": opened.event.ts,
-            "runbook": rb.id.value, "title": opened.title, "alert": opened.alert,
-        }),
+        incident: incident_value(&id, &opened.event.kind, opened.event.ts),
         checks: taken.checks,
+        happened: Happened::of(&events),
     };
     // Deadlines said already are not said again; one that passed while nothing ran is said now.
     let deadlines = opened
@@ -185,7 +141,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
 
 /// The runbook the incident opened with: its file when it came from one that is still there,
 /// else the one of that id on the search path.
-fn load_runbook(setup: &Setup, opened: &Opened) -> anyhow::Result<Loaded> {
+pub(super) fn load_runbook(setup: &Setup, opened: &Opening) -> anyhow::Result<Loaded> {
     let catalog = setup.catalog();
     let from_file = opened.origin != runbook::Origin::Bundled.to_string()
         && std::path::Path::new(&opened.origin).is_file();
@@ -212,7 +168,7 @@ fn load_runbook(setup: &Setup, opened: &Opened) -> anyhow::Result<Loaded> {
 fn restore_values(
     setup: &Setup,
     rb: &Runbook,
-    opened: &Opened,
+    opened: &Opening,
     flags: &[String],
 ) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
     let config = setup.config()?;

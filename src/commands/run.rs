@@ -9,7 +9,7 @@ use crate::backends::{
 use crate::config::{Config, key_value};
 use crate::engine::event::{Deadline, Event, EventKind, Mode, Recorder, Sink};
 use crate::engine::reminders::{LatestMessages, Reminders, Updates};
-use crate::engine::{Context, Engine, Interrupts, Pace, Resumption, Settings};
+use crate::engine::{Context, Engine, Interrupts, Pace, Resumption, Settings, incident_value};
 use crate::runbook::{self, Digest, Loaded, Origin, Runbook, validate};
 use crate::spec::ScalarValue;
 use crate::spec::validate::ProblemList;
@@ -121,6 +121,10 @@ pub fn resolve_values(
         let value = value
             .as_str()
             .map_or_else(|| value.to_string(), str::to_string);
+        // An empty secret is one not given: the action that needs it says so.
+        if value.is_empty() {
+            continue;
+        }
         if value.chars().count() < crate::redact::MIN_SECRET {
             anyhow::bail!(
                 "param '{name}' is secret, but its value has {} character(s): too short to mask reliably wherever it appears; a secret needs at least {}",
@@ -158,6 +162,16 @@ pub fn resolve_values(
     for flag in &setup.global.endpoints {
         let (name, url) = key_value(flag).map_err(|e| anyhow::anyhow!("--endpoint {e}"))?;
         endpoints.insert(name, json!(url));
+    }
+    // A webhook's URL is its credential, kept off the screen and out of the timeline from the start.
+    for action in rb.steps.iter().flat_map(|s| &s.actions) {
+        if let crate::backends::kinds::ActionKind::Notify(notify) = &action.kind
+            && let Some(url) = endpoints
+                .get(&notify.endpoint.value)
+                .and_then(Value::as_str)
+        {
+            crate::redact::register_webhook(url);
+        }
     }
     for name in rb.endpoints.keys() {
         if !endpoints.contains_key(name) {
@@ -309,7 +323,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             .to_string(),
         Origin::Bundled => source.origin.to_string(),
     };
-    screen.recorder.emit(EventKind::IncidentOpened {
+    let opened = EventKind::IncidentOpened {
         runbook: rb.id.value.clone(),
         title: rb.title.clone(),
         severity: rb.severity.value.clone(),
@@ -324,15 +338,16 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         endpoints: values.endpoints.clone(),
         alert: alert.clone(),
         digest: Some(Digest::of(&source.text)),
-    });
+    };
+    // Started when the timeline says it opened, so a message re-rendered later reads the same.
+    let opened = screen.recorder.emit(opened);
+    let incident_fields = incident_value(&incident, &opened.kind, opened.ts);
     let ctx = Context {
         params: values.params,
         endpoints: values.endpoints,
-        incident: json!({
-            "id": incident, "severity": rb.severity.value, "started": now.timestamp(), "runbook": rb.id.value, "title": rb.title,
-            "alert": alert,
-        }),
+        incident: incident_fields,
         checks: Default::default(),
+        happened: Default::default(),
     };
     let known_replicas = scenario
         .as_ref()

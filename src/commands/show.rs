@@ -71,6 +71,7 @@ impl<'a> Shown<'a> {
             undo: &undo,
             known_replicas: &Default::default(),
             user: &user,
+            messages: &rb.messages,
         };
         let mut plans = BTreeMap::new();
         for action in rb.steps.iter().flat_map(|s| &s.actions) {

@@ -228,6 +228,51 @@ pub enum EventKind {
     },
 }
 
+/// What an incident recorded when it opened.
+pub struct Opening {
+    pub event: Event,
+    pub runbook: String,
+    pub origin: String,
+    pub title: String,
+    pub severity: String,
+    pub params: serde_json::Map<String, Value>,
+    pub endpoints: serde_json::Map<String, Value>,
+    pub alert: Option<Value>,
+    pub digest: Option<crate::runbook::Digest>,
+    pub escalation: Vec<Deadline>,
+}
+
+impl Opening {
+    pub fn of(events: &[Event]) -> Option<Opening> {
+        events.iter().find_map(|event| match &event.kind {
+            EventKind::IncidentOpened {
+                runbook,
+                origin,
+                title,
+                severity,
+                params,
+                endpoints,
+                alert,
+                digest,
+                escalation,
+                ..
+            } => Some(Opening {
+                event: event.clone(),
+                runbook: runbook.clone(),
+                origin: origin.clone(),
+                title: title.clone(),
+                severity: severity.clone(),
+                params: params.clone(),
+                endpoints: endpoints.clone(),
+                alert: alert.clone(),
+                digest: digest.clone(),
+                escalation: escalation.clone(),
+            }),
+            _ => None,
+        })
+    }
+}
+
 /// A consumer of events.
 pub trait Sink: Send {
     fn emit(&mut self, event: &Event);
@@ -264,7 +309,8 @@ impl Recorder {
         sinks.iter().find_map(|s| s.failure())
     }
 
-    pub fn emit(&self, mut kind: EventKind) {
+    /// Returns the event as the sinks got it: stamped, bounded, redacted.
+    pub fn emit(&self, mut kind: EventKind) -> Event {
         let redactor = crate::redact::global();
         kind.outside_data(&mut |slot| match slot {
             Slot::Text(text) => {
@@ -285,6 +331,7 @@ impl Recorder {
         for sink in sinks.iter_mut() {
             sink.emit(&event);
         }
+        event
     }
 }
 

@@ -2,6 +2,7 @@
 //! actions that fit, waits, and emits an event for everything. It knows nothing of terminals.
 
 pub mod event;
+pub mod happened;
 pub mod observation;
 pub mod reminders;
 pub mod resume;
@@ -16,6 +17,7 @@ use crate::spec::parse_duration;
 use event::{EventKind, Recorder, WaitOutcome};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use happened::Happened;
 use observation::Observation;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -66,6 +68,8 @@ pub struct Context {
     pub endpoints: serde_json::Map<String, Value>,
     pub incident: Value,
     pub checks: BTreeMap<String, Observation>,
+    /// What the actions came to and what was said of the cause, for messages.
+    pub happened: Happened,
 }
 
 impl Context {
@@ -75,8 +79,32 @@ impl Context {
             .iter()
             .map(|(k, o)| (k.clone(), o.context()))
             .collect();
-        json!({ "params": self.params, "endpoints": self.endpoints, "incident": self.incident, "checks": checks })
+        let mut incident = self.incident.clone();
+        self.happened
+            .fill_incident(&mut incident, jiff::Timestamp::now());
+        json!({
+            "params": self.params, "endpoints": self.endpoints, "incident": incident,
+            "checks": checks, "actions": self.happened.actions(),
+        })
     }
+}
+
+/// The `incident` templates read, before what happened is added to it.
+pub fn incident_value(id: &str, opened: &EventKind, started: jiff::Timestamp) -> Value {
+    let EventKind::IncidentOpened {
+        runbook,
+        title,
+        severity,
+        alert,
+        ..
+    } = opened
+    else {
+        return json!({ "id": id, "started": started });
+    };
+    json!({
+        "id": id, "severity": severity, "started": started, "runbook": runbook,
+        "title": title, "alert": alert,
+    })
 }
 
 pub struct Settings {
@@ -189,7 +217,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             code = EXIT_TIMELINE_INCOMPLETE;
             outcome = format!("the timeline is incomplete: {failure}; {outcome}");
         }
-        self.recorder.emit(EventKind::RunFinished {
+        self.record(EventKind::RunFinished {
             exit_code: code,
             outcome,
         });
@@ -198,7 +226,7 @@ impl<'a, R: Reader> Engine<'a, R> {
 
     async fn step(&mut self, number: usize, step: &Step) -> Flow {
         let step_id = step.id.value.clone();
-        self.recorder.emit(EventKind::StepStarted {
+        self.record(EventKind::StepStarted {
             step: step_id.clone(),
             number,
             title: step.title.clone().unwrap_or_else(|| step_id.clone()),
@@ -210,7 +238,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             && !reads_any(&when.value, &own)
             && let Some(reason) = self.unmet(&when.value)
         {
-            self.recorder.emit(EventKind::StepSkipped {
+            self.record(EventKind::StepSkipped {
                 step: step_id,
                 reason,
             });
@@ -220,7 +248,7 @@ impl<'a, R: Reader> Engine<'a, R> {
         if let Some(when) = &step.when
             && let Some(reason) = self.unmet(&when.value)
         {
-            self.recorder.emit(EventKind::StepSkipped {
+            self.record(EventKind::StepSkipped {
                 step: step_id,
                 reason,
             });
@@ -228,13 +256,11 @@ impl<'a, R: Reader> Engine<'a, R> {
         }
         for name in &step.messages {
             let template = &self.runbook.messages[&name.value].value;
-            let text = expr::render(template, &self.ctx.to_value()).unwrap_or_else(|e| {
-                format!("(message '{}' could not be rendered: {e})", name.value)
-            });
-            self.recorder.emit(EventKind::Message {
+            let text = expr::render_message(&name.value, template, &self.ctx.to_value());
+            self.record(EventKind::Message {
                 step: step_id.clone(),
                 name: name.value.clone(),
-                text: text.trim_end().to_string(),
+                text,
             });
         }
         for action in &step.actions {
@@ -246,6 +272,12 @@ impl<'a, R: Reader> Engine<'a, R> {
             self.wait(&step_id, wait).await;
         }
         Flow::Continue
+    }
+
+    /// Records an event, and keeps what messages read of it.
+    fn record(&mut self, kind: EventKind) {
+        let event = self.recorder.emit(kind);
+        self.ctx.happened.absorb(event.ts, &event.kind);
     }
 
     /// None when the condition holds; otherwise why the step or action is skipped.
@@ -282,7 +314,7 @@ impl<'a, R: Reader> Engine<'a, R> {
 
     async fn run_checks(&mut self, step: &str, checks: &[Check]) {
         for check in checks {
-            self.recorder.emit(EventKind::CheckStarted {
+            self.record(EventKind::CheckStarted {
                 step: step.into(),
                 check: check.id.value.clone(),
                 title: title(check),
@@ -369,7 +401,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             if let Some(flow) = self.offer(&step.id.value, action).await {
                 return flow;
             }
-            self.recorder.emit(EventKind::Rechecked {
+            self.record(EventKind::Rechecked {
                 step: step.id.value.clone(),
                 action: action.id.value.clone(),
             });
@@ -383,7 +415,7 @@ impl<'a, R: Reader> Engine<'a, R> {
         let prior = self.prior.get(&id).copied();
         match prior {
             Some(Prior::Applied { at }) => {
-                self.recorder.emit(EventKind::ActionNotOffered {
+                self.record(EventKind::ActionNotOffered {
                     step: step.into(),
                     action: id,
                     reason: format!(
@@ -394,7 +426,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 return Some(Flow::Continue);
             }
             Some(Prior::Unconfirmed { started }) => {
-                self.recorder.emit(EventKind::ActionUnconfirmed {
+                self.record(EventKind::ActionUnconfirmed {
                     step: step.into(),
                     action: id.clone(),
                     started,
@@ -405,7 +437,7 @@ impl<'a, R: Reader> Engine<'a, R> {
         if let Some(when) = &action.when
             && let Some(reason) = self.unmet(&when.value)
         {
-            self.recorder.emit(EventKind::ActionNotOffered {
+            self.record(EventKind::ActionNotOffered {
                 step: step.into(),
                 action: id,
                 reason,
@@ -417,11 +449,12 @@ impl<'a, R: Reader> Engine<'a, R> {
             undo: &self.undo,
             known_replicas: &self.settings.known_replicas,
             user: &self.settings.user,
+            messages: &self.runbook.messages,
         };
         let prepared = match action.kind.prepare(&self.ctx.to_value(), &with).await {
             Ok(prepared) => prepared,
             Err(err) if err.nothing_to_do() => {
-                self.recorder.emit(EventKind::ActionNotOffered {
+                self.record(EventKind::ActionNotOffered {
                     step: step.into(),
                     action: id,
                     reason: err.to_string(),
@@ -429,7 +462,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 return Some(Flow::Continue);
             }
             Err(err) => {
-                self.recorder.emit(EventKind::ActionNotOffered {
+                self.record(EventKind::ActionNotOffered {
                     step: step.into(),
                     action: id,
                     reason: format!("cannot prepare the request: {err}"),
@@ -439,7 +472,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             }
         };
         let title = action.title.clone().unwrap_or_else(|| id.clone());
-        self.recorder.emit(EventKind::ActionPlanned {
+        self.record(EventKind::ActionPlanned {
             step: step.into(),
             action: id.clone(),
             title: title.clone(),
@@ -459,7 +492,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             Decision::Apply(_) => DecisionKind::Approved,
             Decision::Other(kind) => *kind,
         };
-        self.recorder.emit(EventKind::ActionDecided {
+        self.record(EventKind::ActionDecided {
             step: step.into(),
             action: id.clone(),
             decision: kind,
@@ -468,7 +501,7 @@ impl<'a, R: Reader> Engine<'a, R> {
         });
         Some(match decision {
             Decision::Apply(approval) => {
-                self.recorder.emit(EventKind::ActionStarted {
+                self.record(EventKind::ActionStarted {
                     step: step.into(),
                     action: id.clone(),
                 });
@@ -501,7 +534,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                     }
                 };
                 self.prior.remove(&id);
-                self.recorder.emit(EventKind::ActionFinished {
+                self.record(EventKind::ActionFinished {
                     step: step.into(),
                     action: id,
                     ok,
@@ -556,7 +589,7 @@ impl<'a, R: Reader> Engine<'a, R> {
         };
         // Ctrl-C belongs to the wait from the moment the engineer can see it.
         self.interrupts.waiting.store(true, Ordering::SeqCst);
-        self.recorder.emit(EventKind::WaitStarted {
+        self.record(EventKind::WaitStarted {
             step: step.into(),
             check: check.id.value.clone(),
             until: wait.until.value.clone(),
@@ -576,7 +609,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             let ctx = self.ctx.to_value();
             let met = observation.verdict != Verdict::Error
                 && wait_met(&wait.until.value, &observation, ctx);
-            self.recorder.emit(EventKind::WaitPoll {
+            self.record(EventKind::WaitPoll {
                 step: step.into(),
                 observation: observation.clone(),
                 elapsed_ms: started.elapsed().as_millis() as u64,
@@ -607,7 +640,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             .get(&check.id.value)
             .map(|o| o.value.clone())
             .unwrap_or_default();
-        self.recorder.emit(EventKind::WaitFinished {
+        self.record(EventKind::WaitFinished {
             step: step.into(),
             check: check.id.value.clone(),
             outcome,

@@ -56,16 +56,11 @@ pub fn take_up(events: &[Event], runbook: &Runbook) -> Result<TakenUp, String> {
     }
     let from_step = runbook.steps[step].id.value.clone();
 
-    let mut checks = BTreeMap::new();
     let mut undo = Undo::default();
     let mut plans: BTreeMap<String, Plan> = BTreeMap::new();
     let mut prior = BTreeMap::new();
     for event in events {
         match &event.kind {
-            EventKind::CheckFinished { observation, .. }
-            | EventKind::WaitPoll { observation, .. } => {
-                checks.insert(observation.check.clone(), observation.clone());
-            }
             EventKind::ActionPlanned { action, plan, .. } => {
                 plans.insert(action.clone(), plan.clone());
             }
@@ -105,6 +100,19 @@ pub fn take_up(events: &[Event], runbook: &Runbook) -> Result<TakenUp, String> {
     Ok(TakenUp {
         resumption: Resumption { step, undo, prior },
         from_step,
-        checks,
+        checks: latest_observations(events),
     })
+}
+
+/// The last observation of each check: what the incident found so far.
+pub fn latest_observations(events: &[Event]) -> BTreeMap<String, Observation> {
+    let mut checks = BTreeMap::new();
+    for event in events {
+        if let EventKind::CheckFinished { observation, .. }
+        | EventKind::WaitPoll { observation, .. } = &event.kind
+        {
+            checks.insert(observation.check.clone(), observation.clone());
+        }
+    }
+    checks
 }

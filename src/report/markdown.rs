@@ -1,9 +1,10 @@
 //! The report as Markdown, in the playbook's Post-Incident Report Template: its headings and its
 //! tables, the facts filled in from the timeline, placeholders where only people can say.
 
-use super::{Report, duration, seconds};
+use super::{Report, seconds};
 use crate::engine::event::Mode;
 use crate::timeline::Status;
+use crate::view::duration;
 use jiff::Timestamp;
 use std::fmt::Write;
 

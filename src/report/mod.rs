@@ -3,20 +3,17 @@
 //! mitigated, resolved; each duration counted from detection).
 
 pub mod markdown;
+pub mod summary;
 
+use crate::backends::kinds::{ACKNOWLEDGING, NOT_MITIGATING};
 use crate::backends::reading::Verdict;
 use crate::engine::event::{Event, EventKind, Mode, NoteTag, WaitOutcome};
 use crate::engine::observation::Observation;
 use crate::timeline::Status;
-use crate::view::json_name;
+use crate::view::{duration, json_name};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// Action kinds that acknowledge the incident rather than mitigate it.
-const ACKNOWLEDGING: &[&str] = &["silence"];
-/// Action kinds that only undo an acknowledgement.
-const NOT_MITIGATING: &[&str] = &["silence", "expire_silence"];
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -407,16 +404,6 @@ fn finding(o: &Observation) -> String {
         o.verdict.as_str(),
         o.display_value()
     )
-}
-
-/// A duration for people: `45s`, `12m 3s`, `2h 5m`.
-pub fn duration(seconds: i64) -> String {
-    let s = seconds.max(0);
-    match s {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
-        s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-    }
 }
 
 #[cfg(test)]

@@ -391,11 +391,19 @@ fn declared(rb: &Runbook) -> Declared {
         params: rb.params.keys().cloned().collect(),
         endpoints: rb.endpoints.keys().cloned().collect(),
         checks: rb.steps_checks().map(|(_, c)| c.id.value.clone()).collect(),
+        actions: rb
+            .steps
+            .iter()
+            .flat_map(|s| &s.actions)
+            .map(|a| a.id.value.clone())
+            .collect(),
+        messages: rb.messages.keys().cloned().collect(),
         placeholder: serde_json::json!({
             "params": defaults(&rb.params, "x"),
             "endpoints": defaults(&rb.endpoints, "http://x"),
             "checks": {},
             "incident": {},
+            "actions": {},
         }),
     }
 }

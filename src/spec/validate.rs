@@ -86,13 +86,18 @@ fn closest_field(message: &str) -> Option<String> {
         .split("expected one of ")
         .nth(1)
         .or_else(|| message.split("expected ").nth(1))?;
-    expected
-        .split(',')
-        .map(|f| f.trim().trim_matches('`'))
-        .map(|f| (edit_distance(unknown, f), f))
+    let fields = expected.split(',').map(|f| f.trim().trim_matches('`'));
+    closest(unknown, fields).map(str::to_string)
+}
+
+/// The name nearest to a misspelt one, within two edits: for "did you mean".
+pub fn closest<'a>(word: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .into_iter()
+        .map(|name| (edit_distance(word, name), name))
         .filter(|(d, _)| *d <= 2)
         .min()
-        .map(|(_, f)| f.to_string())
+        .map(|(_, name)| name)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -137,6 +142,10 @@ pub struct Declared {
     pub endpoints: BTreeSet<String>,
     /// Every check of the runbook, visible here or not.
     pub checks: BTreeSet<String>,
+    /// Every action of the runbook: what `actions.ID` in a message may name.
+    pub actions: BTreeSet<String>,
+    /// The names under `messages:`.
+    pub messages: BTreeSet<String>,
     /// Param and endpoint defaults, to trial-render templates with.
     pub placeholder: serde_json::Value,
 }
@@ -155,6 +164,7 @@ const GLOBALS: &[&str] = &[
     "endpoints",
     "checks",
     "incident",
+    "actions",
     "range",
     "dict",
     "namespace",
@@ -287,6 +297,25 @@ impl<'a> Validator<'a> {
     }
 
     /// Whether a check is visible where the field stands.
+    /// A field that names one of the runbook's messages.
+    pub fn message(&mut self, at: &S<String>) {
+        if self.declared.messages.contains(&at.value) {
+            return;
+        }
+        let hint = match closest(&at.value, self.declared.messages.iter().map(String::as_str)) {
+            Some(near) => format!(
+                "did you mean '{near}'? messages: {}",
+                join(&self.declared.messages)
+            ),
+            None => format!("messages: {}", join(&self.declared.messages)),
+        };
+        self.problem(
+            at,
+            format!("no message '{}' under `messages:`", at.value),
+            Some(hint),
+        );
+    }
+
     pub fn is_visible(&self, check: &str) -> bool {
         self.visible.contains(check)
     }
@@ -345,10 +374,13 @@ impl<'a> Validator<'a> {
                     };
                     (format!("{what} names check '{c}', which does not exist here"), hint)
                 }),
+                ("actions", Some(a)) => declared.actions.contains(a).then_some(()).ok_or_else(|| {
+                    (format!("{what} names action '{a}', which the runbook does not have"), format!("its actions: {}", join(&declared.actions)))
+                }),
                 (root, _) if GLOBALS.contains(&root) || scope.locals.contains(&root) => Ok(()),
                 (root, _) => {
                     let mut allowed: Vec<&str> = scope.locals.to_vec();
-                    allowed.extend(["params", "endpoints", "checks", "incident"]);
+                    allowed.extend(["params", "endpoints", "checks", "incident", "actions"]);
                     Err((format!("{what} uses unknown name '{root}'"), format!("names available here: {}", allowed.join(", "))))
                 }
             };

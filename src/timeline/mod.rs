@@ -43,6 +43,10 @@ pub enum TimelineError {
     Running(String),
     #[error("no incidents yet in {0}; `oncall run RUNBOOK` opens one")]
     NoIncidents(PathBuf),
+    #[error(
+        "no live incident in {0}; name a drill or a dry run: `oncall incidents` lists them with their ids"
+    )]
+    NoLiveIncident(PathBuf),
 }
 
 /// Opens an incident file without following a symlink and without blocking on a pipe, and

@@ -117,6 +117,16 @@ impl Store {
         }
     }
 
+    /// The newest live incident, resolved or not: what `report` and `message` read by default.
+    pub fn latest_live(&self) -> Result<Summary, super::TimelineError> {
+        self.list()
+            .into_iter()
+            .rev()
+            .filter_map(|id| self.summary(&id))
+            .find(|s| s.mode == Mode::Live)
+            .ok_or_else(|| super::TimelineError::NoLiveIncident(self.dir.clone()))
+    }
+
     /// The newest live incident that is not resolved: where `note` and `resolve` go by default.
     /// Dry runs and drills rehearse; they take notes only when named. Read newest first, so the
     /// usual case reads one timeline.

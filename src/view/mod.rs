@@ -34,6 +34,16 @@ pub fn json_name<T: serde::Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
+/// A duration for people: `45s`, `12m 3s`, `2h 5m`.
+pub fn duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 /// Local clock time of a timestamp, `03:16`.
 pub fn clock(ts: &jiff::Timestamp) -> String {
     ts.to_zoned(jiff::tz::TimeZone::system())

@@ -13,6 +13,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The width of the rules around a message: they fit an 80-column terminal.
+const RULE: usize = 72;
+
 pub struct TerminalView {
     out: Box<dyn Write + Send>,
     color: bool,
@@ -25,6 +28,9 @@ pub struct TerminalView {
     unit_of: BTreeMap<String, Option<String>>,
     actions: Vec<String>,
     latest: BTreeMap<String, Observation>,
+    /// The messages shown, and the incident they belong to, for the summary.
+    messages: Vec<String>,
+    incident: String,
 }
 
 impl TerminalView {
@@ -52,6 +58,8 @@ impl TerminalView {
             unit_of: BTreeMap::new(),
             actions: Vec::new(),
             latest: BTreeMap::new(),
+            messages: Vec::new(),
+            incident: String::new(),
         }
     }
 
@@ -98,6 +106,15 @@ impl TerminalView {
             let _ = writeln!(out, "{text}");
             let _ = out.flush();
         });
+    }
+
+    /// A message between two rules, its lines as they are: a selection copies exactly the text.
+    fn message(&mut self, header: String, text: &str) {
+        let rule = self.paint(&"─".repeat(RULE), "2");
+        self.line(header);
+        self.line(&rule);
+        self.line(text);
+        self.line(&rule);
     }
 
     fn table(&mut self) {
@@ -219,6 +236,13 @@ impl TerminalView {
                     if i == 0 { "done:     " } else { "          " }
                 ));
             }
+        }
+        if !self.messages.is_empty() {
+            self.line(format!(
+                "  messages: {} (again, with the latest findings: oncall message {} NAME)",
+                self.messages.join(", "),
+                self.incident
+            ));
         }
         if let Some(path) = self.timeline.clone() {
             let incomplete = if exit_code == crate::engine::EXIT_TIMELINE_INCOMPLETE {
@@ -487,10 +511,10 @@ impl Sink for TerminalView {
                 ));
             }
             EventKind::Message { name, text, .. } => {
-                self.line(format!("   {} {name}:", self.paint("message", "1")));
-                for l in text.lines() {
-                    self.line(format!("   │ {l}"));
-                }
+                let header = format!("   {} {name}, to paste:", self.paint("message", "1"));
+                self.message(header, text);
+                self.messages.push(name.clone());
+                self.incident = event.incident.clone();
             }
             EventKind::Note { text, .. } => self.line(format!("   note: {text}")),
             EventKind::Rechecked { .. } => {
@@ -505,9 +529,9 @@ impl Sink for TerminalView {
                     &format!("{} {what}", clock(&jiff::Timestamp::now())),
                     "33;1",
                 );
-                self.line(format!("⏰ {painted}"));
-                if let Some(text) = text {
-                    self.line(format!("   {}", text.replace('\n', "\n   ")));
+                match text {
+                    Some(text) => self.message(format!("⏰ {painted}:"), text),
+                    None => self.line(format!("⏰ {painted}")),
                 }
             }
             EventKind::EscalationDue { severity, to, due } => {

@@ -36,7 +36,7 @@ fn drill_needs_no_infrastructure_and_applies_nothing() {
     assert!(
         clear
             .stdout
-            .contains("done:     acknowledge_alert: would apply (drill): not sent\n  timeline:"),
+            .contains("done:     acknowledge_alert: would apply (drill): not sent\n  messages:"),
         "{}",
         clear.stdout
     );

@@ -419,7 +419,7 @@ fn a_status_update_falls_due_on_its_cadence_with_the_message_to_post() {
             .contains("post the status update (message 'status')")
             && ran
                 .stdout
-                .contains("   Still investigating: status check is"),
+                .contains("\nStill investigating: status check is"),
         "{}",
         ran.stdout
     );

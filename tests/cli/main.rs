@@ -13,6 +13,7 @@ mod help;
 mod host;
 mod incident;
 mod kubernetes;
+mod messages;
 mod report;
 mod resume;
 mod run;

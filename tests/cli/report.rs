@@ -191,3 +191,92 @@ fn report_without_an_incident_name_takes_the_latest_live_one() {
     let missing = sb.run(&["report", "20990101-0000-x"]);
     assert!(missing.stderr.contains("no incident '20990101-0000-x'"));
 }
+
+/// Moves every event of a timeline `days` into the past, as if the incident had happened then.
+fn age_by_days(path: &std::path::Path, days: i64) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let shifted: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut event: serde_json::Value = serde_json::from_str(line).unwrap();
+            let ts: jiff::Timestamp = event["ts"].as_str().unwrap().parse().unwrap();
+            let earlier = ts - jiff::SignedDuration::from_hours(24 * days);
+            event["ts"] = serde_json::json!(earlier.to_string());
+            event.to_string()
+        })
+        .collect();
+    std::fs::write(path, shifted.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn the_summary_counts_incidents_by_runbook_live_and_drills_apart_and_since_leaves_old_ones_out() {
+    let api = super::RecordingServer::start();
+    let sb = Sandbox::new();
+    for _ in 0..2 {
+        let drill = sb.run(&["drill", "error-budget", "--scenario", "all-clear"]);
+        assert_eq!(drill.code, 0, "{}", drill.stderr);
+    }
+    let endpoint = format!("api={}", api.url);
+    let fixture = super::fixture("three-actions.yaml");
+    let live = sb.run(&["run", fixture.to_str().unwrap(), "--yes", "-e", &endpoint]);
+    assert_eq!(live.code, 0, "{}", live.stderr);
+    let resolved = sb.run(&["resolve", "fixed by the three actions"]);
+    assert_eq!(resolved.code, 0, "{}", resolved.stderr);
+    age_by_days(&sb.incidents()[0], 40);
+
+    let all = sb.run(&["report", "--summary", "-o", "json"]);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    let all = all.json();
+    let groups = all["groups"].as_array().unwrap();
+    let modes: Vec<&str> = groups.iter().map(|g| g["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["live", "drill"]);
+    let live = &groups[0]["rows"][0];
+    assert_eq!(live["runbook"], "three-actions");
+    assert_eq!(
+        (live["incidents"].as_u64(), live["resolved"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(live["time_to_resolve"]["count"], 1);
+    assert!(live["time_to_resolve"]["median_s"].as_i64().unwrap() >= 0);
+    assert_eq!(groups[1]["rows"][0]["incidents"], 2);
+    assert_eq!(groups[1]["rows"][0]["resolved"], 0);
+    assert_eq!(
+        groups[1]["rows"][0]["time_to_resolve"]["median_s"],
+        serde_json::Value::Null
+    );
+
+    let recent = sb.run(&["report", "--summary", "--since", "30d", "-o", "json"]);
+    assert_eq!(recent.code, 0, "{}", recent.stderr);
+    assert_eq!(
+        recent.json()["groups"][1]["rows"][0]["incidents"],
+        1,
+        "the drill aged 40 days is left out"
+    );
+
+    let table = sb.run(&["report", "--summary", "--since", "30d"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let headings: Vec<String> = outline(&table.stdout)
+        .into_iter()
+        .map(|(_, h, _)| h)
+        .collect();
+    assert_eq!(
+        headings,
+        ["Incident figures", "Live incidents", "Drills"],
+        "{}",
+        table.stdout
+    );
+    assert!(
+        outline(&table.stdout)
+            .iter()
+            .skip(1)
+            .all(|(_, _, table)| *table)
+    );
+    assert!(
+        table.stdout.contains("| three-actions | P2 | 1 | 1 |"),
+        "{}",
+        table.stdout
+    );
+
+    let bad = sb.run(&["report", "--since", "30d"]);
+    assert_eq!(bad.code, 2, "--since goes with --summary: {}", bad.stderr);
+}

@@ -109,12 +109,12 @@ fn each_check_and_action_has_exactly_one_kind() {
         (
             "action-no-kind.yaml",
             "    actions:\n      - id: idle\n        title: changes nothing\n",
-            "action-no-kind.yaml:7:9: action 'idle' has no backend\n  hint: give it one of: http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, docker, docker_prune, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence\n",
+            "action-no-kind.yaml:7:9: action 'idle' has no backend\n  hint: give it one of: http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, docker, docker_prune, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence, notify, pagerduty\n",
         ),
         (
             "misspelt-kind.yaml",
             "    actions:\n      - id: scale\n        k8s_scal: { deployment: x, replicas: 2 }\n",
-            "misspelt-kind.yaml:8:9: unknown field `k8s_scal`, expected one of id, title, when, timeout, http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, docker, docker_prune, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence\n  hint: did you mean `k8s_scale`?\n",
+            "misspelt-kind.yaml:8:9: unknown field `k8s_scal`, expected one of id, title, when, timeout, http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, docker, docker_prune, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence, notify, pagerduty\n  hint: did you mean `k8s_scale`?\n",
         ),
         (
             "kind-field.yaml",

@@ -257,6 +257,30 @@ pub fn pty(sb: &Sandbox, args: &[&str]) -> expectrl::Session {
     session
 }
 
+/// Like `pty`, in a terminal `columns` wide from the first byte: the size is set by `stty` before
+/// oncall starts, so nothing is laid out at another width.
+pub fn pty_sized(sb: &Sandbox, args: &[&str], columns: u16) -> expectrl::Session {
+    let oncall = sb.command(args);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("stty cols {columns} rows 50 && exec \"$0\" \"$@\""))
+        .arg(oncall.get_program())
+        .args(oncall.get_args())
+        .env_clear()
+        .env("TERM", "xterm-256color");
+    for (key, value) in oncall.get_envs() {
+        if let Some(value) = value {
+            cmd.env(key, value);
+        }
+    }
+    if let Some(dir) = oncall.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    session
+}
+
 /// Reads a pty session to its end and gives its exit code; panics if a signal ended it.
 pub fn pty_exit_code(session: &mut expectrl::Session) -> i32 {
     session.expect(expectrl::Eof).expect("the program ends");

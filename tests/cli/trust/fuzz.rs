@@ -465,6 +465,7 @@ fn exercise(case: &Case) {
             endpoints: values.endpoints,
             incident: serde_json::json!({ "id": "fuzz" }),
             checks: Default::default(),
+            happened: Default::default(),
         };
         let reader = oncall::backends::scenario::ScenarioReader::new(scenario.checks);
         let recorder = Recorder::new("fuzz".into(), sinks);

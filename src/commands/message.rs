@@ -1,0 +1,67 @@
+//! `oncall message`: one of an incident's messages, rendered again with what the incident found
+//! and did so far, for pasting into the incident channel.
+
+use super::Setup;
+use crate::engine::event::Opening;
+use crate::engine::happened::Happened;
+use crate::engine::resume::latest_observations;
+use crate::engine::{Context, incident_value};
+use crate::expr::render_message;
+use crate::runbook::Digest;
+use crate::spec::validate::closest;
+use crate::timeline::{self, TimelineError};
+use crate::view::print_out;
+
+pub fn run(setup: &Setup, incident: Option<&str>, name: &str) -> anyhow::Result<i32> {
+    let store = setup.store();
+    let id = match incident {
+        Some(id) => id.to_string(),
+        None => store.latest_live()?.id,
+    };
+    let path = store.path(&id);
+    if !path.exists() {
+        return Err(TimelineError::NoSuchIncident(id).into());
+    }
+    let events = timeline::read(&path)?;
+    let opened = Opening::of(&events)
+        .ok_or_else(|| anyhow::anyhow!("incident {id} has no opening event"))?;
+    let loaded = super::resume::load_runbook(setup, &opened)?;
+    let rb = &loaded.runbook;
+    let Some(template) = rb.messages.get(name) else {
+        let names = rb.messages.keys().map(String::as_str);
+        let hint = match closest(name, names.clone()) {
+            Some(near) => format!("did you mean '{near}'? "),
+            None => String::new(),
+        };
+        let all: Vec<&str> = names.collect();
+        anyhow::bail!(
+            "runbook '{}' has no message '{name}'; {hint}its messages: {}",
+            rb.id.value,
+            if all.is_empty() {
+                "none".to_string()
+            } else {
+                all.join(", ")
+            }
+        );
+    };
+    if let Some(then) = &opened.digest {
+        let changed = Digest::of(&loaded.source.text).changes_since(then);
+        if !changed.is_empty() {
+            eprintln!(
+                "warning: runbook '{}' changed since incident {id} opened ({}): the message is rendered as the runbook says now",
+                rb.id.value,
+                changed.join(", ")
+            );
+        }
+    }
+    let ctx = Context {
+        params: opened.params.clone(),
+        endpoints: opened.endpoints.clone(),
+        incident: incident_value(&id, &opened.event.kind, opened.event.ts),
+        checks: latest_observations(&events),
+        happened: Happened::of(&events),
+    };
+    let text = render_message(name, &template.value, &ctx.to_value());
+    print_out(&format!("{text}\n"))?;
+    Ok(0)
+}
