@@ -7,6 +7,10 @@
 //! 3. Memory: peak RSS of `oncall run error-budget --yes` against a real Prometheus (the test
 //!    harness's), measured with `wait4` on that child alone; under 30 MB.
 //!
+//! 4. The post-incident report: `oncall report` and `oncall message` of a real drill's timeline
+//!    grown to 10,000 events (a long wait's polls), 10 runs each; under 1 s and 50 MB (by hand, the
+//!    playbook's report takes an hour or more).
+//!
 //! Run with `cargo bench --bench engine` (or `just bench`). It always exits 0: a missed target
 //! is marked MISSED in the table, it does not fail the run.
 
@@ -54,6 +58,7 @@ fn main() {
     parallel_checks(&mut rows);
     startup(&home, &mut rows);
     peak_memory(&home, &mut rows);
+    report(&home, &mut rows);
     let _ = std::fs::remove_dir_all(&home);
     print_table(&rows);
 }
@@ -274,6 +279,88 @@ fn peak_memory(home: &Path, rows: &mut Vec<Row>) {
         "(--max-wait 2s)",
         None,
     ));
+}
+
+const REPORT_EVENTS: usize = 10_000;
+
+/// A drill's timeline with polls added to its first wait until it holds `REPORT_EVENTS` events.
+fn grown_timeline(home: &Path) -> Option<String> {
+    let status = oncall(
+        home,
+        &[
+            "drill",
+            "error-budget",
+            "--scenario",
+            "gpu-saturation",
+            "--yes",
+        ],
+    )
+    .status()
+    .ok()?;
+    if status.code() != Some(0) && status.code() != Some(1) {
+        return None;
+    }
+    let dir = home.join("state/incidents");
+    let path = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .next()?
+        .path();
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .ok()?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let poll = lines
+        .iter()
+        .position(|l| l.contains(r#""event":"wait_poll""#))?;
+    let extra = REPORT_EVENTS.saturating_sub(lines.len());
+    let mut grown = lines[..poll].to_vec();
+    grown.extend(std::iter::repeat_n(lines[poll].clone(), extra));
+    grown.extend_from_slice(&lines[poll..]);
+    std::fs::write(&path, grown.join("\n") + "\n").ok()?;
+    Some(path.file_stem()?.to_string_lossy().into_owned())
+}
+
+fn report(home: &Path, rows: &mut Vec<Row>) {
+    eprintln!("4. report: a drill's timeline grown to {REPORT_EVENTS} events…");
+    let Some(id) = grown_timeline(home) else {
+        rows.push(row(
+            "report of 10,000 events",
+            "skipped: the drill failed".into(),
+            "< 1 s, < 50 MB",
+            None,
+        ));
+        return;
+    };
+    for (figure, args) in [
+        (
+            "oncall report, 10,000 events (median, peak RSS)",
+            vec!["report", id.as_str()],
+        ),
+        (
+            "oncall message, 10,000 events (median, peak RSS)",
+            vec!["message", id.as_str(), "resolution_update"],
+        ),
+    ] {
+        let mut times = Vec::new();
+        let mut peak = 0;
+        let mut failed = 0;
+        for _ in 0..ENGINE_RUNS {
+            let started = Instant::now();
+            let (code, rss_kb) = wait_with_rusage(&mut oncall(home, &args));
+            times.push(ms(started.elapsed()));
+            peak = peak.max(rss_kb);
+            failed += usize::from(code != 0);
+        }
+        let p50 = median(&mut times);
+        let mut measured = format!("{p50:.0} ms, {:.1} MB", peak as f64 / 1024.0);
+        if failed > 0 {
+            write!(measured, " ({failed} runs failed)").unwrap();
+        }
+        let met = p50 < 1000.0 && peak < 50 * 1024 && failed == 0;
+        rows.push(row(figure, measured, "< 1 s, < 50 MB", Some(met)));
+    }
 }
 
 /// Runs the command and reaps it with `wait4`, which gives that child's own peak RSS (KiB on

@@ -9,20 +9,10 @@ use crate::engine::{Context, incident_value};
 use crate::expr::render_message;
 use crate::runbook::Digest;
 use crate::spec::validate::closest;
-use crate::timeline::{self, TimelineError};
 use crate::view::print_out;
 
 pub fn run(setup: &Setup, incident: Option<&str>, name: &str) -> anyhow::Result<i32> {
-    let store = setup.store();
-    let id = match incident {
-        Some(id) => id.to_string(),
-        None => store.latest_live()?.id,
-    };
-    let path = store.path(&id);
-    if !path.exists() {
-        return Err(TimelineError::NoSuchIncident(id).into());
-    }
-    let events = timeline::read(&path)?;
+    let (id, events) = setup.incident_events(incident)?;
     let opened = Opening::of(&events)
         .ok_or_else(|| anyhow::anyhow!("incident {id} has no opening event"))?;
     let loaded = super::resume::load_runbook(setup, &opened)?;

@@ -1,23 +1,15 @@
 //! `oncall report`: the post-incident report of an incident, as Markdown or JSON.
 
 use super::Setup;
-use crate::engine::event::EventKind;
+use crate::engine::event::Opening;
 use crate::report::summary::{self, Counted, summarize};
 use crate::report::{FromRunbook, Report, figures, markdown};
-use crate::timeline::{self, Summary, TimelineError};
+use crate::timeline::{self, Summary};
 use crate::view::{print_json, print_out};
 
 pub fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
+    let (id, events) = setup.incident_events(incident)?;
     let store = setup.store();
-    let id = match incident {
-        Some(id) => id.to_string(),
-        None => store.latest_live()?.id,
-    };
-    let path = store.path(&id);
-    if !path.exists() {
-        return Err(TimelineError::NoSuchIncident(id).into());
-    }
-    let events = timeline::read(&path)?;
     let summary = store
         .summary(&id)
         .ok_or_else(|| anyhow::anyhow!("incident {id} has no opening event"))?;
@@ -33,24 +25,13 @@ pub fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
 
 /// The runbook's `services:` and `users_impacted:`, when the runbook can still be found.
 fn from_runbook(setup: &Setup, events: &[crate::engine::event::Event]) -> FromRunbook {
-    let Some(id) = events.iter().find_map(|e| match &e.kind {
-        EventKind::IncidentOpened {
-            runbook, origin, ..
-        } => Some(if std::path::Path::new(origin).is_file() {
-            origin.clone()
-        } else {
-            runbook.clone()
-        }),
-        _ => None,
-    }) else {
-        return FromRunbook::default();
-    };
-    match crate::runbook::resolve(&setup.catalog(), &id) {
-        Ok(loaded) => FromRunbook {
+    let loaded = Opening::of(events).and_then(|o| super::resume::load_runbook(setup, &o).ok());
+    match loaded {
+        Some(loaded) => FromRunbook {
             services: loaded.runbook.services.clone(),
             users_impacted_check: loaded.runbook.users_impacted.map(|c| c.value),
         },
-        Err(_) => FromRunbook::default(),
+        None => FromRunbook::default(),
     }
 }
 

@@ -156,6 +156,17 @@ mod tests {
         }
     }
 
+    fn finished(action: &str, ok: bool, detail: &str) -> EventKind {
+        EventKind::ActionFinished {
+            step: "s".into(),
+            action: action.into(),
+            ok,
+            detail: detail.into(),
+            millis: 3,
+            effect: None,
+        }
+    }
+
     fn decided(action: &str, decision: DecisionKind) -> EventKind {
         EventKind::ActionDecided {
             step: "s".into(),
@@ -170,45 +181,15 @@ mod tests {
     fn applied_actions_in_order_with_results_failures_and_skips_apart() {
         let events = vec![
             at(0, planned("ack", "Acknowledge", "silence")),
-            at(
-                0,
-                EventKind::ActionFinished {
-                    step: "s".into(),
-                    action: "ack".into(),
-                    ok: true,
-                    detail: "silence 1 created".into(),
-                    millis: 3,
-                    effect: None,
-                },
-            ),
+            at(0, finished("ack", true, "silence 1 created")),
             at(0, planned("scale", "Scale up", "k8s_scale")),
             at(1, decided("scale", DecisionKind::Approved)),
-            at(
-                2,
-                EventKind::ActionFinished {
-                    step: "s".into(),
-                    action: "scale".into(),
-                    ok: true,
-                    detail: "replicas 5 → 10".into(),
-                    millis: 3,
-                    effect: None,
-                },
-            ),
+            at(2, finished("scale", true, "replicas 5 → 10")),
             at(3, planned("restart", "Restart", "k8s_restart")),
             at(4, decided("restart", DecisionKind::Skipped)),
             at(5, planned("clear", "Clear stuck jobs", "http")),
             at(6, decided("clear", DecisionKind::Approved)),
-            at(
-                7,
-                EventKind::ActionFinished {
-                    step: "s".into(),
-                    action: "clear".into(),
-                    ok: false,
-                    detail: "HTTP 500".into(),
-                    millis: 3,
-                    effect: None,
-                },
-            ),
+            at(7, finished("clear", false, "HTTP 500")),
             at(
                 600,
                 EventKind::Note {
