@@ -1,8 +1,8 @@
 //! The command line. Every flag has an `ONCALL_*` environment variable.
 
+use crate::commands::completions as complete;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 use std::path::PathBuf;
 
 const EXIT_CODES: &str = "\
@@ -54,7 +54,7 @@ pub struct Global {
     )]
     pub endpoints: Vec<String>,
     /// Kubernetes context from the kubeconfig [default: its current context]
-    #[arg(long, global = true, env = "ONCALL_CONTEXT", hide_env_values = true)]
+    #[arg(long, global = true, env = "ONCALL_CONTEXT", hide_env_values = true, add = complete::contexts())]
     pub context: Option<String>,
     /// Kubernetes namespace where a runbook names none; also sets the param `namespace` a runbook declares
     #[arg(
@@ -83,6 +83,9 @@ pub struct Global {
     /// Colour: auto uses it on a terminal unless NO_COLOR is set or TERM=dumb
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "ONCALL_COLOR", hide_env_values = true)]
     pub color: ColorChoice,
+    /// Lay tables out to their content: cut nothing to fit the terminal
+    #[arg(long, global = true, env = "ONCALL_WIDE", hide_env_values = true, value_parser = BoolishValueParser::new())]
+    pub wide: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -106,7 +109,7 @@ pub enum Command {
     Alerts,
     /// Show a runbook as a checklist: steps, checks, conditions and the exact requests of actions
     Show {
-        #[arg(add = runbook_candidates())]
+        #[arg(add = complete::runbooks())]
         runbook: String,
     },
     /// Validate runbooks (all known ones, or the given files); exit 2 when any is invalid
@@ -129,7 +132,10 @@ pub enum Command {
     /// the latest open live one): applied actions are not offered again
     Resume(ResumeArgs),
     /// Show an incident's timeline (default: the latest)
-    Timeline { incident: Option<String> },
+    Timeline {
+        #[arg(add = complete::incidents())]
+        incident: Option<String>,
+    },
     /// Append a note to the latest open live incident; a tagged note goes to its section of
     /// `oncall report`
     Note(NoteArgs),
@@ -140,7 +146,7 @@ pub enum Command {
         /// The root cause, for the report (recorded as a root-cause note)
         #[arg(long, value_name = "TEXT")]
         root_cause: Option<String>,
-        #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true)]
+        #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true, add = complete::incidents())]
         incident: Option<String>,
     },
     /// The post-incident report of an incident, as Markdown (default: the latest live one), or
@@ -150,6 +156,7 @@ pub enum Command {
     #[command(override_usage = "oncall message [INCIDENT] NAME")]
     Message {
         /// The incident [default: the latest live one]
+        #[arg(add = complete::incidents())]
         incident: Option<String>,
         /// The message's name (`oncall show RUNBOOK` lists a runbook's messages)
         name: Option<String>,
@@ -164,7 +171,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The incident [default: the latest live one]
-    #[arg(conflicts_with_all = ["summary", "since"])]
+    #[arg(conflicts_with_all = ["summary", "since"], add = complete::incidents())]
     pub incident: Option<String>,
     /// Incidents by runbook and severity, with the median and p90 of each time, live and drills apart
     #[arg(long)]
@@ -207,7 +214,7 @@ pub struct NoteArgs {
     #[arg(long)]
     pub due: Option<String>,
     /// The incident to append to [default: the latest open live one]
-    #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true)]
+    #[arg(long, env = "ONCALL_INCIDENT", hide_env_values = true, add = complete::incidents())]
     pub incident: Option<String>,
 }
 
@@ -242,11 +249,11 @@ pub enum Shell {
 #[derive(Debug, Args)]
 pub struct Target {
     /// Runbook id (see `oncall list`) or path to a runbook file (with `run --alert`, the alert's runbook)
-    #[arg(add = runbook_candidates())]
+    #[arg(add = complete::runbooks())]
     pub runbook: Option<String>,
     /// Set a runbook param, KEY=VALUE; repeatable; one flag sets one param, whatever its value
     /// holds (without flags: ONCALL_PARAMS, one per line)
-    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", add = complete::params())]
     pub params: Vec<String>,
 }
 
@@ -289,11 +296,12 @@ pub struct RunArgs {
         long,
         env = "ONCALL_ALERT",
         hide_env_values = true,
-        value_name = "ALERTNAME"
+        value_name = "ALERTNAME",
+        add = complete::alerts()
     )]
     pub alert: Option<String>,
     /// Replay a drill scenario instead of reading live systems (same as `oncall drill`)
-    #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true)]
+    #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true, add = complete::scenarios())]
     pub scenario: Option<String>,
     /// Start a new incident without asking, even when one of this runbook is open
     #[arg(long)]
@@ -303,6 +311,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     /// The incident (see `oncall incidents --open`) [default: the latest open live one]
+    #[arg(add = complete::incidents())]
     pub incident: Option<String>,
     /// Set a runbook param again, KEY=VALUE (a secret param must be given again unless the
     /// config file has it); the incident's own values are kept otherwise
@@ -327,7 +336,7 @@ pub struct DrillArgs {
     #[command(flatten)]
     pub target: Target,
     /// Scenario name [default: the runbook's first]; `oncall show RUNBOOK` lists them
-    #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true)]
+    #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true, add = complete::scenarios())]
     pub scenario: Option<String>,
     /// Rehearse without asking: record every action as it would be offered
     #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true, value_parser = BoolishValueParser::new())]
@@ -344,25 +353,4 @@ fn parse_since(text: &str) -> Result<std::time::Duration, String> {
 
 fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
     crate::spec::parse_duration_in(text, crate::spec::bounds::WAIT)
-}
-
-fn runbook_candidates() -> ArgValueCandidates {
-    ArgValueCandidates::new(|| {
-        let search = crate::runbook::search_dirs(&runbook_path_from_env());
-        let catalog = crate::runbook::Catalog::load(&search);
-        catalog
-            .runbooks
-            .values()
-            .map(|l| {
-                CompletionCandidate::new(l.runbook.id.value.clone())
-                    .help(Some(l.runbook.title.clone().into()))
-            })
-            .collect()
-    })
-}
-
-fn runbook_path_from_env() -> Vec<PathBuf> {
-    std::env::var_os("ONCALL_RUNBOOK_PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default()
 }

@@ -468,6 +468,70 @@ pub enum Kind {
     Template,
 }
 
+/// A condition with the values it read in place of their names, for people:
+/// `value > params.budget_pct` on 3 with unit `%` reads `3% > 1% (budget_pct)`. Numbers read from
+/// `value` and params take the check's unit; the params named are listed after.
+pub fn with_values(source: &str, ctx: &serde_json::Value, unit: &Option<String>) -> String {
+    let Ok(names) = referenced_names(source, Kind::Expression) else {
+        return source.to_string();
+    };
+    let mut names: Vec<String> = names.into_iter().collect();
+    // Longest first, so `params.budget_pct_hi` is not taken for `params.budget_pct`.
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    let lookup = |name: &str| {
+        name.split('.')
+            .try_fold(ctx, |v, key| v.get(key))
+            .filter(|v| !v.is_null())
+    };
+    let mut out = source.to_string();
+    let mut params = Vec::new();
+    for name in &names {
+        let Some(found) = lookup(name) else { continue };
+        let shown = match found {
+            serde_json::Value::Number(_) if name == "value" || name.starts_with("params.") => {
+                crate::engine::observation::with_unit(
+                    crate::engine::observation::display(found),
+                    unit,
+                )
+            }
+            serde_json::Value::String(text) => format!("{text:?}"),
+            other => crate::engine::observation::display(other),
+        };
+        let replaced = replace_name(&out, name, &shown);
+        if replaced != out {
+            if let Some(param) = name.strip_prefix("params.") {
+                params.push(param.to_string());
+            }
+            out = replaced;
+        }
+    }
+    if !params.is_empty() {
+        params.sort();
+        out.push_str(&format!(" ({})", params.join(", ")));
+    }
+    out
+}
+
+/// Replaces each whole occurrence of a dotted name: not a part of a longer name.
+fn replace_name(text: &str, name: &str, with: &str) -> String {
+    let part = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(name) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + name.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if before.is_some_and(part) || after.is_some_and(part) {
+            out.push_str(name);
+        } else {
+            out.push_str(with);
+        }
+        rest = &rest[at + name.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Compiles without running and returns the variable paths it reads (`checks.error_rate.value`).
 pub fn referenced_names(source: &str, kind: Kind) -> Result<BTreeSet<String>, ExprError> {
     within_limits(source, kind)?;

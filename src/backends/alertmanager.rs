@@ -244,6 +244,7 @@ pub async fn check(
         table: Some(Table::new(columns, rows)),
         text: None,
         verdict: None,
+        took_ms: None,
     })
 }
 

@@ -229,6 +229,7 @@ pub async fn devices(gpu: &Gpu) -> Result<Reading, super::BackendError> {
         table: Some(Table::new(columns, rows)),
         text: Some(text),
         verdict: None,
+        took_ms: None,
     })
 }
 
@@ -258,6 +259,7 @@ pub async fn processes(gpu: &Gpu) -> Result<Reading, super::BackendError> {
         table: Some(Table::new(columns, rows)),
         text: Some(format!("driver {}", snap.driver)),
         verdict: None,
+        took_ms: None,
     })
 }
 

@@ -65,12 +65,12 @@ impl ActionSpec for PagerDuty {
         let render = renderer(ctx);
         let routing_key = render(&self.routing_key.value)?.trim().to_string();
         if routing_key.is_empty() {
-            return Err(Error::NoRoutingKey(self.routing_key.value.clone()).into());
+            return Err(Error::NoRoutingKey(reads(&self.routing_key.value)).into());
         }
         crate::redact::register_credential(&routing_key);
         let dedup_key = render(&self.dedup_key.value)?.trim().to_string();
         if dedup_key.is_empty() {
-            return Err(Error::NoDedupKey(self.dedup_key.value.clone()).into());
+            return Err(Error::NoDedupKey(reads(&self.dedup_key.value)).into());
         }
         let base = ctx["endpoints"]["pagerduty"]
             .as_str()
@@ -95,4 +95,13 @@ impl ActionSpec for PagerDuty {
         let request = http::Request::post_json(url, body(&routing_key));
         Ok(Prepared::new(plan, super::Request::Http(request)))
     }
+}
+
+/// What a template reads, for an error: `params.pagerduty_routing_key`.
+fn reads(template: &str) -> String {
+    crate::expr::referenced_names(template, crate::expr::Kind::Template)
+        .ok()
+        .filter(|names| !names.is_empty())
+        .map(|names| names.into_iter().collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|| template.to_string())
 }

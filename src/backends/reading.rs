@@ -79,6 +79,8 @@ pub struct Reading {
     pub text: Option<String>,
     /// A verdict the backend itself knows (an unexpected HTTP status, a failed command, no data).
     pub verdict: Option<(Verdict, String)>,
+    /// How long it took, where the source says so (a drill's scenario) rather than the clock.
+    pub took_ms: Option<u64>,
 }
 
 /// A verdict a scenario gives for what the backend itself judges.

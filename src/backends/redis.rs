@@ -186,6 +186,7 @@ pub async fn list(
         table: Some(Table::new(vec!["index".into(), "item".into()], rows)),
         text: Some(format!("{key}: {len} items")),
         verdict: None,
+        took_ms: None,
     })
 }
 

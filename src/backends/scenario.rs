@@ -7,7 +7,7 @@ use super::{BackendError, Reader, humanize};
 use crate::spec::S;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,7 +21,8 @@ pub struct ScenarioCheck {
     #[serde(default)]
     pub values: Vec<serde_json::Value>,
     #[serde(default)]
-    pub rows: Vec<BTreeMap<String, serde_json::Value>>,
+    /// In the scenario's own column order.
+    pub rows: Vec<indexmap::IndexMap<String, serde_json::Value>>,
     #[serde(default)]
     pub text: Option<String>,
     /// The check cannot reach its backend: this is the cause shown.
@@ -61,11 +62,11 @@ impl ScenarioReader {
     }
 }
 
-fn table(rows: &[BTreeMap<String, Value>]) -> Option<Table> {
+fn table(rows: &[indexmap::IndexMap<String, Value>]) -> Option<Table> {
     if rows.is_empty() {
         return None;
     }
-    let keys: BTreeSet<&String> = rows.iter().flat_map(|r| r.keys()).collect();
+    let keys: indexmap::IndexSet<&String> = rows.iter().flat_map(|r| r.keys()).collect();
     let mut columns: Vec<String> = keys
         .into_iter()
         .filter(|k| *k != "value")
@@ -126,6 +127,8 @@ impl Reader for ScenarioReader {
                 .as_ref()
                 .and_then(|v| parse_verdict(&v.value))
                 .map(|v| (v, canned.reason.clone().unwrap_or_default())),
+            // The scenario's time, not the replay's: a drill's screen is the same every time.
+            took_ms: Some(millis.as_millis() as u64),
         };
         kind.replay(&mut reading);
         Ok(reading)

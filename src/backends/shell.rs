@@ -325,6 +325,7 @@ pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result
         table,
         text: out.kept.back().cloned(),
         verdict: None,
+        took_ms: None,
     };
     if out.status != Some(0) {
         let why = out.stderr.lines().last().unwrap_or("").trim();

@@ -3,8 +3,7 @@
 
 use super::Setup;
 use crate::backends::{alertmanager, http_client};
-use crate::view::{print_json, print_out};
-use comfy_table::{Table, presets};
+use crate::view::{print_json, print_out, tables};
 use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
@@ -19,6 +18,16 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
         Duration::from_secs(10),
     )
     .await?;
+    // The most severe first, and among equals the one firing longest.
+    let mut alerts = alerts;
+    alerts.sort_by(|a, b| {
+        let rank = |a: &alertmanager::Alert| {
+            severity_rank(a.labels.get("severity").map_or("", String::as_str))
+        };
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| a.starts_at.cmp(&b.starts_at))
+    });
     let catalog = setup.catalog();
     let handled: Vec<Option<String>> = alerts.iter().map(|a| catalog.for_alert(&a.name)).collect();
     if setup.json() {
@@ -34,30 +43,27 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
         print_out(&format!("no firing alerts in {base}\n"))?;
         return Ok(0);
     }
-    let mut table = Table::new();
-    table.load_preset(presets::NOTHING).set_header(vec![
-        "#", "ALERT", "SEVERITY", "SINCE", "RUNBOOK", "SUMMARY",
-    ]);
-    for (i, (a, rb)) in alerts.iter().zip(&handled).enumerate() {
-        let severity = a.labels.get("severity").cloned().unwrap_or_default();
-        // Alertmanager's words: each cell clipped, as on the run's screen.
-        use crate::view::cell;
-        table.add_row(vec![
-            cell(&(i + 1).to_string()),
-            cell(&a.name),
-            cell(&severity),
-            cell(&a.starts_at),
-            cell(rb.as_deref().unwrap_or("-")),
-            cell(&a.summary),
-        ]);
-    }
-    print_out(
-        &table
-            .to_string()
-            .lines()
-            .map(|l| format!("{}\n", l.trim_end()))
-            .collect::<String>(),
-    )?;
+    let rows = alerts
+        .iter()
+        .zip(&handled)
+        .enumerate()
+        .map(|(i, (a, rb))| {
+            vec![
+                (i + 1).to_string(),
+                a.name.clone(),
+                a.labels.get("severity").cloned().unwrap_or_default(),
+                a.starts_at.clone(),
+                rb.clone().unwrap_or_else(|| "-".into()),
+                a.summary.clone(),
+            ]
+        })
+        .collect();
+    print_out(&tables::listing(
+        &["#", "ALERT", "SEVERITY", "SINCE", "RUNBOOK", "SUMMARY"],
+        rows,
+        &[0, 1, 2, 4],
+        &setup.screen(),
+    ))?;
     if !std::io::stdin().is_terminal() || handled.iter().all(Option::is_none) {
         return Ok(0);
     }
@@ -88,4 +94,15 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
         new: false,
     };
     super::run::run(setup, request).await
+}
+
+/// Where a severity label sorts: `critical`/`P0` first, then high, warning, info, anything else.
+fn severity_rank(severity: &str) -> u8 {
+    match severity.to_ascii_lowercase().as_str() {
+        "critical" | "p0" | "page" => 0,
+        "high" | "error" | "major" | "p1" => 1,
+        "warning" | "warn" | "medium" | "p2" => 2,
+        "info" | "low" | "minor" | "p3" => 3,
+        _ => 4,
+    }
 }

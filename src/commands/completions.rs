@@ -1,8 +1,12 @@
-//! `oncall completions SHELL`: the registration script for a shell. Completion itself is
-//! answered by `oncall` at the time you press Tab, so runbook ids from every folder complete.
+//! `oncall completions SHELL`: the registration script for a shell, and the candidates `oncall`
+//! answers with when Tab is pressed (the shell runs `COMPLETE=SHELL oncall -- WORDS…`): runbook
+//! ids from every folder, the scenarios and params of the runbook on the line, incident ids newest
+//! first, the alerts runbooks handle, the kubeconfig's contexts.
 
 use crate::cli::Shell;
+use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+use std::path::PathBuf;
 
 pub const VAR: &str = "COMPLETE";
 
@@ -34,4 +38,121 @@ pub fn file_name(shell: Shell) -> &'static str {
 pub fn run(shell: Shell) -> anyhow::Result<i32> {
     crate::view::print_out(&script(shell))?;
     Ok(0)
+}
+
+fn search() -> Vec<PathBuf> {
+    let extra: Vec<PathBuf> = std::env::var_os("ONCALL_RUNBOOK_PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    crate::runbook::search_dirs(&extra)
+}
+
+fn catalog() -> crate::runbook::Catalog {
+    crate::runbook::Catalog::load(&search())
+}
+
+/// The runbook named on the line being completed: the first word after the subcommand that is
+/// a runbook id or file.
+fn runbook_on_line() -> Option<crate::runbook::Loaded> {
+    let args: Vec<String> = std::env::args().collect();
+    let words = &args[args.iter().position(|a| a == "--")? + 1..];
+    let catalog = catalog();
+    words
+        .iter()
+        .skip(2)
+        .filter(|w| !w.starts_with('-') && !w.is_empty())
+        .find_map(|w| crate::runbook::resolve(&catalog, w).ok())
+}
+
+pub fn runbooks() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        catalog()
+            .runbooks
+            .values()
+            .map(|l| {
+                CompletionCandidate::new(l.runbook.id.value.clone())
+                    .help(Some(l.runbook.title.clone().into()))
+            })
+            .collect()
+    })
+}
+
+/// `--scenario`: the scenarios of the runbook on the line.
+pub fn scenarios() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let Some(loaded) = runbook_on_line() else {
+            return Vec::new();
+        };
+        crate::runbook::scenarios(&loaded.runbook.id.value, &search())
+            .into_iter()
+            .map(|s| CompletionCandidate::new(s.name))
+            .collect()
+    })
+}
+
+/// `-p`: `NAME=` for each param of the runbook on the line.
+pub fn params() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let Some(loaded) = runbook_on_line() else {
+            return Vec::new();
+        };
+        loaded
+            .runbook
+            .params
+            .iter()
+            .map(|(name, p)| {
+                CompletionCandidate::new(format!("{name}=")).help(p.help.clone().map(Into::into))
+            })
+            .collect()
+    })
+}
+
+/// Incident ids, newest first.
+pub fn incidents() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let store =
+            crate::timeline::Store::new(std::env::var_os("ONCALL_STATE_DIR").map(PathBuf::from));
+        store
+            .list()
+            .into_iter()
+            .rev()
+            .map(CompletionCandidate::new)
+            .collect()
+    })
+}
+
+/// `--alert`: the alert names the runbooks handle.
+pub fn alerts() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let mut seen = std::collections::BTreeSet::new();
+        catalog()
+            .runbooks
+            .values()
+            .flat_map(|l| {
+                let id = l.runbook.id.value.clone();
+                l.runbook
+                    .alerts
+                    .iter()
+                    .map(move |a| (a.clone(), id.clone()))
+            })
+            .filter(|(alert, _)| seen.insert(alert.clone()))
+            .map(|(alert, id)| {
+                CompletionCandidate::new(alert).help(Some(format!("runbook {id}").into()))
+            })
+            .collect()
+    })
+}
+
+/// `--context`: the kubeconfig's contexts.
+pub fn contexts() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let Ok(config) = kube::config::Kubeconfig::read() else {
+            return Vec::new();
+        };
+        config
+            .contexts
+            .into_iter()
+            .map(|c| CompletionCandidate::new(c.name))
+            .collect()
+    })
 }

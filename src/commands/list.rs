@@ -1,8 +1,7 @@
 //! `oncall list`: id, severity, title and where each runbook came from.
 
 use super::Setup;
-use crate::view::{print_json, print_out};
-use comfy_table::{Table, presets};
+use crate::view::{print_json, print_out, tables};
 use serde_json::json;
 
 pub fn run(setup: &Setup) -> anyhow::Result<i32> {
@@ -32,20 +31,24 @@ pub fn run(setup: &Setup) -> anyhow::Result<i32> {
             .collect();
         print_json(&json!(items))?;
     } else {
-        let mut table = Table::new();
-        table
-            .load_preset(presets::NOTHING)
-            .set_header(vec!["ID", "SEVERITY", "TITLE", "SOURCE"]);
-        for l in catalog.runbooks.values() {
-            table.add_row(vec![
-                l.runbook.id.value.clone(),
-                l.runbook.severity.value.clone(),
-                l.runbook.title.clone(),
-                l.source.origin.to_string(),
-            ]);
-        }
-        let text = table.to_string();
-        let text: String = text.lines().map(|l| format!("{}\n", l.trim())).collect();
+        let rows = catalog
+            .runbooks
+            .values()
+            .map(|l| {
+                vec![
+                    l.runbook.id.value.clone(),
+                    l.runbook.severity.value.clone(),
+                    l.runbook.title.clone(),
+                    l.source.origin.to_string(),
+                ]
+            })
+            .collect();
+        let text = tables::listing(
+            &["ID", "SEVERITY", "TITLE", "SOURCE"],
+            rows,
+            &[0, 1],
+            &setup.screen(),
+        );
         print_out(&text)?;
     }
     Ok(0)

@@ -64,6 +64,14 @@ impl Setup {
         crate::timeline::Store::new(self.global.state_dir.clone())
     }
 
+    /// Where results on stdout are drawn: its width and colour.
+    pub fn screen(&self) -> crate::view::tables::Screen {
+        crate::view::tables::Screen {
+            width: crate::view::Fit::new(self.global.wide, false).columns(),
+            color: crate::view::use_color(self.global.color, crate::view::stdout_is_terminal()),
+        }
+    }
+
     pub fn json(&self) -> bool {
         self.global.output == crate::cli::Output::Json
     }

@@ -418,6 +418,7 @@ impl Screen {
         let mut terminal = TerminalView::new(
             out,
             view::use_color(setup.global.color, out_is_terminal),
+            view::Fit::new(setup.global.wide, json_out),
             view::stderr_is_terminal(),
             Some(timeline_path.clone()),
             rb.steps.len(),

@@ -3,6 +3,7 @@
 use super::Setup;
 use crate::engine::event::{Event, EventKind};
 use crate::timeline;
+use crate::view::polls::Polls;
 use crate::view::{json_name as name, print_json, print_out};
 
 pub fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
@@ -20,15 +21,19 @@ pub fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
         print_json(&serde_json::to_value(&events)?)?;
     } else {
         let mut out = format!("incident {id} ({})\n", path.display());
+        let mut polls = Polls::default();
         for e in &events {
-            out.push_str(&format!("{}\n", line(e)));
+            if let Some(line) = line(e, &mut polls) {
+                out.push_str(&format!("{line}\n"));
+            }
         }
         print_out(&out)?;
     }
     Ok(0)
 }
 
-fn line(e: &Event) -> String {
+/// An event as one line; a wait's polls are counted into the line of its end, not shown one by one.
+fn line(e: &Event, polls: &mut Polls) -> Option<String> {
     let ts =
         e.ts.to_zoned(jiff::tz::TimeZone::system())
             .strftime("%Y-%m-%d %H:%M:%S")
@@ -99,20 +104,20 @@ fn line(e: &Event) -> String {
             "action {action} {}: {detail}",
             if *ok { "done" } else { "failed" }
         ),
-        EventKind::WaitStarted { check, until, .. } => format!("wait on {check} until {until}"),
-        EventKind::WaitPoll {
-            observation: o,
-            met,
-            ..
-        } => format!(
-            "poll {} = {}{}",
-            o.check,
-            o.display_value(),
-            if *met { " (met)" } else { "" }
-        ),
-        EventKind::WaitFinished { check, outcome, .. } => {
-            format!("wait on {check}: {}", name(outcome))
+        EventKind::WaitStarted { check, until, .. } => {
+            *polls = Polls::default();
+            format!("wait on {check} until {until}")
         }
+        EventKind::WaitPoll { observation, .. } => {
+            polls.poll(observation);
+            return None;
+        }
+        EventKind::WaitFinished {
+            check,
+            outcome,
+            elapsed_ms,
+            ..
+        } => format!("wait on {check}: {}", polls.summary(*outcome, *elapsed_ms)),
         EventKind::Message { name, text, .. } => {
             format!("message {name}: {}", text.replace('\n', " / "))
         }
@@ -149,5 +154,5 @@ fn line(e: &Event) -> String {
             format!("{severity} response time passed: escalate to {to}")
         }
     };
-    format!("{ts}  {what}")
+    Some(format!("{ts}  {what}"))
 }

@@ -389,6 +389,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 observation.value = reading.value;
                 observation.table = reading.table;
                 observation.text = reading.text;
+                observation.millis = reading.took_ms.unwrap_or(millis);
             }
         }
         observation
@@ -738,13 +739,19 @@ fn judge(check: &Check, reading: &mut Reading, ctx: &Value) -> (Verdict, Option<
         local["value"] = value;
         local["labels"] = Value::Object(labels);
         let mut level = (Verdict::Ok, String::new());
-        for (candidate, name, condition) in [
-            (Verdict::Fail, "fail_if", &check.fail_if),
-            (Verdict::Warn, "warn_if", &check.warn_if),
+        for (candidate, condition) in [
+            (Verdict::Fail, &check.fail_if),
+            (Verdict::Warn, &check.warn_if),
         ] {
             let Some(condition) = condition else { continue };
             match expr::condition(&condition.value, &local) {
-                Ok(true) => level = (candidate, format!("{name} {}", condition.value)),
+                Ok(true) => {
+                    // The verdict says which threshold held; the words say what it compared.
+                    level = (
+                        candidate,
+                        expr::with_values(&condition.value, &local, &check.unit),
+                    )
+                }
                 Ok(false) => continue,
                 Err(err) => {
                     level = (
@@ -771,7 +778,7 @@ fn judge(check: &Check, reading: &mut Reading, ctx: &Value) -> (Verdict, Option<
             .unwrap_or_default();
         verdict = worst;
         reason = Some(if per_row {
-            format!("{why} ({at_worst} of {rows} rows)")
+            format!("{why}, in {at_worst} of {rows} rows")
         } else {
             why
         });

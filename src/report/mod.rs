@@ -10,6 +10,7 @@ use crate::backends::reading::Verdict;
 use crate::engine::event::{Event, EventKind, Mode, NoteTag, WaitOutcome};
 use crate::engine::observation::Observation;
 use crate::timeline::Status;
+use crate::view::polls::Polls;
 use crate::view::{duration, json_name};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -141,13 +142,6 @@ pub fn figures(events: &[Event]) -> Figures {
         time_to_resolve_s: seconds(detected, resolved),
         duration_s: seconds(detected, end).unwrap_or(0).max(0),
     }
-}
-
-/// A wait's polls, compacted into one row when it finishes.
-struct Polls {
-    count: usize,
-    first: Option<String>,
-    last: Option<String>,
 }
 
 impl Report {
@@ -294,38 +288,23 @@ impl Report {
                     crate::view::clock_seconds(started)
                 )),
                 EventKind::WaitStarted { .. } => {
-                    polls = Some(Polls {
-                        count: 0,
-                        first: None,
-                        last: None,
-                    });
+                    polls = Some(Polls::default());
                     None
                 }
                 EventKind::WaitPoll { observation, .. } => {
                     if let Some(p) = polls.as_mut() {
-                        p.count += 1;
-                        let value = observation.display_value();
-                        p.first.get_or_insert_with(|| value.clone());
-                        p.last = Some(value);
+                        p.poll(observation);
                     }
                     None
                 }
                 EventKind::WaitFinished { check, outcome, .. } => {
-                    let p = polls.take().unwrap_or(Polls {
-                        count: 0,
-                        first: None,
-                        last: None,
-                    });
+                    let p = polls.take().unwrap_or_default();
                     let range = match (&p.first, &p.last) {
                         (Some(a), Some(b)) if a != b => format!(" from {a} to {b}"),
                         (Some(a), _) => format!(" at {a}"),
                         _ => String::new(),
                     };
-                    let end = match outcome {
-                        WaitOutcome::Met => "met",
-                        WaitOutcome::TimedOut => "timed out",
-                        WaitOutcome::Stopped => "stopped by the engineer",
-                    };
+                    let end = crate::view::polls::ended(*outcome);
                     Some(format!(
                         "Polled {check} {}×{range}, {end} at {}",
                         p.count,
@@ -396,7 +375,7 @@ fn finding(o: &Observation) -> String {
     let reason = o
         .reason
         .as_ref()
-        .map(|r| format!(" ({r})"))
+        .map(|r| format!(" — {r}"))
         .unwrap_or_default();
     format!(
         "Check {}: {} {}{reason}",

@@ -1,6 +1,8 @@
 //! Ways to show events: the terminal view for people, the JSON report for machines.
 
 pub mod json;
+pub mod polls;
+pub mod tables;
 pub mod terminal;
 
 use std::io::{IsTerminal, Write};
@@ -15,6 +17,47 @@ pub fn use_color(choice: crate::cli::ColorChoice, stream_is_terminal: bool) -> b
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                 && std::env::var("TERM").map_or(true, |t| t != "dumb")
         }
+    }
+}
+
+/// What the view's width comes from: the terminal it writes to, else `COLUMNS`, else nothing
+/// (lay out to the content). `--wide` cuts nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    Wide,
+    Stdout,
+    Stderr,
+    Pipe,
+}
+
+impl Fit {
+    /// For a view written to stderr (`-o json`) or to stdout.
+    pub fn new(wide: bool, to_stderr: bool) -> Fit {
+        match (wide, to_stderr) {
+            (true, _) => Fit::Wide,
+            (false, true) if stderr_is_terminal() => Fit::Stderr,
+            (false, false) if stdout_is_terminal() => Fit::Stdout,
+            _ => Fit::Pipe,
+        }
+    }
+
+    /// The columns to fit now (a terminal may be resized during a run).
+    pub fn columns(self) -> Option<u16> {
+        let term = match self {
+            Fit::Wide => return None,
+            Fit::Stdout => Some(console::Term::stdout()),
+            Fit::Stderr => Some(console::Term::stderr()),
+            Fit::Pipe => None,
+        };
+        let from_env = || {
+            std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.trim().parse::<u16>().ok())
+        };
+        term.and_then(|t| t.size_checked())
+            .map(|(_, cols)| cols)
+            .or_else(from_env)
+            .filter(|cols| *cols >= 20)
     }
 }
 

@@ -1,17 +1,31 @@
 //! The terminal view: a header, a spinner per running check, a table per step, plans and a
 //! summary. Progress goes to stderr; results go to `out` (stdout, or stderr under --output json).
 
-use super::{cell, clock};
+use super::clock;
 use crate::approval::DecisionKind;
 use crate::backends::reading::Verdict;
 use crate::engine::event::{Event, EventKind, Mode, Sink, WaitOutcome};
-use crate::engine::observation::{Observation, display, with_unit};
-use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
+use crate::engine::observation::Observation;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The columns a live line takes before its words: `  ⠁  12s `.
+const LIVE_PREFIX: usize = 9;
+
+/// A live line's words, cut with `…` so the line stays one column short of the terminal: it
+/// never wraps, so it is always cleared whole.
+fn live_words(text: &str) -> String {
+    match console::Term::stderr().size_checked() {
+        Some((_, columns)) => {
+            let room = (columns as usize).saturating_sub(LIVE_PREFIX + 1);
+            console::truncate_str(text, room, "…").into_owned()
+        }
+        None => text.to_string(),
+    }
+}
 
 /// The width of the rules around a message: they fit an 80-column terminal.
 const RULE: usize = 72;
@@ -25,18 +39,24 @@ pub struct TerminalView {
     finished: Vec<Observation>,
     step_count: usize,
     wait_bar: Option<ProgressBar>,
-    unit_of: BTreeMap<String, Option<String>>,
     actions: Vec<String>,
     latest: BTreeMap<String, Observation>,
     /// The messages shown, and the incident they belong to, for the summary.
     messages: Vec<String>,
     incident: String,
+    fit: super::Fit,
+    /// The polls of the wait going on, and what its live line says.
+    polls: super::polls::Polls,
+    wait_words: String,
+    /// The checks of the running step, in the runbook's order.
+    order: Vec<String>,
 }
 
 impl TerminalView {
     pub fn new(
         out: Box<dyn Write + Send>,
         color: bool,
+        fit: super::Fit,
         show_progress: bool,
         timeline: Option<PathBuf>,
         step_count: usize,
@@ -55,11 +75,14 @@ impl TerminalView {
             finished: Vec::new(),
             step_count,
             wait_bar: None,
-            unit_of: BTreeMap::new(),
             actions: Vec::new(),
             latest: BTreeMap::new(),
             messages: Vec::new(),
             incident: String::new(),
+            fit,
+            polls: Default::default(),
+            wait_words: String::new(),
+            order: Vec::new(),
         }
     }
 
@@ -82,22 +105,6 @@ impl TerminalView {
         self.paint(v.as_str(), code)
     }
 
-    /// A verdict in a table: coloured by the table itself, so column widths stay right.
-    fn verdict_cell(&self, v: Verdict) -> Cell {
-        let cell = Cell::new(v.as_str());
-        if !self.color {
-            return cell;
-        }
-        let color = match v {
-            Verdict::Ok => Color::Green,
-            Verdict::Warn => Color::Yellow,
-            Verdict::Fail => Color::Red,
-            Verdict::Error => Color::Magenta,
-            Verdict::Skipped => Color::DarkGrey,
-        };
-        cell.fg(color).add_attribute(Attribute::Bold)
-    }
-
     fn line(&mut self, text: impl AsRef<str>) {
         // Print above any live spinners so neither garbles the other.
         let text = text.as_ref();
@@ -106,6 +113,28 @@ impl TerminalView {
             let _ = writeln!(out, "{text}");
             let _ = out.flush();
         });
+    }
+
+    /// A paragraph word-wrapped to the screen (no word is split), `first` before its first line
+    /// and `rest` before the others; as one line where there is no width to fit.
+    fn wrapped(&mut self, first: &str, rest: &str, text: &str) {
+        let Some(width) = self.fit.columns() else {
+            self.line(format!("{first}{text}"));
+            return;
+        };
+        let options = textwrap::Options::new(width as usize)
+            .initial_indent(first)
+            .subsequent_indent(rest)
+            .break_words(false)
+            .word_separator(textwrap::WordSeparator::AsciiSpace)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation);
+        let lines: Vec<String> = textwrap::wrap(text, options)
+            .into_iter()
+            .map(|l| l.into_owned())
+            .collect();
+        for l in lines {
+            self.line(l);
+        }
     }
 
     /// A message between two rules, its lines as they are: a selection copies exactly the text.
@@ -118,77 +147,19 @@ impl TerminalView {
     }
 
     fn table(&mut self) {
-        let mut table = Table::new();
-        // Wrap to the terminal when there is a usable one; a 0-column pty would squash every cell.
-        let arrangement = match table.width() {
-            Some(width) if width >= 60 => ContentArrangement::Dynamic,
-            _ => ContentArrangement::Disabled,
-        };
-        table
-            .load_preset(presets::UTF8_BORDERS_ONLY)
-            .set_content_arrangement(arrangement);
-        table.set_header(vec!["check", "verdict", "value", "time", "note"]);
         let mut observations = std::mem::take(&mut self.finished);
         // Keep the runbook's order of checks, not the order they happened to finish in.
-        let order: Vec<String> = self.unit_of.keys().cloned().collect();
+        let order = std::mem::take(&mut self.order);
         observations.sort_by_key(|o| order.iter().position(|id| *id == o.check));
-        for o in &observations {
-            let note = o
-                .reason
-                .clone()
-                .or_else(|| o.text.clone())
-                .unwrap_or_default();
-            table.add_row(vec![
-                cell(&o.title),
-                self.verdict_cell(o.verdict),
-                cell(&o.display_value()),
-                Cell::new(format!("{} ms", o.millis)),
-                cell(&note),
-            ]);
-            if let Some(rows) = &o.table {
-                let value_col = rows.column("value");
-                for (i, row) in rows.rows.iter().enumerate().take(20) {
-                    let labels: Vec<String> = rows
-                        .columns
-                        .iter()
-                        .zip(row)
-                        .enumerate()
-                        .filter(|(col, _)| Some(*col) != value_col)
-                        .map(|(_, (c, v))| {
-                            if c == "line" {
-                                display(v)
-                            } else {
-                                format!("{c}={}", display(v))
-                            }
-                        })
-                        .collect();
-                    let value = value_col
-                        .map(|i| with_unit(display(&row[i]), &o.unit))
-                        .unwrap_or_default();
-                    let verdict = match rows.verdicts.get(i) {
-                        Some(v) if *v != Verdict::Ok => self.verdict_cell(*v),
-                        _ => Cell::new(""),
-                    };
-                    table.add_row(vec![
-                        cell(&format!("  └ {}", labels.join(" "))),
-                        verdict,
-                        cell(&value),
-                        Cell::new(""),
-                        Cell::new(""),
-                    ]);
-                }
-                if rows.rows.len() > 20 {
-                    table.add_row(vec![Cell::new(format!(
-                        "  … {} more rows",
-                        rows.rows.len() - 20
-                    ))]);
-                }
-            }
-        }
+        let screen = super::tables::Screen {
+            width: self.fit.columns(),
+            color: self.color,
+        };
+        let text = super::tables::render(&observations, &screen);
         for o in observations {
             self.latest.insert(o.check.clone(), o);
         }
-        self.line(table.to_string());
+        self.line(text);
     }
 
     fn summary(&mut self, exit_code: i32, outcome: &str) {
@@ -210,10 +181,19 @@ impl TerminalView {
         self.line(String::new());
         self.line(self.paint(&format!("Summary: {outcome} (exit {exit_code})"), "1"));
         self.line(format!("  found:    {found}"));
-        let bad: Vec<String> = self
+        // Failures first, then warnings, then what could not be read.
+        let mut bad: Vec<&Observation> = self
             .latest
             .values()
-            .filter(|o| o.verdict >= Verdict::Fail)
+            .filter(|o| o.verdict >= Verdict::Warn)
+            .collect();
+        bad.sort_by_key(|o| match o.verdict {
+            Verdict::Fail => 0,
+            Verdict::Warn => 1,
+            _ => 2,
+        });
+        let bad: Vec<String> = bad
+            .into_iter()
             .map(|o| {
                 format!(
                     "{} [{}] {}",
@@ -224,25 +204,28 @@ impl TerminalView {
             })
             .collect();
         for b in bad {
-            self.line(format!("            {b}"));
+            self.wrapped("            ", "              ", &b);
         }
         if self.actions.is_empty() {
             self.line("  done:     no action taken");
         } else {
             let actions = self.actions.clone();
             for (i, a) in actions.iter().enumerate() {
-                self.line(format!(
-                    "  {}{a}",
-                    if i == 0 { "done:     " } else { "          " }
-                ));
+                let first = if i == 0 {
+                    "  done:     "
+                } else {
+                    "            "
+                };
+                self.wrapped(first, "              ", a);
             }
         }
         if !self.messages.is_empty() {
-            self.line(format!(
-                "  messages: {} (again, with the latest findings: oncall message {} NAME)",
+            let text = format!(
+                "{} (again, with the latest findings: oncall message {} NAME)",
                 self.messages.join(", "),
                 self.incident
-            ));
+            );
+            self.wrapped("  messages: ", "            ", &text);
         }
         if let Some(path) = self.timeline.clone() {
             let incomplete = if exit_code == crate::engine::EXIT_TIMELINE_INCOMPLETE {
@@ -250,16 +233,18 @@ impl TerminalView {
             } else {
                 ""
             };
-            self.line(format!("  timeline: {}{incomplete}", path.display()));
+            let text = format!("{}{incomplete}", path.display());
+            self.wrapped("  timeline: ", "    ", &text);
         }
     }
 
     fn spinner(&self, message: String) -> ProgressBar {
         let bar = self.progress.add(ProgressBar::new_spinner());
         bar.set_style(
-            ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("static template"),
+            ProgressStyle::with_template("  {spinner} {elapsed:>4} {msg}")
+                .expect("static template"),
         );
-        bar.set_message(message);
+        bar.set_message(live_words(&message));
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     }
@@ -313,23 +298,25 @@ impl Sink for TerminalView {
                     .as_ref()
                     .map(|r| format!(" (respond within {r})"))
                     .unwrap_or_default();
-                self.line(format!(
+                let heading = format!(
                     "{} {}{respond}{mode}",
                     self.paint(&format!("INCIDENT {}", event.incident), "1"),
                     self.paint(severity, "31;1")
-                ));
-                self.line(format!("  {title}"));
-                self.line(format!(
-                    "  runbook {runbook} ({origin}) · opened {} by {user}",
+                );
+                self.wrapped("", "  ", &heading);
+                self.wrapped("  ", "  ", title);
+                let source = format!(
+                    "runbook {runbook} ({origin}) · opened {} by {user}",
                     clock(&event.ts)
-                ));
+                );
+                self.wrapped("  ", "    ", &source);
                 for (i, d) in escalation.iter().enumerate() {
-                    self.line(format!(
-                        "  {}{}  {}",
+                    let first = format!(
+                        "  {}{}  ",
                         if i == 0 { "escalate: " } else { "          " },
-                        clock(&d.at),
-                        d.to
-                    ));
+                        clock(&d.at)
+                    );
+                    self.wrapped(&first, "                   ", &d.to);
                 }
             }
             EventKind::StepStarted {
@@ -342,15 +329,16 @@ impl Sink for TerminalView {
                 self.line(self.paint(&format!("── {number}/{} {title}", self.step_count), "1"));
                 if let Some(guidance) = guidance {
                     for l in guidance.trim().lines() {
-                        self.line(format!("   {l}"));
+                        self.wrapped("   ", "   ", l);
                     }
                 }
             }
             EventKind::StepSkipped { reason, .. } => {
-                self.line(format!("   {} {reason}", self.verdict(Verdict::Skipped)));
+                let first = format!("   {} ", self.verdict(Verdict::Skipped));
+                self.wrapped(&first, "     ", reason);
             }
             EventKind::CheckStarted { check, title, .. } => {
-                self.unit_of.insert(check.clone(), None);
+                self.order.push(check.clone());
                 let bar = self.spinner(title.clone());
                 self.spinners.insert(check.clone(), bar);
             }
@@ -361,25 +349,33 @@ impl Sink for TerminalView {
                 self.finished.push(observation.clone());
                 if self.spinners.is_empty() {
                     self.table();
-                    self.unit_of.clear();
                 }
             }
             EventKind::ActionNotOffered { action, reason, .. } => {
-                self.line(format!(
-                    "   {} action {action}: {reason}",
-                    self.verdict(Verdict::Skipped)
-                ));
+                let first = format!("   {} action {action}: ", self.verdict(Verdict::Skipped));
+                self.wrapped(&first, "     ", reason);
             }
             EventKind::ActionPlanned { title, plan, .. } => {
-                self.line(format!("   {} {title}", self.paint("action", "1")));
+                let first = format!("   {} ", self.paint("action", "1"));
+                self.wrapped(&first, "          ", title);
                 for l in plan.request.lines() {
-                    self.line(format!("     {l}"));
+                    self.wrapped("     ", "       ", l);
                 }
                 if let Some(body) = &plan.body {
-                    self.line(format!("     {body}"));
+                    let pretty = serde_json::to_string_pretty(body).unwrap_or_default();
+                    for l in pretty.lines() {
+                        let depth = l.len() - l.trim_start().len();
+                        let first = format!("     {}", &l[..depth]);
+                        let rest = format!("{first}    ");
+                        self.wrapped(&first, &rest, l.trim_start());
+                    }
                 }
                 for change in &plan.changes {
-                    self.line(format!("     {change}"));
+                    let rest = format!(
+                        "     {}",
+                        " ".repeat(change.len() - change.trim_start().len())
+                    );
+                    self.wrapped("     ", &rest, change);
                 }
             }
             EventKind::ActionDecided {
@@ -450,7 +446,8 @@ impl Sink for TerminalView {
                 } else {
                     self.paint("failed", "31;1")
                 };
-                self.line(format!("     {status}: {detail} ({millis} ms)"));
+                let first = format!("     {status}: ");
+                self.wrapped(&first, "       ", &format!("{detail} ({millis} ms)"));
                 self.actions.push(format!(
                     "{action}: {} — {detail}",
                     if *ok { "applied" } else { "failed" }
@@ -462,25 +459,23 @@ impl Sink for TerminalView {
                 timeout_ms,
                 ..
             } => {
-                let bar = self.spinner(format!(
+                self.wait_words = format!(
                     "waiting for {check}: {until} (up to {}) — Ctrl-C stops waiting",
                     crate::backends::humanize(Duration::from_millis(*timeout_ms))
-                ));
+                );
+                let bar = self.spinner(self.wait_words.clone());
                 self.wait_bar = Some(bar);
+                self.polls = super::polls::Polls::default();
             }
             EventKind::WaitPoll { observation, .. } => {
+                self.polls.poll(observation);
                 if let Some(bar) = &self.wait_bar {
-                    let base = bar.message();
-                    let base = base
-                        .split(" · last ")
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    bar.set_message(format!(
-                        "{base} · last {} ({})",
+                    bar.set_message(live_words(&format!(
+                        "{} · last {} ({})",
+                        self.wait_words,
                         observation.display_value(),
                         observation.verdict.as_str()
-                    ));
+                    )));
                 }
                 self.latest
                     .insert(observation.check.clone(), observation.clone());
@@ -489,26 +484,19 @@ impl Sink for TerminalView {
                 check,
                 outcome,
                 elapsed_ms,
-                value,
                 ..
             } => {
                 if let Some(bar) = self.wait_bar.take() {
                     bar.finish_and_clear();
                 }
-                let words = match outcome {
-                    WaitOutcome::Met => self.paint("condition met", "32"),
-                    WaitOutcome::TimedOut => self.paint("timed out", "31;1"),
-                    WaitOutcome::Stopped => self.paint("stopped by the engineer", "33"),
+                let code = match outcome {
+                    WaitOutcome::Met => "32",
+                    WaitOutcome::TimedOut => "31;1",
+                    WaitOutcome::Stopped => "33",
                 };
-                self.line(format!(
-                    "   wait on {check}: {words} after {} (last value {})",
-                    crate::backends::humanize(Duration::from_millis(*elapsed_ms)),
-                    if value.is_null() {
-                        "none".to_string()
-                    } else {
-                        display(value)
-                    }
-                ));
+                let words = self.polls.summary(*outcome, *elapsed_ms);
+                let words = self.paint(&words, code);
+                self.line(format!("   wait on {check}: {words}"));
             }
             EventKind::Message { name, text, .. } => {
                 let header = format!("   {} {name}, to paste:", self.paint("message", "1"));
@@ -516,7 +504,7 @@ impl Sink for TerminalView {
                 self.messages.push(name.clone());
                 self.incident = event.incident.clone();
             }
-            EventKind::Note { text, .. } => self.line(format!("   note: {text}")),
+            EventKind::Note { text, .. } => self.wrapped("   note: ", "         ", text),
             EventKind::Rechecked { .. } => {
                 self.line("     ↻ re-checking before deciding");
             }

@@ -59,3 +59,79 @@ fn help_lists_commands_and_exit_codes() {
     let bad = sb.run(&["run"]);
     assert_eq!(bad.code, 2, "bad usage exits 2");
 }
+
+/// What `oncall` answers when a shell asks for completions of `words` (the last is the one under
+/// the cursor), the way each shell's registration script asks.
+fn complete(sb: &Sandbox, shell: &str, words: &[&str]) -> Vec<String> {
+    let mut args = vec!["--"];
+    args.extend_from_slice(words);
+    let mut cmd = sb.command(&args);
+    cmd.env("COMPLETE", shell).env("_CLAP_IFS", "\n");
+    if shell != "fish" {
+        cmd.env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string());
+    }
+    if shell == "bash" {
+        cmd.env("_CLAP_COMPLETE_COMP_TYPE", "9");
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{shell} {words:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split('\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| match shell {
+            "zsh" => l.split(':').next().unwrap().to_string(),
+            "fish" => l.split('\t').next().unwrap().to_string(),
+            _ => l.to_string(),
+        })
+        .filter(|c| !c.starts_with('-'))
+        .collect()
+}
+
+#[test]
+fn completions_know_scenarios_params_incidents_alerts_and_contexts() {
+    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: { server: \"https://127.0.0.1:1\" }\nusers:\n- name: u\n  user: {}\ncontexts:\n- name: prod-eu\n  context: { cluster: c, user: u }\n- name: staging\n  context: { cluster: c, user: u }\ncurrent-context: staging\n";
+    let sb = Sandbox::new();
+    let path = sb.write("kubeconfig", kubeconfig);
+    let sb = sb.env("KUBECONFIG", path.to_str().unwrap());
+    for _ in 0..2 {
+        let drill = sb.run(&["drill", "error-budget", "--scenario", "all-clear"]);
+        assert_eq!(drill.code, 0, "{}", drill.stderr);
+    }
+    let ids: Vec<String> = sb
+        .incidents()
+        .iter()
+        .rev()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
+        .collect();
+    for shell in ["bash", "zsh", "fish"] {
+        assert_eq!(
+            complete(
+                &sb,
+                shell,
+                &["oncall", "drill", "error-budget", "--scenario", ""]
+            ),
+            ["all-clear", "gpu-saturation", "queue-overflow"],
+            "{shell}: --scenario"
+        );
+        assert_eq!(
+            complete(&sb, shell, &["oncall", "run", "gpu-oom", "-p", "gpu_mem"]),
+            ["gpu_mem_max_pct=", "gpu_mem_warn_pct="],
+            "{shell}: -p"
+        );
+        assert_eq!(
+            complete(&sb, shell, &["oncall", "timeline", ""]),
+            ids,
+            "{shell}: incidents, newest first"
+        );
+        assert_eq!(
+            complete(&sb, shell, &["oncall", "run", "--alert", "VideoP"]),
+            ["VideoProcessingErrorBudgetExhausted"],
+            "{shell}: --alert"
+        );
+        assert_eq!(
+            complete(&sb, shell, &["oncall", "--context", ""]),
+            ["prod-eu", "staging"],
+            "{shell}: --context"
+        );
+    }
+}

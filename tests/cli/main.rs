@@ -17,6 +17,7 @@ mod messages;
 mod report;
 mod resume;
 mod run;
+mod screen;
 mod terminal;
 mod validate;
 

@@ -116,12 +116,11 @@ fn copy_and_post_at(columns: u16) {
         ("Resolve the page in PagerDuty", "y"),
     ] {
         let found = s.expect(format!("{title}{prompt}")).unwrap();
-        screen.push_str(&String::from_utf8_lossy(found.before()));
-        screen.push_str(&String::from_utf8_lossy(&found[0]));
+        screen.push_str(&String::from_utf8_lossy(found.as_bytes()));
         s.send_line(answer).unwrap();
     }
     let rest = s.expect(expectrl::Eof).unwrap();
-    screen.push_str(&String::from_utf8_lossy(rest.before()));
+    screen.push_str(&String::from_utf8_lossy(rest.as_bytes()));
     assert_eq!(pty_exit_code(&mut s), 0, "{screen}");
     let id = incident_id(&sb);
 

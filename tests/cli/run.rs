@@ -113,7 +113,10 @@ fn failing_error_rate_offers_mitigations_and_yes_applies_them() {
         "{gpus:#}"
     );
     assert!(
-        gpus["reason"].as_str().unwrap().ends_with("(2 of 2 rows)"),
+        gpus["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with(", in 2 of 2 rows"),
         "{gpus:#}"
     );
     let posts: Vec<String> = api

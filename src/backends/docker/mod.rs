@@ -293,6 +293,7 @@ pub async fn containers(
         table: Some(Table::new(columns, rows)),
         text: Some(text),
         verdict,
+        took_ms: None,
     })
 }
 
@@ -377,6 +378,7 @@ pub async fn logs(
         table: Some(Table::new(columns, rows)),
         text: Some(text),
         verdict: None,
+        took_ms: None,
     })
 }
 
@@ -441,6 +443,7 @@ pub async fn stats(host: &DockerHost, target: &Target) -> Result<Reading, super:
         table: Some(Table::new(columns, rows)),
         text: Some(format!("{} running container(s)", found.len())),
         verdict: None,
+        took_ms: None,
     })
 }
 

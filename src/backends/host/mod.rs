@@ -118,6 +118,7 @@ pub fn disk(
         table: Some(Table::new(columns, rows)),
         text: None,
         verdict: None,
+        took_ms: None,
     })
 }
 
@@ -175,6 +176,7 @@ pub async fn load() -> Result<Reading, Error> {
         table: Some(Table::new(columns, vec![row])),
         text: Some(text),
         verdict: None,
+        took_ms: None,
     })
 }
 
@@ -221,6 +223,7 @@ pub fn dir_size(path: &str) -> Result<Reading, Error> {
         table: Some(Table::new(columns, rows)),
         text: Some(text),
         verdict: None,
+        took_ms: None,
     })
 }
 
@@ -311,6 +314,7 @@ pub fn checksums(
         table: Some(Table::new(columns, rows)),
         text: None,
         verdict,
+        took_ms: None,
     })
 }
 

@@ -404,6 +404,7 @@ pub async fn pods(
         table: Some(Table::new(columns, kept)),
         text: Some(text),
         verdict,
+        took_ms: None,
     })
 }
 
@@ -499,6 +500,7 @@ pub async fn deployment(
         table: Some(Table::new(columns, vec![row])),
         text: Some(text),
         verdict,
+        took_ms: None,
     })
 }
 
@@ -675,6 +677,7 @@ pub async fn logs(
         table: Some(Table::new(columns, rows)),
         text: Some(text),
         verdict,
+        took_ms: None,
     })
 }
 
@@ -762,6 +765,7 @@ pub async fn events(
         table: Some(Table::new(columns, rows)),
         text: None,
         verdict,
+        took_ms: None,
     })
 }
 

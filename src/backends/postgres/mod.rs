@@ -224,6 +224,7 @@ pub async fn check(
                 table: Some(Table::new(columns(&["state", "connections"]), by_state)),
                 text: Some(text),
                 verdict: None,
+                took_ms: None,
             }
         }
         Kind::LongQueries => {
@@ -251,6 +252,7 @@ pub async fn check(
                 )),
                 text: None,
                 verdict,
+                took_ms: None,
             }
         }
         Kind::Blocked => {
@@ -276,6 +278,7 @@ pub async fn check(
                 table: Some(Table::new(names, found)),
                 text: None,
                 verdict,
+                took_ms: None,
             }
         }
         Kind::SlowStatements => {
@@ -291,6 +294,7 @@ pub async fn check(
                 )),
                 text: None,
                 verdict: None,
+                took_ms: None,
             }
         }
         Kind::Locks => {
@@ -308,6 +312,7 @@ pub async fn check(
                 )),
                 text: None,
                 verdict,
+                took_ms: None,
             }
         }
     };

@@ -257,13 +257,18 @@ pub fn pty(sb: &Sandbox, args: &[&str]) -> expectrl::Session {
     session
 }
 
-/// Like `pty`, in a terminal `columns` wide from the first byte: the size is set by `stty` before
+/// The rows of a sized pty: enough that a whole run fits without scrolling.
+pub const ROWS: u16 = 2000;
+
+/// Like `pty`, in a terminal `columns` wide (and `ROWS` tall) from the first byte: the size is set by `stty` before
 /// oncall starts, so nothing is laid out at another width.
 pub fn pty_sized(sb: &Sandbox, args: &[&str], columns: u16) -> expectrl::Session {
     let oncall = sb.command(args);
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg(format!("stty cols {columns} rows 50 && exec \"$0\" \"$@\""))
+        .arg(format!(
+            "stty cols {columns} rows {ROWS} && exec \"$0\" \"$@\""
+        ))
         .arg(oncall.get_program())
         .args(oncall.get_args())
         .env_clear()

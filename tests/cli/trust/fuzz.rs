@@ -440,6 +440,7 @@ fn exercise(case: &Case) {
             Box::new(oncall::view::terminal::TerminalView::new(
                 Box::new(std::io::sink()),
                 true,
+                oncall::view::Fit::Pipe,
                 false,
                 None,
                 rb.steps.len(),

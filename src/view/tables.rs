@@ -1,0 +1,293 @@
+//! Tables that fit the screen. A step's checks: one line per check (title, verdict, value,
+//! time, note) in the runbook's order, and under a check with rows a sub-table of them with their
+//! own columns. A cell that does not fit is cut with `…`, never wrapped mid-token; an identifier
+//! (pod, container, deployment, …) keeps its whole width when it fits. With no width (piped
+//! without `COLUMNS`, or `--wide`) nothing is cut and columns are as wide as their content.
+//! `listing` lays out the lists of `list` and `alerts` the same way.
+
+use super::cell;
+use crate::backends::reading::{Table as Rows, Verdict};
+use crate::engine::observation::{Observation, display, with_unit};
+use comfy_table::{
+    Attribute, Cell, CellAlignment, Color, ColumnConstraint, ContentArrangement, Row, Table,
+    presets,
+};
+
+/// Columns that name something: shown whole whenever they fit.
+const IDENTIFIERS: &[&str] = &[
+    "pod",
+    "container",
+    "deployment",
+    "name",
+    "node",
+    "service",
+    "namespace",
+    "instance",
+    "job",
+    "image",
+    "images",
+    "database",
+    "error_type",
+];
+/// How far a check's rows stand in from its line.
+const INDENT: usize = 4;
+/// The most rows of a check shown; the timeline has them all.
+const MAX_ROWS: usize = 20;
+
+/// Where the view is drawn.
+#[derive(Debug, Clone, Copy)]
+pub struct Screen {
+    /// Columns to fit; None: lay out to the content.
+    pub width: Option<u16>,
+    pub color: bool,
+}
+
+impl Screen {
+    fn table(&self, width: Option<usize>) -> Table {
+        let mut table = Table::new();
+        table.load_preset(presets::NOTHING);
+        table.set_truncation_indicator("…");
+        match width {
+            Some(width) => {
+                table
+                    .set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_width(width.min(u16::MAX as usize) as u16);
+            }
+            None => {
+                table.set_content_arrangement(ContentArrangement::Disabled);
+            }
+        }
+        table
+    }
+
+    fn verdict(&self, v: Verdict) -> Cell {
+        let cell = Cell::new(v.as_str());
+        if !self.color {
+            return cell;
+        }
+        let color = match v {
+            Verdict::Ok => Color::Green,
+            Verdict::Warn => Color::Yellow,
+            Verdict::Fail => Color::Red,
+            Verdict::Error => Color::Magenta,
+            Verdict::Skipped => Color::DarkGrey,
+        };
+        cell.fg(color).add_attribute(Attribute::Bold)
+    }
+
+    fn header(&self, text: &str) -> Cell {
+        let cell = Cell::new(text);
+        if self.color {
+            cell.add_attribute(Attribute::Dim)
+        } else {
+            cell
+        }
+    }
+
+    fn rule(&self, width: usize) -> String {
+        let rule = "─".repeat(width);
+        if self.color {
+            format!("\x1b[2m{rule}\x1b[0m")
+        } else {
+            rule
+        }
+    }
+}
+
+/// One line per row: what a cut keeps.
+fn one_line(cells: Vec<Cell>) -> Row {
+    let mut row = Row::from(cells);
+    row.max_height(1);
+    row
+}
+
+/// The value as the table shows it; never a blank.
+fn value_of(o: &Observation) -> String {
+    let value = o.display_value();
+    if value.is_empty() {
+        "no data".into()
+    } else {
+        value
+    }
+}
+
+/// The table of one step's observations, in the order given.
+pub fn render(observations: &[Observation], screen: &Screen) -> String {
+    let width = screen.width.map(usize::from);
+    let mut table = screen.table(width);
+    table.set_header(
+        ["check", "verdict", "value", "time", "note"]
+            .into_iter()
+            .map(|h| screen.header(h)),
+    );
+    for o in observations {
+        let note = o
+            .reason
+            .clone()
+            .or_else(|| o.text.clone())
+            .unwrap_or_default();
+        // A line is one line: the note's first, and the rest in the timeline.
+        let note = note.lines().next().unwrap_or_default().to_string();
+        table.add_row(one_line(vec![
+            cell(&o.title),
+            screen.verdict(o.verdict),
+            cell(&value_of(o)),
+            Cell::new(format!("{} ms", o.millis)).set_alignment(CellAlignment::Right),
+            cell(&note),
+        ]));
+    }
+    for (i, constraint) in [
+        Some(ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
+            24.min(longest(observations.iter().map(|o| o.title.as_str())) as u16 + 2),
+        ))),
+        Some(ColumnConstraint::ContentWidth),
+        Some(ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
+            12.min(
+                longest(
+                    observations
+                        .iter()
+                        .map(value_of)
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(String::as_str),
+                ) as u16
+                    + 2,
+            ),
+        ))),
+        Some(ColumnConstraint::ContentWidth),
+        None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if let (Some(c), Some(column)) = (constraint, table.column_mut(i)) {
+            column.set_constraint(c);
+        }
+    }
+    let lines: Vec<String> = table.lines().collect();
+    let mut out = Vec::new();
+    let rule_width = lines
+        .iter()
+        .map(|l| console::measure_text_width(l))
+        .max()
+        .unwrap_or(0);
+    let mut rows = lines.into_iter();
+    if let Some(header) = rows.next() {
+        out.push(header.trim_end().to_string());
+        out.push(screen.rule(rule_width));
+    }
+    for (o, line) in observations.iter().zip(rows) {
+        out.push(line.trim_end().to_string());
+        if let Some(rows) = o.table.as_ref().filter(|t| !t.rows.is_empty()) {
+            let inner = width.map(|w| w.saturating_sub(INDENT));
+            for sub in sub_table(rows, &o.unit, screen, inner).lines() {
+                out.push(format!("{}{}", " ".repeat(INDENT), sub.trim_end()));
+            }
+        }
+    }
+    out.join("\n")
+}
+
+fn longest<'a>(texts: impl Iterator<Item = &'a str>) -> usize {
+    texts.map(console::measure_text_width).max().unwrap_or(0)
+}
+
+/// A check's rows with their own columns: the table's, the value last with its unit, and a
+/// verdict where rows were judged one by one.
+fn sub_table(rows: &Rows, unit: &Option<String>, screen: &Screen, width: Option<usize>) -> String {
+    let value_col = rows.column("value");
+    let columns: Vec<usize> = (0..rows.columns.len())
+        .filter(|i| Some(*i) != value_col)
+        .chain(value_col)
+        .collect();
+    let judged = rows.verdicts.iter().any(|v| *v != Verdict::Ok);
+    let mut table = screen.table(width);
+    let mut header: Vec<Cell> = columns
+        .iter()
+        .map(|i| screen.header(&rows.columns[*i]))
+        .collect();
+    if judged {
+        header.push(screen.header("verdict"));
+    }
+    table.set_header(header);
+    let shown = rows.rows.iter().take(MAX_ROWS);
+    let mut texts: Vec<Vec<String>> = Vec::new();
+    for (r, row) in shown.enumerate() {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|i| {
+                let text = row.get(*i).map(display).unwrap_or_default();
+                if Some(*i) == value_col {
+                    with_unit(text, unit)
+                } else {
+                    text
+                }
+            })
+            .collect();
+        let verdict = rows.verdicts.get(r).copied();
+        let mut line: Vec<Cell> = cells.iter().map(|t| cell(t)).collect();
+        if judged {
+            line.push(match verdict {
+                Some(v) if v != Verdict::Ok => screen.verdict(v),
+                _ => Cell::new(""),
+            });
+        }
+        table.add_row(one_line(line));
+        texts.push(cells);
+    }
+    // Identifiers keep their whole width when, together, they leave room for the rest.
+    let identifier =
+        |pos: usize| pos == 0 || IDENTIFIERS.contains(&rows.columns[columns[pos]].as_str());
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|pos| {
+            texts
+                .iter()
+                .map(|row| console::measure_text_width(&row[pos]))
+                .chain([console::measure_text_width(&rows.columns[columns[pos]])])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let reserved: usize = (0..columns.len())
+        .filter(|p| identifier(*p))
+        .map(|p| widths[p] + 2)
+        .sum();
+    let others = columns.len() - (0..columns.len()).filter(|p| identifier(*p)).count();
+    if width.is_none_or(|w| reserved + others * 6 <= w) {
+        for pos in (0..columns.len()).filter(|p| identifier(*p)) {
+            if let Some(column) = table.column_mut(pos) {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
+        }
+    }
+    let mut text = table.lines().collect::<Vec<_>>().join("\n");
+    if rows.rows.len() > MAX_ROWS {
+        text.push_str(&format!(
+            "\n … {} more rows (oncall timeline has them all)",
+            rows.rows.len() - MAX_ROWS
+        ));
+    }
+    text
+}
+
+/// A plain list (`oncall list`, `oncall alerts`): a header and one line per row; the columns
+/// `whole` are never cut when they fit.
+pub fn listing(
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+    whole: &[usize],
+    screen: &Screen,
+) -> String {
+    let mut table = screen.table(screen.width.map(usize::from));
+    table.set_header(header.iter().map(|h| Cell::new(*h)));
+    for row in rows {
+        table.add_row(one_line(row.iter().map(|c| cell(c)).collect()));
+    }
+    for pos in whole {
+        if let Some(column) = table.column_mut(*pos) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+    let lines: Vec<String> = table.lines().map(|l| format!("{}\n", l.trim())).collect();
+    lines.concat()
+}
