@@ -88,16 +88,23 @@ enum Answer {
     Abort,
 }
 
+const CHOICES: &str = "[y]es apply / [s]kip / [r]e-check / [a]bort run:";
+
 /// Reads one answer from the terminal in cooked mode, so Ctrl-C stays a signal.
 async fn ask(question: String) -> Answer {
     tokio::task::spawn_blocking(move || {
         let stdin = std::io::stdin();
         let mut stderr = std::io::stderr();
+        // The choices go on a line of their own when the question and they do not fit together.
+        let fits = console::Term::stderr()
+            .size_checked()
+            .filter(|(_, columns)| *columns > 0)
+            .is_none_or(|(_, columns)| {
+                console::measure_text_width(&question) + CHOICES.len() + 2 <= columns as usize
+            });
+        let separator = if fits { " " } else { "\n    " };
         loop {
-            let _ = write!(
-                stderr,
-                "{question} [y]es apply / [s]kip / [r]e-check / [a]bort run: "
-            );
+            let _ = write!(stderr, "{question}{separator}{CHOICES} ");
             let _ = stderr.flush();
             let mut line = String::new();
             match stdin.lock().read_line(&mut line) {

@@ -14,6 +14,7 @@ mod host;
 mod incident;
 mod kubernetes;
 mod messages;
+mod readme;
 mod report;
 mod resume;
 mod run;

@@ -106,7 +106,7 @@ fn copy_and_post_at(columns: u16) {
     let args = servers.args(&[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut s = pty_sized(&sb, &args, columns);
-    let prompt = "? [y]es apply / [s]kip / [r]e-check / [a]bort run:";
+    let prompt = "[y]es apply / [s]kip / [r]e-check / [a]bort run:";
     let mut screen = String::new();
     for (title, answer) in [
         ("Acknowledge the page in PagerDuty", "y"),
@@ -115,7 +115,10 @@ fn copy_and_post_at(columns: u16) {
         ("Post the resolution to the incident channel", "y"),
         ("Resolve the page in PagerDuty", "y"),
     ] {
-        let found = s.expect(format!("{title}{prompt}")).unwrap();
+        // At 80 columns the choices go on a line of their own.
+        let found = s.expect(format!("{title}?")).unwrap();
+        screen.push_str(&String::from_utf8_lossy(found.as_bytes()));
+        let found = s.expect(prompt).unwrap();
         screen.push_str(&String::from_utf8_lossy(found.as_bytes()));
         s.send_line(answer).unwrap();
     }

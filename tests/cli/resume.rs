@@ -203,8 +203,10 @@ fn an_action_cut_off_mid_request_may_have_been_applied_and_only_an_explicit_answ
     // On a terminal the engineer decides: yes sends it, and the run goes on to the scale-back.
     let mut s = pty(&sb, &["resume"]);
     s.expect("may have been applied at").unwrap();
-    s.expect("Scale asr-worker to 4 again (it may have been applied)? [y]es apply")
+    // Too long for one line at the pty's 80 columns: the choices follow on the next.
+    s.expect("Scale asr-worker to 4 again (it may have been applied)?")
         .unwrap();
+    s.expect("[y]es apply").unwrap();
     s.send_line("y").unwrap();
     s.expect("Scale gpu-worker back? [y]es apply").unwrap();
     s.send_line("y").unwrap();
