@@ -94,6 +94,44 @@ impl Screen {
     }
 }
 
+/// Gives the columns `whole` their full width, in their order of importance, as long as the
+/// others keep room for a few characters each: an identifier is never cut if it can be shown.
+fn keep_whole(
+    table: &mut Table,
+    headers: &[&str],
+    texts: &[Vec<String>],
+    whole: &[usize],
+    width: Option<usize>,
+) {
+    const FEW: usize = 3;
+    let widest = |pos: usize| {
+        texts
+            .iter()
+            .filter_map(|row| row.get(pos))
+            .map(|t| console::measure_text_width(t))
+            .chain([console::measure_text_width(headers[pos])])
+            .max()
+            .unwrap_or(0)
+    };
+    let mut reserved = 0;
+    for (kept, pos) in whole.iter().enumerate() {
+        let others = headers.len() - kept - 1;
+        let need = reserved + widest(*pos) + 2;
+        if width.is_some_and(|w| need + others * (FEW + 2) > w) {
+            break;
+        }
+        reserved = need;
+        if let Some(column) = table.column_mut(*pos) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+}
+
+/// A header on one line, like every row.
+fn header_row(cells: Vec<Cell>) -> Row {
+    one_line(cells)
+}
+
 /// One line per row: what a cut keeps.
 fn one_line(cells: Vec<Cell>) -> Row {
     let mut row = Row::from(cells);
@@ -115,11 +153,12 @@ fn value_of(o: &Observation) -> String {
 pub fn render(observations: &[Observation], screen: &Screen) -> String {
     let width = screen.width.map(usize::from);
     let mut table = screen.table(width);
-    table.set_header(
+    table.set_header(header_row(
         ["check", "verdict", "value", "time", "note"]
             .into_iter()
-            .map(|h| screen.header(h)),
-    );
+            .map(|h| screen.header(h))
+            .collect(),
+    ));
     for o in observations {
         let note = o
             .reason
@@ -209,7 +248,7 @@ fn sub_table(rows: &Rows, unit: &Option<String>, screen: &Screen, width: Option<
     if judged {
         header.push(screen.header("verdict"));
     }
-    table.set_header(header);
+    table.set_header(header_row(header));
     let shown = rows.rows.iter().take(MAX_ROWS);
     let mut texts: Vec<Vec<String>> = Vec::new();
     for (r, row) in shown.enumerate() {
@@ -235,31 +274,11 @@ fn sub_table(rows: &Rows, unit: &Option<String>, screen: &Screen, width: Option<
         table.add_row(one_line(line));
         texts.push(cells);
     }
-    // Identifiers keep their whole width when, together, they leave room for the rest.
-    let identifier =
-        |pos: usize| pos == 0 || IDENTIFIERS.contains(&rows.columns[columns[pos]].as_str());
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|pos| {
-            texts
-                .iter()
-                .map(|row| console::measure_text_width(&row[pos]))
-                .chain([console::measure_text_width(&rows.columns[columns[pos]])])
-                .max()
-                .unwrap_or(0)
-        })
+    let headers: Vec<&str> = columns.iter().map(|i| rows.columns[*i].as_str()).collect();
+    let whole: Vec<usize> = (0..columns.len())
+        .filter(|pos| *pos == 0 || IDENTIFIERS.contains(&headers[*pos]))
         .collect();
-    let reserved: usize = (0..columns.len())
-        .filter(|p| identifier(*p))
-        .map(|p| widths[p] + 2)
-        .sum();
-    let others = columns.len() - (0..columns.len()).filter(|p| identifier(*p)).count();
-    if width.is_none_or(|w| reserved + others * 6 <= w) {
-        for pos in (0..columns.len()).filter(|p| identifier(*p)) {
-            if let Some(column) = table.column_mut(pos) {
-                column.set_constraint(ColumnConstraint::ContentWidth);
-            }
-        }
-    }
+    keep_whole(&mut table, &headers, &texts, &whole, width);
     let mut text = table.lines().collect::<Vec<_>>().join("\n");
     if rows.rows.len() > MAX_ROWS {
         text.push_str(&format!(
@@ -278,16 +297,13 @@ pub fn listing(
     whole: &[usize],
     screen: &Screen,
 ) -> String {
-    let mut table = screen.table(screen.width.map(usize::from));
-    table.set_header(header.iter().map(|h| Cell::new(*h)));
-    for row in rows {
+    let width = screen.width.map(usize::from);
+    let mut table = screen.table(width);
+    table.set_header(header_row(header.iter().map(|h| Cell::new(*h)).collect()));
+    for row in &rows {
         table.add_row(one_line(row.iter().map(|c| cell(c)).collect()));
     }
-    for pos in whole {
-        if let Some(column) = table.column_mut(*pos) {
-            column.set_constraint(ColumnConstraint::ContentWidth);
-        }
-    }
+    keep_whole(&mut table, header, &rows, whole, width);
     let lines: Vec<String> = table.lines().map(|l| format!("{}\n", l.trim())).collect();
     lines.concat()
 }

@@ -244,3 +244,43 @@ fn alerts_open_their_runbook_and_the_silence_exists_only_when_approved() {
             .all(|s| s["status"]["state"] == "expired")
     );
 }
+
+#[test]
+fn alerts_list_the_most_severe_first_and_fit_the_width() {
+    let am = Alertmanager::start();
+    am.post_alert("DiskFillingUp", &[("severity", "info")]);
+    am.post_alert("PostgresSlowQueries", &[("severity", "warning")]);
+    am.post_alert(
+        "VideoProcessingErrorBudgetExhausted",
+        &[("severity", "critical")],
+    );
+    let sb = Sandbox::new()
+        .env("ONCALL_ALERTMANAGER_URL", &am.url)
+        .env("COLUMNS", "60");
+    let listed = sb.run(&["alerts", "--output", "json"]).json();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["alert"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "VideoProcessingErrorBudgetExhausted",
+            "PostgresSlowQueries",
+            "DiskFillingUp"
+        ]
+    );
+    let text = sb.run(&["alerts"]).stdout;
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 60,
+            "wider than COLUMNS=60: {line:?}\n{text}"
+        );
+    }
+    assert!(
+        text.contains("VideoProcessingErrorBudgetExhausted"),
+        "the alert's name is whole: {text}"
+    );
+}
