@@ -52,14 +52,7 @@ fn normalize(text: &str) -> String {
         (r"\b\d+s\b", "D"),
         (r"\d+×", "N×"),
     ];
-    let mut text = text.to_string();
-    for (pattern, with) in rules {
-        text = regex::Regex::new(pattern)
-            .unwrap()
-            .replace_all(&text, with)
-            .into_owned();
-    }
-    text
+    super::support::replace_all(text, &rules)
 }
 
 #[test]

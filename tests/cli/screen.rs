@@ -178,13 +178,7 @@ fn normalize(text: &str) -> String {
         (r"\b\d{2}:\d{2}\b", "HH:MM"),
         (r"\d+(\.\d+)?(ms|s)\b", "Ds"),
     ];
-    let mut text = text.to_string();
-    for (pattern, with) in rules {
-        text = regex::Regex::new(pattern)
-            .unwrap()
-            .replace_all(&text, with)
-            .into_owned();
-    }
+    let text = super::support::replace_all(text, &rules);
     // The timeline's path holds the test's temporary folder, which varies in length.
     text.lines()
         .map(str::trim_end)

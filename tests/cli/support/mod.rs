@@ -294,3 +294,15 @@ pub fn pty_exit_code(session: &mut expectrl::Session) -> i32 {
         other => panic!("ended by {other:?}"),
     }
 }
+
+/// The text with each regular expression's matches replaced, in order: what a snapshot normalizes.
+pub fn replace_all(text: &str, rules: &[(&str, &str)]) -> String {
+    let mut text = text.to_string();
+    for (pattern, with) in rules {
+        text = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&text, *with)
+            .into_owned();
+    }
+    text
+}
