@@ -8,7 +8,6 @@ use crate::engine::resume::latest_observations;
 use crate::engine::{Context, incident_value};
 use crate::expr::render_message;
 use crate::runbook::Digest;
-use crate::spec::validate::closest;
 use crate::view::print_out;
 
 pub fn run(setup: &Setup, incident: Option<&str>, name: &str) -> anyhow::Result<i32> {
@@ -18,15 +17,11 @@ pub fn run(setup: &Setup, incident: Option<&str>, name: &str) -> anyhow::Result<
     let loaded = super::resume::load_runbook(setup, &opened)?;
     let rb = &loaded.runbook;
     let Some(template) = rb.messages.get(name) else {
-        let names = rb.messages.keys().map(String::as_str);
-        let hint = match closest(name, names.clone()) {
-            Some(near) => format!("did you mean '{near}'? "),
-            None => String::new(),
-        };
-        let all: Vec<&str> = names.collect();
+        let all: Vec<String> = rb.messages.keys().cloned().collect();
         anyhow::bail!(
-            "runbook '{}' has no message '{name}'; {hint}its messages: {}",
+            "runbook '{}' has no message '{name}'{}; its messages: {}",
             rb.id.value,
+            crate::runbook::did_you_mean(name, &all),
             if all.is_empty() {
                 "none".to_string()
             } else {

@@ -92,6 +92,32 @@ pub fn resolve_values(
         }
         params.insert(name, ScalarValue::parse(&value).to_json());
     }
+    // A param whose default is a number (or yes/no) takes one: `budget_pct=two` would break every
+    // threshold that reads it, later and less clearly.
+    for (name, value) in &params {
+        let Some(param) = rb.params.get(name) else {
+            continue;
+        };
+        let Some(default) = param.default.as_ref() else {
+            continue;
+        };
+        let (fits, kind) = match default {
+            ScalarValue::Int(_) | ScalarValue::Float(_) => (value.is_number(), "a number"),
+            ScalarValue::Bool(_) => (value.is_boolean(), "true or false"),
+            ScalarValue::Text(_) => (true, ""),
+        };
+        if !fits {
+            let shown = match value.as_str() {
+                _ if param.secret => crate::redact::MASK.to_string(),
+                Some(text) => text.to_string(),
+                None => value.to_string(),
+            };
+            anyhow::bail!(
+                "param '{name}' takes {kind} (its default is {}), not '{shown}'",
+                default.to_json()
+            );
+        }
+    }
     for (name, value) in &params {
         let size = value.as_str().map_or(0, str::len);
         if size > MAX_PARAM {
@@ -590,9 +616,11 @@ fn pick_scenario(
     };
     let chosen = match name {
         Some(name) => available.iter().find(|s| s.name == name).ok_or_else(|| {
+            let all: Vec<String> = available.iter().map(|s| s.name.clone()).collect();
             anyhow::anyhow!(
-                "runbook '{}' has no scenario '{name}'; its scenarios: {}",
+                "runbook '{}' has no scenario '{name}'{}; its scenarios: {}",
                 rb.id.value,
+                runbook::did_you_mean(name, &all),
                 names()
             )
         })?,

@@ -48,6 +48,8 @@ pub enum WaitOutcome {
     Met,
     TimedOut,
     Stopped,
+    /// A dry run polled once and went on: nothing was sent, so nothing can recover.
+    NotWaited,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,6 +164,12 @@ pub enum EventKind {
         until: String,
         every_ms: u64,
         timeout_ms: u64,
+        /// The runbook's own timeout, where the run waits otherwise (a drill's compressed polls).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runbook_timeout_ms: Option<u64>,
+        /// A dry run polls once and goes on.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        once: bool,
     },
     WaitPoll {
         step: String,

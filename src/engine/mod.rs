@@ -285,9 +285,15 @@ impl<'a, R: Reader> Engine<'a, R> {
         // MiniJinja orders none below every number, so `checks.x.value < 1` would hold for a check
         // that errored or never ran. A condition on a value that is not there is not met.
         if let Some(missing) = self.missing_value(condition) {
-            return Some(format!(
-                "{missing} has no value (its check errored or did not run): {condition}"
-            ));
+            let why = match self.ctx.checks.get(&missing) {
+                None => format!("{missing} did not run (its step was skipped)"),
+                Some(o) if o.verdict == Verdict::Error => format!(
+                    "{missing} could not be measured ({})",
+                    o.reason.as_deref().unwrap_or("no answer")
+                ),
+                Some(_) => format!("{missing} had no value (no data)"),
+            };
+            return Some(format!("{why}: {condition}"));
         }
         match expr::condition(condition, &self.ctx.to_value()) {
             Ok(true) => None,
@@ -298,16 +304,18 @@ impl<'a, R: Reader> Engine<'a, R> {
         }
     }
 
-    /// The first `checks.X.value` a condition reads that has no value.
+    /// The first check whose `checks.X.value` a condition reads and that has no value.
     fn missing_value(&self, condition: &str) -> Option<String> {
         let names = expr::referenced_names(condition, expr::Kind::Expression).ok()?;
-        names.into_iter().find(|name| {
+        names.into_iter().find_map(|name| {
             let mut parts = name.split('.');
             match (parts.next(), parts.next(), parts.next()) {
-                (Some("checks"), Some(id), Some("value")) => {
-                    self.ctx.checks.get(id).is_none_or(|o| o.value.is_null())
+                (Some("checks"), Some(id), Some("value"))
+                    if self.ctx.checks.get(id).is_none_or(|o| o.value.is_null()) =>
+                {
+                    Some(id.to_string())
                 }
-                _ => false,
+                _ => None,
             }
         })
     }
@@ -580,6 +588,9 @@ impl<'a, R: Reader> Engine<'a, R> {
         if let Some(cap) = self.settings.max_wait {
             timeout = timeout.min(cap);
         }
+        let as_written = timeout;
+        // A dry run sent nothing, so nothing can recover: it polls once and says what it would wait for.
+        let once = matches!(self.settings.policy, crate::approval::Policy::DryRun);
         let (every, timeout) = match self.settings.pace {
             Pace::RealTime => (every, timeout),
             // As many polls as the real wait would make, capped so a drill always ends.
@@ -596,6 +607,8 @@ impl<'a, R: Reader> Engine<'a, R> {
             until: wait.until.value.clone(),
             every_ms: every.as_millis() as u64,
             timeout_ms: timeout.as_millis() as u64,
+            runbook_timeout_ms: (as_written != timeout).then(|| as_written.as_millis() as u64),
+            once,
         });
         let started = Instant::now();
         let outcome = loop {
@@ -620,6 +633,9 @@ impl<'a, R: Reader> Engine<'a, R> {
             if met {
                 break WaitOutcome::Met;
             }
+            if once {
+                break WaitOutcome::NotWaited;
+            }
             let Some(remaining) = timeout
                 .checked_sub(started.elapsed())
                 .filter(|r| !r.is_zero())
@@ -632,7 +648,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             }
         };
         self.interrupts.waiting.store(false, Ordering::SeqCst);
-        if outcome != WaitOutcome::Met {
+        if !matches!(outcome, WaitOutcome::Met | WaitOutcome::NotWaited) {
             self.outcome.waits_unmet += 1;
         }
         let value = self

@@ -51,5 +51,6 @@ pub fn ended(outcome: WaitOutcome) -> &'static str {
         WaitOutcome::Met => "met",
         WaitOutcome::TimedOut => "timed out",
         WaitOutcome::Stopped => "stopped by the engineer",
+        WaitOutcome::NotWaited => "not waited for (dry run)",
     }
 }

@@ -48,6 +48,8 @@ pub struct TerminalView {
     /// The polls of the wait going on, and what its live line says.
     polls: super::polls::Polls,
     wait_words: String,
+    /// What the wait going on waits for, as the runbook says: `value < 1 (up to 30m)`.
+    wait_plan: String,
     /// The checks of the running step, in the runbook's order.
     order: Vec<String>,
 }
@@ -82,6 +84,7 @@ impl TerminalView {
             fit,
             polls: Default::default(),
             wait_words: String::new(),
+            wait_plan: String::new(),
             order: Vec::new(),
         }
     }
@@ -456,13 +459,27 @@ impl Sink for TerminalView {
             EventKind::WaitStarted {
                 check,
                 until,
+                every_ms,
                 timeout_ms,
+                runbook_timeout_ms,
+                once,
                 ..
             } => {
-                self.wait_words = format!(
-                    "waiting for {check}: {until} (up to {}) — Ctrl-C stops waiting",
-                    crate::backends::humanize(Duration::from_millis(*timeout_ms))
-                );
+                let human = |ms: u64| crate::backends::humanize(Duration::from_millis(ms));
+                let up_to = match runbook_timeout_ms {
+                    Some(written) => format!(
+                        "up to {}; a drill polls every {}",
+                        human(*written),
+                        human(*every_ms)
+                    ),
+                    None => format!("up to {}", human(*timeout_ms)),
+                };
+                self.wait_plan = format!("{until} ({up_to})");
+                self.wait_words = if *once {
+                    format!("polling {check} once: {until}")
+                } else {
+                    format!("waiting for {check}: {until} ({up_to}) — Ctrl-C stops waiting")
+                };
                 let bar = self.spinner(self.wait_words.clone());
                 self.wait_bar = Some(bar);
                 self.polls = super::polls::Polls::default();
@@ -492,11 +509,18 @@ impl Sink for TerminalView {
                 let code = match outcome {
                     WaitOutcome::Met => "32",
                     WaitOutcome::TimedOut => "31;1",
-                    WaitOutcome::Stopped => "33",
+                    WaitOutcome::Stopped | WaitOutcome::NotWaited => "33",
                 };
-                let words = self.polls.summary(*outcome, *elapsed_ms);
+                let words = match outcome {
+                    WaitOutcome::NotWaited => format!(
+                        "would wait for {}; now {} (dry run: nothing was sent, so it goes on)",
+                        self.wait_plan,
+                        self.polls.range(" → ")
+                    ),
+                    _ => self.polls.summary(*outcome, *elapsed_ms),
+                };
                 let words = self.paint(&words, code);
-                self.line(format!("   wait on {check}: {words}"));
+                self.wrapped(&format!("   wait on {check}: "), "     ", &words);
             }
             EventKind::Message { name, text, .. } => {
                 let header = format!("   {} {name}, to paste:", self.paint("message", "1"));

@@ -53,3 +53,31 @@ fn list_show_and_validate_the_bundled_runbooks() {
     assert_eq!(eb["title"], "Ours");
     assert_eq!(eb["source"], "runbooks/error-budget.yaml");
 }
+
+#[test]
+fn a_misspelt_runbook_or_scenario_gets_did_you_mean_and_a_param_takes_its_defaults_type() {
+    let sb = Sandbox::new();
+    let ran = sb.run(&["show", "error-budgt"]);
+    assert_eq!(ran.code, 2);
+    assert!(
+        ran.stderr.contains("(did you mean 'error-budget'?)"),
+        "{}",
+        ran.stderr
+    );
+    let ran = sb.run(&["drill", "error-budget", "--scenario", "queue-overflw"]);
+    assert_eq!(ran.code, 2);
+    assert!(
+        ran.stderr.contains("(did you mean 'queue-overflow'?)"),
+        "{}",
+        ran.stderr
+    );
+    let ran = sb.run(&["drill", "error-budget", "-p", "budget_pct=two"]);
+    assert_eq!(ran.code, 2);
+    assert!(
+        ran.stderr
+            .contains("param 'budget_pct' takes a number (its default is 1), not 'two'"),
+        "{}",
+        ran.stderr
+    );
+    assert!(sb.incidents().is_empty(), "nothing ran");
+}

@@ -462,7 +462,7 @@ fn a_condition_on_a_check_with_no_value_is_not_met() {
         act["reason"]
             .as_str()
             .unwrap()
-            .starts_with("checks.rate.value has no value"),
+            .starts_with("rate could not be measured (cannot reach http://127.0.0.1:"),
         "{act:#}"
     );
     assert_eq!(api.count_method("POST"), 0);
@@ -510,4 +510,48 @@ fn an_interrupted_run_kills_the_shell_action_it_started() {
         !sb.work().join("marker").exists(),
         "the action outlived oncall"
     );
+}
+
+#[test]
+fn a_dry_run_polls_a_wait_once_and_goes_on_and_a_drill_names_the_runbooks_wait() {
+    let api = RecordingServer::start();
+    let sb = Sandbox::new();
+    let endpoint = format!("api={}", api.url);
+    let waits = fixture("waits.yaml");
+    let ran = sb.run(&["run", waits.to_str().unwrap(), "-e", &endpoint, "--dry-run"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("would wait for value == 999 (up to 5m); now 200 (dry run: nothing was sent, so it goes on)"),
+        "{}",
+        ran.stdout
+    );
+    let timeline = sb.timeline();
+    assert_eq!(
+        events(&timeline, "wait_poll").len(),
+        1,
+        "one poll, not five minutes of them"
+    );
+    assert_eq!(
+        events(&timeline, "wait_finished")[0]["outcome"],
+        "not_waited"
+    );
+    assert_eq!(
+        events(&timeline, "check_finished").len(),
+        2,
+        "the run went on to the next step"
+    );
+
+    let sb = Sandbox::new();
+    let drill = sb.run(&[
+        "drill",
+        "error-budget",
+        "--scenario",
+        "queue-overflow",
+        "--yes",
+    ]);
+    assert_eq!(drill.code, 1, "{}", drill.stderr);
+    let timeline = sb.timeline();
+    let started = &events(&timeline, "wait_started")[0];
+    assert_eq!(started["runbook_timeout_ms"], 30 * 60 * 1000, "{started}");
 }
