@@ -571,6 +571,8 @@ mod tests {
                     until: "value == 1".into(),
                     every_ms: 1,
                     timeout_ms: 1,
+                    runbook_timeout_ms: None,
+                    once: false,
                 },
             ),
             at(2, poll(3)),

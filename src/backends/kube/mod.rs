@@ -810,7 +810,7 @@ pub enum Request {
     },
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum PatchKind {
     Deployment,
     ConfigMap,
@@ -906,6 +906,11 @@ pub async fn plan(
                     .map(|c| c.replace(": (unset) → ", " → "))
                     .collect(),
             };
+            if *kind == PatchKind::Deployment && !patch["spec"]["template"].is_null() {
+                plan.changes.push(format!(
+                    "changes the pod template: every pod of deployment/{name} is replaced, as a rollout restart does"
+                ));
+            }
         }
         Request::DeletePod { ns, name } => {
             plan.request = format!("DELETE /api/v1/namespaces/{ns}/pods/{name}");
