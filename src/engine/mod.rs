@@ -607,7 +607,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             until: wait.until.value.clone(),
             every_ms: every.as_millis() as u64,
             timeout_ms: timeout.as_millis() as u64,
-            runbook_timeout_ms: (as_written != timeout).then(|| as_written.as_millis() as u64),
+            runbook_timeout_ms: (as_written != timeout).then_some(as_written.as_millis() as u64),
             once,
         });
         let started = Instant::now();
