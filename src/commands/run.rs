@@ -92,8 +92,17 @@ pub fn resolve_values(
         }
         params.insert(name, ScalarValue::parse(&value).to_json());
     }
-    // A param whose default is a number (or yes/no) takes one: `budget_pct=two` would break every
-    // threshold that reads it, later and less clearly.
+    for (name, value) in &params {
+        let size = value.as_str().map_or(0, str::len);
+        if size > MAX_PARAM {
+            anyhow::bail!(
+                "param '{name}' is {size} bytes long: a param holds at most {} KiB (a name, a namespace, a number)",
+                MAX_PARAM / 1024
+            );
+        }
+    }
+    // A param whose default is a number takes one: `budget_pct=two` would break every threshold
+    // that reads it, later and less clearly. (Not yes/no: YAML 1.1 reads `n` as false.)
     for (name, value) in &params {
         let Some(param) = rb.params.get(name) else {
             continue;
@@ -101,29 +110,19 @@ pub fn resolve_values(
         let Some(default) = param.default.as_ref() else {
             continue;
         };
-        let (fits, kind) = match default {
-            ScalarValue::Int(_) | ScalarValue::Float(_) => (value.is_number(), "a number"),
-            ScalarValue::Bool(_) => (value.is_boolean(), "true or false"),
-            ScalarValue::Text(_) => (true, ""),
-        };
-        if !fits {
+        let numeric = matches!(default, ScalarValue::Int(_) | ScalarValue::Float(_));
+        if numeric && !value.is_number() {
             let shown = match value.as_str() {
                 _ if param.secret => crate::redact::MASK.to_string(),
+                Some(text) if text.chars().count() > 40 => {
+                    format!("{}…", text.chars().take(40).collect::<String>())
+                }
                 Some(text) => text.to_string(),
                 None => value.to_string(),
             };
             anyhow::bail!(
-                "param '{name}' takes {kind} (its default is {}), not '{shown}'",
+                "param '{name}' takes a number (its default is {}), not '{shown}'",
                 default.to_json()
-            );
-        }
-    }
-    for (name, value) in &params {
-        let size = value.as_str().map_or(0, str::len);
-        if size > MAX_PARAM {
-            anyhow::bail!(
-                "param '{name}' is {size} bytes long: a param holds at most {} KiB (a name, a namespace, a number)",
-                MAX_PARAM / 1024
             );
         }
     }
