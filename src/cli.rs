@@ -10,7 +10,8 @@ Exit codes:
   0    all checks ok (warnings allowed)
   1    a check failed, an action failed, or a wait ended before its condition held
   2    bad usage, or a runbook, scenario or config file that does not validate
-  3    a check could not reach its backend
+  3    a check could not be read: its backend did not answer (refused, timed out, unknown host)
+       or answered with an error (not found, forbidden); `alerts` when Alertmanager does not answer
   4    an action was declined by abort, or needs an answer and there is no terminal (or, resumed
        with --yes, may have been applied already)
   5    the run's timeline could not be written whole (disk full, permissions)

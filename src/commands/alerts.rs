@@ -11,13 +11,21 @@ use std::time::Duration;
 pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
     let config = setup.config()?;
     let base = super::run::alertmanager_base(setup, &config);
-    let alerts = alertmanager::firing(
+    let alerts = match alertmanager::firing(
         &http_client(),
         &base,
         &Default::default(),
         Duration::from_secs(10),
     )
-    .await?;
+    .await
+    {
+        Ok(alerts) => alerts,
+        // As a check that cannot reach its backend: exit 3, not a usage error.
+        Err(err) => {
+            eprintln!("error: {}", crate::redact::global().text(&err.to_string()));
+            return Ok(3);
+        }
+    };
     // The most severe first, and among equals the one firing longest.
     let mut alerts = alerts;
     alerts.sort_by(|a, b| {

@@ -805,44 +805,140 @@ fn judge(check: &Check, reading: &mut Reading, ctx: &Value) -> (Verdict, Option<
     (verdict, reason)
 }
 
-/// Exit codes, most pressing first: 4 declined or no terminal, 3 a backend could not be
-/// reached, 1 a check failed (or an action failed, or a wait ran out), 0 all well.
+/// Exit codes, most pressing first: 4 declined or no terminal, 3 a check could not be read, 1 a
+/// check failed (or an action failed, or a wait ran out), 0 all well. The words name every cause.
 pub fn exit_code(checks: &BTreeMap<String, Observation>, outcome: &Outcome) -> (i32, String) {
-    let count = |v: Verdict| checks.values().filter(|o| o.verdict == v).count();
+    let mut code = 0;
+    let mut causes: Vec<String> = Vec::new();
+    let mut cause = |c: i32, words: String| {
+        code = code.max(c);
+        causes.push(words);
+    };
     if outcome.stopped_for_terminal {
-        return (
+        cause(
             4,
             "stopped: an action needs an answer and there is no terminal".into(),
         );
     }
     if outcome.aborted {
-        return (4, "aborted by the engineer".into());
+        cause(4, "aborted by the engineer".into());
     }
     if outcome.unconfirmed {
-        return (
-            4,
-            "stopped: an action may have been applied before the run was cut off; resume without --yes to decide".into(),
-        );
+        cause(4, "stopped: an action may have been applied before the run was cut off; resume without --yes to decide".into());
     }
-    let (errors, fails) = (count(Verdict::Error), count(Verdict::Fail));
-    if errors > 0 {
-        return (
+    let errored: Vec<&Observation> = checks
+        .values()
+        .filter(|o| o.verdict == Verdict::Error)
+        .collect();
+    let unreachable = errored
+        .iter()
+        .filter(|o| no_answer(o.reason.as_deref()))
+        .count();
+    let answered = errored.len() - unreachable;
+    if unreachable > 0 {
+        cause(
             3,
-            format!("{errors} check(s) could not reach their backend"),
+            format!("{unreachable} check(s) could not reach their backend"),
         );
     }
-    if fails > 0 || outcome.actions_failed > 0 || outcome.waits_unmet > 0 {
-        let mut parts = Vec::new();
-        if fails > 0 {
-            parts.push(format!("{fails} check(s) failed"));
-        }
-        if outcome.actions_failed > 0 {
-            parts.push(format!("{} action(s) failed", outcome.actions_failed));
-        }
-        if outcome.waits_unmet > 0 {
-            parts.push(format!("{} wait(s) ended unmet", outcome.waits_unmet));
-        }
-        return (1, parts.join(", "));
+    if answered > 0 {
+        cause(3, format!("{answered} check(s) got an error for an answer"));
     }
-    (0, "all checks ok".into())
+    let fails = checks
+        .values()
+        .filter(|o| o.verdict == Verdict::Fail)
+        .count();
+    if fails > 0 {
+        cause(1, format!("{fails} check(s) failed"));
+    }
+    if outcome.actions_failed > 0 {
+        cause(1, format!("{} action(s) failed", outcome.actions_failed));
+    }
+    if outcome.waits_unmet > 0 {
+        cause(1, format!("{} wait(s) ended unmet", outcome.waits_unmet));
+    }
+    if causes.is_empty() {
+        return (0, "all checks ok".into());
+    }
+    (code, causes.join(", "))
+}
+
+/// Whether a check's error is that its backend did not answer (refused, timed out, a name not
+/// resolved), rather than an answer that is an error (not found, forbidden, not the expected API).
+fn no_answer(reason: Option<&str>) -> bool {
+    reason.is_some_and(|r| {
+        r.starts_with("cannot reach")
+            || r.starts_with("no answer")
+            || r.contains("connection refused")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed(id: &str, verdict: Verdict, reason: &str) -> (String, Observation) {
+        let observation = Observation {
+            check: id.into(),
+            title: id.into(),
+            backend: "kube".into(),
+            verdict,
+            value: Value::Null,
+            unit: None,
+            table: None,
+            text: None,
+            reason: Some(reason.into()),
+            millis: 1,
+        };
+        (id.into(), observation)
+    }
+
+    #[test]
+    fn the_headline_names_every_cause_and_tells_no_answer_from_an_error_answer() {
+        let checks: BTreeMap<String, Observation> = [
+            observed(
+                "pods",
+                Verdict::Error,
+                "not found: deployments.apps \"x\" not found",
+            ),
+            observed(
+                "rate",
+                Verdict::Error,
+                "cannot reach http://p:9090: connection refused",
+            ),
+            observed(
+                "queue",
+                Verdict::Fail,
+                "18450 jobs > 5000 jobs (queue_fail)",
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let outcome = Outcome {
+            actions_failed: 1,
+            waits_unmet: 1,
+            ..Outcome::default()
+        };
+        assert_eq!(
+            exit_code(&checks, &outcome),
+            (
+                3,
+                "1 check(s) could not reach their backend, 1 check(s) got an error for an answer, 1 check(s) failed, 1 action(s) failed, 1 wait(s) ended unmet".to_string()
+            )
+        );
+        let aborted = Outcome {
+            aborted: true,
+            ..Outcome::default()
+        };
+        let (code, words) = exit_code(&checks, &aborted);
+        assert_eq!(code, 4);
+        assert!(
+            words.starts_with("aborted by the engineer, 1 check(s) could not reach"),
+            "{words}"
+        );
+        assert_eq!(
+            exit_code(&BTreeMap::new(), &Outcome::default()),
+            (0, "all checks ok".into())
+        );
+    }
 }

@@ -284,3 +284,15 @@ fn alerts_list_the_most_severe_first_and_fit_the_width() {
         "the alert's name is whole: {text}"
     );
 }
+
+#[test]
+fn alerts_with_alertmanager_down_exit_3_as_the_readme_says() {
+    let port = closed_port();
+    let sb = Sandbox::new().env(
+        "ONCALL_ALERTMANAGER_URL",
+        &format!("http://127.0.0.1:{port}"),
+    );
+    let ran = sb.run(&["alerts"]);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    assert!(ran.stderr.contains("connection refused"), "{}", ran.stderr);
+}

@@ -589,6 +589,9 @@ async fn scan_log(
     Ok(log)
 }
 
+/// How many pods' logs are read at once.
+const LOG_STREAMS: usize = 16;
+
 pub async fn logs(
     kube: &Kube,
     spec: &K8sLogs,
@@ -631,7 +634,10 @@ pub async fn logs(
     let scans = names
         .into_iter()
         .map(|pod| scan_log(&api, pod, since, &pattern, keep, deadline, &server));
-    let mut logs: Vec<PodLog> = futures_util::future::join_all(scans)
+    // Every pod at once would open thousands of streams on a big deployment: a few at a time.
+    let mut logs: Vec<PodLog> = futures_util::stream::iter(scans)
+        .buffer_unordered(LOG_STREAMS)
+        .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
