@@ -21,7 +21,7 @@ pub fn run(setup: &Setup, incident: Option<&str>, name: &str) -> anyhow::Result<
         anyhow::bail!(
             "runbook '{}' has no message '{name}'{}; its messages: {}",
             rb.id.value,
-            crate::runbook::did_you_mean(name, &all),
+            crate::spec::validate::did_you_mean(name, &all),
             if all.is_empty() {
                 "none".to_string()
             } else {

@@ -619,7 +619,7 @@ fn pick_scenario(
             anyhow::anyhow!(
                 "runbook '{}' has no scenario '{name}'{}; its scenarios: {}",
                 rb.id.value,
-                runbook::did_you_mean(name, &all),
+                crate::spec::validate::did_you_mean(name, &all),
                 names()
             )
         })?,

@@ -164,18 +164,10 @@ impl Catalog {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
-    #[error("no runbook with id '{id}'{}; known: {}. `oncall list` shows them", did_you_mean(id, known), known.join(", "))]
+    #[error("no runbook with id '{id}'{}; known: {}. `oncall list` shows them", crate::spec::validate::did_you_mean(id, known), known.join(", "))]
     NotFound { id: String, known: Vec<String> },
     #[error("the runbook does not load: {0}\nhint: `oncall validate` lists every problem")]
     Invalid(String),
-}
-
-/// ` (did you mean 'error-budget'?)`, when one name is near the misspelt one.
-pub fn did_you_mean(word: &str, names: &[String]) -> String {
-    match crate::spec::validate::closest(word, names.iter().map(String::as_str)) {
-        Some(near) => format!(" (did you mean '{near}'?)"),
-        None => String::new(),
-    }
 }
 
 /// Loads a runbook from an id in the catalog or a path to a file.

@@ -90,6 +90,14 @@ fn closest_field(message: &str) -> Option<String> {
     closest(unknown, fields).map(str::to_string)
 }
 
+/// ` (did you mean 'error-budget'?)`, when one name is near the misspelt one.
+pub fn did_you_mean(word: &str, names: &[String]) -> String {
+    match closest(word, names.iter().map(String::as_str)) {
+        Some(near) => format!(" (did you mean '{near}'?)"),
+        None => String::new(),
+    }
+}
+
 /// The name nearest to a misspelt one, within two edits: for "did you mean".
 pub fn closest<'a>(word: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     names

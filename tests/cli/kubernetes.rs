@@ -437,3 +437,30 @@ fn warning_events_are_counted_and_a_pod_is_deleted_only_when_approved() {
             .any(|(m, p)| m == "DELETE" && p.starts_with(&pod))
     );
 }
+
+#[test]
+fn an_unknown_context_lists_the_kubeconfigs_contexts() {
+    let kube = FakeKube::start();
+    let sb = sandbox(&kube);
+    sb.write(
+        "k.yaml",
+        "id: k\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: nats\n        k8s_deployment: { namespace: video-processing, name: nats }\n",
+    );
+    let report = sb
+        .run(&["run", "k.yaml", "--context", "fak", "--output", "json"])
+        .json();
+    let reason = observation(&report, "nats")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains(
+            "the kubeconfig has no context 'fak' (did you mean 'fake'?); its contexts: fake"
+        ),
+        "{reason}"
+    );
+    assert!(
+        kube.requests().is_empty(),
+        "nothing was asked of any cluster"
+    );
+}

@@ -27,6 +27,24 @@ const DEFAULT_MAX_RESTARTS: i64 = 5;
 const DEFAULT_SINCE: Duration = Duration::from_secs(3600);
 const DEFAULT_KEEP: usize = 5;
 
+/// Why `--context` names nothing, with the contexts the kubeconfig has; None when it does have it.
+fn unknown_context(context: &str) -> Option<String> {
+    let config = kube::config::Kubeconfig::read().ok()?;
+    let names: Vec<String> = config.contexts.iter().map(|c| c.name.clone()).collect();
+    if names.iter().any(|n| n == context) {
+        return None;
+    }
+    Some(format!(
+        "the kubeconfig has no context '{context}'{}; its contexts: {}",
+        crate::spec::validate::did_you_mean(context, &names),
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    ))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot load the Kubernetes configuration: {0}; set KUBECONFIG or pass --context")]
@@ -86,7 +104,7 @@ impl Kube {
                 };
                 kube::Config::from_kubeconfig(&options)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| unknown_context(context).unwrap_or_else(|| e.to_string()))?
             }
             None => kube::Config::infer().await.map_err(|e| e.to_string())?,
         };
