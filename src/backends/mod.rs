@@ -202,6 +202,9 @@ pub struct Plan {
     pub backend: String,
     /// One line: `POST http://gateway/api/jobs/clear-stuck`, or the shell command.
     pub request: String,
+    /// The system it goes to where the request does not say (a Kubernetes context and its server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
     /// What changes, where it can be known: `replicas 5 → 10`.

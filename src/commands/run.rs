@@ -363,6 +363,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         endpoints: values.endpoints.clone(),
         alert: alert.clone(),
         digest: Some(Digest::of(&source.text)),
+        targets: targets(setup, &rb, &values.endpoints, req.mode),
     };
     // Started when the timeline says it opened, so a message re-rendered later reads the same.
     let opened = screen.recorder.emit(opened);
@@ -400,6 +401,54 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             None,
         )
         .await
+}
+
+/// The systems a run of this runbook talks to, by backend, for the header and the record: the
+/// Kubernetes context with its server and namespace, the Prometheus and Alertmanager URLs, the
+/// Docker host. A drill talks to none.
+pub fn targets(
+    setup: &Setup,
+    rb: &Runbook,
+    endpoints: &Map<String, Value>,
+    mode: Mode,
+) -> std::collections::BTreeMap<String, String> {
+    let mut found = std::collections::BTreeMap::new();
+    if mode == Mode::Drill {
+        return found;
+    }
+    let checks = rb.steps_checks().map(|(_, c)| c.kind.backend());
+    let actions = rb.steps.iter().flat_map(|s| &s.actions).map(|a| {
+        let key = a.kind.key();
+        match key {
+            k if k.starts_with("k8s_") => "kubernetes",
+            "silence" | "expire_silence" => "alertmanager",
+            "docker" | "docker_prune" => "docker",
+            other => other,
+        }
+    });
+    let used: std::collections::BTreeSet<&str> = checks.chain(actions).collect();
+    let url = |name: &str| {
+        endpoints
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    if used.contains("kubernetes") {
+        let kube = Kube::new(setup.global.context.clone(), setup.global.namespace.clone());
+        found.insert("kubernetes".into(), kube.describe());
+    }
+    for name in ["prometheus", "alertmanager"] {
+        if used.contains(name) {
+            found.insert(name.into(), url(name));
+        }
+    }
+    if used.contains("docker") {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        found.insert("docker".into(), host);
+    }
+    found
 }
 
 /// How a run goes: its mode, whether `--yes` approves, its timeouts.

@@ -80,6 +80,10 @@ pub enum EventKind {
         /// What the runbook was when the incident opened, so a resumed run knows it is the same.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<crate::runbook::Digest>,
+        /// The systems the run talks to, by backend: which cluster (context, server, namespace),
+        /// which Prometheus, Alertmanager and Docker host. None in a drill.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        targets: std::collections::BTreeMap<String, String>,
     },
     /// A later run took up this incident where it stopped.
     Resumed {

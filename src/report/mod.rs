@@ -418,6 +418,7 @@ mod tests {
             endpoints: Default::default(),
             alert,
             digest: None,
+            targets: Default::default(),
         }
     }
 

@@ -287,6 +287,7 @@ impl Sink for TerminalView {
                 escalation,
                 scenario,
                 user,
+                targets,
                 ..
             } => {
                 let mode = match mode {
@@ -313,6 +314,10 @@ impl Sink for TerminalView {
                     clock(&event.ts)
                 );
                 self.wrapped("  ", "    ", &source);
+                for (backend, target) in targets {
+                    let first = format!("  {backend}: ");
+                    self.wrapped(&first, "      ", target);
+                }
                 for (i, d) in escalation.iter().enumerate() {
                     let first = format!(
                         "  {}{}  ",
@@ -363,6 +368,9 @@ impl Sink for TerminalView {
                 self.wrapped(&first, "          ", title);
                 for l in plan.request.lines() {
                     self.wrapped("     ", "       ", l);
+                }
+                if let Some(on) = &plan.on {
+                    self.wrapped("     on ", "        ", on);
                 }
                 if let Some(body) = &plan.body {
                     let pretty = serde_json::to_string_pretty(body).unwrap_or_default();

@@ -319,6 +319,22 @@ fn dry_run_of_every_kubernetes_step_sends_only_gets() {
     );
     assert!(kube.requests().iter().all(|(m, _)| m == "GET"));
     assert_eq!(replicas(&kube, "gpu-worker"), 5);
+
+    // Which cluster, everywhere: the record of the opening, and every Kubernetes plan.
+    let cluster = format!("context fake ({}), default namespace default", kube.url);
+    let timeline = sb.timeline();
+    let opened = &events(&timeline, "incident_opened")[0];
+    assert_eq!(
+        opened["targets"]["kubernetes"],
+        cluster.as_str(),
+        "{opened}"
+    );
+    assert_eq!(opened["targets"]["prometheus"], prom.url.as_str());
+    for planned in events(&timeline, "action_planned") {
+        if planned["plan"]["backend"] == "kubernetes" {
+            assert_eq!(planned["plan"]["on"], cluster.as_str(), "{planned}");
+        }
+    }
 }
 
 #[test]

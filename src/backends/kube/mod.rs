@@ -117,6 +117,40 @@ impl Kube {
         Ok((client, format!("{namespace}\n{server}")))
     }
 
+    /// Which cluster this is, as the kubeconfig says, without connecting:
+    /// `context prod-eu (https://10.0.0.1:6443), default namespace video`. What a plan and the
+    /// header name.
+    pub fn describe(&self) -> String {
+        let config = match kube::config::Kubeconfig::read() {
+            Ok(config) => config,
+            Err(_) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+                return "in-cluster (the pod's service account)".into();
+            }
+            Err(e) => return format!("no kubeconfig ({e})"),
+        };
+        let Some(name) = self.context.clone().or(config.current_context.clone()) else {
+            return "the kubeconfig has no current context".into();
+        };
+        let context = config
+            .contexts
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.context.clone());
+        let server = context
+            .as_ref()
+            .and_then(|c| config.clusters.iter().find(|k| k.name == c.cluster))
+            .and_then(|k| k.cluster.as_ref())
+            .and_then(|c| c.server.clone())
+            .unwrap_or_else(|| "no server".into());
+        let namespace = self
+            .namespace
+            .clone()
+            .or(context.and_then(|c| c.namespace))
+            .unwrap_or_else(|| "default".into());
+        crate::redact::register_url(&server);
+        format!("context {name} ({server}), default namespace {namespace}")
+    }
+
     /// The namespace used where a runbook names none: `--namespace`, else the kubeconfig's.
     pub async fn default_namespace(&self) -> Result<String, Error> {
         Ok(self.client().await?.1)

@@ -256,7 +256,9 @@ async fn namespace(
 /// A request with its names checked, planned against the cluster (or the drill's replica counts).
 async fn prepared(request: Request, with: &PlanContext<'_>) -> Result<Prepared, BackendError> {
     let request = request.checked()?;
-    let plan = super::plan(with.systems.map(|s| &s.kube), with.known_replicas, &request).await;
+    let mut plan = super::plan(with.systems.map(|s| &s.kube), with.known_replicas, &request).await;
+    // Acting on the wrong cluster is the classic mistake at 3 a.m.: every plan says which.
+    plan.on = with.systems.map(|s| s.kube.describe());
     Ok(Prepared::new(plan, crate::backends::Request::Kube(request)))
 }
 
