@@ -205,6 +205,10 @@ pub struct Plan {
     /// The system it goes to where the request does not say (a Kubernetes context and its server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on: Option<String>,
+    /// Why it would fail because what it changes is not there: said in the plan, and a live run
+    /// does not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
     /// What changes, where it can be known: `replicas 5 → 10`.

@@ -448,6 +448,9 @@ pub fn targets(
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
         found.insert("docker".into(), host);
     }
+    // A URL's password is masked here as everywhere.
+    let redactor = crate::redact::global();
+    found.values_mut().for_each(|v| *v = redactor.text(v));
     found
 }
 

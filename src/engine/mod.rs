@@ -130,6 +130,8 @@ pub struct Outcome {
     pub waits_unmet: usize,
     /// Stopped at an action a killed run may have applied, left for an explicit answer.
     pub unconfirmed: bool,
+    /// Actions whose target was not there (a deployment or configmap the API server does not have).
+    pub targets_missing: usize,
 }
 
 pub struct Engine<'a, R: Reader> {
@@ -488,6 +490,22 @@ impl<'a, R: Reader> Engine<'a, R> {
             kind: action.kind.key().into(),
             plan: prepared.plan.clone(),
         });
+        // What it changes is not there: it would fail. A rehearsal shows it; a live run does not send it.
+        if let Some(missing) = &prepared.plan.missing {
+            self.outcome.targets_missing += 1;
+            let rehearsal = matches!(
+                self.settings.policy,
+                crate::approval::Policy::DryRun | crate::approval::Policy::Drill { .. }
+            );
+            if !rehearsal {
+                self.record(EventKind::ActionNotOffered {
+                    step: step.into(),
+                    action: id,
+                    reason: format!("not sent: {missing}"),
+                });
+                return Some(Flow::Continue);
+            }
+        }
         let policy = self.settings.policy;
         let decision = if let Some(Prior::Unconfirmed { .. }) = prior {
             policy
@@ -856,6 +874,12 @@ pub fn exit_code(checks: &BTreeMap<String, Observation>, outcome: &Outcome) -> (
     }
     if outcome.waits_unmet > 0 {
         cause(1, format!("{} wait(s) ended unmet", outcome.waits_unmet));
+    }
+    if outcome.targets_missing > 0 {
+        cause(
+            1,
+            format!("{} action target(s) not found", outcome.targets_missing),
+        );
     }
     if causes.is_empty() {
         return (0, "all checks ok".into());

@@ -372,6 +372,10 @@ impl Sink for TerminalView {
                 if let Some(on) = &plan.on {
                     self.wrapped("     on ", "        ", on);
                 }
+                if let Some(missing) = &plan.missing {
+                    let first = format!("     {} ", self.paint("✗", "31;1"));
+                    self.wrapped(&first, "       ", missing);
+                }
                 if let Some(body) = &plan.body {
                     let pretty = serde_json::to_string_pretty(body).unwrap_or_default();
                     for l in pretty.lines() {

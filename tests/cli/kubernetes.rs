@@ -480,3 +480,49 @@ fn an_unknown_context_lists_the_kubeconfigs_contexts() {
         "nothing was asked of any cluster"
     );
 }
+
+#[test]
+fn a_plan_whose_target_is_missing_says_so_and_a_live_run_does_not_send_it() {
+    let kube = video_cluster();
+    let sb = sandbox(&kube);
+    sb.write(
+        "m.yaml",
+        "id: m\ntitle: T\nseverity: P2\nsteps:\n  - id: act\n    actions:\n      - id: pool\n        k8s_patch: { namespace: video-processing, kind: configmap, name: no-such-config, patch: { data: { DB_MAX_CONNECTIONS: \"50\" } } }\n      - id: scale\n        k8s_scale: { namespace: video-processing, deployment: no-such-deployment, replicas: 3 }\n",
+    );
+    let ran = sb.run(&["run", "m.yaml", "--yes"]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains(
+            "configmap no-such-config not found in video-processing: this action would fail"
+        ),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("2 action target(s) not found"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        kube.mutating_requests().is_empty(),
+        "{:?}",
+        kube.mutating_requests()
+    );
+    let timeline = sb.timeline();
+    let not_sent: Vec<&str> = events(&timeline, "action_not_offered")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(not_sent, ["pool", "scale"]);
+    assert!(events(&timeline, "action_started").is_empty());
+
+    let dry = sb.run(&["run", "m.yaml", "--dry-run"]);
+    assert_eq!(dry.code, 1, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains(
+            "deployment no-such-deployment not found in video-processing: this action would fail"
+        ),
+        "{}",
+        dry.stdout
+    );
+}

@@ -148,7 +148,9 @@ impl Kube {
             .or(context.and_then(|c| c.namespace))
             .unwrap_or_else(|| "default".into());
         crate::redact::register_url(&server);
-        format!("context {name} ({server}), default namespace {namespace}")
+        crate::redact::global().text(&format!(
+            "context {name} ({server}), default namespace {namespace}"
+        ))
     }
 
     /// The namespace used where a runbook names none: `--namespace`, else the kubeconfig's.
@@ -886,6 +888,13 @@ impl PatchKind {
         }
     }
 
+    fn noun(self) -> &'static str {
+        match self {
+            PatchKind::Deployment => "deployment",
+            PatchKind::ConfigMap => "configmap",
+        }
+    }
+
     fn path(self, ns: &str, name: &str) -> String {
         match self {
             PatchKind::Deployment => format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
@@ -917,7 +926,16 @@ pub async fn plan(
             plan.body = Some(json!({ "spec": { "replicas": replicas } }));
             plan.target = Some(scale_target(ns, name));
             let current = match kube {
-                Some(kube) => current_replicas(kube, ns, name).await,
+                Some(kube) => match current_replicas(kube, ns, name).await {
+                    Read::Found(count) => Some(count),
+                    Read::Missing => {
+                        plan.missing = Some(format!(
+                            "deployment {name} not found in {ns}: this action would fail"
+                        ));
+                        None
+                    }
+                    Read::Unknown => None,
+                },
                 None => known_replicas.get(name).copied(),
             };
             plan.before = current.map(Value::from);
@@ -953,7 +971,17 @@ pub async fn plan(
             plan.request = format!("PATCH {} (merge)", kind.path(ns, name));
             plan.body = Some(patch.clone());
             let current = match kube {
-                Some(kube) => current_object(kube, *kind, ns, name).await,
+                Some(kube) => match current_object(kube, *kind, ns, name).await {
+                    Read::Found(object) => Some(object),
+                    Read::Missing => {
+                        plan.missing = Some(format!(
+                            "{} {name} not found in {ns}: this action would fail",
+                            kind.noun()
+                        ));
+                        None
+                    }
+                    Read::Unknown => None,
+                },
                 None => None,
             };
             plan.changes = match &current {
@@ -980,30 +1008,64 @@ pub async fn plan(
     plan
 }
 
-async fn current_replicas(kube: &Kube, ns: &str, name: &str) -> Option<i64> {
-    let (client, _, _) = kube.client().await.ok()?;
-    let api: Api<Deployment> = Api::namespaced(client, ns);
-    let scale = api.get_scale(name).await.ok()?;
-    scale.spec.and_then(|s| s.replicas).map(i64::from)
+/// What a plan read of the object it changes.
+enum Read<T> {
+    Found(T),
+    /// The API server answered 404: the action would fail.
+    Missing,
+    /// No answer, or another error: the plan says what it can without it.
+    Unknown,
 }
 
-async fn current_object(kube: &Kube, kind: PatchKind, ns: &str, name: &str) -> Option<Value> {
-    let (client, _, _) = kube.client().await.ok()?;
-    match kind {
-        PatchKind::Deployment => serde_json::to_value(
-            Api::<Deployment>::namespaced(client, ns)
-                .get(name)
-                .await
-                .ok()?,
-        )
-        .ok(),
-        PatchKind::ConfigMap => serde_json::to_value(
-            Api::<ConfigMap>::namespaced(client, ns)
-                .get(name)
-                .await
-                .ok()?,
-        )
-        .ok(),
+impl<T> Read<T> {
+    fn of(result: Result<T, kube::Error>) -> Read<T> {
+        match result {
+            Ok(found) => Read::Found(found),
+            Err(kube::Error::Api(status)) if status.is_not_found() => Read::Missing,
+            Err(_) => Read::Unknown,
+        }
+    }
+
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Read<U> {
+        match self {
+            Read::Found(found) => Read::Found(f(found)),
+            Read::Missing => Read::Missing,
+            Read::Unknown => Read::Unknown,
+        }
+    }
+}
+
+async fn current_replicas(kube: &Kube, ns: &str, name: &str) -> Read<i64> {
+    let Ok((client, _, _)) = kube.client().await else {
+        return Read::Unknown;
+    };
+    let api: Api<Deployment> = Api::namespaced(client, ns);
+    match Read::of(api.get_scale(name).await) {
+        Read::Found(scale) => match scale.spec.and_then(|s| s.replicas) {
+            Some(replicas) => Read::Found(i64::from(replicas)),
+            None => Read::Unknown,
+        },
+        Read::Missing => Read::Missing,
+        Read::Unknown => Read::Unknown,
+    }
+}
+
+async fn current_object(kube: &Kube, kind: PatchKind, ns: &str, name: &str) -> Read<Value> {
+    let Ok((client, _, _)) = kube.client().await else {
+        return Read::Unknown;
+    };
+    let read = match kind {
+        PatchKind::Deployment => {
+            Read::of(Api::<Deployment>::namespaced(client, ns).get(name).await)
+                .map(|d| serde_json::to_value(d).ok())
+        }
+        PatchKind::ConfigMap => Read::of(Api::<ConfigMap>::namespaced(client, ns).get(name).await)
+            .map(|c| serde_json::to_value(c).ok()),
+    };
+    match read {
+        Read::Found(Some(object)) => Read::Found(object),
+        Read::Missing => Read::Missing,
+        Read::Found(None) | Read::Unknown => Read::Unknown,
     }
 }
 
