@@ -296,3 +296,33 @@ fn alerts_with_alertmanager_down_exit_3_as_the_readme_says() {
     assert_eq!(ran.code, 3, "{}", ran.stderr);
     assert!(ran.stderr.contains("connection refused"), "{}", ran.stderr);
 }
+
+#[test]
+fn the_acknowledgement_silences_the_alert_that_opened_the_run() {
+    let am = Alertmanager::start();
+    am.post_alert("PostgresTooManyConnections", &[("severity", "warning")]);
+    let sb = Sandbox::new().env("ONCALL_ALERTMANAGER_URL", &am.url);
+    let report = sb
+        .run(&[
+            "run",
+            "--alert",
+            "PostgresTooManyConnections",
+            "--postgres-url",
+            "postgres://postgres@127.0.0.1:9/x",
+            "--dry-run",
+            "--output",
+            "json",
+        ])
+        .json();
+    let acknowledge = report["steps"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "acknowledge_alert")
+        .cloned()
+        .expect("the acknowledgement is planned");
+    assert_eq!(
+        acknowledge["plan"]["body"]["matchers"][0]["value"], "PostgresTooManyConnections",
+        "{acknowledge:#}"
+    );
+}
