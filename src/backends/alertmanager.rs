@@ -132,25 +132,37 @@ pub enum Error {
     NothingToExpire,
 }
 
-/// A firing alert: its name, labels and summary.
+/// A firing alert: its name, labels and summary, and the silences that hold it (acknowledged).
 #[derive(Debug, Clone)]
 pub struct Alert {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub summary: String,
     pub starts_at: String,
+    pub silenced_by: Vec<String>,
+}
+
+/// Which firing alerts to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// Not silenced: what a check counts.
+    Unacknowledged,
+    /// Silenced ones too: what an engineer, or a second responder, may open.
+    All,
 }
 
 pub async fn firing(
     client: &reqwest::Client,
     base: &str,
     matchers: &BTreeMap<String, String>,
+    which: Which,
     timeout: Duration,
 ) -> Result<Vec<Alert>, Error> {
     let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
+    let silenced = (which == Which::All).to_string();
     let mut query: Vec<(&str, String)> = vec![
         ("active", "true".into()),
-        ("silenced", "false".into()),
+        ("silenced", silenced),
         ("inhibited", "false".into()),
     ];
     for (k, v) in matchers {
@@ -199,6 +211,14 @@ pub async fn firing(
                     .to_string(),
                 starts_at: a["startsAt"].as_str().unwrap_or_default().to_string(),
                 labels,
+                silenced_by: a["status"]["silencedBy"]
+                    .as_array()
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|i| i.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -216,7 +236,7 @@ pub async fn check(
     matchers: &BTreeMap<String, String>,
     timeout: Duration,
 ) -> Result<Reading, super::BackendError> {
-    let alerts = firing(client, base, matchers, timeout).await?;
+    let alerts = firing(client, base, matchers, Which::Unacknowledged, timeout).await?;
     let rows = alerts
         .iter()
         .map(|a| {
@@ -372,4 +392,26 @@ pub(super) async fn apply(
             })
         }
     }
+}
+
+/// The comment of a silence, as `GET /api/v2/silence/{id}` gives it; None when it cannot be read.
+pub async fn silence_comment(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    timeout: Duration,
+) -> Option<String> {
+    let url = format!(
+        "{}/api/v2/silence/{}",
+        base.trim_end_matches('/'),
+        expr_path(id)
+    );
+    let response = client.get(&url).timeout(timeout).send().await.ok()?;
+    let body: Value = response.json().await.ok()?;
+    body["comment"].as_str().map(str::to_string)
+}
+
+/// A silence id as one path segment.
+fn expr_path(id: &str) -> String {
+    crate::expr::url_encode(id)
 }

@@ -15,6 +15,7 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
         &http_client(),
         &base,
         &Default::default(),
+        alertmanager::Which::All,
         Duration::from_secs(10),
     )
     .await
@@ -38,11 +39,34 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
     });
     let catalog = setup.catalog();
     let handled: Vec<Option<String>> = alerts.iter().map(|a| catalog.for_alert(&a.name)).collect();
+    let mut acknowledged: Vec<Option<Acknowledged>> = Vec::new();
+    for alert in &alerts {
+        acknowledged.push(match alert.silenced_by.first() {
+            Some(id) => {
+                let comment = alertmanager::silence_comment(
+                    &http_client(),
+                    &base,
+                    id,
+                    Duration::from_secs(5),
+                )
+                .await;
+                Some(Acknowledged {
+                    silence: id.clone(),
+                    incident: comment.as_deref().and_then(incident_of),
+                })
+            }
+            None => None,
+        });
+    }
     if setup.json() {
         let items: Vec<_> = alerts
             .iter()
             .zip(&handled)
-            .map(|(a, rb)| json!({ "alert": a.name, "labels": a.labels, "summary": a.summary, "since": a.starts_at, "runbook": rb }))
+            .zip(&acknowledged)
+            .map(|((a, rb), ack)| json!({
+                "alert": a.name, "labels": a.labels, "summary": a.summary, "since": a.starts_at, "runbook": rb,
+                "acknowledged": ack.as_ref().map(|k| json!({ "silence": k.silence, "incident": k.incident })),
+            }))
             .collect();
         print_json(&json!(items))?;
         return Ok(0);
@@ -54,22 +78,38 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
     let rows = alerts
         .iter()
         .zip(&handled)
+        .zip(&acknowledged)
         .enumerate()
-        .map(|(i, (a, rb))| {
+        .map(|(i, ((a, rb), ack))| {
             vec![
                 (i + 1).to_string(),
                 a.name.clone(),
                 a.labels.get("severity").cloned().unwrap_or_default(),
                 a.starts_at.clone(),
                 rb.clone().unwrap_or_else(|| "-".into()),
+                match ack {
+                    Some(Acknowledged {
+                        incident: Some(id), ..
+                    }) => format!("by {id}"),
+                    Some(Acknowledged { silence, .. }) => format!("silence {silence}"),
+                    None => "-".into(),
+                },
                 a.summary.clone(),
             ]
         })
         .collect();
     print_out(&tables::listing(
-        &["#", "ALERT", "SEVERITY", "SINCE", "RUNBOOK", "SUMMARY"],
+        &[
+            "#",
+            "ALERT",
+            "SEVERITY",
+            "SINCE",
+            "RUNBOOK",
+            "ACKNOWLEDGED",
+            "SUMMARY",
+        ],
         rows,
-        &[0, 1, 2, 4],
+        &[0, 1, 2, 4, 5],
         &setup.screen(),
     ))?;
     if !std::io::stdin().is_terminal() || handled.iter().all(Option::is_none) {
@@ -113,4 +153,17 @@ fn severity_rank(severity: &str) -> u8 {
         "info" | "low" | "minor" | "p3" => 3,
         _ => 4,
     }
+}
+
+/// A silence that holds an alert, and the incident that created it when oncall did.
+struct Acknowledged {
+    silence: String,
+    incident: Option<String>,
+}
+
+/// The incident id in a silence comment oncall wrote: `oncall incident 20261122-0826-error-budget: …`.
+fn incident_of(comment: &str) -> Option<String> {
+    let rest = comment.strip_prefix("oncall incident ")?;
+    let id = rest.split(|c: char| c == ':' || c.is_whitespace()).next()?;
+    (!id.is_empty()).then(|| id.to_string())
 }

@@ -247,10 +247,12 @@ async fn firing_alert(
 ) -> anyhow::Result<crate::backends::alertmanager::Alert> {
     let base = alertmanager_base(setup, config);
     let matchers = std::collections::BTreeMap::from([("alertname".to_string(), name.to_string())]);
+    // Silenced too: a second responder opens the runbook of an alert someone acknowledged.
     let alerts = crate::backends::alertmanager::firing(
         &crate::backends::http_client(),
         &base,
         &matchers,
+        crate::backends::alertmanager::Which::All,
         Duration::from_secs(10),
     )
     .await?;

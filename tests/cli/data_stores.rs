@@ -326,3 +326,57 @@ fn the_acknowledgement_silences_the_alert_that_opened_the_run() {
         "{acknowledge:#}"
     );
 }
+
+#[test]
+fn an_acknowledged_alert_is_listed_with_its_incident_and_still_opens_its_runbook() {
+    let am = Alertmanager::start();
+    am.post_alert("PostgresSlowQueries", &[("severity", "warning")]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let silence = serde_json::json!({
+        "matchers": [{ "name": "alertname", "value": "PostgresSlowQueries", "isRegex": false, "isEqual": true }],
+        "startsAt": super::support::alertmanager::rfc3339(now),
+        "endsAt": super::support::alertmanager::rfc3339(now + 3600),
+        "createdBy": "alice",
+        "comment": "oncall incident 20261122-0826-db-performance: investigating",
+    });
+    let (code, body) = am
+        .request("POST", "/api/v2/silences", Some(&silence.to_string()))
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    // Alertmanager marks the alert silenced on its next pass over the silences.
+    let sb = Sandbox::new().env("ONCALL_ALERTMANAGER_URL", &am.url);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let listed = loop {
+        let listed = sb.run(&["alerts", "--output", "json"]).json();
+        if !listed[0]["acknowledged"].is_null() || std::time::Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(listed[0]["alert"], "PostgresSlowQueries", "{listed:#}");
+    assert_eq!(
+        listed[0]["acknowledged"]["incident"], "20261122-0826-db-performance",
+        "{listed:#}"
+    );
+    let text = sb.run(&["alerts"]).stdout;
+    assert!(text.contains("by 20261122-0826-db-performance"), "{text}");
+    let opened = sb.run(&[
+        "run",
+        "--alert",
+        "PostgresSlowQueries",
+        "--postgres-url",
+        "postgres://postgres@127.0.0.1:9/x",
+        "--dry-run",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        opened.json()["runbook"],
+        "db-performance",
+        "{}",
+        opened.stderr
+    );
+}
