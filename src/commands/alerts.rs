@@ -85,7 +85,7 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
                 (i + 1).to_string(),
                 a.name.clone(),
                 a.labels.get("severity").cloned().unwrap_or_default(),
-                a.starts_at.clone(),
+                firing_for(&a.starts_at),
                 rb.clone().unwrap_or_else(|| "-".into()),
                 match ack {
                     Some(Acknowledged {
@@ -103,7 +103,7 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
             "#",
             "ALERT",
             "SEVERITY",
-            "SINCE",
+            "FOR",
             "RUNBOOK",
             "ACKNOWLEDGED",
             "SUMMARY",
@@ -166,4 +166,12 @@ fn incident_of(comment: &str) -> Option<String> {
     let rest = comment.strip_prefix("oncall incident ")?;
     let id = rest.split(|c: char| c == ':' || c.is_whitespace()).next()?;
     (!id.is_empty()).then(|| id.to_string())
+}
+
+/// How long an alert has been firing, from its `startsAt`: `12m`.
+fn firing_for(starts_at: &str) -> String {
+    match starts_at.parse::<jiff::Timestamp>() {
+        Ok(start) => crate::view::age(jiff::Timestamp::now().duration_since(start).as_secs()),
+        Err(_) => starts_at.to_string(),
+    }
 }

@@ -57,7 +57,7 @@ pub fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
             crate::view::json_name(&s.mode),
             s.severity.clone(),
             s.opened_by.clone(),
-            age(now.duration_since(s.opened_at).as_secs()),
+            crate::view::age(now.duration_since(s.opened_at).as_secs()),
             s.last_step
                 .as_ref()
                 .map(|(id, _)| id.clone())
@@ -68,14 +68,4 @@ pub fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
     let text: String = text.lines().map(|l| format!("{}\n", l.trim())).collect();
     print_out(&text)?;
     Ok(0)
-}
-
-/// How long ago, for people: `45s`, `12m`, `3h`, `2d`.
-fn age(seconds: i64) -> String {
-    match seconds.max(0) {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
 }

@@ -87,6 +87,16 @@ pub fn duration(seconds: i64) -> String {
     }
 }
 
+/// An age at a glance: `45s`, `12m`, `3h`, `2d`.
+pub fn age(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
 /// Local clock time of a timestamp, `03:16`.
 pub fn clock(ts: &jiff::Timestamp) -> String {
     ts.to_zoned(jiff::tz::TimeZone::system())

@@ -256,7 +256,7 @@ fn alerts_list_the_most_severe_first_and_fit_the_width() {
     );
     let sb = Sandbox::new()
         .env("ONCALL_ALERTMANAGER_URL", &am.url)
-        .env("COLUMNS", "60");
+        .env("COLUMNS", "70");
     let listed = sb.run(&["alerts", "--output", "json"]).json();
     let names: Vec<&str> = listed
         .as_array()
@@ -275,8 +275,8 @@ fn alerts_list_the_most_severe_first_and_fit_the_width() {
     let text = sb.run(&["alerts"]).stdout;
     for line in text.lines() {
         assert!(
-            line.chars().count() <= 60,
-            "wider than COLUMNS=60: {line:?}\n{text}"
+            line.chars().count() <= 70,
+            "wider than COLUMNS=70: {line:?}\n{text}"
         );
     }
     assert!(
