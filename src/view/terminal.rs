@@ -288,6 +288,7 @@ impl Sink for TerminalView {
                 scenario,
                 user,
                 targets,
+                alert,
                 ..
             } => {
                 let mode = match mode {
@@ -317,6 +318,24 @@ impl Sink for TerminalView {
                 for (backend, target) in targets {
                     let first = format!("  {backend}: ");
                     self.wrapped(&first, "      ", target);
+                }
+                if let Some(alert) = alert {
+                    let labels: Vec<String> = alert["labels"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .filter(|(k, _)| *k != "alertname")
+                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let text = format!(
+                        "{} {{{}}} firing since {}",
+                        alert["name"].as_str().unwrap_or_default(),
+                        labels.join(", "),
+                        alert["starts_at"].as_str().unwrap_or_default()
+                    );
+                    self.wrapped("  opened from alert ", "    ", &text);
                 }
                 for (i, d) in escalation.iter().enumerate() {
                     let first = format!(

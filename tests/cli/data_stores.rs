@@ -302,18 +302,24 @@ fn the_acknowledgement_silences_the_alert_that_opened_the_run() {
     let am = Alertmanager::start();
     am.post_alert("PostgresTooManyConnections", &[("severity", "warning")]);
     let sb = Sandbox::new().env("ONCALL_ALERTMANAGER_URL", &am.url);
-    let report = sb
-        .run(&[
-            "run",
-            "--alert",
-            "PostgresTooManyConnections",
-            "--postgres-url",
-            "postgres://postgres@127.0.0.1:9/x",
-            "--dry-run",
-            "--output",
-            "json",
-        ])
-        .json();
+    let ran = sb.run(&[
+        "run",
+        "--alert",
+        "PostgresTooManyConnections",
+        "--postgres-url",
+        "postgres://postgres@127.0.0.1:9/x",
+        "--dry-run",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        ran.stderr.contains(
+            "opened from alert PostgresTooManyConnections {severity=warning} firing since"
+        ),
+        "the header names the alert: {}",
+        ran.stderr
+    );
+    let report = ran.json();
     let acknowledge = report["steps"][0]["actions"]
         .as_array()
         .unwrap()
