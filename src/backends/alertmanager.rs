@@ -404,14 +404,9 @@ pub async fn silence_comment(
     let url = format!(
         "{}/api/v2/silence/{}",
         base.trim_end_matches('/'),
-        expr_path(id)
+        crate::expr::url_encode(id)
     );
     let response = client.get(&url).timeout(timeout).send().await.ok()?;
     let body: Value = response.json().await.ok()?;
     body["comment"].as_str().map(str::to_string)
-}
-
-/// A silence id as one path segment.
-fn expr_path(id: &str) -> String {
-    crate::expr::url_encode(id)
 }

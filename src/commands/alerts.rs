@@ -11,8 +11,9 @@ use std::time::Duration;
 pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
     let config = setup.config()?;
     let base = super::run::alertmanager_base(setup, &config);
+    let client = http_client();
     let alerts = match alertmanager::firing(
-        &http_client(),
+        &client,
         &base,
         &Default::default(),
         alertmanager::Which::All,
@@ -39,25 +40,18 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
     });
     let catalog = setup.catalog();
     let handled: Vec<Option<String>> = alerts.iter().map(|a| catalog.for_alert(&a.name)).collect();
-    let mut acknowledged: Vec<Option<Acknowledged>> = Vec::new();
-    for alert in &alerts {
-        acknowledged.push(match alert.silenced_by.first() {
-            Some(id) => {
-                let comment = alertmanager::silence_comment(
-                    &http_client(),
-                    &base,
-                    id,
-                    Duration::from_secs(5),
-                )
-                .await;
-                Some(Acknowledged {
-                    silence: id.clone(),
-                    incident: comment.as_deref().and_then(incident_of),
-                })
-            }
-            None => None,
-        });
-    }
+    // The silences' comments name the incidents that acknowledged them: asked for together.
+    let acknowledged: Vec<Option<Acknowledged>> =
+        futures_util::future::join_all(alerts.iter().map(|alert| async {
+            let id = alert.silenced_by.first()?;
+            let comment =
+                alertmanager::silence_comment(&client, &base, id, Duration::from_secs(5)).await;
+            Some(Acknowledged {
+                silence: id.clone(),
+                incident: comment.as_deref().and_then(incident_of),
+            })
+        }))
+        .await;
     if setup.json() {
         let items: Vec<_> = alerts
             .iter()

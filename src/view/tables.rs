@@ -127,12 +127,7 @@ fn keep_whole(
     }
 }
 
-/// A header on one line, like every row.
-fn header_row(cells: Vec<Cell>) -> Row {
-    one_line(cells)
-}
-
-/// One line per row: what a cut keeps.
+/// One line per row (the header too): what a cut keeps.
 fn one_line(cells: Vec<Cell>) -> Row {
     let mut row = Row::from(cells);
     row.max_height(1);
@@ -153,13 +148,14 @@ fn value_of(o: &Observation) -> String {
 pub fn render(observations: &[Observation], screen: &Screen) -> String {
     let width = screen.width.map(usize::from);
     let mut table = screen.table(width);
-    table.set_header(header_row(
+    table.set_header(one_line(
         ["check", "verdict", "value", "time", "note"]
             .into_iter()
             .map(|h| screen.header(h))
             .collect(),
     ));
-    for o in observations {
+    let values: Vec<String> = observations.iter().map(value_of).collect();
+    for (o, value) in observations.iter().zip(&values) {
         let note = o
             .reason
             .clone()
@@ -170,37 +166,26 @@ pub fn render(observations: &[Observation], screen: &Screen) -> String {
         table.add_row(one_line(vec![
             cell(&o.title),
             screen.verdict(o.verdict),
-            cell(&value_of(o)),
+            cell(value),
             Cell::new(format!("{} ms", o.millis)).set_alignment(CellAlignment::Right),
             cell(&note),
         ]));
     }
-    for (i, constraint) in [
-        Some(ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
-            24.min(longest(observations.iter().map(|o| o.title.as_str())) as u16 + 2),
-        ))),
-        Some(ColumnConstraint::ContentWidth),
-        Some(ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
-            12.min(
-                longest(
-                    observations
-                        .iter()
-                        .map(value_of)
-                        .collect::<Vec<_>>()
-                        .iter()
-                        .map(String::as_str),
-                ) as u16
-                    + 2,
-            ),
-        ))),
-        Some(ColumnConstraint::ContentWidth),
-        None,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        if let (Some(c), Some(column)) = (constraint, table.column_mut(i)) {
-            column.set_constraint(c);
+    // Titles and values keep a little room; verdicts and times are never cut; the note takes the rest.
+    let at_least = |cap: usize, texts: &mut dyn Iterator<Item = &str>| {
+        ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
+            cap.min(longest(texts) + 2) as u16
+        ))
+    };
+    let constraints = [
+        at_least(24, &mut observations.iter().map(|o| o.title.as_str())),
+        ColumnConstraint::ContentWidth,
+        at_least(12, &mut values.iter().map(String::as_str)),
+        ColumnConstraint::ContentWidth,
+    ];
+    for (i, constraint) in constraints.into_iter().enumerate() {
+        if let Some(column) = table.column_mut(i) {
+            column.set_constraint(constraint);
         }
     }
     let lines: Vec<String> = table.lines().collect();
@@ -248,7 +233,7 @@ fn sub_table(rows: &Rows, unit: &Option<String>, screen: &Screen, width: Option<
     if judged {
         header.push(screen.header("verdict"));
     }
-    table.set_header(header_row(header));
+    table.set_header(one_line(header));
     let shown = rows.rows.iter().take(MAX_ROWS);
     let mut texts: Vec<Vec<String>> = Vec::new();
     for (r, row) in shown.enumerate() {
@@ -299,7 +284,7 @@ pub fn listing(
 ) -> String {
     let width = screen.width.map(usize::from);
     let mut table = screen.table(width);
-    table.set_header(header_row(header.iter().map(|h| Cell::new(*h)).collect()));
+    table.set_header(one_line(header.iter().map(|h| Cell::new(*h)).collect()));
     for row in &rows {
         table.add_row(one_line(row.iter().map(|c| cell(c)).collect()));
     }

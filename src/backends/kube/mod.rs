@@ -84,6 +84,8 @@ pub struct Kube {
     context: Option<String>,
     namespace: Option<String>,
     client: OnceCell<Result<(kube::Client, String), String>>,
+    /// `describe`, read from the kubeconfig once: every plan of the run names the same cluster.
+    described: std::sync::OnceLock<String>,
 }
 
 impl Kube {
@@ -92,6 +94,7 @@ impl Kube {
             context,
             namespace,
             client: OnceCell::new(),
+            described: std::sync::OnceLock::new(),
         }
     }
 
@@ -121,6 +124,12 @@ impl Kube {
     /// `context prod-eu (https://10.0.0.1:6443), default namespace video`. What a plan and the
     /// header name.
     pub fn describe(&self) -> String {
+        self.described
+            .get_or_init(|| self.read_description())
+            .clone()
+    }
+
+    fn read_description(&self) -> String {
         let config = match kube::config::Kubeconfig::read() {
             Ok(config) => config,
             Err(_) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
