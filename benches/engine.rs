@@ -100,7 +100,7 @@ fn parallel_checks(rows: &mut Vec<Row>) {
     let runbook = validate::load(&source).unwrap_or_else(|p| panic!("bench runbook: {p:?}"));
     // No Prometheus check: the URL is never used.
     let systems = Arc::new(oncall::backends::Systems {
-        kube: oncall::backends::kube::Kube::new(None, None),
+        kube: oncall::backends::kube::Kube::new(None, None, &[]),
         docker: Default::default(),
         gpu: Default::default(),
         urls: Default::default(),
@@ -117,7 +117,7 @@ fn parallel_checks(rows: &mut Vec<Row>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let recorder = Recorder::new("bench".into(), vec![Box::new(Finished(seen.clone()))]);
         let settings = Settings {
-            policy: Policy::DryRun,
+            policy: Policy::DryRun { server: false },
             default_timeout: Duration::from_secs(10),
             pace: Pace::RealTime,
             max_wait: None,

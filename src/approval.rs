@@ -29,8 +29,9 @@ pub enum Policy {
     Prompt,
     /// `--yes`: approve every action offered.
     AssumeYes,
-    /// `--dry-run`: show every action as it would be sent; send none.
-    DryRun,
+    /// `--dry-run`: show every action as it would be sent; send none. `server`: Kubernetes writes
+    /// are planned with the API server's answer to them under dryRun=All (nothing persisted).
+    DryRun { server: bool },
     /// A drill: rehearse the decision (ask when there is a terminal); never send.
     Drill { ask: bool },
     /// No terminal and no `--yes`: stop before the first question.
@@ -38,12 +39,23 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// Who decided, for the timeline.
-    pub fn by(self) -> &'static str {
+    /// Who decided, for the timeline; on a production context, how the write was confirmed.
+    pub fn by(self, production: Option<&str>) -> String {
+        match (self, production) {
+            (Policy::Prompt, Some(context)) => format!("prompt, typed the context name {context}"),
+            (Policy::AssumeYes, Some(context)) => {
+                format!("--yes, on production context {context} without typing its name")
+            }
+            _ => self.word().into(),
+        }
+    }
+
+    fn word(self) -> &'static str {
         match self {
             Policy::Prompt => "prompt",
             Policy::AssumeYes => "--yes",
-            Policy::DryRun => "--dry-run",
+            Policy::DryRun { server: false } => "--dry-run",
+            Policy::DryRun { server: true } => "--dry-run=server",
             Policy::Drill { ask: true } => "drill prompt",
             Policy::Drill { ask: false } => "drill",
             Policy::NoTerminal => "no terminal",
@@ -52,26 +64,29 @@ impl Policy {
 
     /// For an action that may have been applied already: only an engineer's explicit answer
     /// sends it again, never `--yes`.
-    pub async fn decide_unconfirmed(self, question: String) -> Decision {
+    pub async fn decide_unconfirmed(self, question: String, production: Option<&str>) -> Decision {
         match self {
             Policy::AssumeYes => Decision::Other(DecisionKind::Unconfirmed),
-            other => other.decide(question).await,
+            other => other.decide(question, production).await,
         }
     }
 
-    pub async fn decide(self, question: String) -> Decision {
+    /// `production`: the context's name when the write goes to a production cluster; on a
+    /// terminal only typing that name approves it (`--yes` approves without, and says so in `by`).
+    pub async fn decide(self, question: String, production: Option<&str>) -> Decision {
+        let confirm = production.map(str::to_string);
         match self {
             Policy::AssumeYes => Decision::Apply(Approval { _sealed: () }),
-            Policy::DryRun => Decision::Other(DecisionKind::WouldSend),
+            Policy::DryRun { .. } => Decision::Other(DecisionKind::WouldSend),
             Policy::NoTerminal => Decision::Other(DecisionKind::NoTerminal),
             Policy::Drill { ask: false } => Decision::Other(DecisionKind::Rehearsed),
-            Policy::Drill { ask: true } => match ask(question).await {
+            Policy::Drill { ask: true } => match ask(question, confirm).await {
                 Answer::Yes => Decision::Other(DecisionKind::Rehearsed),
                 Answer::Recheck => Decision::Recheck,
                 Answer::Skip => Decision::Other(DecisionKind::Skipped),
                 Answer::Abort => Decision::Other(DecisionKind::Aborted),
             },
-            Policy::Prompt => match ask(question).await {
+            Policy::Prompt => match ask(question, confirm).await {
                 Answer::Yes => Decision::Apply(Approval { _sealed: () }),
                 Answer::Recheck => Decision::Recheck,
                 Answer::Skip => Decision::Other(DecisionKind::Skipped),
@@ -90,8 +105,13 @@ enum Answer {
 
 const CHOICES: &str = "[y]es apply / [s]kip / [r]e-check / [a]bort run:";
 
-/// Reads one answer from the terminal in cooked mode, so Ctrl-C stays a signal.
-async fn ask(question: String) -> Answer {
+/// Reads one answer from the terminal in cooked mode, so Ctrl-C stays a signal. With `confirm`
+/// (a production context's name) only that name, typed, applies.
+async fn ask(question: String, confirm: Option<String>) -> Answer {
+    let choices = match &confirm {
+        Some(name) => format!("type {name} to apply / [s]kip / [r]e-check / [a]bort run:"),
+        None => CHOICES.to_string(),
+    };
     tokio::task::spawn_blocking(move || {
         let stdin = std::io::stdin();
         let mut stderr = std::io::stderr();
@@ -100,11 +120,11 @@ async fn ask(question: String) -> Answer {
             .size_checked()
             .filter(|(_, columns)| *columns > 0)
             .is_none_or(|(_, columns)| {
-                console::measure_text_width(&question) + CHOICES.len() + 2 <= columns as usize
+                console::measure_text_width(&question) + choices.len() + 2 <= columns as usize
             });
         let separator = if fits { " " } else { "\n    " };
         loop {
-            let _ = write!(stderr, "{question}{separator}{CHOICES} ");
+            let _ = write!(stderr, "{question}{separator}{choices} ");
             let _ = stderr.flush();
             let mut line = String::new();
             match stdin.lock().read_line(&mut line) {
@@ -114,13 +134,30 @@ async fn ask(question: String) -> Answer {
                 }
                 Ok(_) => {}
             }
-            match line.trim().to_ascii_lowercase().as_str() {
-                "y" | "yes" | "apply" => return Answer::Yes,
+            let typed = line.trim();
+            if let Some(name) = &confirm {
+                if typed == name {
+                    return Answer::Yes;
+                }
+                if matches!(typed.to_ascii_lowercase().as_str(), "y" | "yes" | "apply") {
+                    let _ = writeln!(
+                        stderr,
+                        "  {name} is a production context: type its name to apply, or s, r or a"
+                    );
+                    continue;
+                }
+            }
+            match typed.to_ascii_lowercase().as_str() {
+                "y" | "yes" | "apply" if confirm.is_none() => return Answer::Yes,
                 "s" | "skip" | "n" | "no" => return Answer::Skip,
                 "r" | "re-check" | "recheck" => return Answer::Recheck,
                 "a" | "abort" | "q" | "quit" => return Answer::Abort,
                 other => {
-                    let _ = writeln!(stderr, "  '{other}' is not an answer: type y, s, r or a");
+                    let apply = confirm.as_deref().unwrap_or("y");
+                    let _ = writeln!(
+                        stderr,
+                        "  '{other}' is not an answer: type {apply}, s, r or a"
+                    );
                 }
             }
         }

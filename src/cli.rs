@@ -8,7 +8,8 @@ use std::path::PathBuf;
 const EXIT_CODES: &str = "\
 Exit codes:
   0    all checks ok (warnings allowed)
-  1    a check failed, an action failed, or a wait ended before its condition held
+  1    a check failed, an action failed, a wait ended before its condition held, an action's
+       target was not found, or the API server refused a write in --dry-run=server
   2    bad usage, or a runbook, scenario or config file that does not validate
   3    a check could not be read: its backend did not answer (refused, timed out, unknown host)
        or answered with an error (not found, forbidden); `alerts` when Alertmanager does not answer
@@ -280,9 +281,20 @@ impl Target {
 pub struct RunArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Run every check for real and show every action as it would be sent; send none
-    #[arg(long, env = "ONCALL_DRY_RUN", hide_env_values = true, value_parser = BoolishValueParser::new())]
-    pub dry_run: bool,
+    /// Run every check for real and show every action as it would be sent; send none.
+    /// `--dry-run=server` sends Kubernetes writes with dryRun=All, so the API server validates
+    /// and admits them without persisting, and shows its answer; nothing else is sent
+    #[arg(
+        long,
+        env = "ONCALL_DRY_RUN",
+        hide_env_values = true,
+        value_name = "client|server",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "client",
+        value_parser = parse_dry_run,
+    )]
+    pub dry_run: Option<DryRun>,
     /// Approve every action without asking
     #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true, value_parser = BoolishValueParser::new())]
     pub yes: bool,
@@ -342,6 +354,27 @@ pub struct DrillArgs {
     /// Rehearse without asking: record every action as it would be offered
     #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true, value_parser = BoolishValueParser::new())]
     pub yes: bool,
+}
+
+/// Where a dry run stops: before anything is sent (`client`, as plain `--dry-run`), or at the
+/// Kubernetes API server, which answers `dryRun=All` writes without persisting them (`server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    Off,
+    Client,
+    Server,
+}
+
+/// `client` or `server`, as kubectl; `ONCALL_DRY_RUN` also takes the words a flag variable takes.
+fn parse_dry_run(text: &str) -> Result<DryRun, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "client" | "true" | "1" | "yes" | "on" => Ok(DryRun::Client),
+        "server" => Ok(DryRun::Server),
+        "false" | "0" | "no" | "off" | "" => Ok(DryRun::Off),
+        other => Err(format!(
+            "'{other}' is not a dry run: --dry-run (nothing is sent) or --dry-run=server (Kubernetes writes are sent with dryRun=All)"
+        )),
+    }
 }
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {

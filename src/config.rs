@@ -15,6 +15,9 @@ pub struct Config {
     /// Values for runbook params, used by every runbook that declares them.
     #[serde(default)]
     pub params: BTreeMap<String, ScalarValue>,
+    /// Kubernetes contexts (`prod-*`) where approving a write means typing the context's name.
+    #[serde(default)]
+    pub production_contexts: Vec<String>,
 }
 
 pub fn default_path() -> Option<PathBuf> {
@@ -41,8 +44,17 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str(text)
-            .map_err(|e| anyhow::anyhow!("{}", Problem::from_yaml(name, &e)))
+        let config: Config = serde_saphyr::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}", Problem::from_yaml(name, &e)))?;
+        for pattern in &config.production_contexts {
+            if let Err(e) = globset::Glob::new(pattern) {
+                anyhow::bail!(
+                    "{name}: production_contexts: '{pattern}' is not a context pattern ({}); write names with * and ? wildcards, as prod-*",
+                    e.kind()
+                );
+            }
+        }
+        Ok(config)
     }
 }
 

@@ -114,14 +114,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate { paths } => commands::validate::run(&setup, &paths),
         Command::Alerts => commands::alerts::run(&setup).await,
         Command::Run(args) => {
-            if args.dry_run && args.yes {
+            let dry_run = args.dry_run.unwrap_or(cli::DryRun::Off);
+            if dry_run != cli::DryRun::Off && args.yes {
                 anyhow::bail!(
                     "--yes and --dry-run contradict each other: a dry run sends nothing, so there is nothing to approve"
                 );
             }
             let mode = if args.scenario.is_some() {
                 engine::event::Mode::Drill
-            } else if args.dry_run {
+            } else if dry_run != cli::DryRun::Off {
                 engine::event::Mode::DryRun
             } else {
                 engine::event::Mode::Live
@@ -132,6 +133,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 alert: args.alert.as_deref(),
                 mode,
                 yes: args.yes,
+                server_dry_run: dry_run == cli::DryRun::Server,
                 scenario: args.scenario.as_deref(),
                 timeout: args.timeout,
                 max_wait: args.max_wait,
@@ -161,6 +163,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 alert: None,
                 mode: engine::event::Mode::Drill,
                 yes: args.yes,
+                server_dry_run: false,
                 scenario: args.scenario.as_deref(),
                 timeout: engine::DEFAULT_CHECK_TIMEOUT,
                 max_wait: None,

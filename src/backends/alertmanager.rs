@@ -96,7 +96,32 @@ impl ActionSpec for Silence {
         )
         .trim_end_matches(": ")
         .to_string();
-        let (plan, request) = silence(&alertmanager_url(ctx), found, length, comment, with.user)?;
+        let base = alertmanager_url(ctx);
+        // With live systems, the plan says what silences these alerts now (current → new).
+        let now = match with.systems {
+            Some(_) => {
+                Some(active_silences(&super::http_client(), &base, &found, PLAN_READ_TIMEOUT).await)
+            }
+            None => None,
+        };
+        let (mut plan, request) = silence(&base, found, length, comment, with.user)?;
+        match now {
+            Some(Ok(same)) if same.is_empty() => plan
+                .changes
+                .push("no active silence has these matchers now".into()),
+            Some(Ok(same)) => plan.changes.extend(same.iter().map(|s| {
+                format!(
+                    "already silenced by {} (by {}) until {}: this one would overlap it",
+                    s.id,
+                    s.created_by,
+                    crate::view::clock_seconds(&s.ends)
+                )
+            })),
+            Some(Err(e)) => plan
+                .changes
+                .push(format!("the current silences could not be read: {e}")),
+            None => {}
+        }
         Ok(Prepared::new(plan, super::Request::Alertmanager(request)))
     }
 }
@@ -266,6 +291,73 @@ pub async fn check(
         verdict: None,
         took_ms: None,
     })
+}
+
+/// How long a plan waits to read what it would change.
+const PLAN_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An active silence, as a plan names it.
+pub struct Active {
+    pub id: String,
+    pub created_by: String,
+    pub ends: jiff::Timestamp,
+}
+
+/// The active silences whose matchers are exactly these (`name="value"`, all equality).
+pub async fn active_silences(
+    client: &reqwest::Client,
+    base: &str,
+    matchers: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<Vec<Active>, Error> {
+    let url = format!("{}/api/v2/silences", base.trim_end_matches('/'));
+    let response = client
+        .get(&url)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+    if status != 200 {
+        return Err(Error::Status {
+            url,
+            status,
+            body: snippet(&body),
+        });
+    }
+    let list: Vec<Value> = serde_json::from_str(&body).map_err(|_| Error::NotAlertmanager {
+        url: url.clone(),
+        snippet: snippet(&body),
+    })?;
+    let same = |silence: &Value| {
+        let Some(theirs) = silence["matchers"].as_array() else {
+            return false;
+        };
+        theirs.len() == matchers.len()
+            && theirs.iter().all(|m| {
+                m["isRegex"] == false
+                    && m["isEqual"] != false
+                    && m["name"]
+                        .as_str()
+                        .and_then(|name| matchers.get(name))
+                        .is_some_and(|value| m["value"].as_str() == Some(value))
+            })
+    };
+    Ok(list
+        .iter()
+        .filter(|s| s["status"]["state"] == "active" && same(s))
+        .filter_map(|s| {
+            Some(Active {
+                id: s["id"].as_str()?.to_string(),
+                created_by: s["createdBy"].as_str().unwrap_or("?").to_string(),
+                ends: s["endsAt"].as_str()?.parse().ok()?,
+            })
+        })
+        .collect())
 }
 
 /// A rendered silence or expiry.

@@ -205,12 +205,18 @@ pub struct Plan {
     /// The system it goes to where the request does not say (a Kubernetes context and its server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on: Option<String>,
+    /// The Kubernetes context when the config lists it as production: approving means typing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production: Option<String>,
     /// Why it would fail because what it changes is not there: said in the plan, and a live run
     /// does not send it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    /// The Kubernetes API server's answer to this write sent with dryRun=All (`--dry-run=server`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerAnswer>,
     /// What changes, where it can be known: `replicas 5 → 10`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
@@ -220,6 +226,14 @@ pub struct Plan {
     /// The target's value before this action: what `replicas: previous` restores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
+}
+
+/// What the API server said to a write it validated and admitted without persisting.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServerAnswer {
+    pub accepted: bool,
+    /// `deployment/x replicas → 10`, or why the server refused it.
+    pub answer: String,
 }
 
 /// An action rendered against the observations so far: what would be sent, exactly.
@@ -256,6 +270,9 @@ pub struct PlanContext<'a> {
     pub user: &'a str,
     /// The runbook's messages by name, for a `notify` action to render.
     pub messages: &'a std::collections::BTreeMap<String, S<String>>,
+    /// `--dry-run=server`: a Kubernetes write's plan carries the API server's answer to it sent
+    /// with dryRun=All.
+    pub server_dry_run: bool,
 }
 
 /// What this incident's actions changed that a later action may undo: each target's value before

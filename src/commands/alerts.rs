@@ -130,6 +130,7 @@ pub async fn run(setup: &Setup) -> anyhow::Result<i32> {
         alert: Some(&alerts[index - 1].name),
         mode: crate::engine::event::Mode::Live,
         yes: false,
+        server_dry_run: false,
         scenario: None,
         timeout: crate::engine::DEFAULT_CHECK_TIMEOUT,
         max_wait: None,

@@ -33,6 +33,8 @@ pub struct Request<'a> {
     pub alert: Option<&'a str>,
     pub mode: Mode,
     pub yes: bool,
+    /// `--dry-run=server`: Kubernetes writes go to the API server with dryRun=All.
+    pub server_dry_run: bool,
     pub scenario: Option<&'a str>,
     pub timeout: Duration,
     pub max_wait: Option<Duration>,
@@ -208,13 +210,13 @@ pub fn resolve_values(
     Ok(Resolved { params, endpoints })
 }
 
-fn policy(mode: Mode, yes: bool) -> Policy {
+fn policy(mode: Mode, yes: bool, server: bool) -> Policy {
     let terminal = std::io::stdin().is_terminal();
     match mode {
         Mode::Drill => Policy::Drill {
             ask: terminal && !yes,
         },
-        Mode::DryRun => Policy::DryRun,
+        Mode::DryRun => Policy::DryRun { server },
         Mode::Live if yes => Policy::AssumeYes,
         Mode::Live if terminal => Policy::Prompt,
         Mode::Live => Policy::NoTerminal,
@@ -365,7 +367,8 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         endpoints: values.endpoints.clone(),
         alert: alert.clone(),
         digest: Some(Digest::of(&source.text)),
-        targets: targets(setup, &rb, &values.endpoints, req.mode),
+        targets: targets(setup, &config, &rb, &values.endpoints, req.mode),
+        server_dry_run: req.server_dry_run,
     };
     // Started when the timeline says it opened, so a message re-rendered later reads the same.
     let opened = screen.recorder.emit(opened);
@@ -389,6 +392,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let how = How {
         mode: req.mode,
         yes: req.yes,
+        server_dry_run: req.server_dry_run,
         timeout: req.timeout,
         max_wait: req.max_wait,
     };
@@ -410,6 +414,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
 /// Docker host. A drill talks to none.
 pub fn targets(
     setup: &Setup,
+    config: &Config,
     rb: &Runbook,
     endpoints: &Map<String, Value>,
     mode: Mode,
@@ -437,8 +442,7 @@ pub fn targets(
             .to_string()
     };
     if used.contains("kubernetes") {
-        let kube = Kube::new(setup.global.context.clone(), setup.global.namespace.clone());
-        found.insert("kubernetes".into(), kube.describe());
+        found.insert("kubernetes".into(), kube(setup, config).describe());
     }
     for name in ["prometheus", "alertmanager"] {
         if used.contains(name) {
@@ -456,10 +460,20 @@ pub fn targets(
     found
 }
 
+/// The cluster of `--context` (else the kubeconfig's current one), with the config's production contexts.
+fn kube(setup: &Setup, config: &Config) -> Kube {
+    Kube::new(
+        setup.global.context.clone(),
+        setup.global.namespace.clone(),
+        &config.production_contexts,
+    )
+}
+
 /// How a run goes: its mode, whether `--yes` approves, its timeouts.
 pub struct How {
     pub mode: Mode,
     pub yes: bool,
+    pub server_dry_run: bool,
     pub timeout: Duration,
     pub max_wait: Option<Duration>,
 }
@@ -552,7 +566,7 @@ impl Screen {
         self.watch_signals(&interrupts);
 
         let systems = Arc::new(Systems {
-            kube: Kube::new(setup.global.context.clone(), setup.global.namespace.clone()),
+            kube: kube(setup, &setup.config()?),
             docker: Default::default(),
             gpu: Gpu {
                 library: setup.global.nvml_library.clone(),
@@ -565,7 +579,7 @@ impl Screen {
         });
         let drill = how.mode == Mode::Drill;
         let settings = Settings {
-            policy: policy(how.mode, how.yes),
+            policy: policy(how.mode, how.yes, how.server_dry_run),
             default_timeout: how.timeout,
             pace: if drill {
                 Pace::Compressed(DRILL_TICK)

@@ -72,6 +72,7 @@ impl<'a> Shown<'a> {
             known_replicas: &Default::default(),
             user: &user,
             messages: &rb.messages,
+            server_dry_run: false,
         };
         let mut plans = BTreeMap::new();
         for action in rb.steps.iter().flat_map(|s| &s.actions) {

@@ -84,6 +84,9 @@ pub enum EventKind {
         /// which Prometheus, Alertmanager and Docker host. None in a drill.
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         targets: std::collections::BTreeMap<String, String>,
+        /// `--dry-run=server`: Kubernetes writes were sent with dryRun=All (nothing persisted).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        server_dry_run: bool,
     },
     /// A later run took up this incident where it stopped.
     Resumed {

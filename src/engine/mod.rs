@@ -132,6 +132,8 @@ pub struct Outcome {
     pub unconfirmed: bool,
     /// Actions whose target was not there (a deployment or configmap the API server does not have).
     pub targets_missing: usize,
+    /// Kubernetes writes the API server refused in a server-side dry run.
+    pub refused: usize,
 }
 
 pub struct Engine<'a, R: Reader> {
@@ -461,6 +463,10 @@ impl<'a, R: Reader> Engine<'a, R> {
             known_replicas: &self.settings.known_replicas,
             user: &self.settings.user,
             messages: &self.runbook.messages,
+            server_dry_run: matches!(
+                self.settings.policy,
+                crate::approval::Policy::DryRun { server: true }
+            ),
         };
         let prepared = match action.kind.prepare(&self.ctx.to_value(), &with).await {
             Ok(prepared) => prepared,
@@ -490,12 +496,15 @@ impl<'a, R: Reader> Engine<'a, R> {
             kind: action.kind.key().into(),
             plan: prepared.plan.clone(),
         });
+        if prepared.plan.server.as_ref().is_some_and(|s| !s.accepted) {
+            self.outcome.refused += 1;
+        }
         // What it changes is not there: it would fail. A rehearsal shows it; a live run does not send it.
         if let Some(missing) = &prepared.plan.missing {
             self.outcome.targets_missing += 1;
             let rehearsal = matches!(
                 self.settings.policy,
-                crate::approval::Policy::DryRun | crate::approval::Policy::Drill { .. }
+                crate::approval::Policy::DryRun { .. } | crate::approval::Policy::Drill { .. }
             );
             if !rehearsal {
                 self.record(EventKind::ActionNotOffered {
@@ -507,12 +516,16 @@ impl<'a, R: Reader> Engine<'a, R> {
             }
         }
         let policy = self.settings.policy;
+        let production = prepared.plan.production.as_deref();
         let decision = if let Some(Prior::Unconfirmed { .. }) = prior {
             policy
-                .decide_unconfirmed(format!("  → {title} again (it may have been applied)?"))
+                .decide_unconfirmed(
+                    format!("  → {title} again (it may have been applied)?"),
+                    production,
+                )
                 .await
         } else {
-            policy.decide(format!("  → {title}?")).await
+            policy.decide(format!("  → {title}?"), production).await
         };
         let kind = match &decision {
             Decision::Recheck => return None,
@@ -523,7 +536,11 @@ impl<'a, R: Reader> Engine<'a, R> {
             step: step.into(),
             action: id.clone(),
             decision: kind,
-            by: self.settings.policy.by().into(),
+            // The name typed (or not, under --yes) is part of an approval only.
+            by: self
+                .settings
+                .policy
+                .by(production.filter(|_| kind == DecisionKind::Approved)),
             user: self.settings.user.clone(),
         });
         Some(match decision {
@@ -608,7 +625,7 @@ impl<'a, R: Reader> Engine<'a, R> {
         }
         let as_written = timeout;
         // A dry run sent nothing, so nothing can recover: it polls once and says what it would wait for.
-        let once = matches!(self.settings.policy, crate::approval::Policy::DryRun);
+        let once = matches!(self.settings.policy, crate::approval::Policy::DryRun { .. });
         let (every, timeout) = match self.settings.pace {
             Pace::RealTime => (every, timeout),
             // As many polls as the real wait would make, capped so a drill always ends.
@@ -879,6 +896,15 @@ pub fn exit_code(checks: &BTreeMap<String, Observation>, outcome: &Outcome) -> (
         cause(
             1,
             format!("{} action target(s) not found", outcome.targets_missing),
+        );
+    }
+    if outcome.refused > 0 {
+        cause(
+            1,
+            format!(
+                "{} action(s) refused by the API server (dry run)",
+                outcome.refused
+            ),
         );
     }
     if causes.is_empty() {

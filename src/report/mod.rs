@@ -419,6 +419,7 @@ mod tests {
             alert,
             digest: None,
             targets: Default::default(),
+            server_dry_run: false,
         }
     }
 

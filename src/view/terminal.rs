@@ -289,10 +289,15 @@ impl Sink for TerminalView {
                 user,
                 targets,
                 alert,
+                server_dry_run,
                 ..
             } => {
                 let mode = match mode {
                     Mode::Live => String::new(),
+                    Mode::DryRun if *server_dry_run => self.paint(
+                        "  [dry-run=server: Kubernetes writes go with dryRun=All, nothing is persisted; nothing else is sent]",
+                        "36;1",
+                    ),
                     Mode::DryRun => self.paint("  [dry-run: nothing will be sent]", "36;1"),
                     Mode::Drill => self.paint(
                         &format!("  [drill: {}]", scenario.clone().unwrap_or_default()),
@@ -394,6 +399,23 @@ impl Sink for TerminalView {
                 if let Some(missing) = &plan.missing {
                     let first = format!("     {} ", self.paint("✗", "31;1"));
                     self.wrapped(&first, "       ", missing);
+                }
+                match &plan.server {
+                    Some(server) if server.accepted => {
+                        let first = format!("     {} ", self.paint("✓", "32;1"));
+                        let said = format!(
+                            "the API server accepted it (dryRun=All, not persisted): {}",
+                            server.answer
+                        );
+                        self.wrapped(&first, "       ", &said);
+                    }
+                    Some(server) => {
+                        let first = format!("     {} ", self.paint("✗", "31;1"));
+                        let said =
+                            format!("the API server refused it (dryRun=All): {}", server.answer);
+                        self.wrapped(&first, "       ", &said);
+                    }
+                    None => {}
                 }
                 if let Some(body) = &plan.body {
                     let pretty = serde_json::to_string_pretty(body).unwrap_or_default();

@@ -331,6 +331,43 @@ fn the_acknowledgement_silences_the_alert_that_opened_the_run() {
         acknowledge["plan"]["body"]["matchers"][0]["value"], "PostgresTooManyConnections",
         "{acknowledge:#}"
     );
+    assert!(
+        acknowledge["plan"]["changes"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(
+                "no active silence has these matchers now"
+            )),
+        "{acknowledge:#}"
+    );
+
+    // Someone acknowledged it meanwhile: the plan reads their silence (current → new).
+    let mut theirs = acknowledge["plan"]["body"].clone();
+    theirs["createdBy"] = serde_json::json!("alice");
+    let (code, body) = am
+        .request("POST", "/api/v2/silences", Some(&theirs.to_string()))
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["silenceID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let again = sb.run(&[
+        "run",
+        "--alert",
+        "PostgresTooManyConnections",
+        "--new",
+        "--postgres-url",
+        "postgres://postgres@127.0.0.1:9/x",
+        "--dry-run",
+    ]);
+    assert!(
+        again
+            .stdout
+            .contains(&format!("already silenced by {id} (by alice) until")),
+        "{}",
+        again.stdout
+    );
 }
 
 #[test]

@@ -338,6 +338,96 @@ fn dry_run_of_every_kubernetes_step_sends_only_gets() {
 }
 
 #[test]
+fn server_dry_run_sends_every_kubernetes_write_with_dry_run_all_and_nothing_else() {
+    let prom = Prometheus::start();
+    let kube = video_cluster();
+    let api = RecordingServer::with_status(&[("/health/db", 503)]);
+    let sb = sandbox(&kube);
+    let server_args = |extra: &[&'static str]| {
+        let mut flags = vec![
+            "--dry-run=server",
+            "--output",
+            "json",
+            "-p",
+            "queue_fail=1500",
+            "--max-wait",
+            "1s",
+        ];
+        flags.extend(extra);
+        error_budget_args(&prom.url, &api.url, &flags)
+    };
+    let ran = sb.run(&strs(&server_args(&[])));
+    assert!(ran.stderr.contains("dry-run=server"), "{}", ran.stderr);
+    let timeline = sb.timeline();
+    let kube_plans: Vec<&Value> = events(&timeline, "action_planned")
+        .into_iter()
+        .filter(|p| p["plan"]["backend"] == "kubernetes")
+        .collect();
+    assert!(kube_plans.len() >= 5, "{kube_plans:?}");
+    for planned in &kube_plans {
+        assert_eq!(planned["plan"]["server"]["accepted"], true, "{planned}");
+    }
+    let scale = kube_plans
+        .iter()
+        .find(|p| p["action"] == "scale_gpu_workers")
+        .unwrap();
+    assert!(
+        scale["plan"]["server"]["answer"]
+            .as_str()
+            .unwrap()
+            .starts_with("deployment/gpu-worker replicas → "),
+        "{scale}"
+    );
+    // Every write reached the API server with dryRun=All, one per plan, and none was persisted.
+    let writes = kube.mutating_requests();
+    assert_eq!(writes.len(), kube_plans.len(), "{writes:?}");
+    for (method, target) in &writes {
+        assert!(target.contains("dryRun=All"), "{method} {target}");
+    }
+    assert_eq!(replicas(&kube, "gpu-worker"), 5);
+    let config = kube
+        .get(&format!(
+            "/api/v1/namespaces/{NS}/configmaps/api-gateway-config"
+        ))
+        .unwrap();
+    assert_eq!(config["data"]["DB_MAX_CONNECTIONS"], "20");
+    // Every other backend stays unsent: the gateway, the orchestrator and Alertmanager got reads only.
+    assert!(
+        api.requests().iter().all(|(m, _)| m == "GET"),
+        "{:?}",
+        api.requests()
+    );
+    let opened = &events(&timeline, "incident_opened")[0];
+    assert_eq!(opened["server_dry_run"], true);
+
+    // Admission that refuses a write is said in the plan and counted.
+    kube.fail(
+        "PATCH",
+        "configmaps/api-gateway-config",
+        422,
+        "admission webhook \"limits\" denied the request: DB_MAX_CONNECTIONS above 40",
+    );
+    let refused = sb.run(&strs(&server_args(&["--new"])));
+    let report = refused.json();
+    assert!(
+        report["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("1 action(s) refused by the API server (dry run)"),
+        "{report}"
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("the API server refused it (dryRun=All)")
+            && refused.stderr.contains("DB_MAX_CONNECTIONS above 40"),
+        "{}",
+        refused.stderr
+    );
+    assert_ne!(refused.code, 0);
+}
+
+#[test]
 fn faults_give_clear_errors_and_the_run_goes_on() {
     let sb = Sandbox::new();
     sb.write(
@@ -524,5 +614,65 @@ fn a_plan_whose_target_is_missing_says_so_and_a_live_run_does_not_send_it() {
         ),
         "{}",
         dry.stdout
+    );
+}
+
+#[test]
+fn a_write_to_a_production_context_is_approved_by_typing_its_name() {
+    let kube = video_cluster();
+    let sb = sandbox(&kube);
+    let config = sb.root.join("config/oncall/config.yaml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "production_contexts: [fa*]\n").unwrap();
+    sb.write(
+        "p.yaml",
+        "id: p\ntitle: T\nseverity: P2\nsteps:\n  - id: act\n    actions:\n      - id: scale\n        title: Scale the workers\n        k8s_scale: { namespace: video-processing, deployment: gpu-worker, replicas: 7 }\n",
+    );
+    let mut s = support::pty_sized(&sb, &["run", "p.yaml"], 80);
+    s.expect("a production context").unwrap();
+    s.expect("type fake to apply / [s]kip / [r]e-check / [a]bort run:")
+        .unwrap();
+    s.send_line("y").unwrap();
+    s.expect("fake is a production context: type its name to apply")
+        .unwrap();
+    assert_eq!(replicas(&kube, "gpu-worker"), 5, "a plain yes sent nothing");
+    s.send_line("fake").unwrap();
+    s.expect("typed the context name fake").unwrap();
+    assert_eq!(support::pty_exit_code(&mut s), 0);
+    assert_eq!(replicas(&kube, "gpu-worker"), 7);
+    let timeline = sb.timeline();
+    let decided = events(&timeline, "action_decided");
+    assert_eq!(decided[0]["by"], "prompt, typed the context name fake");
+    assert_eq!(
+        events(&timeline, "action_planned")[0]["plan"]["production"],
+        "fake"
+    );
+
+    // --yes still approves, and says that no name was typed.
+    let yes = sb.run(&["run", "p.yaml", "--yes", "--new"]);
+    assert_eq!(yes.code, 0, "{}", yes.stderr);
+    assert!(
+        yes.stdout
+            .contains("--yes, on production context fake without typing its name"),
+        "{}",
+        yes.stdout
+    );
+
+    // A context the config does not list is approved with y, as before.
+    std::fs::write(&config, "production_contexts: [prod-*]\n").unwrap();
+    let mut s = support::pty_sized(&sb, &["run", "p.yaml", "--new"], 120);
+    s.expect("[y]es apply / [s]kip / [r]e-check / [a]bort run:")
+        .unwrap();
+    s.send_line("s").unwrap();
+    assert_eq!(support::pty_exit_code(&mut s), 0);
+
+    std::fs::write(&config, "production_contexts: ['prod-[']\n").unwrap();
+    let bad = sb.run(&["run", "p.yaml", "--dry-run", "--new"]);
+    assert_eq!(bad.code, 2, "{}", bad.stdout);
+    assert!(
+        bad.stderr
+            .contains("production_contexts: 'prod-[' is not a context pattern"),
+        "{}",
+        bad.stderr
     );
 }

@@ -84,16 +84,36 @@ pub struct Kube {
     context: Option<String>,
     namespace: Option<String>,
     client: OnceCell<Result<(kube::Client, String), String>>,
+    /// The config's `production_contexts`.
+    production: globset::GlobSet,
     /// `describe`, read from the kubeconfig once: every plan of the run names the same cluster.
-    described: std::sync::OnceLock<String>,
+    described: std::sync::OnceLock<Described>,
+}
+
+/// Which cluster, in words, and the context's name when it is a production one.
+#[derive(Clone)]
+struct Described {
+    text: String,
+    production: Option<String>,
 }
 
 impl Kube {
-    pub fn new(context: Option<String>, namespace: Option<String>) -> Kube {
+    /// `production`: context patterns (`prod-*`) for which a write asks for the context's name;
+    /// the config file checked them when it was read, and one that does not parse matches nothing.
+    pub fn new(context: Option<String>, namespace: Option<String>, production: &[String]) -> Kube {
+        let mut patterns = globset::GlobSetBuilder::new();
+        for pattern in production {
+            if let Ok(glob) = globset::Glob::new(pattern) {
+                patterns.add(glob);
+            }
+        }
         Kube {
             context,
             namespace,
             client: OnceCell::new(),
+            production: patterns
+                .build()
+                .unwrap_or_else(|_| globset::GlobSet::empty()),
             described: std::sync::OnceLock::new(),
         }
     }
@@ -124,21 +144,35 @@ impl Kube {
     /// `context prod-eu (https://10.0.0.1:6443), default namespace video`. What a plan and the
     /// header name.
     pub fn describe(&self) -> String {
+        self.described().text
+    }
+
+    /// The context's name when the config lists it as production: approving a write there
+    /// means typing it.
+    pub fn production_context(&self) -> Option<String> {
+        self.described().production
+    }
+
+    fn described(&self) -> Described {
         self.described
             .get_or_init(|| self.read_description())
             .clone()
     }
 
-    fn read_description(&self) -> String {
+    fn read_description(&self) -> Described {
+        let plain = |text: &str| Described {
+            text: text.into(),
+            production: None,
+        };
         let config = match kube::config::Kubeconfig::read() {
             Ok(config) => config,
             Err(_) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
-                return "in-cluster (the pod's service account)".into();
+                return plain("in-cluster (the pod's service account)");
             }
-            Err(e) => return format!("no kubeconfig ({e})"),
+            Err(e) => return plain(&format!("no kubeconfig ({e})")),
         };
         let Some(name) = self.context.clone().or(config.current_context.clone()) else {
-            return "the kubeconfig has no current context".into();
+            return plain("the kubeconfig has no current context");
         };
         let context = config
             .contexts
@@ -157,9 +191,18 @@ impl Kube {
             .or(context.and_then(|c| c.namespace))
             .unwrap_or_else(|| "default".into());
         crate::redact::register_url(&server);
-        crate::redact::global().text(&format!(
-            "context {name} ({server}), default namespace {namespace}"
-        ))
+        let production = self.production.is_match(&name).then(|| name.clone());
+        let mark = if production.is_some() {
+            ", a production context: a write is approved by typing its name"
+        } else {
+            ""
+        };
+        Described {
+            text: crate::redact::global().text(&format!(
+                "context {name} ({server}), default namespace {namespace}{mark}"
+            )),
+            production,
+        }
     }
 
     /// The namespace used where a runbook names none: `--namespace`, else the kubeconfig's.
@@ -961,8 +1004,23 @@ pub async fn plan(
             plan.request =
                 format!("PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name} (strategic merge)");
             plan.body = Some(patch.clone());
+            let pods = match kube {
+                Some(kube) => match current_replicas(kube, ns, name).await {
+                    Read::Found(count) => format!("its {count} pod(s)"),
+                    Read::Missing => {
+                        plan.missing = Some(format!(
+                            "deployment {name} not found in {ns}: this action would fail"
+                        ));
+                        "its pods".into()
+                    }
+                    Read::Unknown => "its pods".into(),
+                },
+                None => known_replicas
+                    .get(name)
+                    .map_or("its pods".into(), |count| format!("its {count} pod(s)")),
+            };
             plan.changes.push(format!(
-                "deployment/{name}: new pods replace the old ones, as `kubectl rollout restart`"
+                "deployment/{name}: new pods replace {pods}, as `kubectl rollout restart`"
             ));
             if let Some(wait) = wait {
                 plan.changes.push(format!(
@@ -1009,6 +1067,14 @@ pub async fn plan(
         }
         Request::DeletePod { ns, name } => {
             plan.request = format!("DELETE /api/v1/namespaces/{ns}/pods/{name}");
+            if let Some(kube) = kube
+                && let Ok((client, _, _)) = kube.client().await
+                && let Read::Missing = Read::of(Api::<Pod>::namespaced(client, ns).get(name).await)
+            {
+                plan.missing = Some(format!(
+                    "pod {name} not found in {ns}: this action would fail"
+                ));
+            }
             plan.changes.push(format!(
                 "pod/{name} is deleted; its controller starts a new one"
             ));
@@ -1178,6 +1244,83 @@ pub(super) async fn apply(kube: &Kube, request: &Request) -> Result<String, supe
                 .map_err(|e| describe(e, &server))?;
             Ok(format!("pod/{name} deleted"))
         }
+    }
+}
+
+/// Sends a mutation with dryRun=All: the API server validates and admits it and persists
+/// nothing. No approval is needed for that, and none is asked; a restart's rollout is not waited for.
+pub(super) async fn server_dry_run(kube: &Kube, request: &Request) -> super::ServerAnswer {
+    let answer = async {
+        let (client, _, server) = kube.client().await?;
+        let params = PatchParams {
+            dry_run: true,
+            ..PatchParams::default()
+        };
+        let refused = |e| describe(e, &server);
+        Ok::<_, Error>(match request {
+            Request::Scale { ns, name, replicas } => {
+                let patch = json!({ "spec": { "replicas": replicas } });
+                let after = Api::<Deployment>::namespaced(client, ns)
+                    .patch_scale(name, &params, &Patch::Merge(&patch))
+                    .await
+                    .map_err(refused)?;
+                let to = after
+                    .spec
+                    .and_then(|s| s.replicas)
+                    .map_or("?".to_string(), |r| r.to_string());
+                format!("deployment/{name} replicas → {to}")
+            }
+            Request::Restart {
+                ns, name, patch, ..
+            } => {
+                let after = Api::<Deployment>::namespaced(client, ns)
+                    .patch(name, &params, &Patch::Strategic(patch))
+                    .await
+                    .map_err(refused)?;
+                let generation = after.metadata.generation.unwrap_or(0);
+                format!("deployment/{name} restarts its pods (generation {generation})")
+            }
+            Request::Patch {
+                ns,
+                kind,
+                name,
+                patch,
+            } => {
+                match kind {
+                    PatchKind::Deployment => Api::<Deployment>::namespaced(client, ns)
+                        .patch(name, &params, &Patch::Merge(patch))
+                        .await
+                        .map(|_| ()),
+                    PatchKind::ConfigMap => Api::<ConfigMap>::namespaced(client, ns)
+                        .patch(name, &params, &Patch::Merge(patch))
+                        .await
+                        .map(|_| ()),
+                }
+                .map_err(refused)?;
+                format!("{} {name} patched", kind.noun())
+            }
+            Request::DeletePod { ns, name } => {
+                let delete = DeleteParams {
+                    dry_run: true,
+                    ..DeleteParams::default()
+                };
+                Api::<Pod>::namespaced(client, ns)
+                    .delete(name, &delete)
+                    .await
+                    .map_err(refused)?;
+                format!("pod/{name} deleted")
+            }
+        })
+    };
+    match answer.await {
+        Ok(answer) => super::ServerAnswer {
+            accepted: true,
+            answer,
+        },
+        Err(e) => super::ServerAnswer {
+            accepted: false,
+            answer: e.to_string(),
+        },
     }
 }
 

@@ -259,6 +259,12 @@ async fn prepared(request: Request, with: &PlanContext<'_>) -> Result<Prepared, 
     let mut plan = super::plan(with.systems.map(|s| &s.kube), with.known_replicas, &request).await;
     // Acting on the wrong cluster is the classic mistake at 3 a.m.: every plan says which.
     plan.on = with.systems.map(|s| s.kube.describe());
+    plan.production = with.systems.and_then(|s| s.kube.production_context());
+    if let Some(systems) = with.systems.filter(|_| with.server_dry_run)
+        && plan.missing.is_none()
+    {
+        plan.server = Some(super::server_dry_run(&systems.kube, &request).await);
+    }
     Ok(Prepared::new(plan, crate::backends::Request::Kube(request)))
 }
 

@@ -2235,6 +2235,17 @@ fn object_request(
         }
         return not_found(res, name);
     };
+    // dryRun=All: answered as if done, nothing stored, as the API server does.
+    let dry = match params.get("dryRun").map(String::as_str) {
+        None => false,
+        Some("All") => true,
+        Some(other) => {
+            return status_error(
+                400,
+                &format!("dryRun: Unsupported value: \"{other}\": supported values: \"All\""),
+            );
+        }
+    };
     match (method, sub) {
         ("GET", None | Some("status")) => {
             if wants_table(req) && sub.is_none() {
@@ -2253,7 +2264,11 @@ fn object_request(
             pod_log(inner, &current, ns, name, params)
         }
         ("DELETE", None) => {
-            let mut deleted = state.delete(res, ns, name).unwrap_or(current);
+            let mut deleted = if dry {
+                current
+            } else {
+                state.delete(res, ns, name).unwrap_or(current)
+            };
             inner.changed.notify_all();
             if res == PODS {
                 deleted["metadata"]["deletionTimestamp"] = json!(rfc3339(now()));
@@ -2284,6 +2299,9 @@ fn object_request(
                     None => o.remove("status"),
                 };
             }
+            if dry {
+                return Reply::Json(200, object);
+            }
             let stored = state.store(res, ns, name, object, sub.is_none());
             inner.changed.notify_all();
             Reply::Json(200, stored)
@@ -2298,8 +2316,8 @@ fn object_request(
                 merged["status"] = patched["status"].take();
                 patched = merged;
             }
-            if patched == current {
-                return Reply::Json(200, current);
+            if patched == current || dry {
+                return Reply::Json(200, patched);
             }
             let stored = state.store(res, ns, name, patched, sub.is_none());
             inner.changed.notify_all();
@@ -2337,6 +2355,9 @@ fn object_request(
             }
             let mut object = current;
             object["spec"]["replicas"] = json!(replicas);
+            if dry {
+                return Reply::Json(200, scale_of(&object));
+            }
             let stored = state.store(res, ns, name, object, true);
             inner.changed.notify_all();
             Reply::Json(200, scale_of(&stored))
