@@ -83,6 +83,77 @@ impl BackendError {
     }
 }
 
+/// A backend that gave no answer (refused, timed out, a name not resolved) or could not be used
+/// at all (no kubeconfig, no NVIDIA driver): which system, and why. An answer that is an error
+/// (not found, forbidden) is not this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoAnswer {
+    /// `http://127.0.0.1:9090`, `postgres://db:5432`; None where it is not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    pub cause: String,
+}
+
+impl BackendError {
+    pub fn no_answer(&self) -> Option<NoAnswer> {
+        let at = |system: &str, cause: &str| NoAnswer {
+            system: Some(system.to_string()),
+            cause: cause.to_string(),
+        };
+        let unusable = |cause: String| NoAnswer {
+            system: None,
+            cause,
+        };
+        match self {
+            BackendError::Prometheus(prometheus::Error::Unreachable(text))
+            | BackendError::Http(http::Error::Unreachable(text))
+            | BackendError::Alertmanager(alertmanager::Error::Unreachable(text)) => {
+                Some(split_unreachable(text))
+            }
+            BackendError::Kube(kube::Error::Unreachable { server, cause })
+            | BackendError::Postgres(postgres::Error::Unreachable { server, cause })
+            | BackendError::Redis(redis::Error::Unreachable { server, cause })
+            | BackendError::Nats(nats::Error::Unreachable { server, cause })
+            | BackendError::Docker(docker::Error::Unreachable {
+                host: server,
+                cause,
+            }) => Some(at(server, cause)),
+            BackendError::Kube(kube::Error::Config(cause)) => Some(unusable(cause.clone())),
+            BackendError::Gpu(e @ gpu::Error::NoDriver { .. }) => Some(unusable(e.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// Where a `describe_reqwest` text says it went and why: `cannot reach URL: why`, `no answer from URL within T`.
+fn split_unreachable(text: &str) -> NoAnswer {
+    let origin = |url: &str| {
+        url::Url::parse(url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| url.to_string())
+    };
+    if let Some(rest) = text.strip_prefix("cannot reach ")
+        && let Some((url, why)) = rest.split_once(": ")
+    {
+        return NoAnswer {
+            system: Some(origin(url)),
+            cause: why.to_string(),
+        };
+    }
+    if let Some(rest) = text.strip_prefix("no answer from ")
+        && let Some((url, within)) = rest.split_once(" within ")
+    {
+        return NoAnswer {
+            system: Some(origin(url)),
+            cause: format!("no answer within {within}"),
+        };
+    }
+    NoAnswer {
+        system: None,
+        cause: text.to_string(),
+    }
+}
+
 /// Where checks get their readings from.
 pub trait Reader {
     /// Reads one check.
@@ -436,5 +507,46 @@ pub fn snippet(body: &str) -> String {
         format!("{}…", one_line.chars().take(60).collect::<String>())
     } else {
         one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_answer_is_told_from_an_answer_that_is_an_error() {
+        let refused = BackendError::from(prometheus::Error::Unreachable(
+            "cannot reach http://10.0.0.1:9090/api/v1/query?query=up: connection refused".into(),
+        ));
+        assert_eq!(
+            refused.no_answer(),
+            Some(NoAnswer {
+                system: Some("http://10.0.0.1:9090".into()),
+                cause: "connection refused".into()
+            })
+        );
+        let slow = BackendError::from(http::Error::Unreachable(
+            "no answer from https://gw.example/health within 10s".into(),
+        ));
+        assert_eq!(
+            slow.no_answer().map(|n| (n.system, n.cause)),
+            Some((
+                Some("https://gw.example".into()),
+                "no answer within 10s".into()
+            ))
+        );
+        let no_config = BackendError::from(kube::Error::Config("no kubeconfig".into()));
+        assert_eq!(
+            no_config.no_answer().map(|n| n.system),
+            Some(None),
+            "unusable, no system to name"
+        );
+        let forbidden = BackendError::from(kube::Error::Refused {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "pods is forbidden".into(),
+        });
+        assert_eq!(forbidden.no_answer(), None, "an answer, though an error");
     }
 }

@@ -288,24 +288,48 @@ impl<'a, R: Reader> Engine<'a, R> {
     fn unmet(&self, condition: &str) -> Option<String> {
         // MiniJinja orders none below every number, so `checks.x.value < 1` would hold for a check
         // that errored or never ran. A condition on a value that is not there is not met.
+        let why = |id: &str| match self.ctx.checks.get(id) {
+            None => format!("{id} did not run (its step was skipped)"),
+            Some(o) if o.verdict == Verdict::Error => format!(
+                "{id} could not be measured ({})",
+                o.reason.as_deref().unwrap_or("no answer")
+            ),
+            Some(_) => format!("{id} had no value (no data)"),
+        };
         if let Some(missing) = self.missing_value(condition) {
-            let why = match self.ctx.checks.get(&missing) {
-                None => format!("{missing} did not run (its step was skipped)"),
-                Some(o) if o.verdict == Verdict::Error => format!(
-                    "{missing} could not be measured ({})",
-                    o.reason.as_deref().unwrap_or("no answer")
-                ),
-                Some(_) => format!("{missing} had no value (no data)"),
-            };
-            return Some(format!("{why}: {condition}"));
+            return Some(format!("{}: {condition}", why(&missing)));
         }
         match expr::condition(condition, &self.ctx.to_value()) {
             Ok(true) => None,
-            Ok(false) => Some(format!("condition not met: {condition}")),
+            // Not met because a check it reads could not be measured is not "all is well".
+            Ok(false) => Some(match self.unmeasured(condition) {
+                Some(id) => format!("{}: {condition}", why(&id)),
+                None => format!("condition not met: {condition}"),
+            }),
             Err(err) => Some(format!(
                 "condition could not be evaluated ({err}): {condition}"
             )),
         }
+    }
+
+    /// The first check a condition reads that errored or did not run.
+    fn unmeasured(&self, condition: &str) -> Option<String> {
+        let names = expr::referenced_names(condition, expr::Kind::Expression).ok()?;
+        names.into_iter().find_map(|name| {
+            let mut parts = name.split('.');
+            match (parts.next(), parts.next()) {
+                (Some("checks"), Some(id))
+                    if self
+                        .ctx
+                        .checks
+                        .get(id)
+                        .is_none_or(|o| o.verdict == Verdict::Error) =>
+                {
+                    Some(id.to_string())
+                }
+                _ => None,
+            }
+        })
     }
 
     /// The first check whose `checks.X.value` a condition reads and that has no value.
@@ -382,17 +406,23 @@ impl<'a, R: Reader> Engine<'a, R> {
             table: None,
             text: None,
             reason: None,
+            no_answer: None,
             millis,
         };
         match read {
             Err(_) => {
+                let cause = format!("no answer within {}", backends::humanize(timeout));
                 observation.verdict = Verdict::Error;
-                observation.reason =
-                    Some(format!("no answer within {}", backends::humanize(timeout)));
+                observation.reason = Some(cause.clone());
+                observation.no_answer = Some(backends::NoAnswer {
+                    system: None,
+                    cause,
+                });
             }
             Ok(Err(cause)) => {
                 observation.verdict = Verdict::Error;
                 observation.reason = Some(cause.to_string());
+                observation.no_answer = cause.no_answer();
             }
             Ok(Ok(mut reading)) => {
                 let (verdict, reason) = judge(check, &mut reading, ctx);
@@ -865,10 +895,7 @@ pub fn exit_code(checks: &BTreeMap<String, Observation>, outcome: &Outcome) -> (
         .values()
         .filter(|o| o.verdict == Verdict::Error)
         .collect();
-    let unreachable = errored
-        .iter()
-        .filter(|o| no_answer(o.reason.as_deref()))
-        .count();
+    let unreachable = errored.iter().filter(|o| o.no_answer.is_some()).count();
     let answered = errored.len() - unreachable;
     if unreachable > 0 {
         cause(
@@ -913,21 +940,17 @@ pub fn exit_code(checks: &BTreeMap<String, Observation>, outcome: &Outcome) -> (
     (code, causes.join(", "))
 }
 
-/// Whether a check's error is that its backend did not answer (refused, timed out, a name not
-/// resolved), rather than an answer that is an error (not found, forbidden, not the expected API).
-fn no_answer(reason: Option<&str>) -> bool {
-    reason.is_some_and(|r| {
-        r.starts_with("cannot reach")
-            || r.starts_with("no answer")
-            || r.contains("connection refused")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn observed(id: &str, verdict: Verdict, reason: &str) -> (String, Observation) {
+    /// An observation with the reason and the no-answer classification `error` gives it.
+    fn observed(
+        id: &str,
+        verdict: Verdict,
+        reason: &str,
+        error: Option<backends::BackendError>,
+    ) -> (String, Observation) {
         let observation = Observation {
             check: id.into(),
             title: id.into(),
@@ -938,6 +961,7 @@ mod tests {
             table: None,
             text: None,
             reason: Some(reason.into()),
+            no_answer: error.and_then(|e| e.no_answer()),
             millis: 1,
         };
         (id.into(), observation)
@@ -950,16 +974,29 @@ mod tests {
                 "pods",
                 Verdict::Error,
                 "not found: deployments.apps \"x\" not found",
+                Some(
+                    backends::kube::Error::NotFound {
+                        message: "x".into(),
+                    }
+                    .into(),
+                ),
             ),
             observed(
                 "rate",
                 Verdict::Error,
                 "cannot reach http://p:9090: connection refused",
+                Some(
+                    backends::prometheus::Error::Unreachable(
+                        "cannot reach http://p:9090/api/v1/query: connection refused".into(),
+                    )
+                    .into(),
+                ),
             ),
             observed(
                 "queue",
                 Verdict::Fail,
                 "18450 jobs > 5000 jobs (queue_fail)",
+                None,
             ),
         ]
         .into_iter()

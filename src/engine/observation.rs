@@ -20,6 +20,10 @@ pub struct Observation {
     /// Why the verdict is what it is: the threshold that tripped, or the cause of an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set when the error is that the backend gave no answer or could not be used, not an
+    /// answer that is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_answer: Option<crate::backends::NoAnswer>,
     pub millis: u64,
 }
 

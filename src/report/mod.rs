@@ -558,6 +558,7 @@ mod tests {
                 table: None,
                 text: None,
                 reason: None,
+                no_answer: None,
                 millis: 1,
             },
             elapsed_ms: 1,

@@ -4,6 +4,7 @@ pub mod json;
 pub mod polls;
 pub mod tables;
 pub mod terminal;
+pub mod unreachable;
 
 use std::io::{IsTerminal, Write};
 

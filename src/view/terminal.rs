@@ -52,6 +52,8 @@ pub struct TerminalView {
     wait_plan: String,
     /// The checks of the running step, in the runbook's order.
     order: Vec<String>,
+    /// The unreachable systems already said, each on a line of its own.
+    unreachable: std::collections::BTreeSet<String>,
 }
 
 impl TerminalView {
@@ -86,6 +88,7 @@ impl TerminalView {
             wait_words: String::new(),
             wait_plan: String::new(),
             order: Vec::new(),
+            unreachable: Default::default(),
         }
     }
 
@@ -158,7 +161,19 @@ impl TerminalView {
             width: self.fit.columns(),
             color: self.color,
         };
-        let text = super::tables::render(&observations, &screen);
+        // Each system that did not answer is said once, before the first table that met it;
+        // its rows then say only that.
+        let mut shown = observations.clone();
+        for o in &mut shown {
+            if let Some(said) = super::unreachable::said(o) {
+                if self.unreachable.insert(said.key) {
+                    let first = format!("   {} ", self.paint("✗", "31;1"));
+                    self.wrapped(&first, "     ", &said.line);
+                }
+                o.reason = Some(super::unreachable::ROW_NOTE.into());
+            }
+        }
+        let text = super::tables::render(&shown, &screen);
         for o in observations {
             self.latest.insert(o.check.clone(), o);
         }

@@ -268,6 +268,69 @@ fn unreachable_slow_and_garbage_prometheus_give_errors_with_causes() {
 }
 
 #[test]
+fn a_backend_that_does_not_answer_is_said_once_with_what_to_check() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let api = RecordingServer::start();
+    // No kubeconfig either: the cluster cannot be used.
+    let sb = Sandbox::new().env("COLUMNS", "120");
+    let ran = sb.run(&strs(&error_budget_args(&closed, &api.url, &["--dry-run"])));
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    let said = format!(
+        "Prometheus at {closed} is unreachable: connection refused; check --prometheus-url"
+    );
+    assert_eq!(ran.stdout.matches(&said).count(), 1, "{}", ran.stdout);
+    assert_eq!(
+        ran.stdout
+            .matches("The Kubernetes API cannot be used: ")
+            .count(),
+        1,
+        "{}",
+        ran.stdout
+    );
+    let rows: Vec<&str> = ran
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" error ") && l.contains(" ms "))
+        .collect();
+    assert!(rows.len() >= 8, "{}", ran.stdout);
+    for row in &rows {
+        assert!(row.ends_with("unreachable (said above)"), "{row}");
+    }
+    // A step whose condition reads a check that could not be measured says so.
+    assert!(
+        ran.stdout
+            .contains("skipped gpu_utilization could not be measured (cannot reach"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        !ran.stdout
+            .contains("condition not met: checks.gpu_utilization"),
+        "{}",
+        ran.stdout
+    );
+
+    let report = sb
+        .run(&strs(&error_budget_args(
+            &closed,
+            &api.url,
+            &["--dry-run", "--new", "-o", "json"],
+        )))
+        .json();
+    let rate = observation(&report, "error_rate");
+    assert_eq!(rate["no_answer"]["system"], closed.as_str(), "{rate:#}");
+    assert_eq!(rate["no_answer"]["cause"], "connection refused", "{rate:#}");
+    assert_eq!(
+        observation(&report, "api_gateway_health")["no_answer"],
+        Value::Null,
+        "the gateway answered"
+    );
+}
+
+#[test]
 fn prometheus_rejecting_a_query_reports_its_own_message() {
     let prom = Prometheus::start();
     let sb = Sandbox::new();
