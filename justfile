@@ -22,7 +22,7 @@ lint:
 fmt:
     cargo fmt
 
-# Benchmarks: the engine (parallel checks, start-up, memory), Kubernetes (5,000 pods, 100 MB of logs, beside kubectl), Docker (beside docker-compose)
+# Benchmarks: the engine (parallel checks, start-up, memory), Kubernetes (5,000 pods, 100 MB of logs, beside kubectl, the sweep at 0 and 50 ms round trips), Docker (beside docker-compose)
 bench:
     cargo bench --bench engine
     cargo bench --bench kube

@@ -21,11 +21,23 @@
 //!    `kubectl` on PATH is the Google Cloud SDK's version dispatcher, the versioned binary it
 //!    would exec is timed directly too. Skipped when there is no `kubectl` on PATH.
 //!
+//! 4. The sweep at the physical limit: the seed's first look at an error-budget incident (three
+//!    Prometheus queries with curl, `kubectl get pods`, the gateway's `/health` and `/health/db`
+//!    with curl, three `kubectl logs deployment/X --since=1h | grep`), one command after the
+//!    other, against the same nine reads as one oncall step, each through a loopback proxy that
+//!    injects a round-trip time (0 and 50 ms; `benches/support/latency.rs`: a new connection
+//!    costs one round trip, every request one more). Prometheus and the gateway are a fixed-answer
+//!    HTTP server (what is measured is the waiting, not the query). Beside them the critical path:
+//!    the longest chain of round trips the step needs, 4 (a connection, then the deployment, its
+//!    pods, their logs), times the round-trip time. Median of 5 after a warm-up.
+//!
 //! Run with `cargo bench --bench kube` (or `just bench`). It always exits 0: a missed target is
 //! marked MISSED in the table, it does not fail the run.
 
 #[path = "../tests/cli/support/kube.rs"]
 mod kube;
+#[path = "support/latency.rs"]
+mod latency;
 
 use kube::FakeKube;
 use serde_json::Value;
@@ -80,6 +92,7 @@ fn main() {
     pods_summary(&home, &mut rows);
     log_scan(&home, &mut rows);
     side_by_side(&home, &mut rows);
+    sweep(&home, &mut rows);
     let _ = std::fs::remove_dir_all(&home);
     print_table(&rows);
 }
@@ -880,6 +893,200 @@ fn side_by_side(home: &Path, rows: &mut Vec<Row>) {
             Some(false),
         ));
     }
+}
+
+// --- 4. the sweep with injected latency --------------------------------------------------
+
+/// Round-trip times injected, in ms.
+const SWEEP_RTTS: [u64; 2] = [0, 50];
+
+/// Round trips on the longest chain of the step: a connection, the deployment (its selector),
+/// its pods, their logs (read concurrently).
+const CRITICAL_ROUND_TRIPS: u64 = 4;
+
+fn sweep(home: &Path, rows: &mut Vec<Row>) {
+    let kubectl = match kubectls(home) {
+        Ok(all) => all.into_iter().next().expect("kubectls gives at least one"),
+        Err(why) => {
+            rows.push(row(
+                "sweep with latency",
+                format!("skipped: {why}"),
+                "(report)",
+                None,
+            ));
+            return;
+        }
+    };
+    eprintln!(
+        "4. the sweep through a latency proxy: the seed's commands, oncall, the critical path…"
+    );
+    let dir = home.join("sweep");
+    std::fs::create_dir_all(&dir).expect("the sweep's folder");
+    let kube = Fake::start("video", &dir);
+    let kubeconfig = std::fs::read_to_string(&kube.kubeconfig).expect("the fake's kubeconfig");
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("a server in the kubeconfig")
+        .trim_matches('"')
+        .to_string();
+    let kube_addr: std::net::SocketAddr = server
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the fake listens on an address");
+    let fixed = latency::fixed_http();
+    let queries = [
+        "sum(rate(video_processing_errors_total[1h]))/sum(rate(video_processing_total[1h]))*100",
+        "sum(rate(video_processing_errors_total[1h])) by (error_type)",
+        "sum(video_processing_queue_depth)",
+    ];
+    for rtt in SWEEP_RTTS {
+        let delay = Duration::from_millis(rtt);
+        let kube_proxy = latency::proxy(kube_addr, delay);
+        let http = format!("http://{}", latency::proxy(fixed, delay));
+        let config = dir.join(format!("kubeconfig-{rtt}ms"));
+        std::fs::write(
+            &config,
+            kubeconfig.replace(&server, &format!("http://{kube_proxy}")),
+        )
+        .expect("writing the proxied kubeconfig");
+        let cache = dir.join(format!("kube-cache-{rtt}ms"));
+        let bin = quote(&kubectl.program);
+        let flags = format!(
+            "--kubeconfig {} --cache-dir {}",
+            quote(&config),
+            quote(&cache)
+        );
+        let curl = |url: String| format!("curl -sf -G {url}");
+        let mut seed: Vec<String> = queries
+            .iter()
+            .map(|q| curl(format!("{http}/api/v1/query --data-urlencode 'query={q}'")))
+            .collect();
+        seed.push(format!("{bin} get pods -n {VIDEO} -l app=worker {flags}"));
+        seed.push(curl(format!("{http}/health")));
+        seed.push(curl(format!("{http}/health/db")));
+        for (deployment, grep) in [
+            ("gpu-worker", "ERROR"),
+            ("api-gateway", "5xx"),
+            ("asr-worker", "-i 'timeout\\|memory\\|gpu'"),
+        ] {
+            seed.push(format!(
+                "{bin} logs -n {VIDEO} deployment/{deployment} --since=1h {flags} | grep {grep}"
+            ));
+        }
+        let mut checks = String::new();
+        for (i, q) in queries.iter().enumerate() {
+            checks.push_str(&format!(
+                "      - id: query_{i}\n        prometheus: '{q}'\n"
+            ));
+        }
+        checks.push_str(&format!(
+            "      - id: workers\n        k8s_pods: {{ namespace: {VIDEO}, selector: app=worker }}\n\
+             \x20     - id: health\n        http: {{ url: '{http}/health', method: GET }}\n\
+             \x20     - id: health_db\n        http: {{ url: '{http}/health/db', method: GET }}\n\
+             \x20     - id: gpu_worker_errors\n        k8s_logs: {{ namespace: {VIDEO}, deployment: gpu-worker, since: 1h, matches: ERROR }}\n\
+             \x20     - id: api_gateway_5xx\n        k8s_logs: {{ namespace: {VIDEO}, deployment: api-gateway, since: 1h, matches: 5xx }}\n\
+             \x20     - id: asr_worker_errors\n        k8s_logs: {{ namespace: {VIDEO}, deployment: asr-worker, since: 1h, matches: \"(?i)timeout|memory|gpu\" }}\n"
+        ));
+        let file = runbook(home, &format!("sweep{rtt}"), &checks);
+        let file = file.to_str().expect("a UTF-8 temp path");
+        let args = [
+            "run",
+            file,
+            "--output",
+            "json",
+            "--dry-run",
+            "--prometheus-url",
+            &http,
+        ];
+
+        let mut seed_walls = vec![];
+        let mut oncall_walls = vec![];
+        let mut problems = vec![];
+        for run_no in 0..=RUNS {
+            let started = Instant::now();
+            for command in &seed {
+                let mut cmd = Command::new("sh");
+                cmd.args(["-c", command])
+                    .env_clear()
+                    .env("PATH", std::env::var("PATH").unwrap_or_default())
+                    .env("HOME", home)
+                    .current_dir(home);
+                let ran = run(&mut cmd);
+                if ran.code != 0 {
+                    problems.push(format!(
+                        "seed `{}` exit {}",
+                        &command[..40.min(command.len())],
+                        ran.code
+                    ));
+                }
+            }
+            let seed_wall = ms(started.elapsed());
+            let ran = run(&mut oncall(home, &config, &args));
+            let report = ran.json();
+            let errors: Vec<String> = ["query_0", "workers", "health", "gpu_worker_errors"]
+                .iter()
+                .filter(|id| check(&report, id).is_none_or(|o| o["verdict"] == "error"))
+                .map(|id| id.to_string())
+                .collect();
+            if !errors.is_empty() {
+                problems.push(format!(
+                    "oncall: {errors:?} did not read ({})",
+                    first_error(&ran)
+                ));
+            }
+            if run_no > 0 {
+                seed_walls.push(seed_wall);
+                oncall_walls.push(ran.wall);
+            }
+        }
+        let seed_wall = median(&mut seed_walls);
+        let oncall_wall = median(&mut oncall_walls);
+        let critical = (CRITICAL_ROUND_TRIPS * rtt) as f64;
+        rows.push(row(
+            &format!("sweep at {rtt} ms round trip: seed, 9 commands in sequence (median)"),
+            format!("{seed_wall:.0} ms"),
+            "(report)",
+            None,
+        ));
+        rows.push(row(
+            &format!("sweep at {rtt} ms: oncall, one step of 9 checks (median)"),
+            format!("{oncall_wall:.0} ms"),
+            "(report)",
+            None,
+        ));
+        rows.push(row(
+            "  ratio seed / oncall",
+            format!("{:.1}×", seed_wall / oncall_wall),
+            "(report)",
+            None,
+        ));
+        let against = if rtt == 0 {
+            format!("critical path 0 ms; oncall's floor (start, read, exit) {oncall_wall:.0} ms")
+        } else {
+            format!(
+                "critical path {critical:.0} ms ({CRITICAL_ROUND_TRIPS} round trips); oncall / critical {:.2}×, {:.0} ms above it",
+                oncall_wall / critical,
+                oncall_wall - critical
+            )
+        };
+        rows.push(row(
+            "  oncall against the critical path",
+            against,
+            "(report)",
+            None,
+        ));
+        if !problems.is_empty() {
+            problems.dedup();
+            rows.push(row(
+                "  failures (should be none)",
+                problems.join("; "),
+                "none",
+                Some(false),
+            ));
+        }
+    }
+    drop(kube);
 }
 
 // --- numbers and the table ----------------------------------------------------------------
