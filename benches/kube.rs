@@ -744,15 +744,7 @@ fn side_by_side(home: &Path, rows: &mut Vec<Row>) {
             }
         })
         .collect();
-    let sh = |command: &str| {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", command])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", home)
-            .current_dir(home);
-        run(&mut cmd)
-    };
+    let sh = |command: &str| sh(home, command);
     let checks = format!(
         "      - id: workers\n        k8s_pods: {{ namespace: {VIDEO}, selector: app=worker }}\n\
          \x20     - id: gpu_worker_errors\n        k8s_logs: {{ namespace: {VIDEO}, deployment: gpu-worker, since: 1h, matches: ERROR }}\n\
@@ -884,15 +876,7 @@ fn side_by_side(home: &Path, rows: &mut Vec<Row>) {
         ));
         rows.push(row("  client version", k.version.clone(), "", None));
     }
-    if !problems.is_empty() {
-        problems.dedup();
-        rows.push(row(
-            "  failures (should be none)",
-            problems.join("; "),
-            "none",
-            Some(false),
-        ));
-    }
+    failures(rows, std::mem::take(&mut problems));
 }
 
 // --- 4. the sweep with injected latency --------------------------------------------------
@@ -1006,13 +990,7 @@ fn sweep(home: &Path, rows: &mut Vec<Row>) {
         for run_no in 0..=RUNS {
             let started = Instant::now();
             for command in &seed {
-                let mut cmd = Command::new("sh");
-                cmd.args(["-c", command])
-                    .env_clear()
-                    .env("PATH", std::env::var("PATH").unwrap_or_default())
-                    .env("HOME", home)
-                    .current_dir(home);
-                let ran = run(&mut cmd);
+                let ran = sh(home, command);
                 if ran.code != 0 {
                     problems.push(format!(
                         "seed `{}` exit {}",
@@ -1076,17 +1054,33 @@ fn sweep(home: &Path, rows: &mut Vec<Row>) {
             "(report)",
             None,
         ));
-        if !problems.is_empty() {
-            problems.dedup();
-            rows.push(row(
-                "  failures (should be none)",
-                problems.join("; "),
-                "none",
-                Some(false),
-            ));
-        }
+        failures(rows, std::mem::take(&mut problems));
     }
     drop(kube);
+}
+
+/// A shell command line, as an engineer types it, in a clean environment.
+fn sh(home: &Path, command: &str) -> Ran {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", command])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .current_dir(home);
+    run(&mut cmd)
+}
+
+/// A row for what went wrong in a figure's runs, when anything did.
+fn failures(rows: &mut Vec<Row>, mut problems: Vec<String>) {
+    if !problems.is_empty() {
+        problems.dedup();
+        rows.push(row(
+            "  failures (should be none)",
+            problems.join("; "),
+            "none",
+            Some(false),
+        ));
+    }
 }
 
 // --- numbers and the table ----------------------------------------------------------------

@@ -193,29 +193,7 @@ pub async fn firing(
     for (k, v) in matchers {
         query.push(("filter", format!("{k}=\"{}\"", v.replace('"', "\\\""))));
     }
-    let response = client
-        .get(&url)
-        .query(&query)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
-    let status = response.status().as_u16();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
-    if status != 200 {
-        return Err(Error::Status {
-            url,
-            status,
-            body: snippet(&body),
-        });
-    }
-    let list: Vec<Value> = serde_json::from_str(&body).map_err(|_| Error::NotAlertmanager {
-        url: url.clone(),
-        snippet: snippet(&body),
-    })?;
+    let list = get_list(client, &url, &query, timeout).await?;
     let mut alerts: Vec<Alert> = list
         .iter()
         .map(|a| {
@@ -293,6 +271,36 @@ pub async fn check(
     })
 }
 
+/// A GET that Alertmanager answers with a JSON list.
+async fn get_list(
+    client: &reqwest::Client,
+    url: &str,
+    query: &[(&str, String)],
+    timeout: Duration,
+) -> Result<Vec<Value>, Error> {
+    let unreachable = |e: reqwest::Error| Error::Unreachable(describe_reqwest(&e, url, timeout));
+    let response = client
+        .get(url)
+        .query(query)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(unreachable)?;
+    if status != 200 {
+        return Err(Error::Status {
+            url: url.to_string(),
+            status,
+            body: snippet(&body),
+        });
+    }
+    serde_json::from_str(&body).map_err(|_| Error::NotAlertmanager {
+        url: url.to_string(),
+        snippet: snippet(&body),
+    })
+}
+
 /// How long a plan waits to read what it would change.
 const PLAN_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -311,28 +319,7 @@ pub async fn active_silences(
     timeout: Duration,
 ) -> Result<Vec<Active>, Error> {
     let url = format!("{}/api/v2/silences", base.trim_end_matches('/'));
-    let response = client
-        .get(&url)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
-    let status = response.status().as_u16();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
-    if status != 200 {
-        return Err(Error::Status {
-            url,
-            status,
-            body: snippet(&body),
-        });
-    }
-    let list: Vec<Value> = serde_json::from_str(&body).map_err(|_| Error::NotAlertmanager {
-        url: url.clone(),
-        snippet: snippet(&body),
-    })?;
+    let list = get_list(client, &url, &[], timeout).await?;
     let same = |silence: &Value| {
         let Some(theirs) = silence["matchers"].as_array() else {
             return false;

@@ -1224,17 +1224,9 @@ pub(super) async fn apply(kube: &Kube, request: &Request) -> Result<String, supe
             name,
             patch,
         } => {
-            match kind {
-                PatchKind::Deployment => Api::<Deployment>::namespaced(client, ns)
-                    .patch(name, &params, &Patch::Merge(patch))
-                    .await
-                    .map(|_| ()),
-                PatchKind::ConfigMap => Api::<ConfigMap>::namespaced(client, ns)
-                    .patch(name, &params, &Patch::Merge(patch))
-                    .await
-                    .map(|_| ()),
-            }
-            .map_err(|e| describe(e, &server))?;
+            merge_patch(client, *kind, ns, name, &params, patch)
+                .await
+                .map_err(|e| describe(e, &server))?;
             Ok(format!("{} patched", kind.path(ns, name)))
         }
         Request::DeletePod { ns, name } => {
@@ -1244,6 +1236,27 @@ pub(super) async fn apply(kube: &Kube, request: &Request) -> Result<String, supe
                 .map_err(|e| describe(e, &server))?;
             Ok(format!("pod/{name} deleted"))
         }
+    }
+}
+
+/// A JSON merge patch of a deployment or a configmap.
+async fn merge_patch(
+    client: kube::Client,
+    kind: PatchKind,
+    ns: &str,
+    name: &str,
+    params: &PatchParams,
+    patch: &Value,
+) -> Result<(), kube::Error> {
+    match kind {
+        PatchKind::Deployment => Api::<Deployment>::namespaced(client, ns)
+            .patch(name, params, &Patch::Merge(patch))
+            .await
+            .map(|_| ()),
+        PatchKind::ConfigMap => Api::<ConfigMap>::namespaced(client, ns)
+            .patch(name, params, &Patch::Merge(patch))
+            .await
+            .map(|_| ()),
     }
 }
 
@@ -1286,17 +1299,9 @@ pub(super) async fn server_dry_run(kube: &Kube, request: &Request) -> super::Ser
                 name,
                 patch,
             } => {
-                match kind {
-                    PatchKind::Deployment => Api::<Deployment>::namespaced(client, ns)
-                        .patch(name, &params, &Patch::Merge(patch))
-                        .await
-                        .map(|_| ()),
-                    PatchKind::ConfigMap => Api::<ConfigMap>::namespaced(client, ns)
-                        .patch(name, &params, &Patch::Merge(patch))
-                        .await
-                        .map(|_| ()),
-                }
-                .map_err(refused)?;
+                merge_patch(client, *kind, ns, name, &params, patch)
+                    .await
+                    .map_err(refused)?;
                 format!("{} {name} patched", kind.noun())
             }
             Request::DeletePod { ns, name } => {
