@@ -1,12 +1,13 @@
 //! HTTP: GET and HEAD as checks, POST/PUT/PATCH/DELETE as actions.
 
 use super::kinds::{ActionSpec, CheckSpec, fill};
+use super::kube::proxy::{self, Target};
 use super::reading::{Reading, Verdict};
 use super::{BackendError, Live, Plan, PlanContext, Prepared, describe_reqwest, snippet};
 use crate::expr::{self, ExprError};
 use crate::redact::{MASK, is_sensitive_header};
-use crate::spec::S;
 use crate::spec::validate::{Validator, json_strings};
+use crate::spec::{S, ScalarValue};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
@@ -37,6 +38,9 @@ pub enum Error {
     UnexpectedStatus(String),
     #[error("template: {0}")]
     Template(#[from] ExprError),
+    /// A service or pod target that is not one: `'k8s://…' is not a service target: …`.
+    #[error("{0}")]
+    Target(String),
     #[error("the body from {url} is larger than {} MiB, too large to read a JSON field from", super::BODY_LIMIT / 1024 / 1024)]
     TooLarge { url: String },
 }
@@ -44,7 +48,20 @@ pub enum Error {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
-    pub url: S<String>,
+    /// A URL, or `k8s://NAMESPACE/SERVICE:PORT/PATH` through the API server's proxy.
+    #[serde(default)]
+    pub url: Option<S<String>>,
+    /// Instead of `url`: a Kubernetes service (or pod) reached through the API server's proxy.
+    #[serde(default)]
+    pub service: Option<S<String>>,
+    #[serde(default)]
+    pub pod: Option<S<String>>,
+    #[serde(default)]
+    pub port: Option<ScalarValue>,
+    #[serde(default)]
+    pub path: Option<S<String>>,
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
     #[serde(default)]
     pub method: Option<S<String>>,
     /// Expected status codes; any other fails the check. Default: any 2xx.
@@ -61,7 +78,18 @@ pub struct HttpCheck {
 #[serde(deny_unknown_fields)]
 pub struct HttpAction {
     pub method: S<String>,
-    pub url: S<String>,
+    #[serde(default)]
+    pub url: Option<S<String>>,
+    #[serde(default)]
+    pub service: Option<S<String>>,
+    #[serde(default)]
+    pub pod: Option<S<String>>,
+    #[serde(default)]
+    pub port: Option<ScalarValue>,
+    #[serde(default)]
+    pub path: Option<S<String>>,
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
     #[serde(default)]
     pub body: Option<serde_json::Value>,
     #[serde(default)]
@@ -73,8 +101,8 @@ pub struct HttpAction {
 impl CheckSpec for HttpCheck {
     const BACKEND: &'static str = "http";
 
-    fn validate(&self, _id: &S<String>, v: &mut Validator) {
-        v.template(&self.url, "url");
+    fn validate(&self, id: &S<String>, v: &mut Validator) {
+        self.dest().validate(id, v);
         for header in self.headers.values() {
             v.template(header, "header");
         }
@@ -94,7 +122,7 @@ impl CheckSpec for HttpCheck {
 
     fn describe(&self, ctx: &Value) -> Option<String> {
         let method = self.method.as_ref().map_or("GET", |m| m.value.as_str());
-        Some(format!("{method} {}", fill(&self.url.value, ctx)))
+        Some(format!("{method} {}", self.dest().shown(ctx)))
     }
 
     async fn read(
@@ -103,7 +131,7 @@ impl CheckSpec for HttpCheck {
         ctx: &Value,
         timeout: Duration,
     ) -> Result<Reading, BackendError> {
-        Ok(check(&live.client, self, ctx, timeout).await?)
+        check(&live.client, &live.systems.kube, self, ctx, timeout).await
     }
 
     /// A drill's status is judged as a live one is.
@@ -117,8 +145,8 @@ impl CheckSpec for HttpCheck {
 }
 
 impl ActionSpec for HttpAction {
-    fn validate(&self, _id: &S<String>, v: &mut Validator) {
-        v.template(&self.url, "url");
+    fn validate(&self, id: &S<String>, v: &mut Validator) {
+        self.dest().validate(id, v);
         for text in self.body.iter().flat_map(json_strings) {
             // A body has no positions of its own: point at the method of its request.
             let at = S::new(text, self.method.referenced, self.method.defined);
@@ -142,13 +170,178 @@ impl ActionSpec for HttpAction {
         }
     }
 
-    async fn prepare(
-        &self,
-        ctx: &Value,
-        _with: &PlanContext<'_>,
-    ) -> Result<Prepared, BackendError> {
+    async fn prepare(&self, ctx: &Value, with: &PlanContext<'_>) -> Result<Prepared, BackendError> {
         let request = prepare(self, ctx)?;
-        Ok(Prepared::new(request.plan(), super::Request::Http(request)))
+        let mut plan = request.plan();
+        if let Via::Proxy(target) = &request.via
+            && let Some(systems) = with.systems
+        {
+            // The path the API server is asked for, and which cluster that is.
+            let ns = systems.kube.default_namespace().await.unwrap_or_default();
+            let first = plan.request.lines().next().unwrap_or_default().to_string();
+            let proxied = format!("{} {}", request.method, target.api_path(&ns));
+            plan.request = plan.request.replacen(&first, &proxied, 1);
+            plan.on = Some(format!(
+                "{} through the API server: {}",
+                target.describe(),
+                systems.kube.describe()
+            ));
+        }
+        Ok(Prepared::new(plan, super::Request::Http(request)))
+    }
+}
+
+impl HttpCheck {
+    fn dest(&self) -> Dest<'_> {
+        Dest {
+            url: &self.url,
+            service: &self.service,
+            pod: &self.pod,
+            port: &self.port,
+            path: &self.path,
+            namespace: &self.namespace,
+        }
+    }
+}
+
+impl HttpAction {
+    fn dest(&self) -> Dest<'_> {
+        Dest {
+            url: &self.url,
+            service: &self.service,
+            pod: &self.pod,
+            port: &self.port,
+            path: &self.path,
+            namespace: &self.namespace,
+        }
+    }
+}
+
+/// Where a request goes, as the runbook says it: a URL, or a service or pod of the cluster.
+struct Dest<'a> {
+    url: &'a Option<S<String>>,
+    service: &'a Option<S<String>>,
+    pod: &'a Option<S<String>>,
+    port: &'a Option<ScalarValue>,
+    path: &'a Option<S<String>>,
+    namespace: &'a Option<S<String>>,
+}
+
+/// Where a request goes, rendered.
+pub enum Via {
+    Direct(String),
+    Proxy(Target),
+}
+
+impl Dest<'_> {
+    fn validate(&self, id: &S<String>, v: &mut Validator) {
+        let named = [self.url, self.service, self.pod]
+            .iter()
+            .filter(|f| f.is_some())
+            .count();
+        if named != 1 {
+            v.problem(
+                id,
+                "http needs exactly one of `url`, `service` and `pod`".into(),
+                Some("`url: http://…` (or k8s://NAMESPACE/SERVICE:PORT/PATH), or `service: NAME` with `port:` and `path:`, reached through the API server".into()),
+            );
+        }
+        if self.url.is_some()
+            && (self.port.is_some() || self.path.is_some() || self.namespace.is_some())
+        {
+            v.problem(
+                id,
+                "`port`, `path` and `namespace` go with `service` or `pod`, not with `url`".into(),
+                None,
+            );
+        }
+        if self.url.is_none() && named == 1 && self.port.is_none() {
+            v.problem(id, "a service or pod needs its `port:`".into(), None);
+        }
+        let fields = [
+            (self.url, "url"),
+            (self.service, "service"),
+            (self.pod, "pod"),
+            (self.path, "path"),
+            (self.namespace, "namespace"),
+        ];
+        for (field, name) in fields {
+            if let Some(field) = field {
+                v.template(field, name);
+            }
+        }
+    }
+
+    /// For the screen before the request is rendered.
+    fn shown(&self, ctx: &Value) -> String {
+        if let Some(url) = self.url {
+            return fill(&url.value, ctx);
+        }
+        let name = self.service.as_ref().or(self.pod.as_ref());
+        format!(
+            "{}{}/{}{}:{}{}",
+            proxy::SCHEME,
+            self.namespace
+                .as_ref()
+                .map(|n| fill(&n.value, ctx))
+                .unwrap_or_default(),
+            if self.pod.is_some() { "pod/" } else { "" },
+            name.map(|n| fill(&n.value, ctx)).unwrap_or_default(),
+            self.port.as_ref().map(port_text).unwrap_or_default(),
+            self.path
+                .as_ref()
+                .map(|p| fill(&p.value, ctx))
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The URL (its values percent-encoded), or the service or pod with every name checked.
+    fn render(&self, ctx: &Value) -> Result<Via, Error> {
+        if let Some(url) = self.url {
+            let url = expr::render_url(&url.value, ctx)?;
+            crate::redact::register_url(&url);
+            return match Target::parse(&url) {
+                Some(target) => Ok(Via::Proxy(target.map_err(Error::Target)?)),
+                None => Ok(Via::Direct(url)),
+            };
+        }
+        let render = |field: &Option<S<String>>| -> Result<Option<String>, Error> {
+            Ok(field
+                .as_ref()
+                .map(|f| expr::render(&f.value, ctx))
+                .transpose()?)
+        };
+        let (kind, name) = match (render(self.service)?, render(self.pod)?) {
+            (Some(service), _) => (proxy::Kind::Service, service),
+            (None, Some(pod)) => (proxy::Kind::Pod, pod),
+            (None, None) => return Err(Error::Target("no url, service or pod".into())),
+        };
+        let port = match self.port {
+            Some(ScalarValue::Text(template)) => expr::render(template, ctx)?,
+            Some(other) => port_text(other),
+            None => return Err(Error::Target("no port".into())),
+        };
+        let path = match self.path {
+            Some(path) => expr::render_url(&path.value, ctx)?,
+            None => "/".into(),
+        };
+        Target::new(
+            render(self.namespace)?,
+            kind,
+            name.trim(),
+            port.trim(),
+            &path,
+        )
+        .map(Via::Proxy)
+        .map_err(Error::Target)
+    }
+}
+
+fn port_text(port: &ScalarValue) -> String {
+    match port {
+        ScalarValue::Int(n) => n.to_string(),
+        ScalarValue::Text(t) => t.clone(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -168,16 +361,9 @@ fn headers(
         .collect()
 }
 
-/// The URL as sent, its values percent-encoded. Its password is masked wherever it comes back.
 /// A runbook's own Authorization header wins over the URL's user and password (from which
 /// reqwest would add a second one): they are dropped, with a warning.
-fn target(
-    template: &str,
-    ctx: &Value,
-    headers: &[(String, String)],
-) -> Result<(String, Option<String>), ExprError> {
-    let url = expr::render_url(template, ctx)?;
-    crate::redact::register_url(&url);
+fn credentials(url: String, headers: &[(String, String)]) -> (String, Option<String>) {
     let authorization = headers
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
@@ -188,9 +374,67 @@ fn target(
             let _ = parsed.set_username("");
             let _ = parsed.set_password(None);
             let warning = "warning: the runbook's Authorization header is sent, not the user and password in the URL".to_string();
-            Ok((parsed.to_string(), Some(warning)))
+            (parsed.to_string(), Some(warning))
         }
-        _ => Ok((url, None)),
+        _ => (url, None),
+    }
+}
+
+impl Via {
+    /// The destination after the URL's credentials gave way to an Authorization header.
+    fn with_headers(self, headers: &[(String, String)]) -> (Via, Option<String>) {
+        match self {
+            Via::Direct(url) => {
+                let (url, warning) = credentials(url, headers);
+                (Via::Direct(url), warning)
+            }
+            proxied => (proxied, None),
+        }
+    }
+
+    /// What an error message names: the URL, or the service and the proxy.
+    fn shown(&self) -> String {
+        match self {
+            Via::Direct(url) => url.clone(),
+            Via::Proxy(target) => target.describe(),
+        }
+    }
+
+    /// Sends a request and reads its answer: status, body, whether it was read whole.
+    async fn exchange(
+        &self,
+        client: &reqwest::Client,
+        kube: Option<&super::kube::Kube>,
+        method: &Method,
+        headers: &[(String, String)],
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<super::Body, BackendError> {
+        match self {
+            Via::Direct(url) => {
+                let mut request = client.request(method.clone(), url).timeout(timeout);
+                for (name, value) in headers {
+                    request = request.header(name, value);
+                }
+                if let Some(body) = body {
+                    request = request.json(body);
+                }
+                let unreachable =
+                    |e: reqwest::Error| Error::Unreachable(describe_reqwest(&e, url, timeout));
+                let response = request.send().await.map_err(unreachable)?;
+                Ok(super::read_body(response).await.map_err(unreachable)?)
+            }
+            Via::Proxy(target) => {
+                let kube = kube.ok_or(BackendError::NoSystems)?;
+                let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
+                let answer = proxy::send(kube, method, target, headers, body, timeout).await?;
+                Ok(super::Body {
+                    status: answer.status,
+                    text: answer.text,
+                    complete: answer.complete,
+                })
+            }
+        }
     }
 }
 
@@ -224,12 +468,13 @@ fn field<'a>(body: &'a Value, path: &str) -> Option<&'a Value> {
 
 pub async fn check(
     client: &reqwest::Client,
+    kube: &super::kube::Kube,
     spec: &HttpCheck,
     ctx: &Value,
     timeout: Duration,
-) -> Result<Reading, Error> {
+) -> Result<Reading, BackendError> {
     let headers = headers(&spec.headers, ctx)?;
-    let (url, warning) = target(&spec.url.value, ctx, &headers)?;
+    let (via, warning) = spec.dest().render(ctx)?.with_headers(&headers);
     let method = spec
         .method
         .as_ref()
@@ -237,21 +482,14 @@ pub async fn check(
         .unwrap_or("GET");
     let method =
         Method::from_bytes(method.as_bytes()).map_err(|_| Error::BadMethod(method.into()))?;
-    let mut request = client.request(method, &url).timeout(timeout);
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
-    let status = response.status().as_u16();
     let super::Body {
+        status,
         text: body,
         complete,
-    } = super::read_body(response)
-        .await
-        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+    } = via
+        .exchange(client, Some(kube), &method, &headers, None, timeout)
+        .await?;
+    let url = via.shown();
     let text = format!("HTTP {status} {}", snippet(&body));
     let mut reading = Reading {
         value: status.into(),
@@ -267,21 +505,23 @@ pub async fn check(
     }
     if let Some(path) = &spec.json {
         if !complete {
-            return Err(Error::TooLarge { url });
+            return Err(Error::TooLarge { url }.into());
         }
         let Ok(json) = serde_json::from_str::<Value>(&body) else {
             return Err(Error::NotJson {
                 url,
                 status,
                 snippet: snippet(&body),
-            });
+            }
+            .into());
         };
         let Some(value) = field(&json, path) else {
             return Err(Error::MissingField {
                 url,
                 path: path.clone(),
                 snippet: snippet(&body),
-            });
+            }
+            .into());
         };
         reading.value = value.clone();
     }
@@ -291,7 +531,7 @@ pub async fn check(
 /// A rendered mutating request.
 pub struct Request {
     method: Method,
-    url: String,
+    via: Via,
     warning: Option<String>,
     body: Option<Value>,
     headers: Vec<(String, String)>,
@@ -306,10 +546,10 @@ fn prepare(spec: &HttpAction, ctx: &Value) -> Result<Request, Error> {
         None => None,
     };
     let headers = headers(&spec.headers, ctx)?;
-    let (url, warning) = target(&spec.url.value, ctx, &headers)?;
+    let (via, warning) = spec.dest().render(ctx)?.with_headers(&headers);
     Ok(Request {
         method,
-        url,
+        via,
         warning,
         body,
         headers,
@@ -341,7 +581,7 @@ impl Request {
     pub(super) fn post_json(url: String, body: Value) -> Request {
         Request {
             method: Method::POST,
-            url,
+            via: Via::Direct(url),
             warning: None,
             body: Some(body),
             headers: Vec::new(),
@@ -350,7 +590,11 @@ impl Request {
     }
 
     pub fn plan(&self) -> Plan {
-        let mut request = format!("{} {}", self.method, self.url);
+        let shown = match &self.via {
+            Via::Direct(url) => url.clone(),
+            Via::Proxy(target) => target.describe(),
+        };
+        let mut request = format!("{} {shown}", self.method);
         for (name, value) in &self.headers {
             let value = if is_sensitive_header(name) {
                 MASK
@@ -371,33 +615,27 @@ impl Request {
     pub(super) async fn send(
         &self,
         client: &reqwest::Client,
+        kube: Option<&super::kube::Kube>,
         timeout: Duration,
-    ) -> Result<String, Error> {
-        let mut request = client
-            .request(self.method.clone(), &self.url)
-            .timeout(timeout);
-        for (name, value) in &self.headers {
-            request = request.header(name, value);
-        }
-        if let Some(body) = &self.body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Error::Unreachable(describe_reqwest(&e, &self.url, timeout)))?;
-        let status = response.status().as_u16();
-        let body = super::read_body(response)
-            .await
-            .map(|b| b.text)
-            .unwrap_or_default();
-        let detail = format!("HTTP {status} {}", snippet(&body))
+    ) -> Result<String, BackendError> {
+        let answer = self
+            .via
+            .exchange(
+                client,
+                kube,
+                &self.method,
+                &self.headers,
+                self.body.as_ref(),
+                timeout,
+            )
+            .await?;
+        let detail = format!("HTTP {} {}", answer.status, snippet(&answer.text))
             .trim_end()
             .to_string();
-        if expected(status, &self.expect) {
+        if expected(answer.status, &self.expect) {
             Ok(detail)
         } else {
-            Err(Error::UnexpectedStatus(detail))
+            Err(Error::UnexpectedStatus(detail).into())
         }
     }
 }

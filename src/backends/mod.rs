@@ -406,9 +406,10 @@ impl Prepared {
         systems: Option<&Systems>,
         timeout: Duration,
     ) -> Result<Applied, BackendError> {
+        let kube = systems.map(|s| &s.kube);
         let systems = || systems.ok_or(BackendError::NoSystems);
         Ok(match &self.request {
-            Request::Http(request) => request.send(client, timeout).await?.into(),
+            Request::Http(request) => request.send(client, kube, timeout).await?.into(),
             Request::Shell(command) => shell::run_action(command, timeout).await?.into(),
             Request::Kube(request) => kube::apply(&systems()?.kube, request).await?.into(),
             Request::Docker(request, resolved) => {
@@ -429,16 +430,19 @@ pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// A response body read up to `BODY_LIMIT`; `complete` is false when the rest was left unread.
 pub struct Body {
+    pub status: u16,
     pub text: String,
     pub complete: bool,
 }
 
 pub async fn read_body(mut response: reqwest::Response) -> Result<Body, reqwest::Error> {
+    let status = response.status().as_u16();
     let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if bytes.len() + chunk.len() > BODY_LIMIT {
             bytes.extend_from_slice(&chunk[..BODY_LIMIT - bytes.len()]);
             return Ok(Body {
+                status,
                 text: String::from_utf8_lossy(&bytes).into_owned(),
                 complete: false,
             });
@@ -446,6 +450,7 @@ pub async fn read_body(mut response: reqwest::Response) -> Result<Body, reqwest:
         bytes.extend_from_slice(&chunk);
     }
     Ok(Body {
+        status,
         text: String::from_utf8_lossy(&bytes).into_owned(),
         complete: true,
     })

@@ -676,3 +676,133 @@ fn a_write_to_a_production_context_is_approved_by_typing_its_name() {
         bad.stderr
     );
 }
+
+#[test]
+fn http_reaches_services_through_the_api_server_proxy() {
+    let kube = video_cluster();
+    let api = RecordingServer::with_status(&[("/health/db", 503)]);
+    kube.proxy_to("services", NS, "api-gateway", "8080", &api.url);
+    let sb = sandbox(&kube);
+    let file = fixture("through-the-proxy.yaml");
+    let file = file.to_str().unwrap();
+    let through = "api_gateway=k8s://video-processing/api-gateway:8080";
+    let dry = sb.run(&["run", file, "-e", through, "--dry-run", "-o", "json"]);
+    let report = dry.json();
+    let gateway = observation(&report, "gateway");
+    assert_eq!(gateway["verdict"], "ok", "{gateway:#}");
+    assert_eq!(gateway["value"], 200);
+    let pool = observation(&report, "pool");
+    assert_eq!(pool["verdict"], "fail", "{pool:#}");
+    assert_eq!(pool["value"], 503);
+    let missing = observation(&report, "missing");
+    assert_eq!(missing["verdict"], "error");
+    assert_eq!(
+        missing["reason"],
+        "not found: service video-processing/nope:80 through the API server's proxy: services \"nope\" not found",
+        "{missing:#}"
+    );
+    // The service saw the two reads; the API server, the proxied paths. Nothing was sent.
+    let mut seen = api.requests();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("GET".to_string(), "/health".to_string()),
+            ("GET".to_string(), "/health/db".to_string())
+        ]
+    );
+    assert!(
+        kube.requests().iter().any(|(m, t)| m == "GET"
+            && t == "/api/v1/namespaces/video-processing/services/api-gateway:8080/proxy/health"),
+        "{:?}",
+        kube.requests()
+    );
+    assert!(
+        kube.mutating_requests().is_empty(),
+        "{:?}",
+        kube.mutating_requests()
+    );
+    let plan = &report["steps"][0]["actions"][0]["plan"];
+    assert_eq!(
+        plan["request"],
+        "POST /api/v1/namespaces/video-processing/services/api-gateway:8080/proxy/api/jobs/clear-stuck",
+        "{plan:#}"
+    );
+    assert!(
+        plan["on"].as_str().unwrap().starts_with(
+            "service video-processing/api-gateway:8080 through the API server: context fake ("
+        ),
+        "{plan:#}"
+    );
+
+    // Live, the POST goes through the proxy with its body.
+    let live = sb.run(&["run", file, "-e", through, "--yes", "--new"]);
+    assert_eq!(live.code, 3, "the missing service: {}", live.stderr);
+    let posted: Vec<_> = api
+        .recorded()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].path, "/api/jobs/clear-stuck");
+    assert_eq!(posted[0].body_text(), r#"{"older_than":"1h"}"#);
+
+    // A value never changes the shape of the path: a service name with a slash is refused.
+    let before = kube.requests().len();
+    let odd = sb.run(&[
+        "run",
+        file,
+        "-e",
+        through,
+        "--dry-run",
+        "--new",
+        "-o",
+        "json",
+        "-p",
+        "svc=a/../../x",
+    ]);
+    let pool = observation(&odd.json(), "pool").clone();
+    assert_eq!(pool["verdict"], "error");
+    assert!(
+        pool["reason"]
+            .as_str()
+            .unwrap()
+            .contains("'a/../../x' is not a service or pod name"),
+        "{pool:#}"
+    );
+    assert!(
+        kube.requests()[before..]
+            .iter()
+            .all(|(_, t)| !t.contains("..") && !t.contains("/x")),
+        "{:?}",
+        kube.requests()
+    );
+
+    // kubectl, through the same proxy, reads what oncall read.
+    if let Ok(out) = std::process::Command::new("kubectl")
+        .args([
+            "get",
+            "--raw",
+            "/api/v1/namespaces/video-processing/services/api-gateway:8080/proxy/health",
+            "--kubeconfig",
+        ])
+        .arg(kube.kubeconfig(&sb.root))
+        .env("HOME", &sb.root)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), r#"{"status":"ok"}"#);
+        assert_eq!(
+            gateway["note"]
+                .as_str()
+                .or(gateway["text"].as_str())
+                .unwrap_or_default(),
+            r#"HTTP 200 {"status":"ok"}"#,
+            "{gateway:#}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! restart, merge patches and pod deletion as actions. The kubeconfig is inferred as kubectl
 //! does (KUBECONFIG, contexts, exec plugins, tokens, certificates, in-cluster).
 
+pub mod proxy;
 mod spec;
 
 pub use spec::{
@@ -83,11 +84,20 @@ pub enum Error {
 pub struct Kube {
     context: Option<String>,
     namespace: Option<String>,
-    client: OnceCell<Result<(kube::Client, String), String>>,
+    client: OnceCell<Result<Clients, String>>,
     /// The config's `production_contexts`.
     production: globset::GlobSet,
     /// `describe`, read from the kubeconfig once: every plan of the run names the same cluster.
     described: std::sync::OnceLock<Described>,
+}
+
+/// The API clients of one cluster, and its default namespace and server.
+struct Clients {
+    client: kube::Client,
+    /// Without kube's retries on 503: through the proxy a 503 is the service's own answer.
+    proxy: kube::Client,
+    namespace: String,
+    server: String,
 }
 
 /// Which cluster, in words, and the context's name when it is a production one.
@@ -118,7 +128,7 @@ impl Kube {
         }
     }
 
-    async fn connect(&self) -> Result<(kube::Client, String), String> {
+    async fn connect(&self) -> Result<Clients, String> {
         let config = match &self.context {
             Some(context) => {
                 let options = kube::config::KubeConfigOptions {
@@ -136,8 +146,16 @@ impl Kube {
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
+        let mut no_retry = config.clone();
+        no_retry.default_retry = false;
+        let proxy = kube::Client::try_from(no_retry).map_err(|e| e.to_string())?;
         let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
-        Ok((client, format!("{namespace}\n{server}")))
+        Ok(Clients {
+            client,
+            proxy,
+            namespace,
+            server,
+        })
     }
 
     /// Which cluster this is, as the kubeconfig says, without connecting:
@@ -212,12 +230,27 @@ impl Kube {
 
     /// The client, the default namespace and the server URL.
     async fn client(&self) -> Result<(kube::Client, String, String), Error> {
-        let got = self.client.get_or_init(|| self.connect()).await;
-        match got {
-            Ok((client, ns_server)) => {
-                let (ns, server) = ns_server.split_once('\n').unwrap_or((ns_server, ""));
-                Ok((client.clone(), ns.to_string(), server.to_string()))
-            }
+        let clients = self.clients().await?;
+        Ok((
+            clients.client.clone(),
+            clients.namespace.clone(),
+            clients.server.clone(),
+        ))
+    }
+
+    /// The client for the proxy subresource, the default namespace and the server URL.
+    async fn proxy_client(&self) -> Result<(kube::Client, String, String), Error> {
+        let clients = self.clients().await?;
+        Ok((
+            clients.proxy.clone(),
+            clients.namespace.clone(),
+            clients.server.clone(),
+        ))
+    }
+
+    async fn clients(&self) -> Result<&Clients, Error> {
+        match self.client.get_or_init(|| self.connect()).await {
+            Ok(clients) => Ok(clients),
             Err(e) => Err(Error::Config(e.clone())),
         }
     }

@@ -374,6 +374,7 @@ impl FakeKube {
             faults: Mutex::new(Vec::new()),
             delay: Mutex::new(Duration::ZERO),
             holds: Mutex::new(Vec::new()),
+            proxied: Mutex::new(HashMap::new()),
             addr,
         });
         {
@@ -406,6 +407,22 @@ impl FakeKube {
             inner,
             accept: Some(accept),
         }
+    }
+
+    /// Serves `/api/v1/namespaces/NS/services/NAME:PORT/proxy/…` by forwarding to `url`
+    /// (`http://127.0.0.1:PORT`), as the API server forwards to the service's endpoints.
+    /// `kind` is `services` or `pods`.
+    pub fn proxy_to(&self, kind: &str, ns: &str, name: &str, port: &str, url: &str) {
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("a proxy backend is http://IP:PORT");
+        self.inner
+            .proxied
+            .lock()
+            .unwrap()
+            .insert(format!("{kind}/{ns}/{name}:{port}"), addr);
     }
 
     /// The kubeconfig text: cluster, user and context all named `fake`, server this fake,
@@ -1288,6 +1305,8 @@ struct Inner {
     delay: Mutex<Duration>,
     /// (method, path substring) of requests recorded and never answered.
     holds: Mutex<Vec<(String, String)>>,
+    /// What the proxy subresource forwards to: `services/NS/NAME:PORT` (or `pods/…`) → address.
+    proxied: Mutex<HashMap<String, SocketAddr>>,
     addr: SocketAddr,
 }
 
@@ -1324,6 +1343,8 @@ enum Reply {
     Json(u16, Value),
     /// JSON already serialized.
     Raw(u16, Vec<u8>),
+    /// A proxied service's answer: status, content type, body.
+    Proxied(u16, String, Vec<u8>),
     Text(u16, String),
     Logs {
         lines: LogLines,
@@ -1377,7 +1398,9 @@ fn serve(stream: TcpStream, inner: &Inner) {
         }
         let reply = answer(inner, &request);
         let status = match &reply {
-            Reply::Json(s, _) | Reply::Text(s, _) | Reply::Raw(s, _) => *s,
+            Reply::Json(s, _) | Reply::Text(s, _) | Reply::Raw(s, _) | Reply::Proxied(s, _, _) => {
+                *s
+            }
             Reply::Logs { .. } | Reply::Watch(_) => 200,
         };
         inner.log.lock().unwrap()[index].status = status;
@@ -1389,6 +1412,9 @@ fn serve(stream: TcpStream, inner: &Inner) {
             }
             Reply::Raw(status, body) => {
                 write_response(&mut conn.stream, status, "application/json", &body, close)
+            }
+            Reply::Proxied(status, content_type, body) => {
+                write_response(&mut conn.stream, status, &content_type, &body, close)
             }
             Reply::Text(status, body) => write_response(
                 &mut conn.stream,
@@ -1817,6 +1843,9 @@ fn answer(inner: &Inner, req: &KubeRequest) -> Reply {
         return status_error(f.status, &f.message);
     }
     let method = req.method.as_str();
+    if let Some(reply) = proxy(inner, req) {
+        return reply;
+    }
     let route = route(&req.path);
     if method != "GET" && method != "HEAD" && !matches!(route, Route::Res { .. }) {
         return status_error(
@@ -1909,6 +1938,142 @@ fn answer(inner: &Inner, req: &KubeRequest) -> Reply {
             }
         }
     }
+}
+
+/// The proxy subresource: the request, path and query after `/proxy`, method and body as they
+/// came, forwarded to what `proxy_to` named, and its answer passed back whole. A service or pod
+/// with nothing behind it gets the API server's own 503 `Status`; one that does not exist, 404.
+fn proxy(inner: &Inner, req: &KubeRequest) -> Option<Reply> {
+    let parts: Vec<&str> = req.path.splitn(8, '/').collect();
+    let [
+        "",
+        "api",
+        "v1",
+        "namespaces",
+        ns,
+        kind @ ("services" | "pods"),
+        target,
+        rest @ ..,
+    ] = parts.as_slice()
+    else {
+        return None;
+    };
+    let tail = match rest {
+        [] => return None,
+        [tail] => *tail,
+        _ => return None,
+    };
+    let path = match tail.strip_prefix("proxy") {
+        Some(path) if path.is_empty() || path.starts_with('/') => path,
+        _ => return None,
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    let (name, _) = target.split_once(':').unwrap_or((target, ""));
+    let singular = if *kind == "services" {
+        "services"
+    } else {
+        "pods"
+    };
+    let Some(addr) = inner
+        .proxied
+        .lock()
+        .unwrap()
+        .get(&format!("{kind}/{ns}/{target}"))
+        .copied()
+    else {
+        let exists = *kind == "pods" && inner.state().get(PODS, ns, name).is_some();
+        return Some(if exists {
+            status_error(503, &format!("error trying to reach pod: no port {target}"))
+        } else {
+            status_error_details(
+                404,
+                &format!("{singular} \"{name}\" not found"),
+                json!({ "name": name, "kind": singular }),
+            )
+        });
+    };
+    let query = if req.query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", req.query)
+    };
+    Some(
+        match forward(addr, &req.method, &format!("{path}{query}"), req) {
+            Ok((status, content_type, body)) => Reply::Proxied(status, content_type, body),
+            Err(e) => status_error(
+                503,
+                &format!("error trying to reach service: dial tcp {addr}: {e}"),
+            ),
+        },
+    )
+}
+
+/// One HTTP/1.1 exchange with the proxied backend, `Connection: close`.
+fn forward(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    req: &KubeRequest,
+) -> io::Result<(u16, String, Vec<u8>)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let content_type = req.header("content-type").unwrap_or("application/json");
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        req.body.len()
+    );
+    if !req.body.is_empty() {
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(&req.body)?;
+    // The head, then the body by its length (the backend may keep the connection open).
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let end = loop {
+        if let Some(i) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::Error::other(
+                "the backend closed before its answer's head",
+            ));
+        }
+        answer.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&answer[..end]).to_string();
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_string())
+        })
+    };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other("no status in the answer"))?;
+    let content_type = header("content-type").unwrap_or_else(|| "text/plain".into());
+    let mut body = answer[end + 4..].to_vec();
+    match header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        Some(length) => {
+            while body.len() < length {
+                let n = stream.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&buf[..n]);
+            }
+            body.truncate(length);
+        }
+        None => {
+            stream.read_to_end(&mut body)?;
+        }
+    }
+    Ok((status, content_type, body))
 }
 
 fn api_group(group: &str) -> Value {
