@@ -370,7 +370,9 @@ fn parse_dry_run(text: &str) -> Result<DryRun, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "client" | "true" | "1" | "yes" | "on" => Ok(DryRun::Client),
         "server" => Ok(DryRun::Server),
-        "false" | "0" | "no" | "off" | "" => Ok(DryRun::Off),
+        "false" | "0" | "no" | "off" => Ok(DryRun::Off),
+        // `--dry-run=$MODE` with MODE unset must not turn a dry run into a live one.
+        "" => Err("an empty value: write --dry-run, --dry-run=client or --dry-run=server".into()),
         other => Err(format!(
             "'{other}' is not a dry run: --dry-run (nothing is sent) or --dry-run=server (Kubernetes writes are sent with dryRun=All)"
         )),

@@ -92,6 +92,9 @@ pub struct NoAnswer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
     pub cause: String,
+    /// It could not be used at all (no kubeconfig, no NVIDIA driver), rather than not answering.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unusable: bool,
 }
 
 impl BackendError {
@@ -99,10 +102,12 @@ impl BackendError {
         let at = |system: &str, cause: &str| NoAnswer {
             system: Some(system.to_string()),
             cause: cause.to_string(),
+            unusable: false,
         };
         let unusable = |cause: String| NoAnswer {
             system: None,
             cause,
+            unusable: true,
         };
         match self {
             BackendError::Prometheus(prometheus::Error::Unreachable(text))
@@ -138,6 +143,7 @@ fn split_unreachable(text: &str) -> NoAnswer {
         return NoAnswer {
             system: Some(origin(url)),
             cause: why.to_string(),
+            unusable: false,
         };
     }
     if let Some(rest) = text.strip_prefix("no answer from ")
@@ -146,11 +152,13 @@ fn split_unreachable(text: &str) -> NoAnswer {
         return NoAnswer {
             system: Some(origin(url)),
             cause: format!("no answer within {within}"),
+            unusable: false,
         };
     }
     NoAnswer {
         system: None,
         cause: text.to_string(),
+        unusable: false,
     }
 }
 
@@ -323,6 +331,7 @@ enum Request {
     Http(http::Request),
     Shell(String),
     Kube(kube::Request),
+    Exec(Box<kube::exec::Exec>),
     Docker(docker::Request, docker::Resolved),
     GpuKill(gpu::Kill),
     Cleanup(host::Cleanup),
@@ -412,6 +421,9 @@ impl Prepared {
             Request::Http(request) => request.send(client, kube, timeout).await?.into(),
             Request::Shell(command) => shell::run_action(command, timeout).await?.into(),
             Request::Kube(request) => kube::apply(&systems()?.kube, request).await?.into(),
+            Request::Exec(exec) => kube::exec::apply(&systems()?.kube, exec, timeout)
+                .await?
+                .into(),
             Request::Docker(request, resolved) => {
                 docker::apply(&systems()?.docker, request, resolved)
                     .await?
@@ -528,7 +540,8 @@ mod tests {
             refused.no_answer(),
             Some(NoAnswer {
                 system: Some("http://10.0.0.1:9090".into()),
-                cause: "connection refused".into()
+                cause: "connection refused".into(),
+                unusable: false,
             })
         );
         let slow = BackendError::from(http::Error::Unreachable(

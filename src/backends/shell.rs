@@ -134,11 +134,45 @@ fn exit(status: Option<i32>) -> String {
     status.map_or("a signal".to_string(), |c| format!("status {c}"))
 }
 
-struct Output {
-    status: Option<i32>,
-    counted: usize,
-    kept: VecDeque<String>,
-    stderr: String,
+/// What a command left: its exit status, its output lines (counted, the last ones kept), stderr.
+pub(super) struct Output {
+    pub status: Option<i32>,
+    pub counted: usize,
+    pub kept: VecDeque<String>,
+    pub stderr: String,
+}
+
+/// Reads output to its end: the lines that match (all without a pattern) counted, the last
+/// `keep` of them kept.
+pub(super) async fn collect<R: AsyncBufRead + Unpin>(
+    mut reader: R,
+    pattern: Option<&regex::Regex>,
+    keep: usize,
+) -> (usize, VecDeque<String>) {
+    let mut kept = VecDeque::with_capacity(keep.min(64));
+    let mut counted = 0;
+    while let Some(line) = next_line(&mut reader).await {
+        if pattern.is_none_or(|p| p.is_match(&line)) {
+            counted += 1;
+            if kept.len() == keep {
+                kept.pop_front();
+            }
+            kept.push_back(line);
+        }
+    }
+    (counted, kept)
+}
+
+/// A check's pattern and how many lines it keeps.
+pub(super) fn pattern_and_keep(
+    matches: &Option<S<String>>,
+    keep: &Option<S<usize>>,
+) -> Result<(Option<regex::Regex>, usize), Error> {
+    let pattern = match matches {
+        Some(p) => Some(regex::Regex::new(&p.value).map_err(Error::BadPattern)?),
+        None => None,
+    };
+    Ok((pattern, keep.as_ref().map_or(DEFAULT_KEEP, |k| k.value)))
 }
 
 fn spawn(command: &str) -> Result<Child, Error> {
@@ -263,9 +297,6 @@ async fn run(
     let pid = child.id();
     let mut running = Running::new(pid);
     let work = async {
-        let mut reader = BufReader::new(stdout);
-        let mut kept = VecDeque::with_capacity(keep.min(64));
-        let mut counted = 0;
         let mut err_text = String::new();
         let read_stderr = async {
             let _ = stderr
@@ -273,18 +304,8 @@ async fn run(
                 .read_to_string(&mut err_text)
                 .await;
         };
-        let read_stdout = async {
-            while let Some(line) = next_line(&mut reader).await {
-                if pattern.is_none_or(|p| p.is_match(&line)) {
-                    counted += 1;
-                    if kept.len() == keep {
-                        kept.pop_front();
-                    }
-                    kept.push_back(line);
-                }
-            }
-        };
-        tokio::join!(read_stdout, read_stderr);
+        let ((counted, kept), ()) =
+            tokio::join!(collect(BufReader::new(stdout), pattern, keep), read_stderr);
         let status = child.wait().await.map_err(Error::Wait)?;
         Ok(Output {
             status: status.code(),
@@ -301,19 +322,21 @@ async fn run(
 }
 
 pub async fn check(command: &str, spec: &ShellSpec, timeout: Duration) -> Result<Reading, Error> {
-    let pattern = match &spec.matches {
-        Some(p) => Some(regex::Regex::new(&p.value).map_err(Error::BadPattern)?),
-        None => None,
-    };
-    let keep = spec.keep.as_ref().map_or(DEFAULT_KEEP, |k| k.value);
+    let (pattern, keep) = pattern_and_keep(&spec.matches, &spec.keep)?;
     let out = run(command, pattern.as_ref(), keep, timeout).await?;
+    reading(out, spec.number)
+}
+
+/// A check's reading of a command's output: the count of lines (or the number on the last
+/// one), the lines kept, and a failure for an exit status other than 0.
+pub(super) fn reading(out: Output, number: bool) -> Result<Reading, Error> {
     let table = (!out.kept.is_empty()).then(|| {
         Table::new(
             vec!["line".into()],
             out.kept.iter().map(|l| vec![l.clone().into()]).collect(),
         )
     });
-    let value = if spec.number {
+    let value = if number {
         let line = out.kept.back().cloned().unwrap_or_default();
         let number = number_in(&line).ok_or(Error::NotANumber { line })?;
         super::reading::number(number)

@@ -371,6 +371,12 @@ impl Observation {
         for text in [&mut self.text, &mut self.reason].into_iter().flatten() {
             f(Slot::Text(text));
         }
+        if let Some(no_answer) = &mut self.no_answer {
+            f(Slot::Text(&mut no_answer.cause));
+            if let Some(system) = &mut no_answer.system {
+                f(Slot::Text(system));
+            }
+        }
     }
 }
 
@@ -395,11 +401,19 @@ impl EventKind {
                 for value in [&mut plan.body, &mut plan.before].into_iter().flatten() {
                     f(Slot::Value(value));
                 }
-                if let Some(target) = &mut plan.target {
-                    f(Slot::Text(target));
+                for text in [&mut plan.target, &mut plan.on, &mut plan.missing]
+                    .into_iter()
+                    .flatten()
+                {
+                    f(Slot::Text(text));
+                }
+                if let Some(server) = &mut plan.server {
+                    f(Slot::Text(&mut server.answer));
                 }
             }
-            EventKind::ActionNotOffered { reason: text, .. }
+            // A skip reason may quote a check's error (what a system answered).
+            EventKind::StepSkipped { reason: text, .. }
+            | EventKind::ActionNotOffered { reason: text, .. }
             | EventKind::ActionFinished { detail: text, .. }
             | EventKind::Message { text, .. }
             | EventKind::Note { text, .. }
@@ -408,7 +422,6 @@ impl EventKind {
             EventKind::WaitFinished { value, .. } => f(Slot::Value(value)),
             // The runbook's words and the tool's own.
             EventKind::StepStarted { .. }
-            | EventKind::StepSkipped { .. }
             | EventKind::CheckStarted { .. }
             | EventKind::ActionDecided { .. }
             | EventKind::ActionStarted { .. }

@@ -417,6 +417,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 observation.no_answer = Some(backends::NoAnswer {
                     system: None,
                     cause,
+                    unusable: false,
                 });
             }
             Ok(Err(cause)) => {

@@ -13,14 +13,17 @@ pub struct Said {
 /// The line for an observation whose backend gave no answer or could not be used; None for an
 /// error that is an answer, or a check that timed out on a system that did answer.
 pub fn said(o: &Observation) -> Option<Said> {
-    let NoAnswer { system, cause } = o.no_answer.as_ref()?;
+    let NoAnswer {
+        system,
+        cause,
+        unusable,
+    } = o.no_answer.as_ref()?;
     let (name, hint) = backend(&o.backend);
     let line = match system {
         Some(system) => format!("{name} at {system} is unreachable: {cause}; check {hint}"),
-        // Unusable: no kubeconfig, no NVIDIA driver.
-        None if matches!(o.backend.as_str(), "kubernetes" | "gpu") => {
-            format!("{name} cannot be used: {cause}")
-        }
+        // No kubeconfig, no NVIDIA driver.
+        None if *unusable => format!("{name} cannot be used: {cause}"),
+        // A check that timed out on a system that may well answer others: its row says so.
         None => return None,
     };
     Some(Said {

@@ -399,6 +399,10 @@ fn server_dry_run_sends_every_kubernetes_write_with_dry_run_all_and_nothing_else
     );
     let opened = &events(&timeline, "incident_opened")[0];
     assert_eq!(opened["server_dry_run"], true);
+    // An empty value (`--dry-run=$MODE` with MODE unset) is refused, never a live run.
+    let empty = sb.run(&["run", "error-budget", "--dry-run=", "--yes"]);
+    assert_eq!(empty.code, 2, "{}", empty.stderr);
+    assert!(empty.stderr.contains("an empty value"), "{}", empty.stderr);
 
     // Admission that refuses a write is said in the plan and counted.
     kube.fail(
@@ -805,4 +809,54 @@ fn http_reaches_services_through_the_api_server_proxy() {
             "{gateway:#}"
         );
     }
+}
+
+#[test]
+fn writes_go_to_the_context_the_plan_names_even_if_the_kubeconfig_changes_meanwhile() {
+    let prod = video_cluster();
+    let staging = video_cluster();
+    let sb = Sandbox::new();
+    let token = support::kube::TOKEN;
+    let kubeconfig = sb.root.join("two-contexts.yaml");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster:\n    server: {}\n- name: staging\n  cluster:\n    server: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: prod-eu\n  context:\n    cluster: prod\n    user: u\n- name: staging\n  context:\n    cluster: staging\n    user: u\ncurrent-context: prod-eu\n",
+            prod.url, staging.url
+        ),
+    )
+    .unwrap();
+    let sb = sb.env("KUBECONFIG", kubeconfig.to_str().unwrap());
+    let config = sb.root.join("config/oncall/config.yaml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "production_contexts: [prod-*]\n").unwrap();
+    // Between the first read of the cluster and the write, someone switches the current context.
+    sb.write(
+        "flip.yaml",
+        &format!(
+            "id: flip\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: pods\n        k8s_pods: {{ namespace: video-processing }}\n  - id: switch\n    checks:\n      - id: use_staging\n        shell: {{ command: \"sed -i 's/^current-context: prod-eu/current-context: staging/' {}\" }}\n  - id: act\n    actions:\n      - id: scale\n        title: Scale the GPU workers\n        k8s_scale: {{ namespace: video-processing, deployment: gpu-worker, replicas: 7 }}\n",
+            kubeconfig.display()
+        ),
+    );
+    let mut s = support::pty_sized(&sb, &["run", "flip.yaml"], 120);
+    s.expect("type prod-eu to apply").unwrap();
+    s.send_line("prod-eu").unwrap();
+    // 1: the crash-looping worker fails the pods check.
+    assert_eq!(support::pty_exit_code(&mut s), 1);
+    assert!(
+        std::fs::read_to_string(&kubeconfig)
+            .unwrap()
+            .contains("current-context: staging"),
+        "the switch happened"
+    );
+    assert_eq!(
+        replicas(&prod, "gpu-worker"),
+        7,
+        "the write went to prod-eu"
+    );
+    assert!(
+        staging.mutating_requests().is_empty(),
+        "{:?}",
+        staging.mutating_requests()
+    );
 }

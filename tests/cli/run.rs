@@ -276,7 +276,28 @@ fn a_backend_that_does_not_answer_is_said_once_with_what_to_check() {
     let api = RecordingServer::start();
     // No kubeconfig either: the cluster cannot be used.
     let sb = Sandbox::new().env("COLUMNS", "120");
-    let ran = sb.run(&strs(&error_budget_args(&closed, &api.url, &["--dry-run"])));
+    // A password in a URL stays masked in the line that names the system.
+    let nats = "nats=nats://admin:hunter2secret@127.0.0.1:1";
+    let ran = sb.run(&strs(&error_budget_args(
+        &closed,
+        &api.url,
+        &["--dry-run", "-e", nats],
+    )));
+    assert!(
+        ran.stdout
+            .contains("NATS at nats://admin:***@127.0.0.1:1 is unreachable")
+            || ran
+                .stdout
+                .contains("NATS at nats://admin:***@127.0.0.1:1/ is unreachable"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.stdout.contains("hunter2secret"), "{}", ran.stdout);
+    let timeline = serde_json::to_string(&sb.timeline()).unwrap();
+    assert!(
+        !timeline.contains("hunter2secret"),
+        "the timeline keeps it masked"
+    );
     assert_eq!(ran.code, 3, "{}", ran.stderr);
     let said = format!(
         "Prometheus at {closed} is unreachable: connection refused; check --prometheus-url"

@@ -1,10 +1,13 @@
-//! Kubernetes through kube-rs: pods, deployments, logs and events as checks; scale, rollout
-//! restart, merge patches and pod deletion as actions. The kubeconfig is inferred as kubectl
+//! Kubernetes through kube-rs: pods, deployments, logs, events and commands in pods as checks;
+//! scale, rollout restart, merge patches, pod deletion and commands in pods as actions; HTTP to
+//! services through the API server's proxy. The kubeconfig is inferred as kubectl
 //! does (KUBECONFIG, contexts, exec plugins, tokens, certificates, in-cluster).
 
+pub mod exec;
 pub mod proxy;
 mod spec;
 
+pub use exec::K8sExec;
 pub use spec::{
     K8sDeletePod, K8sDeployment, K8sEvents, K8sLogs, K8sPatch, K8sPods, K8sRestart, K8sScale,
 };
@@ -78,6 +81,12 @@ pub enum Error {
         after: Duration,
         state: String,
     },
+    #[error("{0}")]
+    NoReadyPod(String),
+    #[error("{pod} did not finish within {}: timed out, the stream was closed", humanize(*.after))]
+    ExecTimedOut { pod: String, after: Duration },
+    #[error("exited with {}: {stderr}", status.map_or("no status".to_string(), |c| format!("status {c}")))]
+    ExecFailed { status: Option<i32>, stderr: String },
 }
 
 /// A Kubernetes client made on first use, so runbooks without Kubernetes never read a kubeconfig.
@@ -100,10 +109,11 @@ struct Clients {
     server: String,
 }
 
-/// Which cluster, in words, and the context's name when it is a production one.
+/// Which cluster, in words, the context's name, and that name again when it is a production one.
 #[derive(Clone)]
 struct Described {
     text: String,
+    context: Option<String>,
     production: Option<String>,
 }
 
@@ -129,7 +139,10 @@ impl Kube {
     }
 
     async fn connect(&self) -> Result<Clients, String> {
-        let config = match &self.context {
+        // The context every plan names (and the production gate checks) is the one written to:
+        // read once, so a `kubectl config use-context` meanwhile cannot move the writes.
+        let context = self.context.clone().or(self.described().context);
+        let config = match &context {
             Some(context) => {
                 let options = kube::config::KubeConfigOptions {
                     context: Some(context.clone()),
@@ -180,6 +193,7 @@ impl Kube {
     fn read_description(&self) -> Described {
         let plain = |text: &str| Described {
             text: text.into(),
+            context: None,
             production: None,
         };
         let config = match kube::config::Kubeconfig::read() {
@@ -219,6 +233,7 @@ impl Kube {
             text: crate::redact::global().text(&format!(
                 "context {name} ({server}), default namespace {namespace}{mark}"
             )),
+            context: Some(name),
             production,
         }
     }
@@ -1011,7 +1026,7 @@ pub async fn plan(
             plan.body = Some(json!({ "spec": { "replicas": replicas } }));
             plan.target = Some(scale_target(ns, name));
             let current = match kube {
-                Some(kube) => match current_replicas(kube, ns, name).await {
+                Some(kube) => match within(current_replicas(kube, ns, name)).await {
                     Read::Found(count) => Some(count),
                     Read::Missing => {
                         plan.missing = Some(format!(
@@ -1038,7 +1053,7 @@ pub async fn plan(
                 format!("PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name} (strategic merge)");
             plan.body = Some(patch.clone());
             let pods = match kube {
-                Some(kube) => match current_replicas(kube, ns, name).await {
+                Some(kube) => match within(current_replicas(kube, ns, name)).await {
                     Read::Found(count) => format!("its {count} pod(s)"),
                     Read::Missing => {
                         plan.missing = Some(format!(
@@ -1071,7 +1086,7 @@ pub async fn plan(
             plan.request = format!("PATCH {} (merge)", kind.path(ns, name));
             plan.body = Some(patch.clone());
             let current = match kube {
-                Some(kube) => match current_object(kube, *kind, ns, name).await {
+                Some(kube) => match within(current_object(kube, *kind, ns, name)).await {
                     Read::Found(object) => Some(object),
                     Read::Missing => {
                         plan.missing = Some(format!(
@@ -1102,7 +1117,9 @@ pub async fn plan(
             plan.request = format!("DELETE /api/v1/namespaces/{ns}/pods/{name}");
             if let Some(kube) = kube
                 && let Ok((client, _, _)) = kube.client().await
-                && let Read::Missing = Read::of(Api::<Pod>::namespaced(client, ns).get(name).await)
+                && let Read::Missing =
+                    within(async { Read::of(Api::<Pod>::namespaced(client, ns).get(name).await) })
+                        .await
             {
                 plan.missing = Some(format!(
                     "pod {name} not found in {ns}: this action would fail"
@@ -1114,6 +1131,17 @@ pub async fn plan(
         }
     }
     plan
+}
+
+/// How long a plan waits for what it reads (and for a server dry run's answer).
+pub(crate) const PLAN_READ: Duration = Duration::from_secs(5);
+
+/// A plan's read, or Unknown when the API server does not answer in time: the plan goes on
+/// without it rather than hanging.
+async fn within<T>(read: impl std::future::Future<Output = Read<T>>) -> Read<T> {
+    tokio::time::timeout(PLAN_READ, read)
+        .await
+        .unwrap_or(Read::Unknown)
 }
 
 /// What a plan read of the object it changes.
@@ -1295,7 +1323,7 @@ async fn merge_patch(
 
 /// Sends a mutation with dryRun=All: the API server validates and admits it and persists
 /// nothing. No approval is needed for that, and none is asked; a restart's rollout is not waited for.
-pub(super) async fn server_dry_run(kube: &Kube, request: &Request) -> super::ServerAnswer {
+pub(super) async fn server_dry_run(kube: &Kube, request: &Request) -> Option<super::ServerAnswer> {
     let answer = async {
         let (client, _, server) = kube.client().await?;
         let params = PatchParams {
@@ -1350,15 +1378,16 @@ pub(super) async fn server_dry_run(kube: &Kube, request: &Request) -> super::Ser
             }
         })
     };
-    match answer.await {
-        Ok(answer) => super::ServerAnswer {
+    // No answer in time: the plan says so and goes on (None), neither accepted nor refused.
+    match tokio::time::timeout(PLAN_READ, answer).await.ok()? {
+        Ok(answer) => Some(super::ServerAnswer {
             accepted: true,
             answer,
-        },
-        Err(e) => super::ServerAnswer {
+        }),
+        Err(e) => Some(super::ServerAnswer {
             accepted: false,
             answer: e.to_string(),
-        },
+        }),
     }
 }
 

@@ -263,7 +263,13 @@ async fn prepared(request: Request, with: &PlanContext<'_>) -> Result<Prepared, 
     if let Some(systems) = with.systems.filter(|_| with.server_dry_run)
         && plan.missing.is_none()
     {
-        plan.server = Some(super::server_dry_run(&systems.kube, &request).await);
+        plan.server = super::server_dry_run(&systems.kube, &request).await;
+        if plan.server.is_none() {
+            plan.changes.push(format!(
+                "the API server gave no answer to the dry run within {}",
+                crate::backends::humanize(super::PLAN_READ)
+            ));
+        }
     }
     Ok(Prepared::new(plan, crate::backends::Request::Kube(request)))
 }

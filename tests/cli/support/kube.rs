@@ -375,6 +375,7 @@ impl FakeKube {
             delay: Mutex::new(Duration::ZERO),
             holds: Mutex::new(Vec::new()),
             proxied: Mutex::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
             addr,
         });
         {
@@ -423,6 +424,34 @@ impl FakeKube {
             .lock()
             .unwrap()
             .insert(format!("{kind}/{ns}/{name}:{port}"), addr);
+    }
+
+    /// What `argv` run in `pod` through exec answers. A command not set exits 127 with
+    /// "executable file not found", as a container without it does.
+    pub fn set_exec(&self, ns: &str, pod: &str, argv: &[&str], result: ExecResult) {
+        self.inner
+            .execs
+            .lock()
+            .unwrap()
+            .insert(exec_key(ns, pod, argv), result);
+    }
+
+    /// The argv of every exec asked for, in order, with its pod (`NS/POD`) and container.
+    pub fn execs(&self) -> Vec<(String, Option<String>, Vec<String>)> {
+        self.recorded()
+            .iter()
+            .filter_map(|r| {
+                let parts: Vec<&str> = r.path.split('/').collect();
+                match parts.as_slice() {
+                    ["", "api", "v1", "namespaces", ns, "pods", pod, "exec"] => Some((
+                        format!("{ns}/{pod}"),
+                        r.param("container"),
+                        query_all(&r.query, "command"),
+                    )),
+                    _ => None,
+                }
+            })
+            .collect()
     }
 
     /// The kubeconfig text: cluster, user and context all named `fake`, server this fake,
@@ -1307,6 +1336,8 @@ struct Inner {
     holds: Mutex<Vec<(String, String)>>,
     /// What the proxy subresource forwards to: `services/NS/NAME:PORT` (or `pods/…`) → address.
     proxied: Mutex<HashMap<String, SocketAddr>>,
+    /// What a command run through exec answers, by `NS/POD` and argv.
+    execs: Mutex<HashMap<String, ExecResult>>,
     addr: SocketAddr,
 }
 
@@ -1345,6 +1376,8 @@ enum Reply {
     Raw(u16, Vec<u8>),
     /// A proxied service's answer: status, content type, body.
     Proxied(u16, String, Vec<u8>),
+    /// An exec upgraded to a websocket.
+    Exec(Box<ExecStream>),
     Text(u16, String),
     Logs {
         lines: LogLines,
@@ -1402,6 +1435,7 @@ fn serve(stream: TcpStream, inner: &Inner) {
                 *s
             }
             Reply::Logs { .. } | Reply::Watch(_) => 200,
+            Reply::Exec(_) => 101,
         };
         inner.log.lock().unwrap()[index].status = status;
         let _ = conn.stream.set_write_timeout(Some(Duration::from_secs(10)));
@@ -1438,6 +1472,11 @@ fn serve(stream: TcpStream, inner: &Inner) {
             ),
             Reply::Watch(spec) => {
                 let _ = watch(&mut conn.stream, inner, *spec);
+                return;
+            }
+            Reply::Exec(spec) => {
+                let _ = exec_stream(&conn.stream, inner, *spec);
+                let _ = conn.stream.shutdown(std::net::Shutdown::Both);
                 return;
             }
         };
@@ -1846,6 +1885,9 @@ fn answer(inner: &Inner, req: &KubeRequest) -> Reply {
     if let Some(reply) = proxy(inner, req) {
         return reply;
     }
+    if let Some(reply) = exec(inner, req) {
+        return reply;
+    }
     let route = route(&req.path);
     if method != "GET" && method != "HEAD" && !matches!(route, Route::Res { .. }) {
         return status_error(
@@ -2006,6 +2048,171 @@ fn proxy(inner: &Inner, req: &KubeRequest) -> Option<Reply> {
             ),
         },
     )
+}
+
+/// What a command run through exec answers.
+#[derive(Debug, Clone, Default)]
+pub struct ExecResult {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+    /// Never finishes: the stream stays open until the client closes it.
+    pub hang: bool,
+}
+
+fn exec_key(ns: &str, pod: &str, argv: &[&str]) -> String {
+    format!("{ns}/{pod}\n{}", argv.join("\0"))
+}
+
+/// Every value of a repeated query parameter, percent-decoded, in order.
+fn query_all(query: &str, name: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .filter(|(k, _)| percent_decode(k) == name)
+        .map(|(_, v)| percent_decode(v))
+        .collect()
+}
+
+/// The exec subresource, as the API server answers it before the stream: a missing pod (404),
+/// a container the pod does not have (400), a request that is not a websocket upgrade (400);
+/// else the upgrade, with the stream protocol the client prefers among v5 and v4.
+fn exec(inner: &Inner, req: &KubeRequest) -> Option<Reply> {
+    let parts: Vec<&str> = req.path.split('/').collect();
+    let ["", "api", "v1", "namespaces", ns, "pods", name, "exec"] = parts.as_slice() else {
+        return None;
+    };
+    let Some(pod) = inner.state().get(PODS, ns, name).cloned() else {
+        return Some(not_found(PODS, name));
+    };
+    let containers: Vec<String> = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = req
+        .param("container")
+        .or_else(|| containers.first().cloned());
+    if let Some(c) = &container
+        && !containers.contains(c)
+    {
+        return Some(status_error(
+            400,
+            &format!("container {c} is not valid for pod {name}"),
+        ));
+    }
+    let upgrade = req
+        .header("upgrade")
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let offered = req.header("sec-websocket-protocol").unwrap_or_default();
+    let protocol = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+        .into_iter()
+        .find(|p| offered.split(',').any(|o| o.trim() == *p));
+    let (true, Some(protocol), Some(key)) = (upgrade, protocol, req.header("sec-websocket-key"))
+    else {
+        return Some(status_error(400, "Upgrade request required"));
+    };
+    let argv = query_all(&req.query, "command");
+    let argv_refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let result = inner
+        .execs
+        .lock()
+        .unwrap()
+        .get(&exec_key(ns, name, &argv_refs))
+        .cloned()
+        .unwrap_or_else(|| ExecResult {
+            stderr: format!(
+                "exec: \"{}\": executable file not found in $PATH",
+                argv.first().map_or("", String::as_str)
+            ),
+            code: 127,
+            ..ExecResult::default()
+        });
+    Some(Reply::Exec(Box::new(ExecStream {
+        accept: tungstenite::handshake::derive_accept_key(key.as_bytes()),
+        protocol,
+        argv,
+        result,
+    })))
+}
+
+struct ExecStream {
+    accept: String,
+    protocol: &'static str,
+    argv: Vec<String>,
+    result: ExecResult,
+}
+
+/// The stream after the upgrade: stdout on channel 1, stderr on 2, then the command's `Status`
+/// on channel 3 and a close, as the kubelet's stream does; a hanging command sends its output
+/// and waits for the client to close.
+fn exec_stream(stream: &TcpStream, inner: &Inner, spec: ExecStream) -> io::Result<()> {
+    let mut raw = stream.try_clone()?;
+    write!(
+        raw,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
+        spec.accept, spec.protocol
+    )?;
+    raw.flush()?;
+    let mut ws = tungstenite::WebSocket::from_raw_socket(
+        stream.try_clone()?,
+        tungstenite::protocol::Role::Server,
+        None,
+    );
+    let frame = |channel: u8, bytes: &[u8]| {
+        let mut data = vec![channel];
+        data.extend_from_slice(bytes);
+        tungstenite::Message::Binary(data.into())
+    };
+    let io = |e: tungstenite::Error| io::Error::other(e.to_string());
+    if !spec.result.stdout.is_empty() {
+        ws.send(frame(1, spec.result.stdout.as_bytes()))
+            .map_err(io)?;
+    }
+    if !spec.result.stderr.is_empty() {
+        ws.send(frame(2, spec.result.stderr.as_bytes()))
+            .map_err(io)?;
+    }
+    if spec.result.hang {
+        stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+        while !inner.stopping() {
+            match ws.read() {
+                Ok(tungstenite::Message::Close(_)) => return Ok(()),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return Ok(()),
+            }
+        }
+        return Ok(());
+    }
+    let status = if spec.result.code == 0 {
+        json!({ "metadata": {}, "status": "Success" })
+    } else {
+        json!({
+            "metadata": {},
+            "status": "Failure",
+            "message": format!(
+                "command terminated with non-zero exit code: error executing command {:?}, exit code {}",
+                spec.argv, spec.result.code
+            ),
+            "reason": "NonZeroExitCode",
+            "details": { "causes": [{ "reason": "ExitCode", "message": spec.result.code.to_string() }] },
+        })
+    };
+    ws.send(frame(3, status.to_string().as_bytes()))
+        .map_err(io)?;
+    let _ = ws.close(None);
+    // Until the client answers the close (or goes away).
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    while ws.read().is_ok() {}
+    Ok(())
 }
 
 /// One HTTP/1.1 exchange with the proxied backend, `Connection: close`.
