@@ -592,7 +592,7 @@ impl Request {
     pub fn plan(&self) -> Plan {
         let shown = match &self.via {
             Via::Direct(url) => url.clone(),
-            Via::Proxy(target) => target.describe(),
+            Via::Proxy(target) => target.url(),
         };
         let mut request = format!("{} {shown}", self.method);
         for (name, value) in &self.headers {

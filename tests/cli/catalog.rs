@@ -27,9 +27,8 @@ fn list_show_and_validate_the_bundled_runbooks() {
     let show = sb.run(&["show", "error-budget"]);
     assert_eq!(show.code, 0, "{}", show.stderr);
     assert!(
-        show.stdout.contains(
-            "POST http://api-gateway.video-processing.svc.cluster.local:8080/api/jobs/clear-stuck"
-        ),
+        show.stdout
+            .contains("POST k8s://video-processing/api-gateway:8080/api/jobs/clear-stuck"),
         "{}",
         show.stdout
     );

@@ -133,8 +133,8 @@ fn error_budget_reads_the_cluster_scales_up_on_approval_and_back_to_the_level_be
     let prom = Prometheus::start();
     let kube = video_cluster();
     let api = RecordingServer::with_status(&[("/health/db", 503)]);
-    let nats = support::nats::Nats::start();
-    let nats_endpoint = format!("nats={}", nats.url);
+    // NATS's monitoring port, through the API server's proxy: healthy.
+    kube.proxy_to("services", NS, "nats", "8222", &api.url);
     let sb = sandbox(&kube);
     let args = error_budget_args(
         &prom.url,
@@ -147,8 +147,6 @@ fn error_budget_reads_the_cluster_scales_up_on_approval_and_back_to_the_level_be
             "queue_fail=1500",
             "--max-wait",
             "1s",
-            "--endpoint",
-            &nats_endpoint,
         ],
     );
     let report = sb.run(&strs(&args)).json();
@@ -858,5 +856,255 @@ fn writes_go_to_the_context_the_plan_names_even_if_the_kubeconfig_changes_meanwh
         staging.mutating_requests().is_empty(),
         "{:?}",
         staging.mutating_requests()
+    );
+}
+
+fn exec_cluster() -> FakeKube {
+    let kube = video_cluster();
+    let ok = |stdout: &str| support::kube::ExecResult {
+        stdout: stdout.into(),
+        ..Default::default()
+    };
+    kube.set_exec(
+        NS,
+        "gpu-worker-a",
+        &[
+            "nvidia-smi",
+            "--query-gpu=driver_version,name,memory.used,memory.total",
+            "--format=csv,noheader",
+        ],
+        ok("535.104.05, NVIDIA A100-SXM4-40GB, 1024 MiB, 40960 MiB\n535.104.05, NVIDIA A100-SXM4-40GB, 38912 MiB, 40960 MiB\n"),
+    );
+    kube.set_exec(
+        NS,
+        "gpu-worker-a",
+        &["sh", "-c", "exit 3"],
+        support::kube::ExecResult {
+            stderr: "boom\n".into(),
+            code: 3,
+            ..Default::default()
+        },
+    );
+    kube.set_exec(
+        NS,
+        "gpu-worker-a",
+        &["sleep", "100"],
+        support::kube::ExecResult {
+            stdout: "started\n".into(),
+            hang: true,
+            ..Default::default()
+        },
+    );
+    kube.set_exec(
+        NS,
+        "gpu-worker-a",
+        &["drain", "--now"],
+        ok("drained 12 jobs\n"),
+    );
+    kube.fail(
+        "*",
+        "pods/gpu-worker-b/exec",
+        403,
+        "pods \"gpu-worker-b\" is forbidden: User \"oncall\" cannot create resource \"pods/exec\"",
+    );
+    kube
+}
+
+#[test]
+fn commands_run_in_pods_through_exec_with_clear_verdicts() {
+    let kube = exec_cluster();
+    let sb = sandbox(&kube);
+    let file = fixture("exec.yaml");
+    let file = file.to_str().unwrap();
+    let odd = "--rm -rf; $(reboot) 'x'";
+    let ran = sb.run(&[
+        "run",
+        file,
+        "--dry-run",
+        "-o",
+        "json",
+        "-p",
+        &format!("arg={odd}"),
+    ]);
+    let report = ran.json();
+    let driver = observation(&report, "driver");
+    assert_eq!(driver["verdict"], "ok", "{driver:#}");
+    assert_eq!(driver["value"], 2, "two GPUs seen: {driver:#}");
+    assert_eq!(
+        driver["text"],
+        "535.104.05, NVIDIA A100-SXM4-40GB, 38912 MiB, 40960 MiB"
+    );
+    let failing = observation(&report, "failing");
+    assert_eq!(failing["verdict"], "fail", "{failing:#}");
+    assert_eq!(failing["reason"], "command exited with status 3 boom");
+    let slow = observation(&report, "slow");
+    assert_eq!(slow["verdict"], "error", "{slow:#}");
+    assert!(
+        slow["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within 1s: timed out, the stream was closed"),
+        "{slow:#}"
+    );
+    let no_container = observation(&report, "no_container");
+    assert!(
+        no_container["reason"]
+            .as_str()
+            .unwrap()
+            .contains("container sidecar is not valid for pod gpu-worker-a"),
+        "{no_container:#}"
+    );
+    let forbidden = observation(&report, "forbidden");
+    assert!(
+        forbidden["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the Kubernetes API refused it (403"),
+        "{forbidden:#}"
+    );
+    // The deployment's first ready pod ran it; a value stayed one argument.
+    let execs = kube.execs();
+    assert!(
+        execs.iter().any(
+            |(pod, container, argv)| pod == "video-processing/gpu-worker-a"
+                && container.as_deref() == Some("main")
+                && argv[0] == "nvidia-smi"
+        ),
+        "{execs:?}"
+    );
+    assert!(
+        execs
+            .iter()
+            .any(|(_, _, argv)| *argv == ["echo".to_string(), odd.to_string()]),
+        "{execs:?}"
+    );
+    // A dry run runs no action's command; the plan names the pod and the argv.
+    assert!(
+        execs.iter().all(|(_, _, argv)| argv[0] != "drain"),
+        "{execs:?}"
+    );
+    let plan = &report["steps"][0]["actions"][0]["plan"];
+    assert_eq!(
+        plan["request"],
+        "POST /api/v1/namespaces/video-processing/pods/gpu-worker-a/exec (websocket) drain --now",
+        "{plan:#}"
+    );
+
+    let live = sb.run(&["run", file, "--yes", "--new", "-o", "json"]);
+    let report = live.json();
+    let done = &report["steps"][0]["actions"][0];
+    assert_eq!(done["result"]["ok"], true, "{done:#}");
+    assert!(
+        kube.execs()
+            .iter()
+            .any(|(_, _, argv)| *argv == ["drain", "--now"]),
+        "{:?}",
+        kube.execs()
+    );
+}
+
+#[test]
+fn kubectl_exec_reads_what_oncall_reads() {
+    let kube = exec_cluster();
+    let sb = sandbox(&kube);
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kube.kubeconfig(&sb.root))
+        .args([
+            "exec",
+            "-n",
+            NS,
+            "gpu-worker-a",
+            "-c",
+            "main",
+            "--",
+            "nvidia-smi",
+            "--query-gpu=driver_version,name,memory.used,memory.total",
+            "--format=csv,noheader",
+        ])
+        .env("HOME", &sb.root)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "535.104.05, NVIDIA A100-SXM4-40GB, 1024 MiB, 40960 MiB\n535.104.05, NVIDIA A100-SXM4-40GB, 38912 MiB, 40960 MiB\n"
+    );
+}
+
+#[test]
+fn error_budget_from_a_laptop_reads_the_seeds_steps_through_the_api_server() {
+    let prom = Prometheus::start();
+    let kube = exec_cluster();
+    let gateway = RecordingServer::with_status(&[("/health/db", 503)]);
+    let nats_monitor = RecordingServer::start();
+    kube.proxy_to("services", NS, "api-gateway", "8080", &gateway.url);
+    kube.proxy_to("services", NS, "job-orchestrator", "8080", &gateway.url);
+    kube.proxy_to("services", NS, "nats", "8222", &nats_monitor.url);
+    let sb = sandbox(&kube);
+    // No endpoint given: the bundled defaults go through the API server, no route to the services needed.
+    let ran = sb.run(&[
+        "run",
+        "error-budget",
+        "--prometheus-url",
+        &prom.url,
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    let report = ran.json();
+    let health = observation(&report, "api_gateway_health");
+    assert_eq!(
+        (&health["verdict"], &health["value"]),
+        (&"ok".into(), &200.into()),
+        "{health:#}"
+    );
+    let pool = observation(&report, "db_pool_health");
+    assert_eq!(
+        (&pool["verdict"], &pool["value"]),
+        (&"fail".into(), &503.into()),
+        "{pool:#}"
+    );
+    assert_eq!(observation(&report, "nats_health")["verdict"], "ok");
+    let driver = observation(&report, "gpu_driver");
+    assert_eq!(driver["verdict"], "ok", "{driver:#}");
+    assert_eq!(driver["value"], 2);
+    assert!(
+        driver["text"].as_str().unwrap().starts_with("535.104.05"),
+        "{driver:#}"
+    );
+    let mut reads = gateway.requests();
+    reads.sort();
+    reads.dedup();
+    assert_eq!(
+        reads,
+        [
+            ("GET".to_string(), "/health".to_string()),
+            ("GET".to_string(), "/health/db".to_string())
+        ],
+        "reads only: the dry run sent no POST through the proxy"
+    );
+    assert!(
+        kube.mutating_requests().is_empty(),
+        "{:?}",
+        kube.mutating_requests()
+    );
+    let plans: Vec<&Value> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["actions"].as_array().unwrap())
+        .filter(|a| a["id"] == "clear_stuck_jobs")
+        .map(|a| &a["plan"])
+        .collect();
+    assert_eq!(
+        plans[0]["request"],
+        "POST /api/v1/namespaces/video-processing/services/api-gateway:8080/proxy/api/jobs/clear-stuck",
+        "{:#}",
+        plans[0]
     );
 }

@@ -39,6 +39,9 @@ fn error_budget_args<'a>(prom: &'a str, api: &'a str, extra: &[&'a str]) -> Vec<
         format!("api_gateway={api}"),
         "--endpoint".into(),
         format!("job_orchestrator={api}"),
+        // NATS's monitoring /healthz: the recording server answers 200.
+        "--endpoint".into(),
+        format!("nats_monitor={api}"),
         // The acknowledgement's silence goes to the recording server too.
         "--alertmanager-url".into(),
         api.into(),

@@ -121,6 +121,18 @@ impl Target {
         format!("{kind} {ns}/{}:{}", self.name, self.port)
     }
 
+    /// As it is written: `k8s://video-processing/api-gateway:8080/health`.
+    pub fn url(&self) -> String {
+        let pod = if self.kind == Kind::Pod { "pod/" } else { "" };
+        format!(
+            "{SCHEME}{}/{pod}{}:{}{}",
+            self.namespace.as_deref().unwrap_or_default(),
+            self.name,
+            self.port,
+            self.path
+        )
+    }
+
     /// The API server's path for it, in namespace `ns`.
     pub fn api_path(&self, ns: &str) -> String {
         let plural = match self.kind {
@@ -260,6 +272,7 @@ mod tests {
             t.api_path("default"),
             "/api/v1/namespaces/video/services/api-gateway:8080/proxy/health/db?x=1"
         );
+        assert_eq!(t.url(), "k8s://video/api-gateway:8080/health/db?x=1");
         let pod = Target::parse("k8s:///pod/gpu-0:http").unwrap().unwrap();
         assert_eq!(
             pod.api_path("ml"),

@@ -2208,7 +2208,10 @@ fn exec_stream(stream: &TcpStream, inner: &Inner, spec: ExecStream) -> io::Resul
     };
     ws.send(frame(3, status.to_string().as_bytes()))
         .map_err(io)?;
-    let _ = ws.close(None);
+    let _ = ws.close(Some(tungstenite::protocol::CloseFrame {
+        code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "".into(),
+    }));
     // Until the client answers the close (or goes away).
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     while ws.read().is_ok() {}
