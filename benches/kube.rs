@@ -31,6 +31,11 @@
 //!    the longest chain of round trips the step needs, 4 (a connection, then the deployment, its
 //!    pods, their logs), times the round-trip time. Median of 5 after a warm-up.
 //!
+//! 5. What reaching inside the cluster costs per check: an HTTP check direct, the same through
+//!    the API server's service proxy, a command in a named pod through exec, and one in a
+//!    deployment's first ready pod, each check's own `millis` (median of 5) and its requests
+//!    to the API server, at 0 and 50 ms round trips through the latency proxy.
+//!
 //! Run with `cargo bench --bench kube` (or `just bench`). It always exits 0: a missed target is
 //! marked MISSED in the table, it does not fail the run.
 
@@ -93,6 +98,7 @@ fn main() {
     log_scan(&home, &mut rows);
     side_by_side(&home, &mut rows);
     sweep(&home, &mut rows);
+    per_check(&home, &mut rows);
     let _ = std::fs::remove_dir_all(&home);
     print_table(&rows);
 }
@@ -168,7 +174,27 @@ fn serve(cluster: &str) {
     let kube = match cluster {
         "pods" => pods_cluster(),
         "logs" => logs_cluster(),
-        "video" => video_cluster(),
+        "video" => {
+            let kube = video_cluster();
+            let gateway = latency::fixed_http();
+            kube.proxy_to(
+                "services",
+                VIDEO,
+                "api-gateway",
+                "8080",
+                &format!("http://{gateway}"),
+            );
+            kube.set_exec(
+                VIDEO,
+                EXEC_POD,
+                &EXEC_ARGV,
+                kube::ExecResult {
+                    stdout: "535.104.05\n535.104.05\n".into(),
+                    ..Default::default()
+                },
+            );
+            kube
+        }
         other => panic!("no cluster {other}"),
     };
     eprintln!(
@@ -1080,6 +1106,128 @@ fn failures(rows: &mut Vec<Row>, mut problems: Vec<String>) {
             "none",
             Some(false),
         ));
+    }
+}
+
+// --- 5. proxy and exec, per check ------------------------------------------------------------
+
+/// The first gpu-worker pod of the video cluster, and the command figure 5 runs in it.
+const EXEC_POD: &str = "gpu-worker-7d4b9c8f5-00000";
+const EXEC_ARGV: [&str; 3] = [
+    "nvidia-smi",
+    "--query-gpu=driver_version",
+    "--format=csv,noheader",
+];
+
+fn per_check(home: &Path, rows: &mut Vec<Row>) {
+    eprintln!("5. proxy and exec per check, at 0 and 50 ms round trips…");
+    let dir = home.join("per-check");
+    std::fs::create_dir_all(&dir).expect("the figure's folder");
+    let mut kube = Fake::start("video", &dir);
+    let kubeconfig = std::fs::read_to_string(&kube.kubeconfig).expect("the fake's kubeconfig");
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("a server in the kubeconfig")
+        .trim_matches('"')
+        .to_string();
+    let kube_addr: std::net::SocketAddr = server
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the fake listens on an address");
+    let direct = latency::fixed_http();
+    let argv = EXEC_ARGV
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let checks: [(&str, String, &str); 4] = [
+        ("direct", String::new(), "GET /health"),
+        (
+            "proxy",
+            format!("        http: {{ url: 'k8s://{VIDEO}/api-gateway:8080/health' }}\n"),
+            "/api/v1/namespaces/video-processing/services/api-gateway:8080/proxy/",
+        ),
+        (
+            "exec_pod",
+            format!(
+                "        k8s_exec: {{ namespace: {VIDEO}, pod: {EXEC_POD}, command: [{argv}] }}\n"
+            ),
+            "/api/v1/namespaces/video-processing/pods/",
+        ),
+        (
+            "exec_deployment",
+            format!(
+                "        k8s_exec: {{ namespace: {VIDEO}, deployment: gpu-worker, command: [{argv}] }}\n"
+            ),
+            "",
+        ),
+    ];
+    for rtt in SWEEP_RTTS {
+        let delay = Duration::from_millis(rtt);
+        let kube_proxy = latency::proxy(kube_addr, delay);
+        let http = format!("http://{}", latency::proxy(direct, delay));
+        let config = dir.join(format!("kubeconfig-{rtt}ms"));
+        std::fs::write(
+            &config,
+            kubeconfig.replace(&server, &format!("http://{kube_proxy}")),
+        )
+        .expect("writing the proxied kubeconfig");
+        // One step each, one after the other, so each check's time is its own.
+        let mut text = format!("id: per{rtt}\ntitle: Per check\nseverity: P3\nsteps:\n");
+        for (id, kind, _) in &checks {
+            let kind = if *id == "direct" {
+                format!("        http: {{ url: '{http}/health' }}\n")
+            } else {
+                kind.clone()
+            };
+            text.push_str(&format!(
+                "  - id: s_{id}\n    checks:\n      - id: {id}\n{kind}"
+            ));
+        }
+        let file = dir.join(format!("per{rtt}.yaml"));
+        std::fs::write(&file, text).expect("writing the runbook");
+        let file = file.to_str().expect("a UTF-8 temp path");
+        let args = ["run", file, "--output", "json", "--dry-run"];
+        let mut millis: Vec<Vec<f64>> = vec![vec![]; checks.len()];
+        let mut problems = vec![];
+        let before = kube.gets("/");
+        for run_no in 0..=RUNS {
+            let ran = run(&mut oncall(home, &config, &args));
+            let report = ran.json();
+            for (i, (id, _, _)) in checks.iter().enumerate() {
+                match check(&report, id) {
+                    Some(o) if o["verdict"] == "ok" => {
+                        if run_no > 0 {
+                            millis[i].push(o["millis"].as_f64().unwrap_or(f64::NAN));
+                        }
+                    }
+                    other => problems.push(format!("{id}: {other:?} {}", first_error(&ran))),
+                }
+            }
+        }
+        let per_run = (kube.gets("/") - before) as f64 / (RUNS + 1) as f64;
+        let names = [
+            "HTTP direct (1 request)",
+            "HTTP through the API server's proxy (1 request to the API server)",
+            "exec in a named pod (1 upgrade, then the stream)",
+            "exec in a deployment's first ready pod (deployment, pods, upgrade)",
+        ];
+        for (name, walls) in names.iter().zip(millis.iter_mut()) {
+            rows.push(row(
+                &format!("per check at {rtt} ms round trip: {name} (median)"),
+                format!("{:.0} ms", median(walls)),
+                "(report)",
+                None,
+            ));
+        }
+        rows.push(row(
+            &format!("  requests to the API server per run at {rtt} ms (3 checks)"),
+            format!("{per_run:.0}"),
+            "(report)",
+            None,
+        ));
+        failures(rows, problems);
     }
 }
 
