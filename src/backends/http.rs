@@ -186,6 +186,8 @@ impl ActionSpec for HttpAction {
                 target.describe(),
                 systems.kube.describe()
             ));
+            // A POST to a production cluster's service is a write on that cluster.
+            plan.production = systems.kube.production_context();
         }
         Ok(Prepared::new(plan, super::Request::Http(request)))
     }

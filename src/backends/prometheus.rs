@@ -1,6 +1,7 @@
 //! Prometheus instant queries: scalar and vector results, errors in words.
 
 use super::kinds::{CheckSpec, fill};
+use super::kube::proxy;
 use super::reading::{Reading, Table, Verdict, number};
 use super::{BODY_LIMIT, BackendError, Live, describe_reqwest, read_body, snippet};
 use crate::expr;
@@ -91,7 +92,14 @@ impl CheckSpec for Query {
         timeout: Duration,
     ) -> Result<Reading, BackendError> {
         let text = expr::render(&self.0.value, ctx)?;
-        Ok(query(&live.client, &live.prometheus_url, &text, timeout).await?)
+        query(
+            &live.client,
+            &live.systems.kube,
+            &live.prometheus_url,
+            &text,
+            timeout,
+        )
+        .await
     }
 }
 
@@ -147,30 +155,66 @@ struct Series {
     value: (f64, String),
 }
 
+/// An instant query. A base written `k8s://NAMESPACE/SERVICE:PORT` is reached through the
+/// Kubernetes API server's proxy, as the seed's `kubectl exec … curl localhost:9090` does.
 pub async fn query(
     client: &reqwest::Client,
+    kube: &super::kube::Kube,
     base: &str,
     query: &str,
     timeout: Duration,
-) -> Result<Reading, Error> {
+) -> Result<Reading, BackendError> {
     let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
-    let response = client
-        .get(&url)
-        .query(&[("query", query)])
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("no content type")
-        .to_string();
-    let body = read_body(response)
-        .await
-        .map_err(|e| Error::Unreachable(describe_reqwest(&e, &url, timeout)))?;
+    let proxied = format!("{url}?query={}", expr::url_encode(query));
+    let (status, content_type, body) = match proxy::Target::parse(&proxied) {
+        Some(target) => {
+            let target = target.map_err(|why| BackendError::Spec {
+                what: "Prometheus URL",
+                why,
+            })?;
+            let answer =
+                proxy::send(kube, &reqwest::Method::GET, &target, &[], None, timeout).await?;
+            let body = super::Body {
+                status: answer.status,
+                text: answer.text,
+                complete: answer.complete,
+            };
+            (answer.status, answer.content_type, body)
+        }
+        None => {
+            let unreachable =
+                |e: reqwest::Error| Error::Unreachable(describe_reqwest(&e, &url, timeout));
+            let response = client
+                .get(&url)
+                .query(&[("query", query)])
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(unreachable)?;
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("no content type")
+                .to_string();
+            (
+                status,
+                content_type,
+                read_body(response).await.map_err(unreachable)?,
+            )
+        }
+    };
+    Ok(judge(url, status, content_type, body)?)
+}
+
+/// What Prometheus answered, as a reading or the error it is.
+fn judge(
+    url: String,
+    status: u16,
+    content_type: String,
+    body: super::Body,
+) -> Result<Reading, Error> {
     if !body.complete {
         return Err(Error::TooLarge { url });
     }

@@ -1045,17 +1045,32 @@ fn error_budget_from_a_laptop_reads_the_seeds_steps_through_the_api_server() {
     kube.proxy_to("services", NS, "api-gateway", "8080", &gateway.url);
     kube.proxy_to("services", NS, "job-orchestrator", "8080", &gateway.url);
     kube.proxy_to("services", NS, "nats", "8222", &nats_monitor.url);
+    kube.proxy_to("services", "monitoring", "prometheus", "9090", &prom.url);
     let sb = sandbox(&kube);
-    // No endpoint given: the bundled defaults go through the API server, no route to the services needed.
+    // No endpoint given: the bundled defaults go through the API server, and Prometheus too: no
+    // route to any of the services is needed.
     let ran = sb.run(&[
         "run",
         "error-budget",
         "--prometheus-url",
-        &prom.url,
+        "k8s://monitoring/prometheus:9090",
         "--dry-run",
         "-o",
         "json",
     ]);
+    let rate = observation(&ran.json(), "error_rate").clone();
+    assert_eq!(rate["verdict"], "fail", "{rate:#}");
+    assert!(
+        (rate["value"].as_f64().unwrap() - 3.0).abs() < 0.5,
+        "the error rate through the proxy: {rate:#}"
+    );
+    assert!(
+        kube.requests().iter().any(|(_, t)| t.starts_with(
+            "/api/v1/namespaces/monitoring/services/prometheus:9090/proxy/api/v1/query?query="
+        )),
+        "{:?}",
+        kube.requests()
+    );
     let report = ran.json();
     let health = observation(&report, "api_gateway_health");
     assert_eq!(

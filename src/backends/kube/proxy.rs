@@ -152,6 +152,7 @@ impl Target {
 /// What the service answered through the proxy.
 pub struct Answer {
     pub status: u16,
+    pub content_type: String,
     pub text: String,
     /// False when the body was longer than `BODY_LIMIT` and the rest was left unread.
     pub complete: bool,
@@ -186,11 +187,13 @@ pub async fn send(
             .await
             .map_err(|e| describe(e, &server))?;
         let status = response.status().as_u16();
-        let api_server = response
+        let content_type = response
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("application/json"));
+            .unwrap_or("no content type")
+            .to_string();
+        let api_server = content_type.starts_with("application/json");
         let mut stream = response.into_body().into_data_stream();
         let mut bytes = Vec::new();
         let mut complete = true;
@@ -215,6 +218,7 @@ pub async fn send(
         }
         Ok(Answer {
             status,
+            content_type,
             text,
             complete,
         })
