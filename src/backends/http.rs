@@ -427,6 +427,20 @@ impl Via {
                 Ok(super::read_body(response).await.map_err(unreachable)?)
             }
             Via::Proxy(target) => {
+                // The API server takes these for itself (the kubeconfig's credentials win):
+                // they would never reach the service, so they are not sent at all.
+                if let Some((name, _)) = headers.iter().find(|(name, _)| {
+                    let name = name.to_ascii_lowercase();
+                    name == "authorization"
+                        || name == "proxy-authorization"
+                        || name.starts_with("impersonate-")
+                }) {
+                    return Err(Error::Target(format!(
+                        "the header {name} cannot go through the API server's proxy: the API server authenticates with the kubeconfig's credentials and does not pass it on; use a direct URL for {}",
+                        target.describe()
+                    ))
+                    .into());
+                }
                 let kube = kube.ok_or(BackendError::NoSystems)?;
                 let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
                 let answer = proxy::send(kube, method, target, headers, body, timeout).await?;

@@ -703,6 +703,14 @@ fn http_reaches_services_through_the_api_server_proxy() {
         "not found: service video-processing/nope:80 through the API server's proxy: services \"nope\" not found",
         "{missing:#}"
     );
+    let with_token = observation(&report, "with_token");
+    assert!(
+        with_token["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the header Authorization cannot go through the API server's proxy"),
+        "{with_token:#}"
+    );
     // The service saw the two reads; the API server, the proxied paths. Nothing was sent.
     let mut seen = api.requests();
     seen.sort();
@@ -901,6 +909,17 @@ fn exec_cluster() -> FakeKube {
         &["drain", "--now"],
         ok("drained 12 jobs\n"),
     );
+    // More stderr than oncall keeps: the rest is read and dropped, the stream still ends.
+    kube.set_exec(
+        NS,
+        "gpu-worker-a",
+        &["noisy"],
+        support::kube::ExecResult {
+            stdout: "done\n".into(),
+            stderr: "warning: something\n".repeat(2000),
+            ..Default::default()
+        },
+    );
     kube.fail(
         "*",
         "pods/gpu-worker-b/exec",
@@ -953,6 +972,21 @@ fn commands_run_in_pods_through_exec_with_clear_verdicts() {
             .unwrap()
             .contains("container sidecar is not valid for pod gpu-worker-a"),
         "{no_container:#}"
+    );
+    let noisy = observation(&report, "noisy");
+    assert_eq!(
+        (&noisy["verdict"], &noisy["value"]),
+        (&"ok".into(), &1.into()),
+        "{noisy:#}"
+    );
+    let absent = observation(&report, "absent");
+    assert_eq!(absent["verdict"], "error", "{absent:#}");
+    assert!(
+        absent["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the command could not run: Internal error occurred: error executing command in container: failed to exec in container: exec: \"no-such-tool\": executable file not found"),
+        "{absent:#}"
     );
     let forbidden = observation(&report, "forbidden");
     assert!(

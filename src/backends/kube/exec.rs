@@ -215,7 +215,7 @@ impl ActionSpec for K8sExec {
             Some(systems) => systems.kube.default_namespace().await?,
             None => "default".into(),
         };
-        let exec = self.render(&renderer(ctx), &default_ns)?;
+        let mut exec = self.render(&renderer(ctx), &default_ns)?;
         let mut plan = Plan {
             backend: "kubernetes".into(),
             request: format!(
@@ -240,6 +240,8 @@ impl ActionSpec for K8sExec {
             {
                 Ok(pod) => {
                     plan.request = plan.request.replace("/pods/POD/", &format!("/pods/{pod}/"));
+                    // The approved command runs in the pod the plan names, not one picked again.
+                    exec.pod = Pick::Pod(pod);
                 }
                 Err(Error::NotFound { message }) => {
                     plan.missing = Some(format!("{message}: this action would fail"));
@@ -316,11 +318,20 @@ async fn run(
             .ok_or_else(|| Error::Other("no stderr".into()))?;
         let status = process.take_status();
         let mut err_text = String::new();
+        // Read to the end, keeping the first STDERR_LIMIT bytes: a reader that stopped early
+        // would stall the stream (kube-rs feeds each channel through a small pipe).
         let read_stderr = async {
-            let _ = stderr
-                .take(STDERR_LIMIT)
-                .read_to_string(&mut err_text)
-                .await;
+            let mut kept = Vec::new();
+            let mut stderr = stderr;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let room = (STDERR_LIMIT as usize).saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            err_text = String::from_utf8_lossy(&kept).into_owned();
         };
         let ((counted, kept), ()) = tokio::join!(
             shell::collect(BufReader::new(stdout), pattern, keep),
@@ -331,8 +342,20 @@ async fn run(
             None => None,
         };
         let _ = process.join().await;
+        let code = exit_code(status.as_ref());
+        // A failure without an exit code: the command did not run (no such executable on some
+        // runtimes); the API server's message says why.
+        if code.is_none()
+            && let Some(status) = &status
+            && status.status.as_deref() == Some("Failure")
+        {
+            return Err(Error::Other(format!(
+                "the command could not run: {}",
+                status.message.as_deref().unwrap_or("no message")
+            )));
+        }
         Ok(Output {
-            status: exit_code(status.as_ref()),
+            status: code,
             counted,
             kept,
             stderr: err_text,

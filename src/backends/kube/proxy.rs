@@ -102,6 +102,23 @@ impl Target {
         if !path.starts_with('/') {
             return Err(format!("the path '{path}' does not start with /"));
         }
+        // The API server decodes the path and joins it (`path.Join`), so an encoded `/` or a `..`
+        // segment would reach another path on the service: refused, as values cannot move it.
+        let path_only = path.split('?').next().unwrap_or_default();
+        let lower = path_only.to_ascii_lowercase();
+        if lower.contains("%2f") || lower.contains("%5c") || path_only.contains('\\') {
+            return Err(format!(
+                "the path '{path}' holds an encoded / or \\, which the API server would decode into another path"
+            ));
+        }
+        if path_only.split('/').any(|segment| {
+            let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+            decoded == "." || decoded == ".."
+        }) {
+            return Err(format!(
+                "the path '{path}' holds a . or .. segment, which the API server would resolve into another path"
+            ));
+        }
         Ok(Target {
             namespace,
             kind,
@@ -289,6 +306,9 @@ mod tests {
             "k8s://video/a..b/:1",
             "k8s://video/a:80%2F..",
             "k8s://Video/a:1",
+            "k8s://video/a:1/api/jobs/..%2F..%2Fadmin/retry",
+            "k8s://video/a:1/api/../admin",
+            "k8s://video/a:1/api/%2e%2E/admin",
         ] {
             assert!(Target::parse(bad).unwrap().is_err(), "{bad}");
         }

@@ -426,8 +426,8 @@ impl FakeKube {
             .insert(format!("{kind}/{ns}/{name}:{port}"), addr);
     }
 
-    /// What `argv` run in `pod` through exec answers. A command not set exits 127 with
-    /// "executable file not found", as a container without it does.
+    /// What `argv` run in `pod` through exec answers. A command not set fails to start, as in a
+    /// container without it: an `InternalError` status with no exit code.
     pub fn set_exec(&self, ns: &str, pod: &str, argv: &[&str], result: ExecResult) {
         self.inner
             .execs
@@ -2058,6 +2058,8 @@ pub struct ExecResult {
     pub code: i32,
     /// Never finishes: the stream stays open until the client closes it.
     pub hang: bool,
+    /// The command never started: this message in an `InternalError` status, no exit code.
+    pub not_started: Option<String>,
 }
 
 fn exec_key(ns: &str, pod: &str, argv: &[&str]) -> String {
@@ -2124,11 +2126,10 @@ fn exec(inner: &Inner, req: &KubeRequest) -> Option<Reply> {
         .get(&exec_key(ns, name, &argv_refs))
         .cloned()
         .unwrap_or_else(|| ExecResult {
-            stderr: format!(
-                "exec: \"{}\": executable file not found in $PATH",
+            not_started: Some(format!(
+                "Internal error occurred: error executing command in container: failed to exec in container: exec: \"{}\": executable file not found in $PATH",
                 argv.first().map_or("", String::as_str)
-            ),
-            code: 127,
+            )),
             ..ExecResult::default()
         });
     Some(Reply::Exec(Box::new(ExecStream {
@@ -2192,7 +2193,9 @@ fn exec_stream(stream: &TcpStream, inner: &Inner, spec: ExecStream) -> io::Resul
         }
         return Ok(());
     }
-    let status = if spec.result.code == 0 {
+    let status = if let Some(message) = &spec.result.not_started {
+        json!({ "metadata": {}, "status": "Failure", "message": message, "reason": "InternalError", "code": 500 })
+    } else if spec.result.code == 0 {
         json!({ "metadata": {}, "status": "Success" })
     } else {
         json!({
