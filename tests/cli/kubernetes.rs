@@ -112,6 +112,20 @@ pub(super) fn video_cluster() -> FakeKube {
         ],
     );
     kube.add_configmap(NS, "api-gateway-config", &[("DB_MAX_CONNECTIONS", "20")]);
+    // The seed's `kubectl exec deployment/gpu-worker -- nvidia-smi`: two GPUs.
+    kube.set_exec(
+        NS,
+        "gpu-worker-a",
+        &[
+            "nvidia-smi",
+            "--query-gpu=driver_version,name,memory.used,memory.total",
+            "--format=csv,noheader",
+        ],
+        support::kube::ExecResult {
+            stdout: "535.104.05, NVIDIA A100-SXM4-40GB, 1024 MiB, 40960 MiB\n535.104.05, NVIDIA A100-SXM4-40GB, 38912 MiB, 40960 MiB\n".into(),
+            ..Default::default()
+        },
+    );
     kube
 }
 
@@ -873,16 +887,6 @@ fn exec_cluster() -> FakeKube {
         stdout: stdout.into(),
         ..Default::default()
     };
-    kube.set_exec(
-        NS,
-        "gpu-worker-a",
-        &[
-            "nvidia-smi",
-            "--query-gpu=driver_version,name,memory.used,memory.total",
-            "--format=csv,noheader",
-        ],
-        ok("535.104.05, NVIDIA A100-SXM4-40GB, 1024 MiB, 40960 MiB\n535.104.05, NVIDIA A100-SXM4-40GB, 38912 MiB, 40960 MiB\n"),
-    );
     kube.set_exec(
         NS,
         "gpu-worker-a",

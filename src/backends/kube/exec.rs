@@ -349,10 +349,12 @@ async fn run(
             && let Some(status) = &status
             && status.status.as_deref() == Some("Failure")
         {
-            return Err(Error::Other(format!(
-                "the command could not run: {}",
-                status.message.as_deref().unwrap_or("no message")
-            )));
+            return Err(Error::NotStarted(
+                status
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "no message".into()),
+            ));
         }
         Ok(Output {
             status: code,

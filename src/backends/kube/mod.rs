@@ -83,6 +83,8 @@ pub enum Error {
     },
     #[error("{0}")]
     NoReadyPod(String),
+    #[error("the command could not run: {0}")]
+    NotStarted(String),
     #[error("{pod} did not finish within {}: timed out, the stream was closed", humanize(*.after))]
     ExecTimedOut { pod: String, after: Duration },
     #[error("exited with {}: {stderr}", status.map_or("no status".to_string(), |c| format!("status {c}")))]
