@@ -226,6 +226,10 @@ start_services
 log "cargo test $*"
 cargo test "$@"
 
+# The bundled runbooks test themselves: every scenario replayed, every expectation held.
+log "oncall test (the bundled runbooks' scenarios)"
+cargo run --quiet -- test
+
 log "cargo fmt --check"
 cargo fmt --check
 

@@ -119,6 +119,19 @@ pub enum Command {
         #[arg(value_hint = clap::ValueHint::FilePath)]
         paths: Vec<PathBuf>,
     },
+    /// Replay every scenario of the runbooks as drills, check what each expects, and measure
+    /// branch coverage; exit 1 when an expectation fails or coverage is below --min-coverage
+    Test {
+        /// Runbook ids or files [default: every runbook on the search path, bundled included]
+        #[arg(add = complete::runbooks())]
+        runbooks: Vec<String>,
+        /// Also write the results as JUnit XML, one test case per scenario
+        #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        junit: Option<PathBuf>,
+        /// Fail when a runbook's branch coverage is below this percentage
+        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+        min_coverage: Option<f64>,
+    },
     /// Run a runbook against the real systems
     Run(RunArgs),
     /// Rehearse a runbook on a recorded scenario: no infrastructure, nothing ever sent
@@ -376,6 +389,13 @@ fn parse_dry_run(text: &str) -> Result<DryRun, String> {
         other => Err(format!(
             "'{other}' is not a dry run: --dry-run (nothing is sent) or --dry-run=server (Kubernetes writes are sent with dryRun=All)"
         )),
+    }
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{text}' is not a percentage from 0 to 100")),
     }
 }
 

@@ -112,6 +112,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::List => commands::list::run(&setup),
         Command::Show { runbook } => commands::show::run(&setup, &runbook).await,
         Command::Validate { paths } => commands::validate::run(&setup, &paths),
+        Command::Test {
+            runbooks,
+            junit,
+            min_coverage,
+        } => commands::test::run(
+            &setup,
+            commands::test::Request {
+                targets: &runbooks,
+                junit: junit.as_deref(),
+                min_coverage,
+            },
+        ),
         Command::Alerts => commands::alerts::run(&setup).await,
         Command::Run(args) => {
             let dry_run = args.dry_run.unwrap_or(cli::DryRun::Off);

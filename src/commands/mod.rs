@@ -10,6 +10,7 @@ pub mod report;
 pub mod resume;
 pub mod run;
 pub mod show;
+pub mod test;
 pub mod timeline;
 pub mod validate;
 

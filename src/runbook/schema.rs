@@ -140,6 +140,33 @@ pub struct Scenario {
     #[serde(default)]
     pub deployments: BTreeMap<String, S<i64>>,
     pub checks: BTreeMap<String, ScenarioCheck>,
+    /// What must happen when the runbook replays this scenario; `oncall test` checks it.
+    #[serde(default)]
+    pub expect: Option<Expect>,
+}
+
+/// A scenario's expectations, each with its place in the file for the message when it fails.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    #[serde(default)]
+    pub exit_code: Option<S<i64>>,
+    /// Steps that run, and steps skipped (their `when` did not hold).
+    #[serde(default)]
+    pub steps_run: Vec<S<String>>,
+    #[serde(default)]
+    pub steps_skipped: Vec<S<String>>,
+    /// Actions offered (planned and asked), and actions not offered.
+    #[serde(default)]
+    pub offered: Vec<S<String>>,
+    #[serde(default)]
+    pub not_offered: Vec<S<String>>,
+    /// Check id → its verdict: ok, warn, fail or error.
+    #[serde(default)]
+    pub verdicts: BTreeMap<String, S<String>>,
+    /// Message name → texts the message contains.
+    #[serde(default)]
+    pub messages: BTreeMap<String, Vec<S<String>>>,
 }
 
 // A check or an action is one YAML map: its common fields beside one key naming its kind. Serde's

@@ -80,10 +80,74 @@ pub fn load_scenario(source: &Source, runbook: &Runbook) -> Result<Scenario, Vec
             );
         }
     }
+    if let Some(expect) = &scenario.expect {
+        expectations(&mut v, expect, runbook);
+    }
     if v.problems.is_empty() {
         Ok(scenario)
     } else {
         Err(v.problems)
+    }
+}
+
+/// Every name an expectation uses is one the runbook has (with "did you mean"), and every
+/// verdict one there is.
+fn expectations(v: &mut Validator, expect: &crate::runbook::Expect, runbook: &Runbook) {
+    let steps: Vec<&str> = runbook.steps.iter().map(|s| s.id.value.as_str()).collect();
+    let actions: Vec<&str> = runbook
+        .steps
+        .iter()
+        .flat_map(|s| &s.actions)
+        .map(|a| a.id.value.as_str())
+        .collect();
+    let checks: Vec<&str> = runbook
+        .steps_checks()
+        .map(|(_, c)| c.id.value.as_str())
+        .collect();
+    let messages: Vec<&str> = runbook.messages.keys().map(String::as_str).collect();
+    let mut known = |at: &S<String>, what: &str, names: &[&str]| {
+        if !names.contains(&at.value.as_str()) {
+            let hint = match crate::spec::validate::closest(&at.value, names.iter().copied()) {
+                Some(near) => format!("did you mean '{near}'?"),
+                None => format!("its {what}s: {}", names.join(", ")),
+            };
+            v.problem(
+                at,
+                format!(
+                    "expects {what} '{}', which runbook '{}' does not have",
+                    at.value, runbook.id.value
+                ),
+                Some(hint),
+            );
+        }
+    };
+    for at in expect.steps_run.iter().chain(&expect.steps_skipped) {
+        known(at, "step", &steps);
+    }
+    for at in expect.offered.iter().chain(&expect.not_offered) {
+        known(at, "action", &actions);
+    }
+    for (id, verdict) in &expect.verdicts {
+        let at = S::new(id.clone(), verdict.referenced, verdict.defined);
+        known(&at, "check", &checks);
+    }
+    for (name, texts) in &expect.messages {
+        if let Some(first) = texts.first() {
+            let at = S::new(name.clone(), first.referenced, first.defined);
+            known(&at, "message", &messages);
+        }
+    }
+    for verdict in expect.verdicts.values() {
+        if !matches!(verdict.value.as_str(), "ok" | "warn" | "fail" | "error") {
+            v.problem(
+                verdict,
+                format!(
+                    "verdict '{}' is not one of ok, warn, fail, error",
+                    verdict.value
+                ),
+                None,
+            );
+        }
     }
 }
 

@@ -20,6 +20,7 @@ mod resume;
 mod run;
 mod screen;
 mod terminal;
+mod testing;
 mod validate;
 
 use serde_json::Value;

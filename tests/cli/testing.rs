@@ -1,0 +1,164 @@
+//! `oncall test`: scenario expectations, branch coverage, JUnit.
+use super::support::Sandbox;
+
+const RUNBOOK: &str = "id: t
+title: Tested
+severity: P2
+params:
+  limit: { default: 10 }
+steps:
+  - id: look
+    checks:
+      - id: queue
+        prometheus: queue_depth
+        fail_if: value > params.limit
+  - id: act
+    when: checks.queue.verdict == \"fail\"
+    actions:
+      - id: drain
+        title: Drain the queue
+        shell: { command: \"true\" }
+";
+
+const OVERFLOW: &str = "title: Overflow
+checks:
+  queue: { value: 50 }
+expect:
+  exit_code: 1
+  steps_run: [act]
+  offered: [drain]
+  verdicts: { queue: fail }
+";
+
+// The author thinks an overflow skips the step: it does not.
+const WRONG: &str = "title: Wrong about overflow
+checks:
+  queue: { value: 50 }
+expect:
+  steps_skipped: [act]
+  verdicts: { queue: ok }
+";
+
+fn sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("runbooks/t.yaml", RUNBOOK);
+    sb.write("runbooks/scenarios/t/overflow.yaml", OVERFLOW);
+    sb
+}
+
+#[test]
+fn expectations_pass_and_fail_with_their_line_and_column() {
+    let sb = sandbox();
+    let passed = sb.run(&["test", "t"]);
+    assert_eq!(passed.code, 0, "{}{}", passed.stdout, passed.stderr);
+    assert!(
+        passed.stdout.contains("ok   t/overflow"),
+        "{}",
+        passed.stdout
+    );
+
+    sb.write("runbooks/scenarios/t/wrong.yaml", WRONG);
+    let failed = sb.run(&["test", "t", "--junit", "results.xml"]);
+    assert_eq!(failed.code, 1, "{}{}", failed.stdout, failed.stderr);
+    assert!(failed.stdout.contains("FAIL t/wrong"), "{}", failed.stdout);
+    let file = "runbooks/scenarios/t/wrong.yaml";
+    assert!(
+        failed.stdout.contains(&format!(
+            "{file}:5:19: expected step act to be skipped; it ran"
+        )),
+        "{}",
+        failed.stdout
+    );
+    assert!(
+        failed.stdout.contains(&format!(
+            "{file}:6:22: expected check queue to be ok, it was fail"
+        )),
+        "{}",
+        failed.stdout
+    );
+    assert!(failed.stdout.contains("2 scenario(s), 1 passed, 1 failed"));
+
+    // The JUnit file, read by an XML parser: one case per scenario, the wrong one failed.
+    let xml = std::fs::read_to_string(sb.work().join("results.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let cases: Vec<roxmltree::Node> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let names: Vec<&str> = cases.iter().filter_map(|c| c.attribute("name")).collect();
+    assert_eq!(names, ["overflow", "wrong"], "{xml}");
+    let failures: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .filter_map(|c| c.attribute("name"))
+        .collect();
+    assert_eq!(failures, ["wrong"], "{xml}");
+}
+
+#[test]
+fn coverage_names_the_branches_not_taken_and_fails_below_the_minimum() {
+    let sb = sandbox();
+    let ran = sb.run(&["test", "t", "--min-coverage", "100"]);
+    // The overflow takes `act` true, `drain` offered and `fail_if` met; nothing shows the quiet side.
+    assert_eq!(ran.code, 1, "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("t                          3/5    60.0%"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("not taken: step act when false"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("not taken: check queue fail_if unmet"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("coverage below 100%: t 60.0%"),
+        "{}",
+        ran.stdout
+    );
+
+    sb.write(
+        "runbooks/scenarios/t/quiet.yaml",
+        "title: Quiet\nchecks:\n  queue: { value: 2 }\nexpect:\n  steps_skipped: [act]\n  not_offered: [drain]\n",
+    );
+    let full = sb.run(&["test", "t", "--min-coverage", "100"]);
+    assert_eq!(full.code, 0, "{}{}", full.stdout, full.stderr);
+    assert!(full.stdout.contains("5/5   100.0%"), "{}", full.stdout);
+}
+
+#[test]
+fn an_expectation_naming_what_the_runbook_lacks_is_a_bad_file() {
+    let sb = sandbox();
+    sb.write(
+        "runbooks/scenarios/t/typo.yaml",
+        "title: Typo\nchecks:\n  queue: { value: 50 }\nexpect:\n  offered: [drian]\n",
+    );
+    let ran = sb.run(&["test", "t"]);
+    assert_eq!(ran.code, 2, "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains(
+            "runbooks/scenarios/t/typo.yaml:5:13: expects action 'drian', which runbook 't' does not have"
+        ),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("did you mean 'drain'?"),
+        "{}",
+        ran.stdout
+    );
+    // `validate` says the same.
+    let validated = sb.run(&["validate", "runbooks/t.yaml"]);
+    assert_eq!(validated.code, 2);
+    assert!(
+        validated.stdout.contains("expects action 'drian'"),
+        "{}",
+        validated.stdout
+    );
+}
