@@ -443,6 +443,7 @@ fn drill(
             "json",
         ])
         .env("ONCALL_STATE_DIR", state)
+        .env("ONCALL_DRILL_PACE", "instant")
         .env("NO_COLOR", "1")
         .env_remove("ONCALL_SCENARIO")
         .stdin(std::process::Stdio::null())
