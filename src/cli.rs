@@ -132,6 +132,11 @@ pub enum Command {
         #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
         min_coverage: Option<f64>,
     },
+    /// Drill scenarios: `record` turns an incident's timeline into one
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
     /// Run a runbook against the real systems
     Run(RunArgs),
     /// Rehearse a runbook on a recorded scenario: no infrastructure, nothing ever sent
@@ -357,11 +362,24 @@ pub struct ResumeArgs {
     pub max_wait: Option<std::time::Duration>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ScenarioCommand {
+    /// Write an incident's checks, as observed, as a drill scenario (stdout, or --to FILE)
+    Record {
+        /// The incident [default: the latest]
+        #[arg(add = complete::incidents())]
+        incident: Option<String>,
+        /// Write the scenario to this file instead of stdout
+        #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        to: Option<PathBuf>,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct DrillArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Scenario name [default: the runbook's first]; `oncall show RUNBOOK` lists them
+    /// Scenario name or file [default: the runbook's first]; `oncall show RUNBOOK` lists them
     #[arg(long, env = "ONCALL_SCENARIO", hide_env_values = true, add = complete::scenarios())]
     pub scenario: Option<String>,
     /// Rehearse without asking: record every action as it would be offered

@@ -112,6 +112,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::List => commands::list::run(&setup),
         Command::Show { runbook } => commands::show::run(&setup, &runbook).await,
         Command::Validate { paths } => commands::validate::run(&setup, &paths),
+        Command::Scenario {
+            command: cli::ScenarioCommand::Record { incident, to },
+        } => commands::scenario::record(&setup, incident.as_deref(), to.as_deref()),
         Command::Test {
             runbooks,
             junit,

@@ -9,6 +9,7 @@ pub mod note;
 pub mod report;
 pub mod resume;
 pub mod run;
+pub mod scenario;
 pub mod show;
 pub mod test;
 pub mod timeline;

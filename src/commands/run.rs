@@ -693,6 +693,18 @@ fn pick_scenario(
     rb: &Runbook,
     name: Option<&str>,
 ) -> anyhow::Result<(String, runbook::Scenario)> {
+    // A file: a recorded incident, or a scenario not in a runbook folder.
+    if let Some(file) = name.filter(|n| {
+        (n.ends_with(".yaml") || n.ends_with(".yml")) && std::path::Path::new(n).is_file()
+    }) {
+        let source = runbook::Source::read(std::path::Path::new(file))
+            .map_err(|e| anyhow::anyhow!("cannot read the scenario {file}: {e}"))?;
+        let scenario = validate::load_scenario(&source, rb).map_err(ProblemList)?;
+        let stem = std::path::Path::new(file)
+            .file_stem()
+            .map_or(file.to_string(), |s| s.to_string_lossy().into_owned());
+        return Ok((stem, scenario));
+    }
     let available = runbook::scenarios(&rb.id.value, &setup.search);
     let names = || {
         available

@@ -121,6 +121,9 @@ pub struct Settings {
     pub user: String,
 }
 
+/// The id a rehearsed acknowledgement's silence stands under, for the expiry planned after it.
+pub const REHEARSED_SILENCE: &str = "SILENCE_ID";
+
 /// What a run came to, for the exit code.
 #[derive(Debug, Default, Clone)]
 pub struct Outcome {
@@ -633,8 +636,14 @@ impl<'a, R: Reader> Engine<'a, R> {
                 Flow::Stop
             }
             Decision::Other(DecisionKind::WouldSend | DecisionKind::Rehearsed) => {
-                // A rehearsal remembers too, so its restore step shows the same plan a live run would.
+                // A rehearsal remembers too, so its restore step shows the same plan a live run
+                // would: the level before a scale, and the silence an acknowledgement creates.
                 self.undo.planned(&prepared.plan);
+                if action.kind.key() == "silence" {
+                    self.undo.applied(&backends::Effect::SilenceCreated {
+                        id: REHEARSED_SILENCE.into(),
+                    });
+                }
                 Flow::Continue
             }
             Decision::Other(_) | Decision::Recheck => Flow::Continue,

@@ -32,11 +32,11 @@ fn drill_needs_no_infrastructure_and_applies_nothing() {
 
     let clear = sb.run(&["drill", "error-budget", "--scenario", "all-clear"]);
     assert_eq!(clear.code, 0, "{}", clear.stdout);
-    // Nothing to mitigate: only the acknowledgement is rehearsed.
+    // Nothing to mitigate: only the acknowledgement is rehearsed, and its expiry at the end.
     assert!(
-        clear
-            .stdout
-            .contains("done:     acknowledge_alert: would apply (drill): not sent\n  messages:"),
+        clear.stdout.contains(
+            "done:     acknowledge_alert: would apply (drill): not sent\n            expire_acknowledgement: would apply (drill): not sent\n  messages:"
+        ),
         "{}",
         clear.stdout
     );

@@ -1161,3 +1161,90 @@ fn error_budget_from_a_laptop_reads_the_seeds_steps_through_the_api_server() {
         plans[0]
     );
 }
+
+/// Each check's verdict, and the actions offered, of a run's JSON report.
+fn verdicts_and_offers(report: &Value) -> (Vec<(String, String)>, Vec<String>) {
+    let steps = report["steps"].as_array().unwrap();
+    let mut verdicts: Vec<(String, String)> = steps
+        .iter()
+        .flat_map(|s| s["checks"].as_array().unwrap().clone())
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_string(),
+                c["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    verdicts.sort();
+    let mut offered: Vec<String> = steps
+        .iter()
+        .flat_map(|s| s["actions"].as_array().unwrap().clone())
+        .filter(|a| a["decision"] != "not_offered" && !a["plan"].is_null())
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    offered.sort();
+    (verdicts, offered)
+}
+
+#[test]
+fn a_recorded_incident_replays_in_a_drill_to_the_same_verdicts_and_actions() {
+    let prom = Prometheus::start();
+    let kube = video_cluster();
+    let api = RecordingServer::with_status(&[("/health/db", 503)]);
+    let sb = sandbox(&kube);
+    let args = error_budget_args(
+        &prom.url,
+        &api.url,
+        &[
+            "--yes",
+            "--output",
+            "json",
+            "-p",
+            "queue_fail=1500",
+            "--max-wait",
+            "1s",
+        ],
+    );
+    let live = sb.run(&strs(&args)).json();
+    let id = live["incident"].as_str().unwrap().to_string();
+
+    let recorded = sb.run(&["scenario", "record", &id, "--to", "last-night.yaml"]);
+    assert_eq!(recorded.code, 0, "{}", recorded.stderr);
+    assert!(
+        recorded
+            .stderr
+            .contains("replay it: oncall drill error-budget --scenario last-night.yaml"),
+        "{}",
+        recorded.stderr
+    );
+    let text = std::fs::read_to_string(sb.work().join("last-night.yaml")).unwrap();
+    // The replica counts the plans read, and the wait's polls in order.
+    assert!(text.contains("gpu-worker: 5"), "{text}");
+    assert!(text.contains("values:"), "{text}");
+
+    let drill = sb.run(&[
+        "drill",
+        "error-budget",
+        "--scenario",
+        "last-night.yaml",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    let replay = drill.json();
+    assert_eq!(replay["mode"], "drill", "{}", drill.stderr);
+    let (live_verdicts, live_offered) = verdicts_and_offers(&live);
+    let (drill_verdicts, drill_offered) = verdicts_and_offers(&replay);
+    assert_eq!(drill_verdicts, live_verdicts);
+    assert_eq!(drill_offered, live_offered);
+    let messages = |r: &Value| -> Vec<String> {
+        r["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["messages"].as_array().cloned().unwrap_or_default())
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(messages(&replay), messages(&live));
+}
