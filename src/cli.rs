@@ -385,6 +385,9 @@ pub struct DrillArgs {
     /// Rehearse without asking: record every action as it would be offered
     #[arg(long, short = 'y', env = "ONCALL_YES", hide_env_values = true, value_parser = BoolishValueParser::new())]
     pub yes: bool,
+    /// List past scored drills (of RUNBOOK, or all) with their score by engineer and scenario
+    #[arg(long)]
+    pub history: bool,
 }
 
 /// Where a dry run stops: before anything is sent (`client`, as plain `--dry-run`), or at the

@@ -167,6 +167,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             commands::resume::run(&setup, request).await
         }
+        Command::Drill(args) if args.history => {
+            commands::drills::history(&setup, args.target.runbook.as_deref())
+        }
         Command::Drill(args) => {
             let request = commands::run::Request {
                 runbook: Some(args.target.runbook.as_deref().ok_or_else(|| {

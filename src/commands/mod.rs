@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod completions;
+pub mod drills;
 pub mod incidents;
 pub mod list;
 pub mod message;

@@ -611,8 +611,11 @@ impl Screen {
             user: user(),
         };
         let recorder = self.recorder.clone();
+        let policy = settings.policy;
+        let mut scoring = None;
         let code = match scenario {
             Some((scenario, _)) => {
+                scoring = Some(Scoring::of(&scenario));
                 let reader = ScenarioReader::new(scenario.checks);
                 let reader = if instant_drill() {
                     reader.instant()
@@ -633,6 +636,10 @@ impl Screen {
             }
         };
         drop(reminders);
+        if let Some(scoring) = scoring.filter(|s| !s.correct.is_empty() || !s.harmful.is_empty()) {
+            let card = scoring.card(policy, &self.timeline_path);
+            self.recorder.emit(card);
+        }
         if self.json_out {
             self.collector.print_report(&self.timeline_path)?;
         }
@@ -678,6 +685,88 @@ impl Screen {
                 }
             }
         });
+    }
+}
+
+/// What a scenario scores: its right and harmful mitigations and the target time.
+struct Scoring {
+    correct: Vec<String>,
+    harmful: Vec<String>,
+    target: Option<Duration>,
+}
+
+impl Scoring {
+    fn of(scenario: &runbook::Scenario) -> Scoring {
+        Scoring {
+            correct: scenario.correct.iter().map(|s| s.value.clone()).collect(),
+            harmful: scenario.harmful.iter().map(|s| s.value.clone()).collect(),
+            target: scenario
+                .target
+                .as_ref()
+                .and_then(|t| crate::spec::parse_duration(&t.value).ok()),
+        }
+    }
+
+    /// The card, from the decisions the timeline holds. Only a drill someone answers is scored.
+    fn card(&self, policy: Policy, timeline: &std::path::Path) -> EventKind {
+        let events = crate::timeline::read(timeline).unwrap_or_default();
+        let scenario = events.iter().find_map(|e| match &e.kind {
+            EventKind::IncidentOpened { scenario, .. } => scenario.clone(),
+            _ => None,
+        });
+        let mut card = EventKind::DrillScored {
+            scenario: scenario.unwrap_or_default(),
+            not_scored: None,
+            right_approved: vec![],
+            harmful_approved: vec![],
+            right_skipped: vec![],
+            first_right_ms: None,
+            target_ms: self.target.map(|t| t.as_millis() as u64),
+        };
+        let EventKind::DrillScored {
+            not_scored,
+            right_approved,
+            harmful_approved,
+            right_skipped,
+            first_right_ms,
+            ..
+        } = &mut card
+        else {
+            unreachable!("built above");
+        };
+        if !matches!(policy, Policy::Drill { ask: true }) {
+            *not_scored = Some(
+                "no one answered (--yes, or no terminal): a drill is scored when an engineer decides"
+                    .into(),
+            );
+            return card;
+        }
+        let started = events.first().map(|e| e.ts);
+        for event in &events {
+            if let EventKind::ActionDecided {
+                action, decision, ..
+            } = &event.kind
+            {
+                let approved = *decision == crate::approval::DecisionKind::Rehearsed;
+                let skipped = *decision == crate::approval::DecisionKind::Skipped;
+                if self.correct.contains(action) && approved {
+                    right_approved.push(action.clone());
+                    if first_right_ms.is_none()
+                        && let Some(started) = started
+                    {
+                        *first_right_ms =
+                            Some(event.ts.duration_since(started).as_millis().max(0) as u64);
+                    }
+                }
+                if self.correct.contains(action) && skipped {
+                    right_skipped.push(action.clone());
+                }
+                if self.harmful.contains(action) && approved {
+                    harmful_approved.push(action.clone());
+                }
+            }
+        }
+        card
     }
 }
 

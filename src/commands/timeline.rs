@@ -139,6 +139,9 @@ fn line(e: &Event, polls: &mut Polls) -> Option<String> {
         EventKind::Interrupted { signal, killed } => {
             format!("interrupted by {signal}; killed running commands {killed:?}")
         }
+        EventKind::DrillScored { .. } => {
+            format!("drill score: {}", crate::view::score_line(&e.kind))
+        }
         EventKind::RunFinished { exit_code, outcome } => {
             format!("run finished (exit {exit_code}): {outcome}")
         }

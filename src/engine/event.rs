@@ -218,6 +218,24 @@ pub enum EventKind {
         exit_code: i32,
         outcome: String,
     },
+    /// A drill's score card: the scenario's right and harmful mitigations against the decisions.
+    DrillScored {
+        scenario: String,
+        /// Why it is not scored (`--yes`, no terminal); None when it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_scored: Option<String>,
+        #[serde(default)]
+        right_approved: Vec<String>,
+        #[serde(default)]
+        harmful_approved: Vec<String>,
+        #[serde(default)]
+        right_skipped: Vec<String>,
+        /// From the drill's start to the first right mitigation approved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_right_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_ms: Option<u64>,
+    },
     /// The engineer asked to run the step's checks again before deciding on an action.
     Rechecked {
         step: String,
@@ -431,7 +449,8 @@ impl EventKind {
             | EventKind::Interrupted { .. }
             | EventKind::EscalationDue { .. }
             | EventKind::Rechecked { .. }
-            | EventKind::RunFinished { .. } => {}
+            | EventKind::RunFinished { .. }
+            | EventKind::DrillScored { .. } => {}
         }
     }
 }

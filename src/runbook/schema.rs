@@ -143,6 +143,14 @@ pub struct Scenario {
     /// What must happen when the runbook replays this scenario; `oncall test` checks it.
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// For a scored drill: the right mitigations, the harmful ones, and how soon the first right
+    /// one should be approved (`10m`).
+    #[serde(default)]
+    pub correct: Vec<S<String>>,
+    #[serde(default)]
+    pub harmful: Vec<S<String>>,
+    #[serde(default)]
+    pub target: Option<S<String>>,
 }
 
 /// A scenario's expectations, each with its place in the file for the message when it fails.

@@ -83,6 +83,29 @@ pub fn load_scenario(source: &Source, runbook: &Runbook) -> Result<Scenario, Vec
     if let Some(expect) = &scenario.expect {
         expectations(&mut v, expect, runbook);
     }
+    let actions: Vec<&str> = runbook
+        .steps
+        .iter()
+        .flat_map(|s| &s.actions)
+        .map(|a| a.id.value.as_str())
+        .collect();
+    for at in scenario.correct.iter().chain(&scenario.harmful) {
+        if !actions.contains(&at.value.as_str()) {
+            let hint = crate::spec::validate::closest(&at.value, actions.iter().copied())
+                .map(|near| format!("did you mean '{near}'?"));
+            v.problem(
+                at,
+                format!(
+                    "scores action '{}', which runbook '{}' does not have",
+                    at.value, runbook.id.value
+                ),
+                hint,
+            );
+        }
+    }
+    if let Some(target) = &scenario.target {
+        v.duration(target, "`target`", crate::spec::bounds::WAIT);
+    }
     if v.problems.is_empty() {
         Ok(scenario)
     } else {

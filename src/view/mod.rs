@@ -107,6 +107,57 @@ pub fn clock(ts: &jiff::Timestamp) -> String {
 
 /// Local clock time to the second, `03:16:42`: when the exact moment matters (an action that
 /// may have been applied).
+/// A drill's score card in words: `right 1 of 2 approved (prioritize_queue), harmful 1
+/// approved (restart_nats), right skipped: pause_uploads; first right after 2m 10s (target 10m)`.
+pub fn score_line(kind: &crate::engine::event::EventKind) -> String {
+    let crate::engine::event::EventKind::DrillScored {
+        not_scored,
+        right_approved,
+        harmful_approved,
+        right_skipped,
+        first_right_ms,
+        target_ms,
+        ..
+    } = kind
+    else {
+        return String::new();
+    };
+    if let Some(why) = not_scored {
+        return format!("not scored: {why}");
+    }
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        }
+    };
+    let right = right_approved.len() + right_skipped.len();
+    let mut line = format!(
+        "right {} of {right} approved{}, harmful {} approved{}",
+        right_approved.len(),
+        list(right_approved),
+        harmful_approved.len(),
+        list(harmful_approved),
+    );
+    if !right_skipped.is_empty() {
+        line.push_str(&format!(", right skipped: {}", right_skipped.join(", ")));
+    }
+    let time = |ms: u64| crate::backends::humanize(std::time::Duration::from_millis(ms));
+    match (first_right_ms, target_ms) {
+        (Some(first), Some(target)) => line.push_str(&format!(
+            "; first right after {} (target {}{})",
+            time(*first),
+            time(*target),
+            if first <= target { ", met" } else { ", missed" }
+        )),
+        (Some(first), None) => line.push_str(&format!("; first right after {}", time(*first))),
+        (None, _) if right > 0 => line.push_str("; no right mitigation approved"),
+        (None, _) => {}
+    }
+    line
+}
+
 pub fn clock_seconds(ts: &jiff::Timestamp) -> String {
     ts.to_zoned(jiff::tz::TimeZone::system())
         .strftime("%H:%M:%S")

@@ -633,6 +633,10 @@ impl Sink for TerminalView {
                 self.clear_progress();
                 self.summary(*exit_code, outcome);
             }
+            EventKind::DrillScored { .. } => {
+                let line = super::score_line(&event.kind);
+                self.wrapped("  score:    ", "            ", &line);
+            }
             EventKind::Resolved { .. } => {}
         }
     }

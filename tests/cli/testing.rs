@@ -162,3 +162,61 @@ fn an_expectation_naming_what_the_runbook_lacks_is_a_bad_file() {
         validated.stdout
     );
 }
+
+#[test]
+fn a_drill_on_a_terminal_is_scored_and_the_card_is_in_the_timeline() {
+    let sb = Sandbox::new();
+    sb.write(
+        "runbooks/s.yaml",
+        "id: s\ntitle: Scored\nseverity: P2\nsteps:\n  - id: act\n    actions:\n      - { id: nuke, title: Delete everything, shell: { command: \"true\" } }\n      - { id: drain, title: Drain the queue, shell: { command: \"true\" } }\n      - { id: page, title: Page the database team, shell: { command: \"true\" } }\n",
+    );
+    sb.write(
+        "runbooks/scenarios/s/overflow.yaml",
+        "title: Overflow\nchecks: {}\ncorrect: [drain, page]\nharmful: [nuke]\ntarget: 10m\n",
+    );
+    let mut s = super::support::pty_sized(&sb, &["drill", "s", "--scenario", "overflow"], 80);
+    for (title, answer) in [
+        ("Delete everything?", "y"),
+        ("Drain the queue?", "s"),
+        ("Page the database team?", "y"),
+    ] {
+        s.expect(title).unwrap();
+        s.expect("[y]es apply").unwrap();
+        s.send_line(answer).unwrap();
+    }
+    let screen = s.expect(expectrl::Eof).unwrap();
+    let screen = String::from_utf8_lossy(screen.as_bytes()).replace("\r\n", "\n");
+    let joined = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        joined.contains("score: right 1 of 2 approved (page), harmful 1 approved (nuke), right skipped: drain; first right after"),
+        "{screen}"
+    );
+    assert!(joined.contains("(target 10m, met)"), "{screen}");
+    let timeline = sb.timeline();
+    let card = super::support::events(&timeline, "drill_scored");
+    assert_eq!(card.len(), 1, "{timeline:?}");
+    assert_eq!(card[0]["harmful_approved"], serde_json::json!(["nuke"]));
+    assert_eq!(card[0]["right_skipped"], serde_json::json!(["drain"]));
+    assert_eq!(card[0]["scenario"], "overflow");
+
+    // The history lists it by engineer and scenario.
+    let history = sb.run(&["drill", "--history"]);
+    assert_eq!(history.code, 0, "{}", history.stderr);
+    let line = history
+        .stdout
+        .lines()
+        .find(|l| l.contains("overflow"))
+        .unwrap_or_else(|| panic!("{}", history.stdout));
+    assert!(
+        line.contains("tester") && line.contains(" s ") && line.contains("harmful 1 approved"),
+        "{line}"
+    );
+
+    // `--yes` rehearses without anyone deciding: not scored, and it says so.
+    let yes = sb.run(&["drill", "s", "--scenario", "overflow", "--yes"]);
+    assert!(
+        yes.stdout.contains("score:    not scored: no one answered"),
+        "{}",
+        yes.stdout
+    );
+}
