@@ -148,6 +148,22 @@ impl Fake {
         }
     }
 
+    /// The kubeconfig's text, its server URL and the address behind it, for a proxy in front.
+    fn server(&self) -> (String, String, std::net::SocketAddr) {
+        let kubeconfig = std::fs::read_to_string(&self.kubeconfig).expect("the fake's kubeconfig");
+        let server = kubeconfig
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .expect("a server in the kubeconfig")
+            .trim_matches('"')
+            .to_string();
+        let addr = server
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the fake listens on an address");
+        (kubeconfig, server, addr)
+    }
+
     /// How many GET requests so far had a `/path?query` starting with `prefix`.
     fn gets(&mut self, prefix: &str) -> usize {
         let to = self.to.as_mut().expect("the helper's stdin");
@@ -933,17 +949,7 @@ fn sweep(home: &Path, rows: &mut Vec<Row>) {
     let dir = home.join("sweep");
     std::fs::create_dir_all(&dir).expect("the sweep's folder");
     let kube = Fake::start("video", &dir);
-    let kubeconfig = std::fs::read_to_string(&kube.kubeconfig).expect("the fake's kubeconfig");
-    let server = kubeconfig
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .expect("a server in the kubeconfig")
-        .trim_matches('"')
-        .to_string();
-    let kube_addr: std::net::SocketAddr = server
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the fake listens on an address");
+    let (kubeconfig, server, kube_addr) = kube.server();
     let fixed = latency::fixed_http();
     let queries = [
         "sum(rate(video_processing_errors_total[1h]))/sum(rate(video_processing_total[1h]))*100",
@@ -1124,17 +1130,7 @@ fn per_check(home: &Path, rows: &mut Vec<Row>) {
     let dir = home.join("per-check");
     std::fs::create_dir_all(&dir).expect("the figure's folder");
     let mut kube = Fake::start("video", &dir);
-    let kubeconfig = std::fs::read_to_string(&kube.kubeconfig).expect("the fake's kubeconfig");
-    let server = kubeconfig
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .expect("a server in the kubeconfig")
-        .trim_matches('"')
-        .to_string();
-    let kube_addr: std::net::SocketAddr = server
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the fake listens on an address");
+    let (kubeconfig, server, kube_addr) = kube.server();
     let direct = latency::fixed_http();
     let argv = EXEC_ARGV
         .iter()

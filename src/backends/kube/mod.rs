@@ -277,21 +277,7 @@ impl Kube {
 fn describe(err: kube::Error, server: &str) -> Error {
     match err {
         kube::Error::Api(status) => {
-            let (code, reason, message) =
-                (status.code, status.reason.clone(), status.message.clone());
-            match code {
-                401 | 403 => Error::Refused {
-                    code,
-                    reason,
-                    message,
-                },
-                404 => Error::NotFound { message },
-                _ => Error::Api {
-                    code,
-                    reason,
-                    message,
-                },
-            }
+            api_error(status.code, status.reason.clone(), status.message.clone())
         }
         other => {
             let mut source: Option<&dyn std::error::Error> = Some(&other);
@@ -321,6 +307,23 @@ fn describe(err: kube::Error, server: &str) -> Error {
                 e => Error::Other(e.to_string()),
             }
         }
+    }
+}
+
+/// The API server's answer that is an error, by its code: refused (RBAC), not found, or other.
+fn api_error(code: u16, reason: String, message: String) -> Error {
+    match code {
+        401 | 403 => Error::Refused {
+            code,
+            reason,
+            message,
+        },
+        404 => Error::NotFound { message },
+        _ => Error::Api {
+            code,
+            reason,
+            message,
+        },
     }
 }
 

@@ -265,19 +265,7 @@ fn status_of(text: &str, target: &Target) -> Option<Error> {
         status["message"].as_str().unwrap_or_default()
     );
     let reason = status["reason"].as_str().unwrap_or_default().to_string();
-    Some(match code {
-        401 | 403 => Error::Refused {
-            code,
-            reason,
-            message,
-        },
-        404 => Error::NotFound { message },
-        _ => Error::Api {
-            code,
-            reason,
-            message,
-        },
-    })
+    Some(super::api_error(code, reason, message))
 }
 
 #[cfg(test)]
