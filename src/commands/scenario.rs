@@ -5,9 +5,40 @@ use super::Setup;
 use crate::engine::event::EventKind;
 use crate::engine::observation::Observation;
 use crate::runbook::{self, Source, validate};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// A recorded scenario, in the order a reader expects its fields.
+#[derive(Serialize)]
+struct Recorded {
+    title: String,
+    description: String,
+    params: Map<String, Value>,
+    deployments: BTreeMap<String, Value>,
+    checks: BTreeMap<String, Canned>,
+}
+
+/// One check as it was observed, in the scenario's own fields.
+#[derive(Serialize, Default)]
+struct Canned {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    values: Vec<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rows: Vec<indexmap::IndexMap<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    millis: u64,
+}
 
 pub fn record(setup: &Setup, incident: Option<&str>, to: Option<&Path>) -> anyhow::Result<i32> {
     let store = setup.store();
@@ -64,41 +95,40 @@ pub fn record(setup: &Setup, incident: Option<&str>, to: Option<&Path>) -> anyho
             _ => {}
         }
     }
-    let mut checks = Map::new();
+    let mut checks: BTreeMap<String, Canned> = BTreeMap::new();
     for (check_id, o) in &first {
         let Some(check) = rb.check(check_id) else {
             continue;
         };
-        let mut canned = Map::new();
-        if !o.value.is_null() {
-            canned.insert("value".into(), o.value.clone());
-        }
+        let mut canned = Canned {
+            value: (!o.value.is_null()).then(|| o.value.clone()),
+            millis: o.millis.min(60_000),
+            text: o.text.clone(),
+            ..Canned::default()
+        };
         if let Some(values) = polls.get(check_id) {
-            let mut all = vec![o.value.clone()];
-            all.extend(values.iter().cloned());
-            canned.insert("values".into(), Value::Array(all));
+            canned.values = std::iter::once(o.value.clone())
+                .chain(values.iter().cloned())
+                .collect();
         }
         if let Some(table) = &o.table {
-            // Per-row verdicts are the runbook's to judge again.
-            let rows: Vec<Value> = table
-                .as_maps()
-                .into_iter()
-                .map(|mut row| {
-                    row.remove("verdict");
-                    Value::Object(row)
+            // In the table's own column order; per-row verdicts are the runbook's to judge again.
+            canned.rows = table
+                .rows
+                .iter()
+                .map(|row| {
+                    table
+                        .columns
+                        .iter()
+                        .cloned()
+                        .zip(row.iter().cloned())
+                        .collect()
                 })
                 .collect();
-            canned.insert("rows".into(), Value::Array(rows));
-        }
-        if let Some(text) = &o.text {
-            canned.insert("text".into(), json!(text));
         }
         match o.verdict {
             crate::backends::reading::Verdict::Error => {
-                canned.insert(
-                    "error".into(),
-                    json!(o.reason.clone().unwrap_or_else(|| "no answer".into())),
-                );
+                canned.error = Some(o.reason.clone().unwrap_or_else(|| "no answer".into()));
             }
             // A check without thresholds was judged by its backend (pods not ready): keep that.
             // With thresholds the runbook judges the value again, so a changed threshold shows.
@@ -106,15 +136,12 @@ pub fn record(setup: &Setup, incident: Option<&str>, to: Option<&Path>) -> anyho
                 && check.fail_if.is_none()
                 && check.warn_if.is_none() =>
             {
-                canned.insert("verdict".into(), json!(v.as_str()));
-                if let Some(reason) = &o.reason {
-                    canned.insert("reason".into(), json!(reason));
-                }
+                canned.verdict = Some(v.as_str().to_string());
+                canned.reason = o.reason.clone();
             }
             _ => {}
         }
-        canned.insert("millis".into(), json!(o.millis.min(60_000)));
-        checks.insert(check_id.clone(), Value::Object(canned));
+        checks.insert(check_id.clone(), canned);
     }
     // Secret params stay out (the timeline has them masked anyway).
     let params: Map<String, Value> = params
@@ -125,13 +152,16 @@ pub fn record(setup: &Setup, incident: Option<&str>, to: Option<&Path>) -> anyho
         .to_zoned(jiff::tz::TimeZone::system())
         .strftime("%Y-%m-%d %H:%M")
         .to_string();
-    let scenario = json!({
-        "title": format!("Incident {id}"),
-        "description": format!("Recorded from incident {id}, opened {opened} by {user}: each check as it was observed"),
-        "params": params,
-        "deployments": deployments,
-        "checks": checks,
-    });
+    let recorded = checks.len();
+    let scenario = Recorded {
+        title: format!("Incident {id}"),
+        description: format!(
+            "Recorded from incident {id}, opened {opened} by {user}: each check as it was observed"
+        ),
+        params,
+        deployments,
+        checks,
+    };
     let text = format!(
         "# Recorded by `oncall scenario record {id}`; `oncall drill {runbook_id} --scenario FILE` replays it.\n{}",
         serde_saphyr::to_string(&scenario)?
@@ -160,7 +190,7 @@ pub fn record(setup: &Setup, incident: Option<&str>, to: Option<&Path>) -> anyho
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
             eprintln!(
                 "recorded {} check(s) of incident {id} in {}; replay it: oncall drill {runbook_id} --scenario {}",
-                checks.len(),
+                recorded,
                 path.display(),
                 path.display()
             );

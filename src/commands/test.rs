@@ -3,7 +3,7 @@
 //! each action offered, each `fail_if` and `warn_if` seen met and unmet.
 //!
 //! Each scenario runs as `oncall drill RUNBOOK --scenario NAME --yes -o json` in a process of its
-//! own, exactly as an engineer's drill runs, with a state folder of its own that is removed after.
+//! own, exactly as an engineer's drill runs, in a temporary state folder removed after.
 
 use super::Setup;
 use crate::runbook::{self, Expect, Runbook, ScenarioSource, validate};
@@ -12,6 +12,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// A drill that runs longer than this (they take well under a second) is stopped.
+const DRILL_LIMIT: Duration = Duration::from_secs(120);
 
 pub struct Request<'a> {
     pub targets: &'a [String],
@@ -432,7 +435,7 @@ fn drill(
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
     }
-    let out = cmd
+    let mut child = cmd
         .args([
             "drill",
             runbook,
@@ -447,12 +450,49 @@ fn drill(
         .env("NO_COLOR", "1")
         .env_remove("ONCALL_SCENARIO")
         .stdin(std::process::Stdio::null())
-        .output()?;
-    serde_json::from_slice(&out.stdout).map_err(|_| {
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // Read both pipes while it runs, and stop a drill that does not end.
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut bytes);
+        bytes
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() > DRILL_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    let Some(status) = status else {
+        anyhow::bail!(
+            "the drill of {runbook} on {scenario} did not finish within {}: stopped",
+            crate::backends::humanize(DRILL_LIMIT)
+        );
+    };
+    serde_json::from_slice(&out).map_err(|_| {
         anyhow::anyhow!(
             "the drill of {runbook} on {scenario} gave no report (exit {}): {}",
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).trim()
+            status.code().unwrap_or(-1),
+            err.trim()
         )
     })
 }

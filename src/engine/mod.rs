@@ -639,7 +639,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 // A rehearsal remembers too, so its restore step shows the same plan a live run
                 // would: the level before a scale, and the silence an acknowledgement creates.
                 self.undo.planned(&prepared.plan);
-                if action.kind.key() == "silence" {
+                if action.kind.key() == "silence" && kind == DecisionKind::Rehearsed {
                     self.undo.applied(&backends::Effect::SilenceCreated {
                         id: REHEARSED_SILENCE.into(),
                     });
