@@ -443,12 +443,9 @@ impl Via {
                 }
                 let kube = kube.ok_or(BackendError::NoSystems)?;
                 let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
-                let answer = proxy::send(kube, method, target, headers, body, timeout).await?;
-                Ok(super::Body {
-                    status: answer.status,
-                    text: answer.text,
-                    complete: answer.complete,
-                })
+                Ok(proxy::send(kube, method, target, headers, body, timeout)
+                    .await?
+                    .body)
             }
         }
     }

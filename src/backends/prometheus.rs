@@ -166,7 +166,7 @@ pub async fn query(
 ) -> Result<Reading, BackendError> {
     let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
     let proxied = format!("{url}?query={}", expr::url_encode(query));
-    let (status, content_type, body) = match proxy::Target::parse(&proxied) {
+    let (content_type, body) = match proxy::Target::parse(&proxied) {
         Some(target) => {
             let target = target.map_err(|why| BackendError::Spec {
                 what: "Prometheus URL",
@@ -174,12 +174,7 @@ pub async fn query(
             })?;
             let answer =
                 proxy::send(kube, &reqwest::Method::GET, &target, &[], None, timeout).await?;
-            let body = super::Body {
-                status: answer.status,
-                text: answer.text,
-                complete: answer.complete,
-            };
-            (answer.status, answer.content_type, body)
+            (answer.content_type, answer.body)
         }
         None => {
             let unreachable =
@@ -191,7 +186,6 @@ pub async fn query(
                 .send()
                 .await
                 .map_err(unreachable)?;
-            let status = response.status().as_u16();
             let content_type = response
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
@@ -199,25 +193,20 @@ pub async fn query(
                 .unwrap_or("no content type")
                 .to_string();
             (
-                status,
                 content_type,
                 read_body(response).await.map_err(unreachable)?,
             )
         }
     };
-    Ok(judge(url, status, content_type, body)?)
+    Ok(judge(url, content_type, body)?)
 }
 
 /// What Prometheus answered, as a reading or the error it is.
-fn judge(
-    url: String,
-    status: u16,
-    content_type: String,
-    body: super::Body,
-) -> Result<Reading, Error> {
+fn judge(url: String, content_type: String, body: super::Body) -> Result<Reading, Error> {
     if !body.complete {
         return Err(Error::TooLarge { url });
     }
+    let status = body.status;
     let body = body.text;
     let Ok(answer) = serde_json::from_str::<Answer>(&body) else {
         return Err(Error::NotPrometheusApi {

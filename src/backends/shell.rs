@@ -163,6 +163,22 @@ pub(super) async fn collect<R: AsyncBufRead + Unpin>(
     (counted, kept)
 }
 
+/// Reads stderr to its end, keeping the first STDERR_LIMIT bytes. Reading on after the limit
+/// matters: a stream whose reader stopped can stall its writer (kube-rs feeds each exec channel
+/// through a small pipe).
+pub(super) async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut reader: R) -> String {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = reader.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let room = (STDERR_LIMIT as usize).saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
 /// A check's pattern and how many lines it keeps.
 pub(super) fn pattern_and_keep(
     matches: &Option<S<String>>,
@@ -297,21 +313,16 @@ async fn run(
     let pid = child.id();
     let mut running = Running::new(pid);
     let work = async {
-        let mut err_text = String::new();
-        let read_stderr = async {
-            let _ = stderr
-                .take(STDERR_LIMIT)
-                .read_to_string(&mut err_text)
-                .await;
-        };
-        let ((counted, kept), ()) =
-            tokio::join!(collect(BufReader::new(stdout), pattern, keep), read_stderr);
+        let ((counted, kept), stderr) = tokio::join!(
+            collect(BufReader::new(stdout), pattern, keep),
+            read_capped(stderr)
+        );
         let status = child.wait().await.map_err(Error::Wait)?;
         Ok(Output {
             status: status.code(),
             counted,
             kept,
-            stderr: err_text,
+            stderr,
         })
     };
     let result = tokio::time::timeout(timeout, work).await;

@@ -123,6 +123,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let how = How {
         mode: Mode::Live,
         yes: req.yes,
+        kube: super::run::kube(setup, &setup.config()?),
         server_dry_run: false,
         timeout: req.timeout,
         max_wait: req.max_wait,

@@ -367,6 +367,8 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             .to_string(),
         Origin::Bundled => source.origin.to_string(),
     };
+    // One cluster for the run: the header names the context its plans and writes use.
+    let cluster = kube(setup, &config);
     let opened = EventKind::IncidentOpened {
         runbook: rb.id.value.clone(),
         title: rb.title.clone(),
@@ -382,7 +384,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         endpoints: values.endpoints.clone(),
         alert: alert.clone(),
         digest: Some(Digest::of(&source.text)),
-        targets: targets(setup, &config, &rb, &values.endpoints, req.mode),
+        targets: targets(&cluster, &rb, &values.endpoints, req.mode),
         server_dry_run: req.server_dry_run,
     };
     // Started when the timeline says it opened, so a message re-rendered later reads the same.
@@ -407,6 +409,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let how = How {
         mode: req.mode,
         yes: req.yes,
+        kube: cluster,
         server_dry_run: req.server_dry_run,
         timeout: req.timeout,
         max_wait: req.max_wait,
@@ -428,8 +431,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
 /// Kubernetes context with its server and namespace, the Prometheus and Alertmanager URLs, the
 /// Docker host. A drill talks to none.
 pub fn targets(
-    setup: &Setup,
-    config: &Config,
+    kube: &Kube,
     rb: &Runbook,
     endpoints: &Map<String, Value>,
     mode: Mode,
@@ -457,7 +459,7 @@ pub fn targets(
             .to_string()
     };
     if used.contains("kubernetes") {
-        found.insert("kubernetes".into(), kube(setup, config).describe());
+        found.insert("kubernetes".into(), kube.describe());
     }
     for name in ["prometheus", "alertmanager"] {
         if used.contains(name) {
@@ -476,7 +478,7 @@ pub fn targets(
 }
 
 /// The cluster of `--context` (else the kubeconfig's current one), with the config's production contexts.
-fn kube(setup: &Setup, config: &Config) -> Kube {
+pub fn kube(setup: &Setup, config: &Config) -> Kube {
     Kube::new(
         setup.global.context.clone(),
         setup.global.namespace.clone(),
@@ -488,6 +490,8 @@ fn kube(setup: &Setup, config: &Config) -> Kube {
 pub struct How {
     pub mode: Mode,
     pub yes: bool,
+    /// The run's cluster (made on first use, read once for every plan).
+    pub kube: Kube,
     pub server_dry_run: bool,
     pub timeout: Duration,
     pub max_wait: Option<Duration>,
@@ -581,7 +585,7 @@ impl Screen {
         self.watch_signals(&interrupts);
 
         let systems = Arc::new(Systems {
-            kube: kube(setup, &setup.config()?),
+            kube: how.kube,
             docker: Default::default(),
             gpu: Gpu {
                 library: setup.global.nvml_library.clone(),
@@ -714,35 +718,12 @@ impl Scoring {
             EventKind::IncidentOpened { scenario, .. } => scenario.clone(),
             _ => None,
         });
-        let mut card = EventKind::DrillScored {
-            scenario: scenario.unwrap_or_default(),
-            not_scored: None,
-            right_approved: vec![],
-            harmful_approved: vec![],
-            right_skipped: vec![],
-            first_right_ms: None,
-            target_ms: self.target.map(|t| t.as_millis() as u64),
-        };
-        let EventKind::DrillScored {
-            not_scored,
-            right_approved,
-            harmful_approved,
-            right_skipped,
-            first_right_ms,
-            ..
-        } = &mut card
-        else {
-            unreachable!("built above");
-        };
-        if !matches!(policy, Policy::Drill { ask: true }) {
-            *not_scored = Some(
-                "no one answered (--yes, or no terminal): a drill is scored when an engineer decides"
-                    .into(),
-            );
-            return card;
-        }
+        let (mut right_approved, mut harmful_approved, mut right_skipped) =
+            (vec![], vec![], vec![]);
+        let mut first_right_ms = None;
+        let scored = matches!(policy, Policy::Drill { ask: true });
         let started = events.first().map(|e| e.ts);
-        for event in &events {
+        for event in events.iter().filter(|_| scored) {
             if let EventKind::ActionDecided {
                 action, decision, ..
             } = &event.kind
@@ -754,7 +735,7 @@ impl Scoring {
                     if first_right_ms.is_none()
                         && let Some(started) = started
                     {
-                        *first_right_ms =
+                        first_right_ms =
                             Some(event.ts.duration_since(started).as_millis().max(0) as u64);
                     }
                 }
@@ -766,7 +747,18 @@ impl Scoring {
                 }
             }
         }
-        card
+        EventKind::DrillScored {
+            scenario: scenario.unwrap_or_default(),
+            not_scored: (!scored).then(|| {
+                "no one answered (--yes, or no terminal): a drill is scored when an engineer decides"
+                    .into()
+            }),
+            right_approved,
+            harmful_approved,
+            right_skipped,
+            first_right_ms,
+            target_ms: self.target.map(|t| t.as_millis() as u64),
+        }
     }
 }
 

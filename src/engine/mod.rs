@@ -317,33 +317,30 @@ impl<'a, R: Reader> Engine<'a, R> {
 
     /// The first check a condition reads that errored or did not run.
     fn unmeasured(&self, condition: &str) -> Option<String> {
-        let names = expr::referenced_names(condition, expr::Kind::Expression).ok()?;
-        names.into_iter().find_map(|name| {
-            let mut parts = name.split('.');
-            match (parts.next(), parts.next()) {
-                (Some("checks"), Some(id))
-                    if self
-                        .ctx
-                        .checks
-                        .get(id)
-                        .is_none_or(|o| o.verdict == Verdict::Error) =>
-                {
-                    Some(id.to_string())
-                }
-                _ => None,
-            }
+        self.first_check_read(condition, |_, o| {
+            o.is_none_or(|o| o.verdict == Verdict::Error)
         })
     }
 
     /// The first check whose `checks.X.value` a condition reads and that has no value.
     fn missing_value(&self, condition: &str) -> Option<String> {
+        self.first_check_read(condition, |field, o| {
+            field == Some("value") && o.is_none_or(|o| o.value.is_null())
+        })
+    }
+
+    /// The first check a condition reads (`checks.ID` or `checks.ID.FIELD`) for which `matches`
+    /// holds, given the field read and the check's observation (None: it did not run).
+    fn first_check_read(
+        &self,
+        condition: &str,
+        matches: impl Fn(Option<&str>, Option<&Observation>) -> bool,
+    ) -> Option<String> {
         let names = expr::referenced_names(condition, expr::Kind::Expression).ok()?;
         names.into_iter().find_map(|name| {
             let mut parts = name.split('.');
             match (parts.next(), parts.next(), parts.next()) {
-                (Some("checks"), Some(id), Some("value"))
-                    if self.ctx.checks.get(id).is_none_or(|o| o.value.is_null()) =>
-                {
+                (Some("checks"), Some(id), field) if matches(field, self.ctx.checks.get(id)) => {
                     Some(id.to_string())
                 }
                 _ => None,

@@ -18,9 +18,7 @@ use kube::api::{Api, AttachParams};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, BufReader};
-
-const STDERR_LIMIT: u64 = 8 * 1024;
+use tokio::io::BufReader;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -317,25 +315,9 @@ async fn run(
             .stderr()
             .ok_or_else(|| Error::Other("no stderr".into()))?;
         let status = process.take_status();
-        let mut err_text = String::new();
-        // Read to the end, keeping the first STDERR_LIMIT bytes: a reader that stopped early
-        // would stall the stream (kube-rs feeds each channel through a small pipe).
-        let read_stderr = async {
-            let mut kept = Vec::new();
-            let mut stderr = stderr;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                let room = (STDERR_LIMIT as usize).saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-            err_text = String::from_utf8_lossy(&kept).into_owned();
-        };
-        let ((counted, kept), ()) = tokio::join!(
+        let ((counted, kept), err_text) = tokio::join!(
             shell::collect(BufReader::new(stdout), pattern, keep),
-            read_stderr
+            shell::read_capped(stderr)
         );
         let status = match status {
             Some(status) => status.await,

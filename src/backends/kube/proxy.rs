@@ -29,16 +29,10 @@ pub struct Target {
     pub path: String,
 }
 
-/// A DNS-1123 name (a namespace, service or pod) or a port number or name: values from outside
-/// cannot change the shape of the API path.
+/// A Kubernetes name (a namespace, service or pod), or a port number or name, checked as every
+/// name oncall puts into a request path: values from outside cannot change its shape.
 fn name_like(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 253
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && !text.starts_with(['-', '.'])
-        && !text.ends_with(['-', '.'])
+    super::check_name(text, "name").is_ok()
 }
 
 impl Target {
@@ -168,11 +162,9 @@ impl Target {
 
 /// What the service answered through the proxy.
 pub struct Answer {
-    pub status: u16,
     pub content_type: String,
-    pub text: String,
-    /// False when the body was longer than `BODY_LIMIT` and the rest was left unread.
-    pub complete: bool,
+    /// Status and body, as a direct request's are read.
+    pub body: crate::backends::Body,
 }
 
 /// Sends one request through the API server's proxy. An answer the API server gives itself (the
@@ -234,10 +226,12 @@ pub async fn send(
             return Err(refused);
         }
         Ok(Answer {
-            status,
             content_type,
-            text,
-            complete,
+            body: crate::backends::Body {
+                status,
+                text,
+                complete,
+            },
         })
     };
     tokio::time::timeout(timeout, exchange)
