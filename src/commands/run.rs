@@ -68,7 +68,7 @@ pub fn resolve_values(
     setup: &Setup,
     config: &Config,
     rb: &Runbook,
-    scenario_params: Option<&std::collections::BTreeMap<String, ScalarValue>>,
+    scenario: Option<&runbook::Scenario>,
     alert_labels: Option<&std::collections::BTreeMap<String, String>>,
     flags: &[String],
     require_all: bool,
@@ -95,7 +95,7 @@ pub fn resolve_values(
             params.insert(name.clone(), ScalarValue::parse(value).to_json());
         }
     }
-    for (name, value) in scenario_params.into_iter().flatten() {
+    for (name, value) in scenario.into_iter().flat_map(|s| &s.params) {
         params.insert(name.clone(), value.to_json());
     }
     for flag in flags {
@@ -194,6 +194,9 @@ pub fn resolve_values(
     }
     for (name, url) in &config.endpoints {
         endpoints.insert(name.clone(), json!(url));
+    }
+    for (name, url) in scenario.into_iter().flat_map(|s| &s.endpoints) {
+        endpoints.insert(name.clone(), json!(url.value));
     }
     if let Some(url) = &setup.global.prometheus_url {
         endpoints.insert("prometheus".into(), json!(url));
@@ -311,7 +314,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         setup,
         &config,
         &rb,
-        scenario.as_ref().map(|(_, s)| &s.params),
+        scenario.as_ref().map(|(_, s)| s),
         alert.as_ref().map(|a| &a.labels),
         req.params,
         true,

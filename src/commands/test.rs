@@ -30,7 +30,10 @@ struct Happened {
     steps: BTreeMap<String, String>,
     /// Action id → offered (planned) or not.
     offered: BTreeMap<String, bool>,
+    /// Check id → its verdict at the end (a wait's last poll).
     verdicts: BTreeMap<String, String>,
+    /// Check id → every verdict it had (a wait's first reading and each poll), for coverage.
+    seen: BTreeMap<String, std::collections::BTreeSet<String>>,
     messages: BTreeMap<String, String>,
     /// Why a step was skipped, for the failure message.
     reasons: BTreeMap<String, String>,
@@ -53,7 +56,14 @@ impl Happened {
                 if let (Some(id), Some(verdict)) =
                     (check["check"].as_str(), check["verdict"].as_str())
                 {
-                    happened.verdicts.insert(id.into(), verdict.into());
+                    happened.saw(id, verdict);
+                }
+            }
+            if let Some(check) = step["wait"]["check"].as_str() {
+                for verdict in step["wait"]["verdicts"].as_array().into_iter().flatten() {
+                    if let Some(verdict) = verdict.as_str() {
+                        happened.saw(check, verdict);
+                    }
                 }
             }
             for action in step["actions"].as_array().into_iter().flatten() {
@@ -70,6 +80,14 @@ impl Happened {
             }
         }
         happened
+    }
+
+    fn saw(&mut self, check: &str, verdict: &str) {
+        self.verdicts.insert(check.into(), verdict.into());
+        self.seen
+            .entry(check.into())
+            .or_default()
+            .insert(verdict.into());
     }
 }
 
@@ -226,7 +244,11 @@ impl Coverage {
                 mark(format!("action {action} offered"));
             }
         }
-        for (check, verdict) in &happened.verdicts {
+        for (check, verdict) in happened
+            .seen
+            .iter()
+            .flat_map(|(c, vs)| vs.iter().map(move |v| (c, v)))
+        {
             match verdict.as_str() {
                 "fail" => mark(format!("check {check} fail_if met")),
                 "warn" => {

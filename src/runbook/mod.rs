@@ -251,4 +251,21 @@ impl Runbook {
             .map(|(_, c)| c)
             .find(|c| c.id.value == id)
     }
+
+    /// The endpoints it declares and those its notify actions post to.
+    pub fn endpoint_names(&self) -> std::collections::BTreeSet<&str> {
+        let posted = self
+            .steps
+            .iter()
+            .flat_map(|s| &s.actions)
+            .filter_map(|a| match &a.kind {
+                crate::backends::kinds::ActionKind::Notify(n) => Some(n.endpoint.value.as_str()),
+                _ => None,
+            });
+        self.endpoints
+            .keys()
+            .map(String::as_str)
+            .chain(posted)
+            .collect()
+    }
 }

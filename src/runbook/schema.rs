@@ -136,6 +136,10 @@ pub struct Scenario {
     pub description: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, ScalarValue>,
+    /// The endpoints of the team this incident happened to (`incident_channel: https://…`): in a
+    /// drill nothing is sent to them, but an action that needs one is planned as it would be live.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, S<String>>,
     /// Replica counts of deployments when the scenario starts, for the plans of scale actions.
     #[serde(default)]
     pub deployments: BTreeMap<String, S<i64>>,

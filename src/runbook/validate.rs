@@ -45,6 +45,27 @@ pub fn load_scenario(source: &Source, runbook: &Runbook) -> Result<Scenario, Vec
             );
         }
     }
+    let endpoints = runbook.endpoint_names();
+    for (name, url) in &scenario.endpoints {
+        if !endpoints.contains(name.as_str()) {
+            let hint = crate::spec::validate::closest(name, endpoints.iter().copied())
+                .map(|near| format!("did you mean '{near}'?"));
+            v.problem(
+                url,
+                format!(
+                    "scenario sets endpoint '{name}', which runbook '{}' neither declares nor posts to",
+                    runbook.id.value
+                ),
+                hint,
+            );
+        } else if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
+            v.problem(
+                url,
+                format!("endpoint '{name}' is not an http:// or https:// URL"),
+                None,
+            );
+        }
+    }
     for count in scenario.deployments.values() {
         v.count(Some(count), "replica count", 0..=MAX_REPLICAS);
     }

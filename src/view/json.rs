@@ -151,6 +151,17 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
             } => {
                 doc["resumed"] = json!({ "at": event.ts, "user": user, "host": host, "from_step": from_step, "changed": changed });
             }
+            EventKind::WaitPoll {
+                step, observation, ..
+            } => {
+                let s = step_entry(&mut steps, step);
+                if s["wait"].is_null() {
+                    s["wait"] = json!({ "verdicts": [] });
+                }
+                if let Some(verdicts) = s["wait"]["verdicts"].as_array_mut() {
+                    verdicts.push(json!(observation.verdict));
+                }
+            }
             EventKind::WaitFinished {
                 step,
                 check,
@@ -158,7 +169,10 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
                 elapsed_ms,
                 value,
             } => {
-                step_entry(&mut steps, step)["wait"] = json!({ "check": check, "outcome": outcome, "elapsed_ms": elapsed_ms, "value": value });
+                let s = step_entry(&mut steps, step);
+                // Each poll's verdict, in order: the last is the check's verdict now.
+                let verdicts = s["wait"]["verdicts"].take();
+                s["wait"] = json!({ "check": check, "outcome": outcome, "elapsed_ms": elapsed_ms, "value": value, "verdicts": if verdicts.is_null() { json!([]) } else { verdicts } });
             }
             EventKind::Message { step, name, text } => {
                 let s = step_entry(&mut steps, step);

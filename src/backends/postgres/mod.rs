@@ -151,15 +151,26 @@ async fn rows(
         .map(|row| {
             (0..row.len())
                 .map(|i| match row.get::<_, Option<String>>(i) {
-                    Some(text) => match text.parse::<i64>() {
-                        Ok(n) => n.into(),
-                        Err(_) => text.into(),
-                    },
+                    Some(text) => cell_number(&text).unwrap_or_else(|| text.into()),
                     None => Value::Null,
                 })
                 .collect()
         })
         .collect())
+}
+
+/// A cell that is a plain integer or decimal (`4120.50`, not `1e5` or `NaN`) is a number, so a
+/// runbook can compare it.
+fn cell_number(text: &str) -> Option<Value> {
+    if let Ok(n) = text.parse::<i64>() {
+        return Some(n.into());
+    }
+    let (whole, fraction) = text.strip_prefix('-').unwrap_or(text).split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(whole) && digits(fraction)) {
+        return None;
+    }
+    Some(number(text.parse().ok()?))
 }
 
 fn columns(names: &[&str]) -> Vec<String> {
@@ -468,6 +479,24 @@ pub(super) async fn apply(request: &Request) -> Result<String, super::BackendErr
                 .await
                 .map_err(|e| describe(e, &server))?;
             Ok(format!("{sql} done in {}", humanize(started.elapsed())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell_number as number;
+    use serde_json::json;
+
+    #[test]
+    fn only_plain_integers_and_decimals_are_numbers() {
+        assert_eq!(number("4120.50"), Some(json!(4120.5)));
+        assert_eq!(number("-3"), Some(json!(-3)));
+        assert_eq!(number("12"), Some(json!(12)));
+        for text in [
+            "1e5", "NaN", "inf", "1.", ".5", "00:07:12", "1.2.3", "SELECT 1", "",
+        ] {
+            assert_eq!(number(text), None, "{text}");
         }
     }
 }
