@@ -220,3 +220,108 @@ fn a_drill_on_a_terminal_is_scored_and_the_card_is_in_the_timeline() {
         yes.stdout
     );
 }
+
+const WAITING: &str = "id: w
+title: Waits
+severity: P2
+steps:
+  - id: watch
+    checks:
+      - id: level
+        prometheus: level
+        fail_if: value > 90
+        warn_if: value > 50
+    wait: { check: level, until: value < 50, every: 1s, timeout: 1m }
+  - id: tell
+    messages: [update]
+    actions:
+      - id: post
+        notify: { endpoint: chat, message: update }
+messages:
+  update: \"level {{ checks.level.value }}\"
+";
+
+#[test]
+fn a_wait_s_polls_count_for_coverage_and_a_scenario_s_endpoints_plan_the_post() {
+    let sb = Sandbox::new();
+    sb.write("runbooks/w.yaml", WAITING);
+    // First reading fails, the polls warn and then clear: every threshold branch is seen, and the
+    // verdict expected is the last one.
+    sb.write(
+        "runbooks/scenarios/w/recovers.yaml",
+        "title: Recovers\nendpoints:\n  chat: https://hooks.example.test/T0/B0/drillsecret\nchecks:\n  level: { values: [95, 70, 30] }\nexpect:\n  offered: [post]\n  verdicts: { level: ok }\n",
+    );
+    let ran = sb.run(&["test", "w", "--min-coverage", "100"]);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("w                          5/5   100.0%"),
+        "{}",
+        ran.stdout
+    );
+
+    // Without the scenario's endpoint the post is not offered, and coverage says so.
+    sb.write(
+        "runbooks/scenarios/w/recovers.yaml",
+        "title: Recovers\nchecks:\n  level: { values: [95, 70, 30] }\n",
+    );
+    let ran = sb.run(&["test", "w", "--min-coverage", "100"]);
+    assert_eq!(ran.code, 1, "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains("not taken: action post offered"),
+        "{}",
+        ran.stdout
+    );
+
+    // The webhook is a credential: the drill's plan and timeline show its host only.
+    sb.write(
+        "runbooks/scenarios/w/recovers.yaml",
+        "title: Recovers\nendpoints:\n  chat: https://hooks.example.test/T0/B0/drillsecret\nchecks:\n  level: { values: [95, 70, 30] }\n",
+    );
+    let drill = sb.run(&[
+        "drill",
+        "w",
+        "--scenario",
+        "recovers",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        drill.stdout.contains("hooks.example.test"),
+        "{}",
+        drill.stdout
+    );
+    let timeline = std::fs::read_to_string(
+        sb.state()
+            .join("incidents")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    for text in [&drill.stdout, &drill.stderr, &timeline] {
+        assert!(!text.contains("drillsecret"), "{text}");
+    }
+
+    // An endpoint the runbook neither declares nor posts to is a mistake, said where it is.
+    sb.write(
+        "runbooks/scenarios/w/typo.yaml",
+        "title: Typo\nendpoints:\n  caht: https://hooks.example.test/x\nchecks:\n  level: { value: 3 }\n",
+    );
+    let bad = sb.run(&["test", "w"]);
+    assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+    assert!(
+        bad.stdout.contains("runbooks/scenarios/w/typo.yaml:3:9: scenario sets endpoint 'caht', which runbook 'w' neither declares nor posts to"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("did you mean 'chat'?"),
+        "{}",
+        bad.stdout
+    );
+}

@@ -431,7 +431,7 @@ fn exercise(case: &Case) {
             return;
         };
         let Ok(values) =
-            resolve_values(&setup, &config, rb, Some(&scenario.params), None, &[], true)
+            resolve_values(&setup, &config, rb, Some(&scenario), None, &[], true)
         else {
             return;
         };
