@@ -124,8 +124,17 @@ impl TerminalView {
     /// A paragraph word-wrapped to the screen (no word is split), `first` before its first line
     /// and `rest` before the others; as one line where there is no width to fit.
     fn wrapped(&mut self, first: &str, rest: &str, text: &str) {
+        self.wrapped_painted(first, rest, text, None);
+    }
+
+    /// `wrapped`, each line painted with `style` (an SGR code) when there is one.
+    fn wrapped_painted(&mut self, first: &str, rest: &str, text: &str, style: Option<&str>) {
+        let paint = |this: &Self, l: String| match style {
+            Some(style) => this.paint(&l, style),
+            None => l,
+        };
         let Some(width) = self.fit.columns() else {
-            self.line(format!("{first}{text}"));
+            self.line(paint(self, format!("{first}{text}")));
             return;
         };
         let options = textwrap::Options::new(width as usize)
@@ -139,7 +148,7 @@ impl TerminalView {
             .map(|l| l.into_owned())
             .collect();
         for l in lines {
-            self.line(l);
+            self.line(paint(self, l));
         }
     }
 
@@ -197,7 +206,12 @@ impl TerminalView {
             .collect::<Vec<_>>()
             .join(", ");
         self.line(String::new());
-        self.line(self.paint(&format!("Summary: {outcome} (exit {exit_code})"), "1"));
+        self.wrapped_painted(
+            "Summary: ",
+            "         ",
+            &format!("{outcome} (exit {exit_code})"),
+            Some("1"),
+        );
         self.line(format!("  found:    {found}"));
         // Failures first, then warnings, then what could not be read.
         let mut bad: Vec<&Observation> = self

@@ -110,7 +110,14 @@ fn completions_know_scenarios_params_incidents_alerts_and_contexts() {
                 shell,
                 &["oncall", "drill", "error-budget", "--scenario", ""]
             ),
-            ["all-clear", "gpu-saturation", "queue-overflow"],
+            [
+                "all-clear",
+                "db-pool-exhausted",
+                "driver-failure",
+                "gpu-saturation",
+                "nats-outage",
+                "queue-overflow"
+            ],
             "{shell}: --scenario"
         );
         assert_eq!(

@@ -430,8 +430,7 @@ fn exercise(case: &Case) {
         let Some(Ok(scenario)) = scenario else {
             return;
         };
-        let Ok(values) =
-            resolve_values(&setup, &config, rb, Some(&scenario), None, &[], true)
+        let Ok(values) = resolve_values(&setup, &config, rb, Some(&scenario), None, &[], true)
         else {
             return;
         };
