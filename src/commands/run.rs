@@ -209,12 +209,8 @@ pub fn resolve_values(
         endpoints.insert(name, json!(url));
     }
     // A webhook's URL is its credential, kept off the screen and out of the timeline from the start.
-    for action in rb.steps.iter().flat_map(|s| &s.actions) {
-        if let crate::backends::kinds::ActionKind::Notify(notify) = &action.kind
-            && let Some(url) = endpoints
-                .get(&notify.endpoint.value)
-                .and_then(Value::as_str)
-        {
+    for name in rb.posted_endpoints() {
+        if let Some(url) = endpoints.get(name).and_then(Value::as_str) {
             crate::redact::register_webhook(url);
         }
     }

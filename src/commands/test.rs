@@ -30,10 +30,9 @@ struct Happened {
     steps: BTreeMap<String, String>,
     /// Action id → offered (planned) or not.
     offered: BTreeMap<String, bool>,
-    /// Check id → its verdict at the end (a wait's last poll).
-    verdicts: BTreeMap<String, String>,
-    /// Check id → every verdict it had (a wait's first reading and each poll), for coverage.
-    seen: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Check id → every verdict it had, in order (its reading, each re-check and each poll of a
+    /// wait): the last is its verdict at the end, all of them count for coverage.
+    verdicts: BTreeMap<String, Vec<String>>,
     messages: BTreeMap<String, String>,
     /// Why a step was skipped, for the failure message.
     reasons: BTreeMap<String, String>,
@@ -83,11 +82,10 @@ impl Happened {
     }
 
     fn saw(&mut self, check: &str, verdict: &str) {
-        self.verdicts.insert(check.into(), verdict.into());
-        self.seen
+        self.verdicts
             .entry(check.into())
             .or_default()
-            .insert(verdict.into());
+            .push(verdict.into());
     }
 }
 
@@ -166,6 +164,7 @@ fn compare(expect: &Expect, happened: &Happened) -> Vec<Failure> {
         let got = happened
             .verdicts
             .get(id)
+            .and_then(|all| all.last())
             .map_or("no reading", String::as_str);
         if got != verdict.value {
             failures.push(failure(
@@ -245,9 +244,9 @@ impl Coverage {
             }
         }
         for (check, verdict) in happened
-            .seen
+            .verdicts
             .iter()
-            .flat_map(|(c, vs)| vs.iter().map(move |v| (c, v)))
+            .flat_map(|(c, all)| all.iter().map(move |v| (c, v)))
         {
             match verdict.as_str() {
                 "fail" => mark(format!("check {check} fail_if met")),

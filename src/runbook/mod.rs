@@ -252,20 +252,23 @@ impl Runbook {
             .find(|c| c.id.value == id)
     }
 
-    /// The endpoints it declares and those its notify actions post to.
-    pub fn endpoint_names(&self) -> std::collections::BTreeSet<&str> {
-        let posted = self
-            .steps
+    /// The endpoints its notify actions post to (each a webhook).
+    pub fn posted_endpoints(&self) -> impl Iterator<Item = &str> {
+        self.steps
             .iter()
             .flat_map(|s| &s.actions)
             .filter_map(|a| match &a.kind {
                 crate::backends::kinds::ActionKind::Notify(n) => Some(n.endpoint.value.as_str()),
                 _ => None,
-            });
+            })
+    }
+
+    /// The endpoints it declares and those its notify actions post to.
+    pub fn endpoint_names(&self) -> std::collections::BTreeSet<&str> {
         self.endpoints
             .keys()
             .map(String::as_str)
-            .chain(posted)
+            .chain(self.posted_endpoints())
             .collect()
     }
 }

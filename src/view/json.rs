@@ -39,6 +39,16 @@ fn step_entry<'a>(steps: &'a mut Vec<Value>, id: &str) -> &'a mut Value {
     steps.last_mut().expect("just pushed")
 }
 
+/// A wait's list of poll verdicts, made (with the wait's entry) at its first use.
+fn wait_verdicts(wait: &mut Value) -> &mut Vec<Value> {
+    if !wait["verdicts"].is_array() {
+        wait["verdicts"] = json!([]);
+    }
+    wait["verdicts"]
+        .as_array_mut()
+        .expect("verdicts is an array")
+}
+
 fn action_entry<'a>(step: &'a mut Value, id: &str) -> &'a mut Value {
     let actions = step["actions"].as_array_mut().expect("actions is an array");
     if let Some(i) = actions.iter().position(|a| a["id"] == id) {
@@ -154,13 +164,8 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
             EventKind::WaitPoll {
                 step, observation, ..
             } => {
-                let s = step_entry(&mut steps, step);
-                if s["wait"].is_null() {
-                    s["wait"] = json!({ "verdicts": [] });
-                }
-                if let Some(verdicts) = s["wait"]["verdicts"].as_array_mut() {
-                    verdicts.push(json!(observation.verdict));
-                }
+                let verdicts = wait_verdicts(&mut step_entry(&mut steps, step)["wait"]);
+                verdicts.push(json!(observation.verdict));
             }
             EventKind::WaitFinished {
                 step,
@@ -169,10 +174,13 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
                 elapsed_ms,
                 value,
             } => {
-                let s = step_entry(&mut steps, step);
-                // Each poll's verdict, in order: the last is the check's verdict now.
-                let verdicts = s["wait"]["verdicts"].take();
-                s["wait"] = json!({ "check": check, "outcome": outcome, "elapsed_ms": elapsed_ms, "value": value, "verdicts": if verdicts.is_null() { json!([]) } else { verdicts } });
+                let wait = &mut step_entry(&mut steps, step)["wait"];
+                // Beside the polls' verdicts, in order: the last is the check's verdict now.
+                wait_verdicts(wait);
+                wait["check"] = json!(check);
+                wait["outcome"] = json!(outcome);
+                wait["elapsed_ms"] = json!(elapsed_ms);
+                wait["value"] = json!(value);
             }
             EventKind::Message { step, name, text } => {
                 let s = step_entry(&mut steps, step);
