@@ -29,8 +29,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Output format for results on stdout
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text, env = "ONCALL_OUTPUT", hide_env_values = true)]
+    /// Output format for results on stdout (`oncall import`: or the file to write)
+    #[arg(long, short = 'o', global = true, value_parser = OutputParser, default_value = "text", env = "ONCALL_OUTPUT", hide_env_values = true)]
     pub output: Output,
     /// Config file [default: <config dir>/oncall/config.yaml]
     #[arg(long, global = true, env = "ONCALL_CONFIG", hide_env_values = true, value_hint = clap::ValueHint::FilePath)]
@@ -90,10 +90,44 @@ pub struct Global {
     pub wide: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `-o`: the format of results on stdout; for `oncall import`, also a file to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     Text,
     Json,
+    File(PathBuf),
+}
+
+/// Reads `-o`: `text` and `json` are formats (and what help and completions offer); anything
+/// else is a file, which only `oncall import` takes.
+#[derive(Clone)]
+struct OutputParser;
+
+impl clap::builder::TypedValueParser for OutputParser {
+    type Value = Output;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Output, clap::Error> {
+        Ok(match value.to_str() {
+            Some("text") => Output::Text,
+            Some("json") => Output::Json,
+            _ => Output::File(PathBuf::from(value)),
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            ["text", "json"]
+                .into_iter()
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +152,16 @@ pub enum Command {
     Validate {
         #[arg(value_hint = clap::ValueHint::FilePath)]
         paths: Vec<PathBuf>,
+    },
+    /// Turn a Markdown runbook into an oncall runbook, its commands native checks and actions
+    /// where oncall has a backend; `-o FILE.yaml` writes it [default: stdout]
+    Import {
+        /// The Markdown file
+        #[arg(value_hint = clap::ValueHint::FilePath)]
+        file: PathBuf,
+        /// The runbook's id [default: from the file's name]
+        #[arg(long)]
+        id: Option<String>,
     },
     /// Replay every scenario of the runbooks as drills, check what each expects, and measure
     /// branch coverage; exit 1 when an expectation fails or coverage is below --min-coverage

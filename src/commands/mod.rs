@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod completions;
 pub mod drills;
+pub mod import;
 pub mod incidents;
 pub mod list;
 pub mod message;

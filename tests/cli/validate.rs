@@ -9,7 +9,7 @@ fn validate_points_at_each_problem_with_a_hint() {
         (
             "unknown-field.yaml",
             "id: unknown-field\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n        fial_if: value > 1\n",
-            "unknown-field.yaml:9:9: unknown field `fial_if`, expected one of id, title, unit, fail_if, warn_if, timeout, prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, k8s_exec, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts\n  hint: did you mean `fail_if`?",
+            "unknown-field.yaml:9:9: unknown field `fial_if`, expected one of id, title, unit, fail_if, warn_if, timeout, prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, k8s_exec, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, log_files, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts\n  hint: did you mean `fail_if`?",
         ),
         (
             "duplicate.yaml",
@@ -99,7 +99,7 @@ fn each_check_and_action_has_exactly_one_kind() {
         (
             "no-kind.yaml",
             "    checks:\n      - id: up\n        prometheus: up\n      - id: nothing\n        title: reads nothing\n",
-            "no-kind.yaml:9:9: check 'nothing' has no backend\n  hint: give it one of: prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, k8s_exec, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts\n",
+            "no-kind.yaml:9:9: check 'nothing' has no backend\n  hint: give it one of: prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, k8s_exec, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, log_files, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts\n",
         ),
         (
             "two-kinds.yaml",
@@ -109,12 +109,12 @@ fn each_check_and_action_has_exactly_one_kind() {
         (
             "action-no-kind.yaml",
             "    actions:\n      - id: idle\n        title: changes nothing\n",
-            "action-no-kind.yaml:7:9: action 'idle' has no backend\n  hint: give it one of: http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, k8s_exec, docker, docker_prune, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence, notify, pagerduty\n",
+            "action-no-kind.yaml:7:9: action 'idle' has no backend\n  hint: give it one of: http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, k8s_exec, docker, docker_prune, docker_scale, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence, notify, pagerduty\n",
         ),
         (
             "misspelt-kind.yaml",
             "    actions:\n      - id: scale\n        k8s_scal: { deployment: x, replicas: 2 }\n",
-            "misspelt-kind.yaml:8:9: unknown field `k8s_scal`, expected one of id, title, when, timeout, http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, k8s_exec, docker, docker_prune, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence, notify, pagerduty\n  hint: did you mean `k8s_scale`?\n",
+            "misspelt-kind.yaml:8:9: unknown field `k8s_scal`, expected one of id, title, when, timeout, http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, k8s_exec, docker, docker_prune, docker_scale, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence, notify, pagerduty\n  hint: did you mean `k8s_scale`?\n",
         ),
         (
             "kind-field.yaml",

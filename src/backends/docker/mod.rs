@@ -1,9 +1,10 @@
 //! Docker through bollard (DOCKER_HOST or the default socket, API version negotiated): containers,
 //! their logs and one-shot stats as checks; restart, stop, start and pruning as actions.
 
+mod scale;
 mod spec;
 
-pub use spec::{Containers, DockerAction, DockerLogs, DockerTarget, Prune, Stats};
+pub use spec::{Containers, DockerAction, DockerLogs, DockerTarget, Prune, Scale, Stats};
 
 use super::host::bytes;
 use super::reading::{Reading, Table, Verdict, number};
@@ -141,6 +142,8 @@ struct Container {
     id: String,
     name: String,
     service: String,
+    /// Its compose replica number (0 outside compose).
+    number: u32,
 }
 
 async fn find(docker: &Docker, target: &Target) -> Result<Vec<Container>, Error> {
@@ -179,16 +182,20 @@ async fn find(docker: &Docker, target: &Target) -> Result<Vec<Container>, Error>
                 .first()
                 .map(|n| n.trim_start_matches('/').to_string())
                 .unwrap_or_default();
-            let service = c
-                .labels
-                .unwrap_or_default()
+            let labels = c.labels.unwrap_or_default();
+            let service = labels
                 .get(COMPOSE_SERVICE)
                 .cloned()
                 .unwrap_or_else(|| name.clone());
+            let number = labels
+                .get(scale::NUMBER)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             Container {
                 id: c.id.unwrap_or_default(),
                 name,
                 service,
+                number,
             }
         })
         .filter(|c| target.container.as_ref().is_none_or(|want| &c.name == want))
@@ -493,18 +500,25 @@ pub enum Request {
         grace: Option<Duration>,
     },
     Prune,
+    Scale {
+        target: Target,
+        replicas: u32,
+        grace: Option<Duration>,
+    },
 }
 
 /// What a request will touch, found at planning time.
 pub struct Resolved {
     containers: Vec<(String, String)>,
     images: Vec<(String, String)>,
+    scale: scale::Change,
 }
 
 pub async fn plan(host: Option<&DockerHost>, request: &Request) -> (Plan, Resolved) {
     let mut resolved = Resolved {
         containers: vec![],
         images: vec![],
+        scale: scale::Change::default(),
     };
     let mut plan = Plan {
         backend: "docker".into(),
@@ -539,6 +553,17 @@ pub async fn plan(host: Option<&DockerHost>, request: &Request) -> (Plan, Resolv
                     target.describe()
                 ));
             }
+        }
+        Request::Scale {
+            target, replicas, ..
+        } => {
+            plan.request = format!(
+                "POST /containers/create and /containers/{{id}}/start, or /containers/{{id}}/stop and DELETE /containers/{{id}}, for {}",
+                target.describe()
+            );
+            let (lines, change) = scale::plan(docker.as_ref(), target, *replicas).await;
+            plan.changes = lines;
+            resolved.scale = change;
         }
         Request::Prune => {
             plan.request = "DELETE /containers/{id} for each stopped container; DELETE /images/{id} for each dangling image".into();
@@ -652,6 +677,10 @@ pub(super) async fn apply(
             }
             let names: Vec<&str> = resolved.containers.iter().map(|c| c.1.as_str()).collect();
             Ok(format!("{} {}", op.done(), names.join(", ")))
+        }
+        Request::Scale { target, grace, .. } => {
+            let t = grace.unwrap_or(DEFAULT_GRACE).as_secs() as i32;
+            Ok(scale::apply(&docker, target, &resolved.scale, t).await?)
         }
         Request::Prune => {
             for (id, _) in &resolved.containers {

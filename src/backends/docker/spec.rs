@@ -78,6 +78,19 @@ pub struct DockerAction {
 #[serde(deny_unknown_fields)]
 pub struct Prune {}
 
+/// `docker-compose up -d --scale SERVICE=N`: the service's containers brought to `replicas`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scale {
+    pub project: S<String>,
+    pub service: S<String>,
+    /// A count, or a template that renders to one.
+    pub replicas: S<crate::spec::ScalarValue>,
+    /// Seconds to wait for a surplus container's stop before the kill (default 10).
+    #[serde(default)]
+    pub grace: Option<S<String>>,
+}
+
 type Fields<'a> = [&'a Option<S<String>>; 4];
 
 /// The templates of a target's fields.
@@ -189,6 +202,63 @@ impl ActionSpec for DockerAction {
         let request = Request::Containers {
             op,
             target: target(self.fields(), ctx)?,
+            grace: duration(&self.grace, "grace")?,
+        };
+        let (plan, resolved) = super::plan(with.systems.map(|s| &s.docker), &request).await;
+        Ok(Prepared::new(
+            plan,
+            crate::backends::Request::Docker(request, resolved),
+        ))
+    }
+}
+
+/// Compose services past this many containers are not a scale an incident makes.
+const MAX_CONTAINERS: i64 = 50;
+
+impl ActionSpec for Scale {
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        use crate::spec::ScalarValue;
+        match &self.replicas.value {
+            ScalarValue::Int(n) if (0..=MAX_CONTAINERS).contains(n) => {}
+            ScalarValue::Text(t) if t.contains("{{") => {
+                let at = S::new(t.clone(), self.replicas.referenced, self.replicas.defined);
+                v.template(&at, "replicas");
+            }
+            _ => v.problem(
+                &self.replicas,
+                "replicas must be a count or a template".into(),
+                Some(format!("a count from 0 to {MAX_CONTAINERS}")),
+            ),
+        }
+        if let Some(grace) = &self.grace {
+            v.duration(grace, "`grace`", bounds::GRACE);
+        }
+        v.templates([&self.project, &self.service], "field");
+    }
+
+    async fn prepare(&self, ctx: &Value, with: &PlanContext<'_>) -> Result<Prepared, BackendError> {
+        let render = crate::backends::kinds::renderer(ctx);
+        let replicas = match &self.replicas.value {
+            crate::spec::ScalarValue::Text(t) => render(t)?,
+            other => other.to_json().to_string(),
+        };
+        let replicas = replicas
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| i64::from(*n) <= MAX_CONTAINERS)
+            .ok_or_else(|| BackendError::Spec {
+                what: "replicas",
+                why: format!("'{replicas}' is not a count from 0 to {MAX_CONTAINERS}"),
+            })?;
+        let request = Request::Scale {
+            target: super::Target {
+                project: Some(render(&self.project.value)?),
+                service: Some(render(&self.service.value)?),
+                container: None,
+                label: None,
+            },
+            replicas,
             grace: duration(&self.grace, "grace")?,
         };
         let (plan, resolved) = super::plan(with.systems.map(|s| &s.docker), &request).await;

@@ -3,7 +3,7 @@
 
 mod spec;
 
-pub use spec::{Checksums, DeleteFiles, DirSize, Disk, Load, Memory, Tcp};
+pub use spec::{Checksums, DeleteFiles, DirSize, Disk, Load, LogFiles, Memory, Tcp};
 
 use super::reading::{Reading, Table, Verdict, number};
 use super::{Plan, humanize};
@@ -349,6 +349,99 @@ pub async fn tcp(
         }
         .into()),
     }
+}
+
+/// Matching lines kept by default, and how much of the end of each file is read.
+pub const LOG_LINES: usize = 20;
+const LOG_TAIL: u64 = 64 * 1024 * 1024;
+const LOG_LINE_CHARS: usize = 500;
+
+/// The files a path names: itself, or those of its folder whose names match its last part.
+fn log_paths(path: &str) -> Result<Vec<PathBuf>, Error> {
+    let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
+    let dir = if dir.is_empty() { "/" } else { dir };
+    if !name.contains(['*', '?']) {
+        return Ok(vec![PathBuf::from(path)]);
+    }
+    let pattern = glob(name)?;
+    let folder = Path::new(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(read_err(folder))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| pattern.is_match(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Read {
+            path: path.to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no file matches"),
+        });
+    }
+    Ok(files)
+}
+
+/// `grep PATTERN FILES | tail -N`: counts the matching lines of each file (its last 64 MiB),
+/// keeping the latest `keep`.
+pub fn log_files(paths: &[String], pattern: &regex::Regex, keep: usize) -> Result<Reading, Error> {
+    use std::io::{BufRead, Seek, SeekFrom};
+    let mut files = Vec::new();
+    for path in paths {
+        files.extend(log_paths(path)?);
+    }
+    let mut kept: std::collections::VecDeque<(String, String)> = std::collections::VecDeque::new();
+    let mut count = 0u64;
+    for file in &files {
+        let mut f = std::fs::File::open(file).map_err(read_err(file))?;
+        let size = f.metadata().map_err(read_err(file))?.len();
+        let mut reader = std::io::BufReader::new(&mut f);
+        if size > LOG_TAIL {
+            reader
+                .seek(SeekFrom::Start(size - LOG_TAIL))
+                .map_err(read_err(file))?;
+            // The first line read from the middle of the file is a part of one.
+            reader
+                .read_until(b'\n', &mut Vec::new())
+                .map_err(read_err(file))?;
+        }
+        let name = file.display().to_string();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader
+                .read_until(b'\n', &mut line)
+                .map_err(read_err(file))?
+                == 0
+            {
+                break;
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches(['\n', '\r']);
+            if pattern.is_match(text) {
+                count += 1;
+                if kept.len() == keep {
+                    kept.pop_front();
+                }
+                kept.push_back((name.clone(), text.chars().take(LOG_LINE_CHARS).collect()));
+            }
+        }
+    }
+    let rows = kept
+        .into_iter()
+        .map(|(file, line)| vec![file.into(), line.into()])
+        .collect();
+    let columns = ["file", "line"].map(String::from).to_vec();
+    Ok(Reading {
+        value: count.into(),
+        table: Some(Table::new(columns, rows)),
+        text: Some(format!(
+            "{count} matching line(s) in {} file(s)",
+            files.len()
+        )),
+        verdict: None,
+        took_ms: None,
+    })
 }
 
 /// A glob with `*` and `?` as a regex over a whole file name.

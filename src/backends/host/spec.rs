@@ -42,6 +42,19 @@ pub struct Checksums {
     pub root: Option<S<String>>,
 }
 
+/// Lines of log files that match a pattern (`grep ERROR /var/log/app/*.log | tail -20`): the
+/// value is how many match; the latest `keep` (default 20) are kept, each with its file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFiles {
+    /// Files; `*` and `?` only in a path's last part: `/var/log/vid-bench/*.log`.
+    pub paths: Vec<S<String>>,
+    /// A regular expression; `.` for every line.
+    pub matches: S<String>,
+    #[serde(default)]
+    pub keep: Option<S<usize>>,
+}
+
 /// A TCP connect with its latency: `host:port`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +122,61 @@ impl CheckSpec for DirSize {
 
     async fn read(&self, _live: &Live, ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
         Ok(super::dir_size(&expr::render(&self.path.value, ctx)?)?)
+    }
+}
+
+impl CheckSpec for LogFiles {
+    const BACKEND: &'static str = "host";
+
+    fn validate(&self, id: &S<String>, v: &mut Validator) {
+        if self.paths.is_empty() {
+            v.problem(
+                id,
+                "`log_files` needs at least one path".into(),
+                Some("log_files: { paths: [\"/var/log/app/*.log\"], matches: ERROR }".into()),
+            );
+        }
+        v.templates(&self.paths, "field");
+        for path in &self.paths {
+            let (dir, _) = path.value.rsplit_once('/').unwrap_or_default();
+            if dir.contains(['*', '?']) {
+                v.problem(
+                    path,
+                    format!("'{}' has a wildcard in a folder's name", path.value),
+                    Some(
+                        "wildcards (* and ?) may stand only in the file's name: /var/log/app/*.log"
+                            .into(),
+                    ),
+                );
+            }
+        }
+        v.regex(&self.matches);
+        v.count(self.keep.as_ref(), "`keep`", 1..=crate::spec::MAX_ROWS);
+    }
+
+    fn describe(&self, ctx: &Value) -> Option<String> {
+        let paths: Vec<String> = self
+            .paths
+            .iter()
+            .map(|p| crate::backends::kinds::fill(&p.value, ctx))
+            .collect();
+        Some(format!(
+            "lines of {} matching /{}/",
+            paths.join(", "),
+            self.matches.value
+        ))
+    }
+
+    async fn read(&self, _live: &Live, ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
+        let render = renderer(ctx);
+        let mut paths = Vec::new();
+        for path in &self.paths {
+            paths.push(render(&path.value)?);
+        }
+        let pattern = regex::Regex::new(&self.matches.value)
+            .map_err(|_| super::Error::Pattern(self.matches.value.clone()))?;
+        let keep = self.keep.as_ref().map_or(super::LOG_LINES, |k| k.value);
+        Ok(super::log_files(&paths, &pattern, keep)?)
     }
 }
 

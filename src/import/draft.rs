@@ -1,0 +1,182 @@
+//! The runbook an import builds, and its YAML: every check and action with a comment that names
+//! the Markdown line it came from, and a `review:` line where a human should look.
+
+use super::yaml::{Y, comment, flow, scalar, text_field};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default)]
+pub struct Draft {
+    pub source: String,
+    pub id: String,
+    pub title: String,
+    pub severity: String,
+    pub severity_note: String,
+    pub description: Option<String>,
+    pub alerts: Vec<String>,
+    pub params: BTreeMap<String, Param>,
+    pub endpoints: BTreeMap<String, Param>,
+    pub escalation: Vec<(String, String)>,
+    pub steps: Vec<Step>,
+    pub messages: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Param {
+    pub default: Option<String>,
+    pub help: String,
+    pub secret: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Step {
+    pub id: String,
+    pub title: String,
+    /// The heading above this one, if any (not written: folding guidance reads it).
+    pub parent: Option<String>,
+    pub line: usize,
+    pub guidance: Vec<String>,
+    pub checks: Vec<Item>,
+    pub actions: Vec<Item>,
+    pub wait: Option<Wait>,
+    pub messages: Vec<String>,
+}
+
+/// A check or an action: its kind's key and spec.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub title: Option<String>,
+    /// The source: `line 23: kubectl get pods -n video-processing -l app=worker`.
+    pub from: String,
+    /// What a reviewer should look at, if anything.
+    pub review: Option<String>,
+    pub kind: &'static str,
+    pub spec: Y,
+    pub unit: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Wait {
+    pub check: String,
+    pub until: String,
+    pub every: String,
+    pub from: String,
+}
+
+impl Draft {
+    pub fn to_yaml(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "# Imported by `oncall import` from {}.\n",
+            comment(&self.source)
+        ));
+        out.push_str(
+            "# Each check and action names the line it came from; `review:` marks what a human should look at.\n",
+        );
+        out.push_str(&format!("id: {}\n", scalar(&self.id)));
+        out.push_str(&format!("title: {}\n", scalar(&self.title)));
+        out.push_str(&format!(
+            "severity: {}    # {}\n",
+            scalar(&self.severity),
+            comment(&self.severity_note)
+        ));
+        if let Some(description) = &self.description {
+            text_field(&mut out, 0, "description", description);
+        }
+        if !self.alerts.is_empty() {
+            let alerts: Vec<Y> = self.alerts.iter().map(Y::str).collect();
+            out.push_str(&format!("alerts: {}\n", flow(&Y::Seq(alerts))));
+        }
+        for (key, params) in [("params", &self.params), ("endpoints", &self.endpoints)] {
+            if params.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("\n{key}:\n"));
+            for (name, param) in params {
+                out.push_str(&format!("  {}:\n", scalar(name)));
+                if let Some(default) = &param.default {
+                    out.push_str(&format!("    default: {}\n", scalar(default)));
+                }
+                if param.secret {
+                    out.push_str("    secret: true\n");
+                }
+                out.push_str(&format!("    help: {}\n", scalar(&comment(&param.help))));
+            }
+        }
+        if !self.escalation.is_empty() {
+            out.push_str("\nescalation:\n");
+            for (after, to) in &self.escalation {
+                out.push_str(&format!(
+                    "  - {{ after: {}, to: {} }}\n",
+                    scalar(after),
+                    scalar(to)
+                ));
+            }
+        }
+        out.push_str("\nsteps:\n");
+        for step in &self.steps {
+            step.write(&mut out);
+        }
+        if !self.messages.is_empty() {
+            out.push_str("\nmessages:\n");
+            for (name, text) in &self.messages {
+                text_field(&mut out, 2, name, text);
+            }
+        }
+        out
+    }
+}
+
+impl Step {
+    fn write(&self, out: &mut String) {
+        out.push_str(&format!("  # line {}\n", self.line));
+        out.push_str(&format!("  - id: {}\n", scalar(&self.id)));
+        out.push_str(&format!("    title: {}\n", scalar(&self.title)));
+        if !self.guidance.is_empty() {
+            text_field(out, 4, "guidance", &self.guidance.join("\n"));
+        }
+        for (key, items) in [("checks", &self.checks), ("actions", &self.actions)] {
+            if items.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("    {key}:\n"));
+            for item in items {
+                item.write(out);
+            }
+        }
+        if let Some(wait) = &self.wait {
+            out.push_str(&format!("    # {}\n", comment(&wait.from)));
+            if wait.until == "false" {
+                out.push_str("    # review: the page watched this with no end; the wait polls until you stop it (Ctrl-C) or 30m pass: write the level it should reach (until: value < 1)\n");
+            }
+            out.push_str(&format!(
+                "    wait: {{ check: {}, until: {}, every: {}, timeout: 30m }}\n",
+                scalar(&wait.check),
+                scalar(&wait.until),
+                scalar(&wait.every)
+            ));
+        }
+        if !self.messages.is_empty() {
+            let names: Vec<Y> = self.messages.iter().map(Y::str).collect();
+            out.push_str(&format!("    messages: {}\n", flow(&Y::Seq(names))));
+        }
+        out.push('\n');
+    }
+}
+
+impl Item {
+    fn write(&self, out: &mut String) {
+        out.push_str(&format!("      # {}\n", comment(&self.from)));
+        if let Some(review) = &self.review {
+            out.push_str(&format!("      # review: {}\n", comment(review)));
+        }
+        out.push_str(&format!("      - id: {}\n", scalar(&self.id)));
+        if let Some(title) = &self.title {
+            out.push_str(&format!("        title: {}\n", scalar(title)));
+        }
+        out.push_str(&format!("        {}: {}\n", self.kind, flow(&self.spec)));
+        if let Some(unit) = &self.unit {
+            out.push_str(&format!("        unit: {}\n", scalar(unit)));
+        }
+    }
+}

@@ -1,0 +1,672 @@
+//! One command of a page becomes a native check or action where oncall has a backend for it, a
+//! shell check where it is known to be read-only, a shell action (asked first) otherwise, or is
+//! skipped with the reason. Nothing here runs a command: the words are only read.
+
+mod curl;
+mod kubectl;
+mod local;
+pub mod sql;
+
+use super::draft::{Draft, Param};
+use super::readonly;
+use super::shell::{Command, Word};
+use super::yaml::Y;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Role {
+    Check,
+    Action,
+}
+
+/// A native check or action, before it gets its id.
+#[derive(Debug, Clone)]
+pub struct Native {
+    pub role: Role,
+    pub kind: &'static str,
+    pub spec: Y,
+    /// A name for the id when no comment gives one: `scale_gpu_worker`.
+    pub name: String,
+    pub unit: Option<String>,
+    pub review: Option<String>,
+    /// A check another item of this command reads (`pg_terminate` names its check): the id it gets.
+    pub helper: bool,
+}
+
+impl Native {
+    pub fn check(kind: &'static str, name: impl Into<String>, spec: Y) -> Native {
+        Native {
+            role: Role::Check,
+            kind,
+            spec,
+            name: name.into(),
+            unit: None,
+            review: None,
+            helper: false,
+        }
+    }
+
+    pub fn action(kind: &'static str, name: impl Into<String>, spec: Y) -> Native {
+        Native {
+            role: Role::Action,
+            ..Native::check(kind, name, spec)
+        }
+    }
+
+    pub fn review(mut self, why: impl Into<String>) -> Native {
+        self.review = Some(why.into());
+        self
+    }
+}
+
+#[derive(Debug)]
+pub enum Mapped {
+    /// Native items; `every` when the page watched it (`watch -n 30`): a wait on the check.
+    Native {
+        items: Vec<Native>,
+        every: Option<u64>,
+    },
+    /// A shell fallback: the command as the runbook runs it, and whether it only reads.
+    Shell {
+        command: String,
+        reads: bool,
+    },
+    Skipped(String),
+}
+
+impl Mapped {
+    fn one(item: Native) -> Mapped {
+        Mapped::Native {
+            items: vec![item],
+            every: None,
+        }
+    }
+}
+
+/// What the mapping adds to the runbook besides items: params and endpoints.
+pub struct Ctx<'d> {
+    pub draft: &'d mut Draft,
+    pub line: usize,
+}
+
+impl Ctx<'_> {
+    /// A param the page's placeholder stands for, declared once.
+    pub fn param(&mut self, name: &str, seen: &str) -> String {
+        self.draft
+            .params
+            .entry(name.to_string())
+            .or_insert_with(|| Param {
+                default: None,
+                help: format!("{seen} in the page (line {})", self.line),
+                secret: false,
+            });
+        format!("{{{{ params.{name} }}}}")
+    }
+
+    /// A param the run must be given, with what it is.
+    pub fn required(&mut self, name: &str, help: &str) -> String {
+        self.draft
+            .params
+            .entry(name.to_string())
+            .or_insert_with(|| Param {
+                default: None,
+                help: help.to_string(),
+                secret: false,
+            });
+        format!("{{{{ params.{name} }}}}")
+    }
+
+    /// A param with a default the page gives (the namespace most commands use).
+    pub fn param_with_default(&mut self, name: &str, default: &str, help: String) -> String {
+        self.draft
+            .params
+            .entry(name.to_string())
+            .or_insert_with(|| Param {
+                default: Some(default.to_string()),
+                help,
+                secret: false,
+            });
+        format!("{{{{ params.{name} }}}}")
+    }
+
+    /// A named base URL; a second base under the same name gets its own name.
+    pub fn endpoint(&mut self, name: &str, base: &str, help: String) -> String {
+        let mut candidate = name.to_string();
+        let mut n = 2;
+        loop {
+            match self.draft.endpoints.get(&candidate) {
+                Some(p) if p.default.as_deref() == Some(base) => break,
+                Some(_) => {
+                    candidate = format!("{name}_{n}");
+                    n += 1;
+                }
+                None => {
+                    self.draft.endpoints.insert(
+                        candidate.clone(),
+                        Param {
+                            default: Some(base.to_string()),
+                            help,
+                            secret: false,
+                        },
+                    );
+                    break;
+                }
+            }
+        }
+        format!("{{{{ endpoints.{candidate} }}}}")
+    }
+
+    /// A Kubernetes namespace: the first one the page names becomes the `namespace` param.
+    pub fn namespace(&mut self, ns: Option<&str>) -> Option<Y> {
+        let ns = ns?;
+        let first = match self.draft.params.get("namespace") {
+            Some(p) => p.default.as_deref() == Some(ns),
+            None => {
+                self.param_with_default(
+                    "namespace",
+                    ns,
+                    "Kubernetes namespace the page's kubectl commands use".into(),
+                );
+                true
+            }
+        };
+        Some(Y::str(if first {
+            "{{ params.namespace }}".to_string()
+        } else {
+            self.text(ns)
+        }))
+    }
+
+    /// A value from the page for a templated field: its placeholders become params, anything
+    /// that would read as template syntax stays literal.
+    pub fn text(&mut self, value: &str) -> String {
+        let mut out = String::new();
+        for piece in placeholders(value) {
+            match piece {
+                Piece::Literal(s) => out.push_str(&literal(s)),
+                Piece::Placeholder { name, seen } => out.push_str(&self.param(&name, seen)),
+            }
+        }
+        out
+    }
+}
+
+/// Text a template prints as it is.
+pub fn literal(s: &str) -> String {
+    if s.contains("{{") || s.contains("{%") || s.contains("{#") {
+        format!("{{% raw %}}{s}{{% endraw %}}")
+    } else {
+        s.to_string()
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Piece<'a> {
+    Literal(&'a str),
+    Placeholder { name: String, seen: &'a str },
+}
+
+/// Splits a value at its placeholders: `{alert_id}`, `<model-name>`, `${NAME}`, `$NAME`, and an
+/// upper-case name with an underscore standing alone or as a path segment (`MODEL_NAME`).
+pub fn placeholders(value: &str) -> Vec<Piece<'_>> {
+    static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"\{([A-Za-z][A-Za-z0-9_-]{0,40})\}|<([a-z][a-z0-9_-]{0,40})>|\$\{([A-Z][A-Z0-9_]{0,40})\}|\$([A-Z][A-Z0-9_]{0,40})|(?:^|/)([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?:$|/)",
+        )
+        .expect("valid")
+    });
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for caps in PATTERN.captures_iter(value) {
+        let (m, name) = match (1..=5).find_map(|i| caps.get(i)) {
+            Some(name) => (
+                if caps.get(5).is_some() {
+                    name
+                } else {
+                    caps.get(0).unwrap_or(name)
+                },
+                name,
+            ),
+            None => continue,
+        };
+        if m.start() > at {
+            pieces.push(Piece::Literal(&value[at..m.start()]));
+        }
+        pieces.push(Piece::Placeholder {
+            name: name.as_str().to_ascii_lowercase().replace('-', "_"),
+            seen: m.as_str(),
+        });
+        at = m.end();
+    }
+    if at < value.len() {
+        pieces.push(Piece::Literal(&value[at..]));
+    }
+    pieces
+}
+
+/// Flags and positional words of a command, read with the flags that take a value.
+#[derive(Debug, Default)]
+pub struct Args {
+    pub flags: Vec<(String, String)>,
+    pub pos: Vec<String>,
+    /// Words after `--`.
+    pub rest: Vec<Word>,
+}
+
+impl Args {
+    pub fn read(words: &[Word], with_value: &[&str]) -> Args {
+        let mut args = Args::default();
+        let mut i = 0;
+        while i < words.len() {
+            let w = &words[i].value;
+            i += 1;
+            if w == "--" {
+                args.rest = words[i..].to_vec();
+                break;
+            }
+            if let Some(long) = w.strip_prefix("--").filter(|_| !words[i - 1].quoted) {
+                let (name, value) = match long.split_once('=') {
+                    Some((n, v)) => (format!("--{n}"), Some(v.to_string())),
+                    None => (w.clone(), None),
+                };
+                let value = match value {
+                    Some(v) => v,
+                    None if with_value.contains(&name.as_str()) && i < words.len() => {
+                        i += 1;
+                        words[i - 1].value.clone()
+                    }
+                    None => String::new(),
+                };
+                args.flags.push((name, value));
+            } else if w.len() > 1 && w.starts_with('-') && !words[i - 1].quoted {
+                let letters: Vec<char> = w[1..].chars().collect();
+                for (j, c) in letters.iter().enumerate() {
+                    let name = format!("-{c}");
+                    if with_value.contains(&name.as_str()) {
+                        let attached: String = letters[j + 1..].iter().collect();
+                        let value = if !attached.is_empty() {
+                            attached.trim_start_matches('=').to_string()
+                        } else if i < words.len() {
+                            i += 1;
+                            words[i - 1].value.clone()
+                        } else {
+                            String::new()
+                        };
+                        args.flags.push((name, value));
+                        break;
+                    }
+                    args.flags.push((name, String::new()));
+                }
+            } else {
+                args.pos.push(w.clone());
+            }
+        }
+        args
+    }
+
+    pub fn get(&self, names: &[&str]) -> Option<&str> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|(n, _)| names.contains(&n.as_str()))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, names: &[&str]) -> bool {
+        self.flags.iter().any(|(n, _)| names.contains(&n.as_str()))
+    }
+
+    /// Flags other than these: what the mapping would silently drop.
+    pub fn others<'a>(&'a self, known: &[&str]) -> Vec<&'a str> {
+        self.flags
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !known.contains(n))
+            .collect()
+    }
+}
+
+/// Maps one command.
+pub fn map(command: &Command, ctx: &mut Ctx) -> Mapped {
+    ctx.line = command.line;
+    if let Some(why) = command.unread {
+        return shell(command, ctx, Some(why));
+    }
+    let native = native(command, ctx);
+    match native {
+        Some(mapped) => mapped,
+        None => shell(command, ctx, None),
+    }
+}
+
+/// The native form of a command, if there is one.
+fn native(command: &Command, ctx: &mut Ctx) -> Option<Mapped> {
+    let stages = &command.stages;
+    let first = stages.first()?;
+    // `sudo` changes who runs a command; a native check or action needs no one to run it.
+    let words: &[Word] = match first.first().map(|w| w.value.as_str()) {
+        Some("sudo") => &first[1..],
+        _ => first,
+    };
+    let program = words.first()?.value.as_str();
+    let program = program.rsplit('/').next().unwrap_or(program);
+    let args = &words[1..];
+    let filters = &stages[1..];
+    match program {
+        "watch" => watch(args, command, ctx),
+        "sleep" => Some(Mapped::Skipped(
+            "a pause: oncall's steps run in order, and a wait polls a check until it holds".into(),
+        )),
+        "cd" => Some(Mapped::Skipped(
+            "changes the shell's folder, and oncall runs each command on its own: write the folder into the commands".into(),
+        )),
+        "export" => Some(Mapped::Skipped(
+            "sets a variable for later commands, and oncall runs each command on its own: make it a param".into(),
+        )),
+        "kubectl" => kubectl::map(args, filters, ctx),
+        "curl" => curl::map(args, filters, ctx),
+        "psql" => sql::psql(args, filters, ctx),
+        "docker-compose" => local::compose(args, filters, ctx),
+        "docker" if args.first().is_some_and(|w| w.value == "compose") => {
+            local::compose(&args[1..], filters, ctx)
+        }
+        "docker" => local::docker(args, filters, ctx),
+        _ if filters.is_empty() || ["du", "netstat", "ss", "grep", "egrep", "fgrep"].contains(&program) => {
+            if sql::is_statement(&command.text) {
+                return sql::statement(&command.text, ctx);
+            }
+            local::host(program, args, filters, ctx)
+        }
+        _ => None,
+    }
+}
+
+/// `watch -n N 'command'`: the command's check, polled every N seconds.
+fn watch(args: &[Word], command: &Command, ctx: &mut Ctx) -> Option<Mapped> {
+    let parsed = Args::read(args, &["-n", "--interval"]);
+    let every = parsed
+        .get(&["-n", "--interval"])
+        .and_then(|n| n.parse::<f64>().ok())
+        .map_or(2, |n| n.ceil().max(1.0) as u64);
+    // The watched command is the rest of the words: one quoted word, or several.
+    let inner: Vec<&str> = parsed.pos.iter().map(String::as_str).collect();
+    let text = inner.join(" ");
+    let script = super::shell::read(&text, command.line, super::shell::Prompts::None);
+    let [inner] = script.commands.as_slice() else {
+        return None;
+    };
+    if inner.unread.is_some() {
+        return None;
+    }
+    match native(inner, ctx)? {
+        Mapped::Native { items, every: None }
+            if items.len() == 1 && items[0].role == Role::Check =>
+        {
+            Some(Mapped::Native {
+                items,
+                every: Some(every),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The shell fallback: a check only when every program in it is known to only read.
+fn shell(command: &Command, ctx: &mut Ctx, unread: Option<&str>) -> Mapped {
+    let reads = unread.is_none() && readonly::reads_only(command);
+    match fallback_text(command, ctx) {
+        Ok(text) => Mapped::Shell {
+            command: text,
+            reads,
+        },
+        Err(why) => Mapped::Skipped(why),
+    }
+}
+
+/// The command as the runbook's shell runs it: as written, with its placeholders made params.
+fn fallback_text(command: &Command, ctx: &mut Ctx) -> Result<String, String> {
+    if command.text.contains("{{") || command.text.contains("{%") || command.text.contains("{#") {
+        return Err("it holds `{{`, `{%` or `{#`, which a runbook reads as a template: write it as a shell check by hand".into());
+    }
+    let has_placeholder = command.stages.iter().flatten().any(|w| {
+        placeholders(&w.value)
+            .iter()
+            .any(|p| matches!(p, Piece::Placeholder { .. }))
+    });
+    if !has_placeholder || command.unread.is_some() {
+        return Ok(command.text.clone());
+    }
+    let stages: Vec<String> = command
+        .stages
+        .iter()
+        .map(|words| {
+            words
+                .iter()
+                .map(|w| shell_word(w, ctx))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    Ok(stages.join(" | "))
+}
+
+/// A word with placeholders: its literal parts quoted as they were, its placeholders left to the
+/// template layer, which quotes every value for the shell.
+fn shell_word(word: &Word, ctx: &mut Ctx) -> String {
+    let pieces = placeholders(&word.value);
+    if !pieces
+        .iter()
+        .any(|p| matches!(p, Piece::Placeholder { .. }))
+    {
+        return word.raw.clone();
+    }
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Literal(s) if word.quoted => out.push_str(&quote(s)),
+            Piece::Literal(s) => out.push_str(s),
+            Piece::Placeholder { name, seen } => out.push_str(&ctx.param(&name, seen)),
+        }
+    }
+    out
+}
+
+/// A literal for `sh`: bare when it is safe, single-quoted otherwise.
+pub fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// A `grep` at the end of a pipeline, as a regular expression: `grep -i "timeout\|memory"` →
+/// `(?i)timeout|memory`. None for what a match count cannot say (`-v`, `-A`, several greps).
+pub fn grep_filter(filters: &[Vec<Word>]) -> Option<Result<(String, Option<usize>), ()>> {
+    let mut pattern = None;
+    let mut keep = None;
+    for stage in filters {
+        let program = stage.first()?.value.as_str();
+        let args = Args::read(&stage[1..], &["-e", "-m", "-n", "-A", "-B", "-C"]);
+        match program {
+            "grep" | "egrep" | "fgrep" if pattern.is_none() => {
+                let known = [
+                    "-i",
+                    "-E",
+                    "-F",
+                    "-e",
+                    "--ignore-case",
+                    "--extended-regexp",
+                    "--fixed-strings",
+                ];
+                if !args.others(&known).is_empty()
+                    || args.pos.len() > 1 && args.get(&["-e"]).is_none()
+                {
+                    return Some(Err(()));
+                }
+                let Some(p) = args
+                    .get(&["-e"])
+                    .map(str::to_string)
+                    .or_else(|| args.pos.first().cloned())
+                else {
+                    return Some(Err(()));
+                };
+                let fixed = program == "fgrep" || args.has(&["-F", "--fixed-strings"]);
+                let extended = program == "egrep" || args.has(&["-E", "--extended-regexp"]);
+                let mut regex = if fixed {
+                    regex::escape(&p)
+                } else if extended {
+                    p
+                } else {
+                    basic_to_extended(&p)
+                };
+                if args.has(&["-i", "--ignore-case"]) {
+                    regex = format!("(?i){regex}");
+                }
+                if regex::Regex::new(&regex).is_err() {
+                    return Some(Err(()));
+                }
+                pattern = Some(regex);
+            }
+            "tail" | "head" if keep.is_none() => {
+                let Some(n) = line_count(&stage[1..]) else {
+                    return Some(Err(()));
+                };
+                keep = Some(n.clamp(1, crate::spec::MAX_ROWS));
+            }
+            _ => return Some(Err(())),
+        }
+    }
+    pattern.map(|p| Ok((p, keep)))
+}
+
+/// How many lines `tail` or `head` keeps: `-20`, `-n 20`, `-n20`, `--lines=20`, or 10.
+pub fn line_count(words: &[Word]) -> Option<usize> {
+    let values: Vec<&str> = words.iter().map(|w| w.value.as_str()).collect();
+    let n = match values.as_slice() {
+        [] => "10",
+        ["-n", n] => n,
+        [w] => w
+            .strip_prefix("--lines=")
+            .or_else(|| w.strip_prefix("-n"))
+            .or_else(|| w.strip_prefix('-'))?,
+        _ => return None,
+    };
+    n.parse().ok()
+}
+
+/// A POSIX basic regular expression as the extended syntax the `regex` crate reads.
+fn basic_to_extended(pattern: &str) -> String {
+    let mut out = String::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n @ ('|' | '(' | ')' | '+' | '?' | '{' | '}')) => out.push(n),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push_str("\\\\"),
+            },
+            '|' | '(' | ')' | '+' | '?' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An id part from a name: `api-gateway` → `api_gateway`.
+pub fn ident(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') && !out.is_empty() {
+            out.push('_');
+        }
+    }
+    out.trim_end_matches('_').chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_found_in_every_form() {
+        let names = |v: &str| -> Vec<String> {
+            placeholders(v)
+                .into_iter()
+                .filter_map(|p| match p {
+                    Piece::Placeholder { name, .. } => Some(name),
+                    Piece::Literal(_) => None,
+                })
+                .collect()
+        };
+        assert_eq!(names("/api/v1/alerts/{alert_id}/silence"), ["alert_id"]);
+        assert_eq!(names("https://huggingface.co/MODEL_NAME"), ["model_name"]);
+        assert_eq!(names("MODEL_NAME"), ["model_name"]);
+        assert_eq!(names("/data/<model-name>/x"), ["model_name"]);
+        assert_eq!(names("${NAMESPACE}"), ["namespace"]);
+        assert!(names("ERROR").is_empty());
+        assert!(names("DB_MAX_CONNECTIONS=50").is_empty());
+    }
+
+    #[test]
+    fn a_basic_grep_pattern_becomes_an_extended_one() {
+        assert_eq!(
+            basic_to_extended(r"timeout\|memory\|gpu"),
+            "timeout|memory|gpu"
+        );
+        assert_eq!(basic_to_extended("a(b)"), r"a\(b\)");
+    }
+}
+
+/// Message texts as templates: a `{name}` becomes a param's or a check's value where the names
+/// match, or what the incident knows (`{timestamp}`, `{duration}`, `P{severity}`); the rest stays
+/// as written, for the engineer to fill in.
+pub fn messages(draft: &mut Draft) {
+    static FIELD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(P?)\{([A-Za-z][A-Za-z0-9_ ]{0,40})\}").expect("valid")
+    });
+    let checks: std::collections::BTreeSet<String> = draft
+        .steps
+        .iter()
+        .flat_map(|s| &s.checks)
+        .map(|c| c.id.clone())
+        .collect();
+    for (_, text) in &mut draft.messages {
+        let mut out = String::new();
+        let mut at = 0;
+        for caps in FIELD.captures_iter(text) {
+            let whole = caps.get(0).expect("a match");
+            let p = &caps[1];
+            let name = ident(&caps[2]);
+            let value = if draft.params.contains_key(&name) {
+                format!("{p}{{{{ params.{name} }}}}")
+            } else if checks.contains(&name) {
+                format!("{p}{{{{ checks.{name}.value }}}}")
+            } else {
+                match (p, name.as_str()) {
+                    ("P", "severity" | "level") => "{{ incident.severity }}".into(),
+                    (_, "timestamp" | "started" | "start_time") => {
+                        format!("{p}{{{{ incident.started }}}}")
+                    }
+                    (_, "duration") => format!("{p}{{{{ incident.duration }}}}"),
+                    _ => continue,
+                }
+            };
+            out.push_str(&literal(&text[at..whole.start()]));
+            out.push_str(&value);
+            at = whole.end();
+        }
+        out.push_str(&literal(&text[at..]));
+        *text = out;
+    }
+}
