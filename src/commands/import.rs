@@ -28,6 +28,10 @@ pub fn run(setup: &Setup, file: &Path, id: Option<&str>) -> anyhow::Result<i32> 
     };
     if let Some(path) = to {
         let partial = path.with_extension("yaml.partial");
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        }
         std::fs::write(&partial, &imported.yaml)
             .and_then(|()| std::fs::rename(&partial, path))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;

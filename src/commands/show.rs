@@ -102,11 +102,11 @@ impl<'a> Shown<'a> {
                 let actions: Vec<_> = s
                     .actions
                     .iter()
-                    .map(|a| json!({ "id": a.id.value, "title": a.title, "when": a.when.as_ref().map(|w| &w.value), "plan": plans[&a.id.value].as_ref().ok() }))
+                    .map(|a| json!({ "id": a.id.value, "kind": a.kind.key(), "title": a.title, "when": a.when.as_ref().map(|w| &w.value), "plan": plans[&a.id.value].as_ref().ok() }))
                     .collect();
                 json!({
                     "id": s.id.value, "title": s.title, "when": s.when.as_ref().map(|w| &w.value),
-                    "checks": s.checks.iter().map(|c| json!({ "id": c.id.value, "title": c.title, "backend": c.kind.backend() })).collect::<Vec<_>>(),
+                    "checks": s.checks.iter().map(|c| json!({ "id": c.id.value, "kind": c.kind.key(), "title": c.title, "backend": c.kind.backend() })).collect::<Vec<_>>(),
                     "actions": actions,
                     "wait": s.wait.as_ref().map(|w| json!({ "check": w.check.value, "until": w.until.value, "timeout": w.timeout.value })),
                 })

@@ -365,7 +365,7 @@ fn continue_step(step: &mut Step, ids: &mut Ids, done: &mut Vec<Step>, line: usi
     };
     let title = step.title.trim_end_matches(" (continued)").to_string();
     let next = Step {
-        id: unique(&mut ids.steps, &format!("{base}-2"), '-'),
+        id: unique(&mut ids.steps, &base, '-'),
         title: format!("{title} (continued)").chars().take(200).collect(),
         parent: step.parent.clone(),
         line,
@@ -482,10 +482,9 @@ fn looks_like_commands(text: &str) -> bool {
 /// A `sql` block's statements, as commands of their own.
 fn sql_statements(code: &Code) -> Vec<Command> {
     let mut out = Vec::new();
-    let mut line = code.first_line;
     let mut start = code.first_line;
     let mut text = String::new();
-    for l in code.text.lines() {
+    for (line, l) in (code.first_line..).zip(code.text.lines()) {
         let l = l.split("--").next().unwrap_or_default();
         if text.trim().is_empty() {
             start = line;
@@ -499,7 +498,6 @@ fn sql_statements(code: &Code) -> Vec<Command> {
             text.push(' ');
             text.push_str(part);
         }
-        line += 1;
     }
     push_sql(&mut out, start, &text);
     out

@@ -173,6 +173,13 @@ pub fn argv_reads_only(argv: &[&str]) -> bool {
         }),
         "fuser" => !args.iter().any(|a| a.starts_with('-') && a.contains('k')),
         "curl" => curl_reads(args),
+        "find" => !args.iter().any(|a| {
+            [
+                "-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0", "-fprintf",
+                "-fls",
+            ]
+            .contains(a)
+        }),
         "psql" => psql_reads(args),
         "docker" if verb == Some("compose") => {
             argv_reads_only(&[&["docker-compose"], &args[1..]].concat())

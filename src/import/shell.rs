@@ -133,7 +133,7 @@ impl Lexer {
                     }
                     self.busy = false;
                     // A line that ends in `|` goes on on the next one.
-                    if !(self.words.is_empty() && !self.stages.is_empty()) {
+                    if !self.words.is_empty() || self.stages.is_empty() {
                         self.end_command();
                     }
                     self.line += 1;

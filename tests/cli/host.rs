@@ -155,3 +155,60 @@ fn tcp_reports_latency_or_refusal() {
         format!("cannot connect to {closed}: connection refused")
     );
 }
+
+#[test]
+fn log_files_counts_the_matching_lines_of_the_files_a_glob_names_and_keeps_the_latest() {
+    let sb = Sandbox::new();
+    let logs = sb.work().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("a.log"), "ok\nERROR one\nERROR two\n").unwrap();
+    std::fs::write(logs.join("b.log"), "ERROR three\r\nwarn\nERROR four").unwrap();
+    std::fs::write(logs.join("c.txt"), "ERROR not a log\n").unwrap();
+    sb.write(
+        "logs.yaml",
+        &format!(
+            "id: logs\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: errors\n        log_files: {{ paths: [\"{d}/*.log\"], matches: \"^ERROR\", keep: 3 }}\n        fail_if: value > 3\n      - id: gone\n        log_files: {{ paths: [\"{d}/missing.log\"], matches: x }}\n",
+            d = logs.display()
+        ),
+    );
+    let report = sb
+        .run(&["run", "logs.yaml", "--dry-run", "--output", "json"])
+        .json();
+    let errors = observation(&report, "errors");
+    assert_eq!(
+        (&errors["value"], &errors["verdict"]),
+        (&4.into(), &"fail".into()),
+        "{errors:#}"
+    );
+    let a = logs.join("a.log").display().to_string();
+    let b = logs.join("b.log").display().to_string();
+    assert_eq!(
+        errors["table"]["rows"],
+        serde_json::json!([[a, "ERROR two"], [b, "ERROR three"], [b, "ERROR four"]]),
+        "the latest three, in order, without line ends"
+    );
+    let gone = observation(&report, "gone");
+    assert_eq!(gone["verdict"], "error");
+    assert!(
+        gone["reason"].as_str().unwrap().contains("missing.log"),
+        "{gone:#}"
+    );
+
+    sb.write(
+        "bad.yaml",
+        "id: bad\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: errors\n        log_files: { paths: [\"/var/*/app.log\"], matches: \"(\" }\n",
+    );
+    let bad = sb.run(&["validate", "bad.yaml"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stdout
+            .contains("'/var/*/app.log' has a wildcard in a folder's name"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("invalid regular expression"),
+        "{}",
+        bad.stdout
+    );
+}

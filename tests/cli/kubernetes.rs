@@ -881,7 +881,7 @@ fn writes_go_to_the_context_the_plan_names_even_if_the_kubeconfig_changes_meanwh
     );
 }
 
-fn exec_cluster() -> FakeKube {
+pub(super) fn exec_cluster() -> FakeKube {
     let kube = video_cluster();
     let ok = |stdout: &str| support::kube::ExecResult {
         stdout: stdout.into(),

@@ -11,6 +11,7 @@ mod drill;
 mod gpu;
 mod help;
 mod host;
+mod import;
 mod incident;
 mod kubernetes;
 mod messages;

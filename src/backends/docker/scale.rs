@@ -61,12 +61,11 @@ pub async fn plan(
             return (lines, change);
         };
         change.template = Some(first.id.clone());
-        let mut next = found.iter().map(|c| c.number).max().unwrap_or(0) + 1;
-        for _ in now..replicas {
-            let name = numbered(first, next);
+        let next = found.iter().map(|c| c.number).max().unwrap_or(0) + 1;
+        for number in next..next + (replicas - now) {
+            let name = numbered(first, number);
             lines.push(format!("create and start {name} like {}", first.name));
-            change.create.push((name, next));
-            next += 1;
+            change.create.push((name, number));
         }
     } else {
         for c in found.iter().rev().take((now - replicas) as usize) {

@@ -216,12 +216,8 @@ pub fn http(request: Request, ctx: &mut Ctx, base: Option<String>) -> Option<Map
         target.push('?');
         target.push_str(&literal(query));
     }
-    let name = super::ident(
-        url.path()
-            .rsplit('/')
-            .find(|s| !s.is_empty())
-            .unwrap_or("root"),
-    );
+    let path = decoded_path(url);
+    let name = super::ident(path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("root"));
     let mut headers = Vec::new();
     for (key, value) in &request.headers {
         let secret = [

@@ -192,6 +192,10 @@ impl Ctx<'_> {
 
 /// Text a template prints as it is.
 pub fn literal(s: &str) -> String {
+    if s.contains("endraw") {
+        // A raw block cannot hold its own end: each brace is printed by an expression instead.
+        return s.replace('{', "{{ '{' }}");
+    }
     if s.contains("{{") || s.contains("{%") || s.contains("{#") {
         format!("{{% raw %}}{s}{{% endraw %}}")
     } else {
@@ -594,40 +598,6 @@ pub fn ident(s: &str) -> String {
     out.trim_end_matches('_').chars().take(40).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_found_in_every_form() {
-        let names = |v: &str| -> Vec<String> {
-            placeholders(v)
-                .into_iter()
-                .filter_map(|p| match p {
-                    Piece::Placeholder { name, .. } => Some(name),
-                    Piece::Literal(_) => None,
-                })
-                .collect()
-        };
-        assert_eq!(names("/api/v1/alerts/{alert_id}/silence"), ["alert_id"]);
-        assert_eq!(names("https://huggingface.co/MODEL_NAME"), ["model_name"]);
-        assert_eq!(names("MODEL_NAME"), ["model_name"]);
-        assert_eq!(names("/data/<model-name>/x"), ["model_name"]);
-        assert_eq!(names("${NAMESPACE}"), ["namespace"]);
-        assert!(names("ERROR").is_empty());
-        assert!(names("DB_MAX_CONNECTIONS=50").is_empty());
-    }
-
-    #[test]
-    fn a_basic_grep_pattern_becomes_an_extended_one() {
-        assert_eq!(
-            basic_to_extended(r"timeout\|memory\|gpu"),
-            "timeout|memory|gpu"
-        );
-        assert_eq!(basic_to_extended("a(b)"), r"a\(b\)");
-    }
-}
-
 /// Message texts as templates: a `{name}` becomes a param's or a check's value where the names
 /// match, or what the incident knows (`{timestamp}`, `{duration}`, `P{severity}`); the rest stays
 /// as written, for the engineer to fill in.
@@ -668,5 +638,39 @@ pub fn messages(draft: &mut Draft) {
         }
         out.push_str(&literal(&text[at..]));
         *text = out;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_found_in_every_form() {
+        let names = |v: &str| -> Vec<String> {
+            placeholders(v)
+                .into_iter()
+                .filter_map(|p| match p {
+                    Piece::Placeholder { name, .. } => Some(name),
+                    Piece::Literal(_) => None,
+                })
+                .collect()
+        };
+        assert_eq!(names("/api/v1/alerts/{alert_id}/silence"), ["alert_id"]);
+        assert_eq!(names("https://huggingface.co/MODEL_NAME"), ["model_name"]);
+        assert_eq!(names("MODEL_NAME"), ["model_name"]);
+        assert_eq!(names("/data/<model-name>/x"), ["model_name"]);
+        assert_eq!(names("${NAMESPACE}"), ["namespace"]);
+        assert!(names("ERROR").is_empty());
+        assert!(names("DB_MAX_CONNECTIONS=50").is_empty());
+    }
+
+    #[test]
+    fn a_basic_grep_pattern_becomes_an_extended_one() {
+        assert_eq!(
+            basic_to_extended(r"timeout\|memory\|gpu"),
+            "timeout|memory|gpu"
+        );
+        assert_eq!(basic_to_extended("a(b)"), r"a\(b\)");
     }
 }
