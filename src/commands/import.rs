@@ -12,11 +12,17 @@ use std::path::Path;
 pub fn run(setup: &Setup, file: &Path, id: Option<&str>) -> anyhow::Result<i32> {
     let page = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    let imported = import::import(&page, &file.display().to_string(), id)?;
     let to = match &setup.global.output {
         Output::File(path) if path.as_os_str() != "-" => Some(path.as_path()),
         _ => None,
     };
+    // `-o runbooks/x.yaml` makes runbook x, so `oncall run x` finds it.
+    let stem = to
+        .and_then(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| import::valid_id(s));
+    let id = id.or(stem.as_deref());
+    let imported = import::import(&page, &file.display().to_string(), id)?;
     let source = Source {
         name: to.map_or("<imported>".into(), |p| p.display().to_string()),
         origin: Origin::File(to.map(Path::to_path_buf).unwrap_or_default()),

@@ -164,7 +164,7 @@ fn notes(draft: &draft::Draft, tally: &mut Tally) {
     }
 }
 
-fn valid_id(id: &str) -> bool {
+pub fn valid_id(id: &str) -> bool {
     id.len() <= 64
         && id.starts_with(|c: char| c.is_ascii_lowercase())
         && id

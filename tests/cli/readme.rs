@@ -13,7 +13,7 @@ fn the_readme_examples_hold() {
     // trycmd runs the commands of `X.md` in `X.in`.
     let folder = sb.work().join("README.in");
     std::fs::create_dir_all(&folder).unwrap();
-    for file in ["broken.yaml", "misspelt.yaml"] {
+    for file in ["broken.yaml", "misspelt.yaml", "api-down.md"] {
         let from = super::support::fixture(&format!("readme/{file}"));
         std::fs::copy(from, folder.join(file)).unwrap();
     }
