@@ -70,12 +70,15 @@ fn report(file: &Path, to: Option<&Path>, imported: &Imported, problems: &[Strin
         to.map_or(String::new(), |p| format!(" in {}", p.display()))
     );
     out.push_str(&format!(
-        "  {} command(s): {} native ({:.0}%): {} check(s), {} action(s); {} shell check(s), {} shell action(s), {} skipped\n",
+        "  {} command(s): {} native ({:.0}%): {} check(s), {} action(s)\n",
         t.commands,
         t.native_checks + t.native_actions,
         t.native_share(),
         t.native_checks,
         t.native_actions,
+    ));
+    out.push_str(&format!(
+        "  not native: {} shell check(s), {} shell action(s), {} skipped\n",
         t.shell_checks.len(),
         t.shell_actions.len(),
         t.skipped.len()

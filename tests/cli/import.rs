@@ -236,7 +236,12 @@ fn a_dry_run_of_the_imported_error_budget_runbook_finds_the_error_rate_the_bundl
             "json",
         ]);
         // 3: the fake cluster runs none of the seed's `kubectl exec` commands but the bundled ones.
-        assert!(matches!(ran.code, 0 | 1 | 3), "{runbook}: {}{}", ran.stdout, ran.stderr);
+        assert!(
+            matches!(ran.code, 0 | 1 | 3),
+            "{runbook}: {}{}",
+            ran.stdout,
+            ran.stderr
+        );
         ran.json()
     };
     let bundled = dry("error-budget");
