@@ -35,7 +35,11 @@ pub fn build(sections: &[Section], draft: &mut Draft, tally: &mut Tally) {
         {
             above.pop();
         }
-        let heading = normalize(&section.heading);
+        let heading = match normalize(&section.heading) {
+            // What a page says before its first heading.
+            h if h.is_empty() => "Start".to_string(),
+            h => h,
+        };
         let lower = heading.to_ascii_lowercase();
         let ancestors: Vec<String> = above.iter().map(|(_, h)| h.to_ascii_lowercase()).collect();
         let within =
@@ -150,6 +154,14 @@ pub fn build(sections: &[Section], draft: &mut Draft, tally: &mut Tally) {
         steps.push(step);
         draft.steps.append(&mut steps);
     }
+    // A heading whose commands were all skipped has nothing left to do.
+    draft.steps.retain(|s| {
+        !(s.guidance.is_empty()
+            && s.checks.is_empty()
+            && s.actions.is_empty()
+            && s.wait.is_none()
+            && s.messages.is_empty())
+    });
     fold_guidance(draft, &mut ids);
     for step in &mut draft.steps {
         let guidance = step.guidance.join("\n");
@@ -222,7 +234,6 @@ fn add_command(
     step: &mut Step,
     done: &mut Vec<Step>,
 ) {
-    let from = format!("line {}: {}", command.line, command.text);
     let title = command
         .comment
         .as_deref()
@@ -231,7 +242,17 @@ fn add_command(
         draft,
         line: command.line,
     };
-    match map::map(command, &mut ctx) {
+    let mapped = map::map(command, &mut ctx);
+    // A token the page sent became a secret param: the comments do not repeat it.
+    let mut text = command.text.clone();
+    for param in draft.params.values().filter(|p| p.secret) {
+        if let Some(secret) = param.default.as_deref().filter(|s| !s.is_empty()) {
+            text = text.replace(secret, "****");
+        }
+    }
+    let text = text;
+    let from = format!("line {}: {}", command.line, text);
+    match mapped {
         Mapped::Native { items, every } => {
             let role = if items.iter().any(|i| i.role == Role::Action) {
                 Role::Action
@@ -276,7 +297,7 @@ fn add_command(
                     } else {
                         title
                             .clone()
-                            .or_else(|| Some(command.text.chars().take(200).collect()))
+                            .or_else(|| Some(text.chars().take(200).collect()))
                     },
                     from: from.clone(),
                     review,

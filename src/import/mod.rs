@@ -87,6 +87,8 @@ pub enum ImportError {
         "{file}: no commands found: no shell block (```bash, sh, shell, console or unlabelled) holds a command oncall could import"
     )]
     NoCommands { file: String },
+    #[error("{file}: nothing to import: every command was skipped: {why}")]
+    NothingLeft { file: String, why: String },
     #[error("--id '{0}' may only use lower-case letters, digits and '-', and start with a letter")]
     BadId(String),
 }
@@ -115,6 +117,17 @@ pub fn import(page: &str, source: &str, id: Option<&str>) -> Result<Imported, Im
     if tally.commands == 0 {
         return Err(ImportError::NoCommands {
             file: source.to_string(),
+        });
+    }
+    if draft.steps.is_empty() {
+        let why: Vec<String> = tally
+            .skipped
+            .iter()
+            .map(|s| format!("line {}: {}", s.line, s.why))
+            .collect();
+        return Err(ImportError::NothingLeft {
+            file: source.to_string(),
+            why: why.join("; "),
         });
     }
     if draft.title.is_empty() {
@@ -193,4 +206,71 @@ fn default_id(source: &str, title: &str) -> String {
         }
     }
     "imported".into()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Pages put together from the shapes runbooks have, and the ones that break parsers:
+    /// every import either refuses the page or writes a runbook that validates.
+    #[test]
+    fn every_imported_page_validates() {
+        const PIECES: &[&str] = &[
+            "# Title é {{ x }}\n",
+            "## Severity\n**Critical** — P1\n",
+            "## Alert\nVideoErrorBudgetBurn fired: {% if %}\n",
+            "## Escalation\n- Secondary: 30 minutes if no response\n- Manager — 1 hour\n",
+            "### 1. Step: \"quoted\" #hash\n",
+            "- item with `code` and **bold**\n",
+            "1. **Do it**\n   ```bash\n   $ kubectl get pods -n ns -l app=a\n   output line\n   ```\n",
+            "```bash\n# comment é\ncurl -s \"http://prometheus:9090/api/v1/query?query=sum(rate(x[5m]))\"\n```\n",
+            "```sh\nkubectl scale deployment/w --replicas=3 -n ns && kubectl rollout restart deploy/w\n```\n",
+            "```\nkubectl patch cm c -p '{\"data\":{\"K\":\"{{v}}\"}}'\n```\n",
+            "```bash\ngrep -E \"(a|b\" /var/log/*.log | tail -5\nwatch -n 5 'curl -f http://svc:80/h'\n```\n",
+            "```bash\necho 'unterminated\nrm -rf /\nfind / -delete\n```\n",
+            "```console\n$ psql -c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query_start < now() - interval '2 hours'\"\n```\n",
+            "```bash\ndocker-compose up -d --scale web=3 && docker system prune -af\n```\n",
+            "```bash\ncat <<EOF | kubectl apply -f -\nkind: x\nEOF\nredis-cli -h r -p 7000 lrange q 0 -1\n```\n",
+            "```\nStatus: {severity} {unknown} {{ 1 }} {% endraw %}\n```\n",
+            "```text\n\u{2028}line\ttab \u{7f}\n```\n",
+            "| a | b |\n|---|---|\n| `x` | 1é |\n",
+            "```bash\nvid-bench verify-model MODEL_NAME \"$(id)\" <model-id>\n```\n",
+            "```sql\nSELECT count(*) FROM pg_stat_activity; ANALYZE;\nREINDEX DATABASE db\n```\n",
+            "```bash\n\\\n```\n",
+            "````markdown\n```bash\nrm -rf /\n```\n````\n",
+            "```bash\nnvidia-smi -r; fuser -k /dev/nvidia0; df -h /x; du -sh /y/*; nc -z h 5432\n```\n",
+            "## Investigation Steps\n```bash\ndocker-compose ps redis postgres\n```\n",
+            "#### A very long heading that goes on and on and on about the many things the engineer should check before anything else is done at all, really\n- words\n",
+            "```bash\nkubectl logs deployment/a-very-long-deployment-name-that-goes-on-and-on-and-on-forever --since=1h | grep -F 'x.y'\n```\n",
+            "## Verify\n```bash\nwatch -n 1 nvidia-smi\nwatch -n 2 \"curl -f http://localhost:8000/health\"\nsleep 5\n```\n",
+            "```bash\ncurl -X POST -H 'Authorization: Bearer s3cr3t-token' -d '{\"a\":1}' http://api:8080/x/{id}\n```\n",
+        ];
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..3000 {
+            let count = 1 + (next() % 8) as usize;
+            let page: String = (0..count)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            let Ok(imported) = super::import(&page, "page.md", None) else {
+                continue;
+            };
+            let source = crate::runbook::Source {
+                name: "page.yaml".into(),
+                origin: crate::runbook::Origin::File(std::path::PathBuf::from("page.yaml")),
+                text: imported.yaml.clone(),
+            };
+            if let Err(problems) = crate::runbook::validate::load(&source) {
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                panic!(
+                    "round {round}: the import of\n{page}\ndoes not validate: {problems:#?}\n{}",
+                    imported.yaml
+                );
+            }
+        }
+    }
 }

@@ -82,9 +82,9 @@ fn plain(s: &str) -> bool {
     ]
     .contains(&s.to_ascii_lowercase().as_str());
     let numeric_start = first.is_ascii_digit() || "+-.".contains(first);
-    let duration = s.len() > 1
-        && s[..s.len() - 1].chars().all(|c| c.is_ascii_digit())
-        && s.ends_with(['s', 'm', 'h', 'd', 'w']);
+    let duration = s
+        .strip_suffix(['s', 'm', 'h', 'd', 'w'])
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
     s.chars().all(allowed)
         && !special
         && (!numeric_start || duration)
@@ -149,6 +149,7 @@ mod tests {
     fn a_string_that_yaml_would_read_as_something_else_is_quoted() {
         for s in [
             "true", "no", "10", "1e3", "-x", "a: b", "a #b", "{x}", "", " a", "#x", "*x", "x,y",
+            "1é",
         ] {
             assert!(scalar(s).starts_with('"'), "{s} -> {}", scalar(s));
         }
