@@ -32,7 +32,8 @@ pub fn run(setup: &Setup, file: &Path, id: Option<&str>) -> anyhow::Result<i32> 
         Ok(_) => Vec::new(),
         Err(problems) => problems.iter().map(ToString::to_string).collect(),
     };
-    if let Some(path) = to {
+    // A runbook that does not validate is not written where the catalog would load it.
+    if let Some(path) = to.filter(|_| problems.is_empty()) {
         let partial = path.with_extension("yaml.partial");
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -56,7 +57,11 @@ pub fn run(setup: &Setup, file: &Path, id: Option<&str>) -> anyhow::Result<i32> 
         if to.is_none() {
             print_out(&imported.yaml)?;
         }
-        eprint!("{}", report(file, to, &imported, &problems));
+        // The page's text is in the report: no escape sequence of it reaches the terminal.
+        eprint!(
+            "{}",
+            crate::sanitize::text(&report(file, to, &imported, &problems))
+        );
     }
     Ok(if problems.is_empty() { 0 } else { 1 })
 }
@@ -119,7 +124,7 @@ fn report(file: &Path, to: Option<&Path>, imported: &Imported, problems: &[Strin
             imported.id
         ));
     } else {
-        out.push_str("  the runbook does not validate (oncall import should not write such a runbook: please report it):\n");
+        out.push_str("  the runbook does not validate, so nothing was written (oncall import should not make such a runbook: please report it):\n");
         for p in problems {
             out.push_str(&format!("    {p}\n"));
         }

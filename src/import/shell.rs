@@ -2,6 +2,9 @@
 //! commands split at `;` and `&&`, each a pipeline of words. This only reads text: nothing in it
 //! can run, expand or substitute anything.
 
+/// Why a command with a here-document is not imported: its text spans the lines after it.
+pub const HEREDOC: &str = "it feeds a here-document (`<<`), which a one-line command cannot hold";
+
 /// One command of a fence: a pipeline, with where it came from.
 #[derive(Debug, Clone)]
 pub struct Command {
@@ -25,6 +28,20 @@ pub struct Word {
     /// As written, quotes and all.
     pub raw: String,
     pub quoted: bool,
+    /// Whether any of it was in single quotes, where the shell expands nothing.
+    pub single: bool,
+}
+
+impl Word {
+    /// A word that needs no quotes.
+    pub fn plain(s: &str) -> Word {
+        Word {
+            value: s.into(),
+            raw: s.into(),
+            quoted: false,
+            single: false,
+        }
+    }
 }
 
 /// What a fence holds: its commands, and comments that no command follows.
@@ -68,7 +85,11 @@ fn strip_prompts(text: &str, prompts: Prompts) -> String {
             Some(trimmed.strip_prefix("> ").unwrap_or(line))
         } else if let Some(rest) = trimmed.strip_prefix("$ ") {
             Some(rest)
-        } else if root_hash && let Some(rest) = trimmed.strip_prefix("# ") {
+        } else if root_hash
+            && let Some(rest) = trimmed.strip_prefix("# ")
+            && rest.starts_with(|c: char| c.is_ascii_lowercase())
+        {
+            // A root prompt; `# Check the pods` is a comment.
             Some(rest)
         } else {
             None
@@ -193,9 +214,12 @@ impl Lexer {
         self.script
     }
 
+    /// Adds to the command's text as written; blanks between words become one space.
     fn echo(&mut self, c: char) {
-        if !self.text.is_empty() || !c.is_whitespace() {
+        if !c.is_whitespace() {
             self.text.push(c);
+        } else if !self.text.is_empty() && !self.text.ends_with(' ') {
+            self.text.push(' ');
         }
     }
 
@@ -242,7 +266,7 @@ impl Lexer {
             self.skip_blanks();
             let delimiter = self.take_word().value;
             self.heredoc = Some(delimiter.trim_start_matches('-').to_string());
-            self.unread("it feeds a here-document (`<<`)");
+            self.unread(HEREDOC);
             self.echo_str(&prefix);
             return;
         }
@@ -256,7 +280,7 @@ impl Lexer {
             }
             format!("&{digits}")
         } else {
-            self.take_word().value
+            self.take_word().raw
         };
         let harmless = (prefix.starts_with('2') && target == "/dev/null")
             || (prefix == "2>&" && target == "&1")
@@ -327,6 +351,7 @@ impl Lexer {
             value: String::new(),
             raw: String::new(),
             quoted: false,
+            single: false,
         };
         while let Some(c) = self.peek(0) {
             match c {
@@ -348,6 +373,7 @@ impl Lexer {
                 }
                 '\'' => {
                     word.quoted = true;
+                    word.single = true;
                     self.at += 1;
                     while let Some(q) = self.peek(0) {
                         self.at += 1;
@@ -426,9 +452,8 @@ impl Lexer {
         let text = text
             .trim()
             .trim_end_matches(['|', ';'])
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+            .trim_end()
+            .to_string();
         let comment = (!self.comments.is_empty()).then(|| self.comments.join(" "));
         self.comments.clear();
         self.script.commands.push(Command {

@@ -90,24 +90,15 @@ fn plain(s: &str) -> bool {
         && (!numeric_start || duration)
         && first != ' '
         && !s.ends_with(' ')
-        && !first.is_ascii_punctuation_start()
-}
-
-trait PunctuationStart {
-    fn is_ascii_punctuation_start(&self) -> bool;
-}
-
-impl PunctuationStart for char {
-    /// Characters YAML gives a meaning at the start of a plain scalar.
-    fn is_ascii_punctuation_start(&self) -> bool {
-        "-?:,[]{}#&*!|>'\"%@`=(".contains(*self)
-    }
+        && !"-?:,[]{}#&*!|>'\"%@`=(".contains(first)
 }
 
 /// Text without the control characters YAML cannot hold (tabs and newlines stay).
 pub fn clean(s: &str) -> String {
     s.chars()
-        .filter(|&c| c == '\n' || c == '\t' || !c.is_control())
+        .filter(|&c| {
+            (c == '\n' || c == '\t' || !c.is_control()) && c != '\u{FFFE}' && c != '\u{FFFF}'
+        })
         .map(|c| match c {
             '\u{2028}' | '\u{2029}' | '\u{85}' => ' ',
             c => c,
@@ -124,8 +115,13 @@ pub fn comment(s: &str) -> String {
 pub fn text_field(out: &mut String, indent: usize, key: &str, text: &str) {
     let pad = " ".repeat(indent);
     let text = clean(text);
+    // A literal block takes its indentation from its first line that has words.
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
     let literal = text.contains('\n')
-        && !text.starts_with([' ', '\t'])
+        && !first.starts_with([' ', '\t'])
         && text.lines().all(|l| !l.ends_with([' ', '\t']));
     if literal {
         out.push_str(&format!("{pad}{key}: |-\n"));

@@ -17,6 +17,8 @@ pub const NUMBER: &str = "com.docker.compose.container-number";
 /// What a scale will do, found when it is planned.
 #[derive(Default)]
 pub struct Change {
+    /// Whether the containers were found when it was planned: a scale planned blind is not applied.
+    ready: bool,
     /// The container new ones are made like.
     template: Option<String>,
     /// Names and numbers of the containers to make.
@@ -51,6 +53,7 @@ pub async fn plan(
     };
     found.sort_by_key(|c| c.number);
     let now = found.len() as u32;
+    change.ready = true;
     let mut lines = vec![format!("{service}: {now} → {replicas} container(s)")];
     if replicas > now {
         let Some(first) = found.first() else {
@@ -58,10 +61,16 @@ pub async fn plan(
                 "no container of {} to make new ones like",
                 target.describe()
             ));
+            change.ready = false;
             return (lines, change);
         };
         change.template = Some(first.id.clone());
-        let next = found.iter().map(|c| c.number).max().unwrap_or(0) + 1;
+        let next = found
+            .iter()
+            .map(|c| c.number)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
         for number in next..next + (replicas - now) {
             let name = numbered(first, number);
             lines.push(format!("create and start {name} like {}", first.name));
@@ -91,6 +100,9 @@ pub async fn apply(
     change: &Change,
     grace: i32,
 ) -> Result<String, Error> {
+    if !change.ready {
+        return Err(Error::NoContainer(target.describe()));
+    }
     if change.create.is_empty() && change.remove.is_empty() {
         return Ok(format!(
             "{} already has that many containers",

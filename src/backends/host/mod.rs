@@ -37,6 +37,10 @@ pub enum Error {
     },
     #[error("invalid pattern '{0}': use * and ? wildcards")]
     Pattern(String),
+    #[error("reading {what} did not finish within {}", humanize(*.after))]
+    TooSlow { what: String, after: Duration },
+    #[error("{0} is not a regular file: only log files are read")]
+    NotAFile(String),
     #[error("cannot read the host's figures: {0}")]
     Sysinfo(String),
 }
@@ -361,6 +365,11 @@ fn log_paths(path: &str) -> Result<Vec<PathBuf>, Error> {
     let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
     let dir = if dir.is_empty() { "/" } else { dir };
     if !name.contains(['*', '?']) {
+        // A FIFO or a device (/dev/zero) would never end.
+        let meta = std::fs::metadata(path).map_err(read_err(Path::new(path)))?;
+        if !meta.is_file() {
+            return Err(Error::NotAFile(path.to_string()));
+        }
         return Ok(vec![PathBuf::from(path)]);
     }
     let pattern = glob(name)?;
@@ -368,7 +377,7 @@ fn log_paths(path: &str) -> Result<Vec<PathBuf>, Error> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
         .map_err(read_err(folder))?
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()))
         .filter(|e| pattern.is_match(&e.file_name().to_string_lossy()))
         .map(|e| e.path())
         .collect();

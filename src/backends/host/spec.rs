@@ -167,7 +167,12 @@ impl CheckSpec for LogFiles {
         ))
     }
 
-    async fn read(&self, _live: &Live, ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
+    async fn read(
+        &self,
+        _live: &Live,
+        ctx: &Value,
+        timeout: Duration,
+    ) -> Result<Reading, BackendError> {
         let render = renderer(ctx);
         let mut paths = Vec::new();
         for path in &self.paths {
@@ -176,7 +181,17 @@ impl CheckSpec for LogFiles {
         let pattern = regex::Regex::new(&self.matches.value)
             .map_err(|_| super::Error::Pattern(self.matches.value.clone()))?;
         let keep = self.keep.as_ref().map_or(super::LOG_LINES, |k| k.value);
-        Ok(super::log_files(&paths, &pattern, keep)?)
+        let what = paths.join(", ");
+        // Files are read on a thread of their own, so a slow disk cannot hold the run.
+        let read = tokio::task::spawn_blocking(move || super::log_files(&paths, &pattern, keep));
+        match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(reading)) => Ok(reading?),
+            Ok(Err(_)) | Err(_) => Err(super::Error::TooSlow {
+                what,
+                after: timeout,
+            }
+            .into()),
+        }
     }
 }
 

@@ -165,14 +165,16 @@ fn is_silence(url: &url::Url) -> bool {
 
 /// An Alertmanager acknowledgement: a silence of the incident's alert.
 fn silence(ctx: &mut Ctx) -> Native {
-    let title = ctx.draft.title.replace('\'', "");
-    let alertname = match ctx.draft.alerts.first() {
-        Some(alert) => format!(
-            "{{{{ incident.alert.name or '{}' }}}}",
-            alert.replace('\'', "")
-        ),
-        None => format!("{{{{ incident.alert.name or '{title}' }}}}"),
-    };
+    // The fallback name sits in a template's string: only letters, digits and a few marks.
+    let name: String = ctx
+        .draft
+        .alerts
+        .first()
+        .unwrap_or(&ctx.draft.title)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || " _.-".contains(*c))
+        .collect();
+    let alertname = format!("{{{{ incident.alert.name or '{}' }}}}", name.trim());
     Native::action(
         "silence",
         "silence_alert",
@@ -211,7 +213,7 @@ pub fn http(request: Request, ctx: &mut Ctx, base: Option<String>) -> Option<Map
         }
     };
     let mut target = base;
-    target.push_str(&ctx.text(&decoded_path(url)));
+    target.push_str(&path_template(url, ctx));
     if let Some(query) = url.query() {
         target.push('?');
         target.push_str(&literal(query));
@@ -273,7 +275,42 @@ pub fn http(request: Request, ctx: &mut Ctx, base: Option<String>) -> Option<Map
     }
 }
 
-/// The URL's path with percent-escapes decoded, so `{alert_id}` reads as a placeholder.
+/// The URL's path as a template: each segment as the page encoded it, except that one holding a
+/// placeholder (`{alert_id}`, `%7Balert_id%7D`, `MODEL_NAME`) has it as a param.
+fn path_template(url: &url::Url, ctx: &mut Ctx) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let mut out = Vec::new();
+    for segment in url.path().split('/') {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        let pieces = super::placeholders(&decoded);
+        if !pieces
+            .iter()
+            .any(|p| matches!(p, super::Piece::Placeholder { .. }))
+        {
+            out.push(literal(segment));
+            continue;
+        }
+        let mut part = String::new();
+        for piece in pieces {
+            match piece {
+                super::Piece::Literal(s) => part.push_str(&literal(
+                    &percent_encoding::utf8_percent_encode(s, SEGMENT).to_string(),
+                )),
+                super::Piece::Placeholder { name, seen } => {
+                    super::push_template(&mut part, &ctx.param(&name, seen))
+                }
+            }
+        }
+        out.push(part);
+    }
+    out.join("/")
+}
+
+/// The URL's path with percent-escapes decoded.
 fn decoded_path(url: &url::Url) -> String {
     percent_encoding::percent_decode_str(url.path())
         .decode_utf8_lossy()

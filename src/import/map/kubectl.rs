@@ -31,8 +31,25 @@ const WITH_VALUE: &[&str] = &[
 
 pub fn map(words: &[Word], filters: &[Vec<Word>], ctx: &mut Ctx) -> Option<Mapped> {
     let args = Args::read(words, WITH_VALUE);
-    // A context named in the page is the engineer's kubeconfig's business, not the runbook's.
-    if args.has(&["--context", "-A", "--all-namespaces"]) {
+    // Only flags the native form says: any other (`--context`, `--dry-run=client`, `--as`,
+    // `--field-selector`) would be dropped, so the command stays as written.
+    let known = [
+        "-n",
+        "--namespace",
+        "-l",
+        "--selector",
+        "--since",
+        "--tail",
+        "-c",
+        "--container",
+        "-p",
+        "--patch",
+        "--type",
+        "--replicas",
+        "-o",
+        "--output",
+    ];
+    if !args.others(&known).is_empty() {
         return None;
     }
     let ns = args.get(&["-n", "--namespace"]).map(str::to_string);
@@ -61,9 +78,7 @@ pub fn map(words: &[Word], filters: &[Vec<Word>], ctx: &mut Ctx) -> Option<Mappe
                 spec,
             )))
         }
-        ["patch", kind, name] | ["patch", kind, name, ..] if pos.len() == 3 => {
-            patch(kind, name, &args, ns.as_deref(), ctx)
-        }
+        ["patch", kind, name] => patch(kind, name, &args, ns.as_deref(), ctx),
         ["patch", target] => {
             let (kind, name) = target.split_once('/')?;
             patch(kind, name, &args, ns.as_deref(), ctx)
@@ -264,10 +279,14 @@ fn exec(target: &str, args: &Args, ns: Option<&str>, ctx: &mut Ctx) -> Option<Ma
         deployment.or(pod).unwrap_or("pod"),
         argv[0]
     ));
+    let container = args
+        .get(&["-c", "--container"])
+        .map(|c| Y::Str(ctx.text(c)));
     let spec = Y::map([
         ("namespace", ctx.namespace(ns)),
         ("deployment", deployment.map(|d| Y::Str(ctx.text(d)))),
         ("pod", pod.map(|p| Y::Str(ctx.text(p)))),
+        ("container", container),
         ("command", Some(Y::Seq(command))),
     ]);
     let item = if reads {

@@ -351,11 +351,7 @@ fn grep(program: &str, args: &Args, filters: &[Vec<Word>], ctx: &mut Ctx) -> Opt
     if files.is_empty() {
         return None;
     }
-    let word = |s: &str| Word {
-        value: s.into(),
-        raw: s.into(),
-        quoted: false,
-    };
+    let word = Word::plain;
     let mut stage = vec![word(program)];
     for (flag, _) in &args.flags {
         if flag != "-e" {
@@ -435,7 +431,9 @@ fn redis(args: &Args, pos: &[&str], ctx: &mut Ctx) -> Option<Mapped> {
             let first = if end < 0 {
                 None
             } else {
-                Some(Y::Int((end + 1).clamp(1, crate::spec::MAX_ROWS as i64)))
+                Some(Y::Int(
+                    end.saturating_add(1).clamp(1, crate::spec::MAX_ROWS as i64),
+                ))
             };
             (
                 "redis_list",
@@ -459,7 +457,12 @@ pub fn postgres_url(args: &Args, ctx: &mut Ctx) -> Option<Y> {
     let db = args.get(&["-d", "--dbname"]);
     let user = args.get(&["-U", "--username"]);
     if host.is_none() && port.is_none() && db.is_none() && user.is_none() {
-        return None;
+        // The server an earlier command of the page named, else the configured one.
+        return ctx
+            .draft
+            .endpoints
+            .contains_key("postgres")
+            .then(|| Y::str("{{ endpoints.postgres }}"));
     }
     let user = user.map_or(String::new(), |u| format!("{u}@"));
     let url = format!(
@@ -494,12 +497,12 @@ fn find(words: &[Word], ctx: &mut Ctx) -> Option<Mapped> {
             }
             ("-mtime", Some(n)) => {
                 let days: u64 = n.strip_prefix('+')?.parse().ok()?;
-                older = Some(format!("{}d", days + 1));
+                older = Some(format!("{}d", days.checked_add(1)?));
                 i += 2;
             }
             ("-mmin", Some(n)) => {
                 let minutes: u64 = n.strip_prefix('+')?.parse().ok()?;
-                older = Some(format!("{}m", minutes + 1));
+                older = Some(format!("{}m", minutes.checked_add(1)?));
                 i += 2;
             }
             ("-type", Some(&"f")) => i += 2,
@@ -533,15 +536,21 @@ fn rm(args: &Args, pos: &[&str], ctx: &mut Ctx) -> Option<Mapped> {
             let path = path.trim_end_matches('/');
             let (dir, last) = path.rsplit_once('/')?;
             let dir = if dir.is_empty() { "/" } else { dir };
-            let spec = if last == "*" {
+            let named = ctx.text(path);
+            let spec = if last.contains('[') {
+                // A character class: the glob of delete_files has only * and ?.
+                return None;
+            } else if last == "*" {
                 Y::map([("dir", Some(Y::Str(ctx.text(dir))))])
-            } else if last.contains(['*', '?', '[']) {
+            } else if last.contains(['*', '?']) || named == path {
+                // `rm -rf DIR/vid-bench-*`, or one entry by its name.
                 Y::map([
                     ("dir", Some(Y::Str(ctx.text(dir)))),
                     ("pattern", Some(Y::Str(ctx.text(last)))),
                 ])
             } else {
-                Y::map([("dir", Some(Y::Str(ctx.text(path))))])
+                // A folder a param names (`cache/MODEL_NAME`): its contents, never a glob from the param.
+                Y::map([("dir", Some(Y::Str(named)))])
             };
             // Nothing outside a folder of its own: `rm -rf /` or `/*` is not imported.
             if dir == "/" && (last == "*" || last.is_empty()) {

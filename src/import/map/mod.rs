@@ -183,11 +183,23 @@ impl Ctx<'_> {
         for piece in placeholders(value) {
             match piece {
                 Piece::Literal(s) => out.push_str(&literal(s)),
-                Piece::Placeholder { name, seen } => out.push_str(&self.param(&name, seen)),
+                Piece::Placeholder { name, seen } => {
+                    let template = self.param(&name, seen);
+                    push_template(&mut out, &template)
+                }
             }
         }
         out
     }
+}
+
+/// Appends a template after literal text: a literal `{` just before it would join its `{{`.
+pub fn push_template(out: &mut String, template: &str) {
+    if out.ends_with('{') {
+        out.pop();
+        out.push_str("{{ '{' }}");
+    }
+    out.push_str(template);
 }
 
 /// Text a template prints as it is.
@@ -332,6 +344,12 @@ impl Args {
 /// Maps one command.
 pub fn map(command: &Command, ctx: &mut Ctx) -> Mapped {
     ctx.line = command.line;
+    if command.unread == Some(super::shell::HEREDOC) {
+        return Mapped::Skipped(format!(
+            "{}: write it as a shell action by hand",
+            super::shell::HEREDOC
+        ));
+    }
     if let Some(why) = command.unread {
         return shell(command, ctx, Some(why));
     }
@@ -386,14 +404,35 @@ fn native(command: &Command, ctx: &mut Ctx) -> Option<Mapped> {
 
 /// `watch -n N 'command'`: the command's check, polled every N seconds.
 fn watch(args: &[Word], command: &Command, ctx: &mut Ctx) -> Option<Mapped> {
-    let parsed = Args::read(args, &["-n", "--interval"]);
-    let every = parsed
-        .get(&["-n", "--interval"])
+    // watch's own flags end at the first word of the command it watches.
+    let mut interval = None;
+    let mut i = 0;
+    while let Some(word) = args.get(i).filter(|w| w.value.starts_with('-')) {
+        let flag = word.value.as_str();
+        if flag == "-n" || flag == "--interval" {
+            interval = args.get(i + 1).map(|w| w.value.clone());
+            i += 1;
+        } else if let Some(n) = flag
+            .strip_prefix("--interval=")
+            .or_else(|| flag.strip_prefix("-n"))
+        {
+            interval = Some(n.to_string());
+        }
+        i += 1;
+    }
+    let every = interval
         .and_then(|n| n.parse::<f64>().ok())
-        .map_or(2, |n| n.ceil().max(1.0) as u64);
-    // The watched command is the rest of the words: one quoted word, or several.
-    let inner: Vec<&str> = parsed.pos.iter().map(String::as_str).collect();
-    let text = inner.join(" ");
+        .filter(|n| n.is_finite())
+        .map_or(2, |n| n.ceil().clamp(1.0, 3600.0) as u64);
+    // The watched command: one quoted word, or the rest of the words as written.
+    let text = match &args[i.min(args.len())..] {
+        [one] => one.value.clone(),
+        rest => rest
+            .iter()
+            .map(|w| w.raw.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
     let script = super::shell::read(&text, command.line, super::shell::Prompts::None);
     let [inner] = script.commands.as_slice() else {
         return None;
@@ -432,9 +471,10 @@ fn fallback_text(command: &Command, ctx: &mut Ctx) -> Result<String, String> {
         return Err("it holds `{{`, `{%` or `{#`, which a runbook reads as a template: write it as a shell check by hand".into());
     }
     let has_placeholder = command.stages.iter().flatten().any(|w| {
-        placeholders(&w.value)
-            .iter()
-            .any(|p| matches!(p, Piece::Placeholder { .. }))
+        !w.single
+            && placeholders(&w.value)
+                .iter()
+                .any(|p| matches!(p, Piece::Placeholder { .. }))
     });
     if !has_placeholder || command.unread.is_some() {
         return Ok(command.text.clone());
@@ -456,10 +496,12 @@ fn fallback_text(command: &Command, ctx: &mut Ctx) -> Result<String, String> {
 /// A word with placeholders: its literal parts quoted as they were, its placeholders left to the
 /// template layer, which quotes every value for the shell.
 fn shell_word(word: &Word, ctx: &mut Ctx) -> String {
+    // In single quotes `$NF` and `{end}` are awk's, jq's or jsonpath's, not the page's.
     let pieces = placeholders(&word.value);
-    if !pieces
-        .iter()
-        .any(|p| matches!(p, Piece::Placeholder { .. }))
+    if word.single
+        || !pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Placeholder { .. }))
     {
         return word.raw.clone();
     }
@@ -468,7 +510,7 @@ fn shell_word(word: &Word, ctx: &mut Ctx) -> String {
         match piece {
             Piece::Literal(s) if word.quoted => out.push_str(&quote(s)),
             Piece::Literal(s) => out.push_str(s),
-            Piece::Placeholder { name, seen } => out.push_str(&ctx.param(&name, seen)),
+            Piece::Placeholder { name, seen } => push_template(&mut out, &ctx.param(&name, seen)),
         }
     }
     out
@@ -633,7 +675,7 @@ pub fn messages(draft: &mut Draft) {
                 }
             };
             out.push_str(&literal(&text[at..whole.start()]));
-            out.push_str(&value);
+            push_template(&mut out, &value);
             at = whole.end();
         }
         out.push_str(&literal(&text[at..]));

@@ -19,9 +19,10 @@ pub fn is_statement(text: &str) -> bool {
         && KEYWORDS.contains(&first.trim_end_matches(';').to_ascii_lowercase().as_str())
 }
 
-/// A bare statement: against the configured PostgreSQL.
-pub fn statement(text: &str, _ctx: &mut Ctx) -> Option<Mapped> {
-    map(text, None)
+/// A bare statement: against the server the page named before, or the configured one.
+pub fn statement(text: &str, ctx: &mut Ctx) -> Option<Mapped> {
+    let url = postgres_url(&Args::default(), ctx);
+    map(text, url)
 }
 
 /// `psql [-h H] [-p P] [-U U] [-d D] -c "SQL"`.
@@ -65,10 +66,19 @@ pub fn psql(words: &[Word], filters: &[Vec<Word>], ctx: &mut Ctx) -> Option<Mapp
     }
     let sql = args.get(&["-c", "--command"])?.to_string();
     let mut args = args;
-    if let Some(db) = args.pos.first().cloned() {
-        args.flags.push(("-d".into(), db));
-    }
-    let url = postgres_url(&args, ctx);
+    let url = match args.pos.first().cloned() {
+        // `psql postgres://app@db/app -c …`: the connection string is the endpoint.
+        Some(conn) if conn.contains("://") => Some(Y::Str(ctx.endpoint(
+            "postgres",
+            &conn,
+            "The PostgreSQL server the page's commands reached".into(),
+        ))),
+        Some(db) => {
+            args.flags.push(("-d".into(), db));
+            postgres_url(&args, ctx)
+        }
+        None => postgres_url(&args, ctx),
+    };
     map(&sql, url)
 }
 
