@@ -456,7 +456,10 @@ pub fn postgres_url(args: &Args, ctx: &mut Ctx) -> Option<Y> {
     let port = args.get(&["-p", "--port"]);
     let db = args.get(&["-d", "--dbname"]);
     let user = args.get(&["-U", "--username"]);
-    if host.is_none() && port.is_none() && db.is_none() && user.is_none() {
+    // `-h localhost -p 5432` are psql's own defaults: the configured server, as a bare psql uses.
+    let local = host.is_none_or(|h| h == "localhost" || h == "127.0.0.1")
+        && port.is_none_or(|p| p == "5432");
+    if local && db.is_none() && user.is_none() {
         // The server an earlier command of the page named, else the configured one.
         return ctx
             .draft
