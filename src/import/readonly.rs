@@ -4,7 +4,7 @@
 
 use super::shell::Command;
 
-/// Programs that only read whatever their arguments (output to a file is refused before).
+/// Programs that only read, whatever flags they are given (none of theirs writes or runs on).
 const PROGRAMS: &[&str] = &[
     "cat",
     "head",
@@ -16,14 +16,10 @@ const PROGRAMS: &[&str] = &[
     "wc",
     "cut",
     "tr",
-    "column",
     "ls",
     "stat",
-    "file",
     "du",
     "df",
-    "free",
-    "uptime",
     "ps",
     "pgrep",
     "id",
@@ -32,7 +28,6 @@ const PROGRAMS: &[&str] = &[
     "dig",
     "nslookup",
     "host",
-    "netstat",
     "lsof",
     "echo",
     "printf",
@@ -41,19 +36,17 @@ const PROGRAMS: &[&str] = &[
     "nproc",
     "lscpu",
     "lsblk",
-    "vmstat",
-    "iostat",
-    "mpstat",
-    "traceroute",
-    "tracepath",
     "getent",
     "which",
     "pg_isready",
     "md5sum",
     "sha256sum",
+    "uptime",
+    "traceroute",
+    "tracepath",
 ];
 
-/// Tools whose first word after the flags says what they do, and the words that only read.
+/// Tools whose first argument says what they do, and the words that only read and end.
 const VERBS: &[(&str, &[&str])] = &[
     (
         "kubectl",
@@ -65,18 +58,17 @@ const VERBS: &[(&str, &[&str])] = &[
             "explain",
             "version",
             "api-resources",
-            "cluster-info",
         ],
     ),
     (
         "docker",
         &[
-            "ps", "logs", "stats", "inspect", "images", "info", "version", "top", "port", "diff",
+            "ps", "logs", "inspect", "images", "info", "version", "top", "port", "diff",
         ],
     ),
     (
         "docker-compose",
-        &["ps", "logs", "config", "images", "top", "version", "port"],
+        &["ps", "logs", "images", "top", "version", "port"],
     ),
     (
         "systemctl",
@@ -102,7 +94,8 @@ const VERBS: &[(&str, &[&str])] = &[
     ("helm", &["list", "status", "history"]),
 ];
 
-/// Subcommand words that read in a tool oncall does not know (`vid-bench metrics`).
+/// The first word of a tool oncall does not know that reads (`vid-bench metrics`,
+/// `vid-bench list-models`); words that stream (`logs`, `stats`, `top`) are not among them.
 const READ_VERBS: &[&str] = &[
     "status",
     "list",
@@ -116,15 +109,15 @@ const READ_VERBS: &[&str] = &[
     "health",
     "health-check",
     "inspect",
-    "logs",
     "ps",
-    "top",
-    "stats",
 ];
 const READ_PREFIXES: &[&str] = &["list-", "get-", "show-", "describe-"];
 
-/// Flags that keep a command running until it is stopped: as a check it could only time out.
-const FOLLOW: &[&str] = &["-f", "-F", "--follow", "-w", "--watch"];
+/// Words in a flag of an unknown tool that say it changes something or does not end.
+const CHANGING: &[&str] = &[
+    "force", "fix", "delete", "remove", "purge", "reset", "yes", "write", "out", "file", "exec",
+    "eval", "follow", "watch", "apply", "set", "kill", "run", "script", "save", "dump",
+];
 
 /// Whether every stage of a pipeline only reads.
 pub fn reads_only(command: &Command) -> bool {
@@ -143,76 +136,93 @@ fn letters(arg: &str) -> impl Iterator<Item = char> + '_ {
         .chars()
 }
 
-fn has_letter(args: &[&str], letter: char) -> bool {
-    args.iter().any(|a| letters(a).any(|c| c == letter))
+fn has_letter(args: &[&str], set: &str) -> bool {
+    args.iter().any(|a| letters(a).any(|c| set.contains(c)))
 }
 
-/// Whether one command's words only read. Anything not known to read is a change.
+/// Whether a long option is one of these, as getopt reads it: `--se` is `--set`.
+fn long_is(arg: &str, options: &[&str]) -> bool {
+    let Some(name) = arg.strip_prefix("--") else {
+        return false;
+    };
+    let name = name.split('=').next().unwrap_or(name);
+    !name.is_empty()
+        && options
+            .iter()
+            .any(|o| o.trim_start_matches("--").starts_with(name))
+}
+
+/// Whether one command's words only read and end. Anything not known to is a change.
 pub fn argv_reads_only(argv: &[&str]) -> bool {
     let Some((&program, args)) = argv.split_first() else {
         return false;
     };
-    // A program named by a variable or a template could be anything.
-    if program.contains(['$', '{', '`']) {
+    // A variable, a template, an assignment (`LD_PRELOAD=… ls`) or a program of the page's own
+    // folder (`./tools/cat`) could be anything.
+    let program = match program.rsplit_once('/') {
+        Some((dir, name))
+            if ["/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin"].contains(&dir) =>
+        {
+            name
+        }
+        Some(_) => return false,
+        None => program,
+    };
+    if !program
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+    {
         return false;
     }
-    let program = program.rsplit('/').next().unwrap_or(program);
-    let positional: Vec<&str> = args
-        .iter()
-        .copied()
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let verb = positional.first().copied();
-    let any = |flags: &[&str]| {
-        args.iter().any(|a| {
-            flags
-                .iter()
-                .any(|f| a == f || a.starts_with(&format!("{f}=")))
-        })
-    };
+    let long = |options: &[&str]| args.iter().any(|a| long_is(a, options));
+    let verb = args.first().copied();
     match program {
-        "tail" => !any(FOLLOW) && !has_letter(args, 'f') && !has_letter(args, 'F'),
-        "journalctl" => {
-            !any(&[
-                "--follow",
-                "--rotate",
-                "--flush",
-                "--sync",
-                "--relinquish-var",
-                "--setup-keys",
-            ]) && !has_letter(args, 'f')
-                && !args.iter().any(|a| a.starts_with("--vacuum"))
+        "tail" => !has_letter(args, "fF") && !long(&["--follow", "--retry"]),
+        "journalctl" => args.iter().all(|a| {
+            !a.starts_with('-')
+                || letters(a).all(|c| "nbrqkxe".contains(c)) && !a.starts_with("--")
+                || long_is(
+                    a,
+                    &[
+                        "--unit",
+                        "--since",
+                        "--until",
+                        "--lines",
+                        "--priority",
+                        "--boot",
+                        "--no-pager",
+                        "--reverse",
+                        "--dmesg",
+                        "--grep",
+                        "--utc",
+                        "--quiet",
+                        "--catalog",
+                    ],
+                ) && !long_is(a, &["--update-catalog", "--cursor-file"])
+                || ["-u", "-p", "-S", "-U", "-g", "-o"].contains(a)
+        }),
+        // In a pipeline after a read: `| sort -rn | uniq -c`, with no file to write.
+        "sort" => {
+            args.iter().all(|a| {
+                !a.starts_with("--")
+                    && (!a.starts_with('-')
+                        || letters(a).all(|c| "nrukthVfbgMsz0123456789".contains(c)))
+            }) && !has_letter(args, "o")
         }
-        "sort" => !has_letter(args, 'o') && !any(&["--output"]),
-        // `uniq IN OUT` writes OUT.
-        "uniq" => positional.len() <= 1,
-        "date" => {
-            !has_letter(args, 's')
-                && !any(&["--set"])
-                && positional.iter().all(|p| p.starts_with('+'))
-        }
-        "hostname" => positional.is_empty() && !has_letter(args, 'F') && !any(&["--file"]),
-        "dmesg" => {
-            !args.iter().any(|a| letters(a).any(|c| "CcDEn".contains(c)))
-                && !any(&[
-                    "--clear",
-                    "--read-clear",
-                    "--console-off",
-                    "--console-on",
-                    "--console-level",
-                ])
-        }
-        "ss" => !has_letter(args, 'K') && !any(&["--kill"]),
-        "ping" => has_letter(args, 'c') || any(&["--count"]),
-        "top" => has_letter(args, 'b') && has_letter(args, 'n'),
-        "jq" => !any(&["--rawfile", "--slurpfile"]),
+        "uniq" => args.iter().all(|a| {
+            a.starts_with('-') && !a.starts_with("--") && letters(a).all(|c| "cdiu".contains(c))
+        }),
+        "ping" => args.contains(&"-c") && !has_letter(args, "f"),
+        "netstat" => !has_letter(args, "c") && !long(&["--continuous"]),
+        "ss" => !has_letter(args, "KE") && !long(&["--kill", "--events"]),
+        "jq" => !long(&["--rawfile", "--slurpfile", "--seq"]),
         "nvidia-smi" => args.iter().all(|a| {
             ["-q", "--query", "-L", "--list-gpus", "-i", "--id"].contains(a)
                 || a.starts_with("--query-")
                 || a.starts_with("--format")
                 || a.chars().all(|c| c.is_ascii_digit())
         }),
-        "fuser" => !has_letter(args, 'k') && !any(&["--kill"]),
+        "fuser" => !has_letter(args, "k") && !long(&["--kill"]),
         "curl" => curl_reads(args),
         "find" => !args.iter().any(|a| {
             [
@@ -225,21 +235,21 @@ pub fn argv_reads_only(argv: &[&str]) -> bool {
         "docker" if verb == Some("compose") => {
             argv_reads_only(&[&["docker-compose"], &args[1..]].concat())
         }
-        "docker" if verb == Some("stats") => any(&["--no-stream"]),
-        "redis-cli"
-            if matches!(
-                verb.map(str::to_ascii_lowercase).as_deref(),
-                Some("slowlog" | "memory" | "client")
-            ) =>
-        {
-            false
-        }
-        "git" if any(&["--output"]) => false,
+        "redis-cli" => redis_reads(args),
         _ if PROGRAMS.contains(&program) => true,
         _ => match VERBS.iter().find(|(p, _)| *p == program) {
             Some((_, verbs)) => {
-                verb.is_some_and(|v| verbs.contains(&v.to_ascii_lowercase().as_str()))
-                    && !any(FOLLOW)
+                // The verb is the first word: a flag before it could take it as its value.
+                let rest = &args[1.min(args.len())..];
+                verb.is_some_and(|v| verbs.contains(&v))
+                    && !has_letter(rest, "fw")
+                    && !long(&[
+                        "--follow",
+                        "--watch",
+                        "--watch-only",
+                        "--output",
+                        "--output-directory",
+                    ])
             }
             // Asking a tool for its version reads.
             None if !args.is_empty()
@@ -250,28 +260,118 @@ pub fn argv_reads_only(argv: &[&str]) -> bool {
                 true
             }
             None => {
-                // A tool oncall does not know: only a reading verb, and nothing that forces it.
+                // A tool oncall does not know: a reading verb first, then only flags that do not
+                // say they change something.
                 !is_known_writer(program)
                     && verb.is_some_and(|v| {
                         READ_VERBS.contains(&v) || READ_PREFIXES.iter().any(|p| v.starts_with(p))
                     })
-                    && !any(&[
-                        "--force", "-f", "--fix", "--delete", "--yes", "-y", "--follow", "-w",
-                        "--watch",
-                    ])
+                    && args[1..].iter().all(|a| {
+                        a.starts_with("--")
+                            && !CHANGING.iter().any(|w| a.to_ascii_lowercase().contains(w))
+                    })
             }
         },
     }
 }
 
-/// Programs that change things whatever their first word is.
+/// redis-cli with its connection flags only, and a reading command.
+fn redis_reads(args: &[&str]) -> bool {
+    let mut i = 0;
+    while let Some(a) = args.get(i).filter(|a| a.starts_with('-')) {
+        if !["-h", "-p", "-n", "-a"].contains(a) {
+            return false;
+        }
+        i += 2;
+    }
+    let verbs = VERBS
+        .iter()
+        .find(|(p, _)| *p == "redis-cli")
+        .map_or(&[][..], |(_, v)| v);
+    args.get(i)
+        .is_some_and(|v| verbs.contains(&v.to_ascii_lowercase().as_str()))
+}
+
+/// Programs that change things, run other programs or never end, whatever their first word is.
 fn is_known_writer(program: &str) -> bool {
     [
-        "rm", "mv", "cp", "dd", "mkfs", "kill", "pkill", "killall", "reboot", "shutdown", "chmod",
-        "chown", "tee", "truncate", "sed", "awk", "perl", "python", "python3", "sh", "bash",
-        "xargs", "sudo", "su", "make", "apt", "apt-get", "yum", "pip", "npm", "go", "cargo",
-        "crontab", "iptables", "mount", "umount", "ln", "touch", "mkdir", "rmdir", "env", "nohup",
-        "timeout", "ssh", "scp", "rsync", "nc", "ncat", "netcat", "telnet", "socat",
+        "rm",
+        "mv",
+        "cp",
+        "dd",
+        "mkfs",
+        "kill",
+        "pkill",
+        "killall",
+        "reboot",
+        "shutdown",
+        "chmod",
+        "chown",
+        "tee",
+        "truncate",
+        "sed",
+        "awk",
+        "perl",
+        "python",
+        "python3",
+        "ruby",
+        "node",
+        "php",
+        "lua",
+        "sh",
+        "bash",
+        "zsh",
+        "dash",
+        "eval",
+        "exec",
+        "source",
+        "command",
+        "builtin",
+        "xargs",
+        "sudo",
+        "su",
+        "doas",
+        "make",
+        "apt",
+        "apt-get",
+        "yum",
+        "dnf",
+        "pip",
+        "npm",
+        "go",
+        "cargo",
+        "crontab",
+        "iptables",
+        "mount",
+        "umount",
+        "ln",
+        "touch",
+        "mkdir",
+        "rmdir",
+        "env",
+        "nohup",
+        "nice",
+        "timeout",
+        "time",
+        "strace",
+        "watch",
+        "ssh",
+        "scp",
+        "rsync",
+        "nc",
+        "ncat",
+        "netcat",
+        "telnet",
+        "socat",
+        "tar",
+        "zip",
+        "unzip",
+        "gzip",
+        "gunzip",
+        "install",
+        "systemd-run",
+        "at",
+        "batch",
     ]
     .contains(&program)
 }
@@ -288,8 +388,6 @@ fn curl_reads(args: &[&str]) -> bool {
         "-A",
         "--user-agent",
         "--retry",
-        "-w",
-        "--write-out",
     ];
     const LONG: &[&str] = &[
         "--silent",
@@ -320,6 +418,9 @@ fn curl_reads(args: &[&str]) -> bool {
                 return false;
             }
         } else if a.starts_with('-') && !a[1..].chars().all(|c| BOOLS.contains(c)) {
+            return false;
+        } else if !(a.starts_with('-') || a.starts_with("http://") || a.starts_with("https://")) {
+            // gopher:// and dict:// send whatever the URL says.
             return false;
         }
         i += 1;
@@ -353,13 +454,19 @@ fn psql_reads(args: &[&str]) -> bool {
 
 pub fn sql_reads(sql: &str) -> bool {
     let lower = sql.trim().trim_end_matches(';').to_ascii_lowercase();
-    // Quoted names hide what is called; `\` starts a psql command (`\!` runs a shell).
+    // Quoted names and comments hide what is called; `\` starts a psql command (`\!` runs a
+    // shell); SELECT … INTO makes a table.
     if lower.contains([';', '"', '\\'])
+        || lower.contains("/*")
+        || lower.contains("--")
         || !(lower.starts_with("select ") || lower.starts_with("show "))
-        || lower.split_whitespace().any(|w| w == "into")
+        || lower
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|w| w == "into")
     {
         return false;
     }
+    let lower = lower.split_whitespace().collect::<Vec<_>>().join(" ");
     const PURE: &[&str] = &[
         "count",
         "sum",
@@ -431,8 +538,6 @@ mod tests {
             ],
             &["ping", "-c", "3", "db"],
             &["tail", "-100", "/var/log/x"],
-            &["date", "+%s"],
-            &["docker", "stats", "--no-stream"],
         ] {
             assert!(argv_reads_only(argv), "{argv:?}");
         }
@@ -482,6 +587,41 @@ mod tests {
             &["kubectl", "logs", "-f", "deploy/x"],
             &["ping", "host"],
             &["docker", "stats"],
+            // What a second review found.
+            &["eval", "ls", ";", "rm", "-rf", "/tmp/x"],
+            &["node", "--eval=x", "status"],
+            &["ruby", "-e'x'", "status"],
+            &["tar", "-czf", "logs", "/var/log/app"],
+            &["watch", "ps", "aux"],
+            &["podman", "stats"],
+            &["pm2", "logs"],
+            &["LD_PRELOAD=/tmp/e.so", "ls"],
+            &["./tools/cat", "f"],
+            &["Rm", "-rf", "logs"],
+            &["kubectl", "-n", "get", "cordon", "node-1"],
+            &["docker", "-l", "info", "kill", "web"],
+            &["systemctl", "-p", "status", "stop", "nginx"],
+            &["redis-cli", "-a", "info", "flushall"],
+            &["date", "--se=2020"],
+            &["sort", "--out=f"],
+            &["tail", "--foll", "x"],
+            &["journalctl", "--update-catalog"],
+            &["journalctl", "--cursor-file=F"],
+            &["file", "-C", "-m", "f"],
+            &["uniq", "--", "in", "-out"],
+            &["docker", "compose", "config", "-o", "f"],
+            &["kubectl", "cluster-info", "dump", "--output-directory=d"],
+            &["dmesg", "-w"],
+            &["vmstat", "1"],
+            &["kubectl", "get", "pods", "-Aw"],
+            &["kubectl", "get", "pods", "--watch-only"],
+            &["docker", "logs", "-tf", "web"],
+            &["redis-cli", "-r", "-1", "info"],
+            &["curl", "-s", "gopher://127.0.0.1:6379/_FLUSHALL"],
+            &["curl", "-w", "%output{/f}", "http://x"],
+            &["psql", "-c", "SELECT setval  ('s', 1)"],
+            &["psql", "-c", "SELECT lo_unlink/**/(16400)"],
+            &["psql", "-c", "SELECT *INTO backup FROM users"],
         ] {
             assert!(!argv_reads_only(argv), "{argv:?}");
         }

@@ -271,20 +271,19 @@ impl Lexer {
             return;
         }
         self.skip_blanks();
-        let target = if prefix.ends_with("&") && self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
+        if prefix.ends_with('&') && self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
             // `2>&1`: one descriptor onto another.
-            let mut digits = String::new();
-            while let Some(c) = self.peek(0).filter(|c| c.is_ascii_digit()) {
-                digits.push(c);
+            while self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
                 self.at += 1;
             }
-            format!("&{digits}")
         } else {
-            self.take_word().raw
-        };
-        let harmless = (prefix.starts_with('2') && target == "/dev/null")
-            || (prefix == "2>&" && target == "&1")
-            || prefix == "2>&1";
+            self.take_word();
+        }
+        // As written, so the command the runbook runs is the page's.
+        let written: String = self.chars[start..self.at].iter().collect();
+        let compact: String = written.split_whitespace().collect();
+        let harmless =
+            compact.ends_with(">/dev/null") || ["2>&1", "1>&2", ">&2"].contains(&compact.as_str());
         if !harmless {
             self.unread(if prefix.contains('<') {
                 "it reads its input from a file (`<`)"
@@ -292,8 +291,8 @@ impl Lexer {
                 "it writes to a file (`>`)"
             });
         }
-        self.echo_str(&prefix);
-        self.echo_str(&target);
+        self.echo(' ');
+        self.text.push_str(&written);
         self.echo(' ');
     }
 
@@ -339,8 +338,8 @@ impl Lexer {
             self.start_line = self.line;
         }
         let word = self.take_word();
-        let raw = word.raw.clone();
-        self.echo_str(&raw);
+        // Verbatim: blanks inside quotes are the command's.
+        self.text.push_str(&word.raw);
         self.words.push(word);
     }
 
@@ -416,6 +415,12 @@ impl Lexer {
                             _ => word.value.push(q),
                         }
                     }
+                }
+                '$' if self.peek(1) == Some('\'') => {
+                    // bash reads `$'…'` with escapes that sh does not: its end is not certain.
+                    self.unread("it uses $'…' quoting");
+                    word.value.push(c);
+                    self.at += 1;
                 }
                 '$' if self.peek(1) == Some('(') => {
                     self.unread("it runs a command inside another (`$(…)`)");

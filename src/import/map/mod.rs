@@ -479,6 +479,13 @@ fn fallback_text(command: &Command, ctx: &mut Ctx) -> Result<String, String> {
     if !has_placeholder || command.unread.is_some() {
         return Ok(command.text.clone());
     }
+    // The words are rebuilt around the params; a redirection is not among them.
+    if command.text.contains(['<', '>']) {
+        return Err(
+            "a placeholder in a command with a redirection: write it as a shell action by hand"
+                .into(),
+        );
+    }
     let stages: Vec<String> = command
         .stages
         .iter()
