@@ -470,3 +470,69 @@ impl Lexer {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Command {
+        let script = read(text, 1, Prompts::None);
+        assert_eq!(script.commands.len(), 1, "{:?}", script.commands);
+        script.commands[0].clone()
+    }
+
+    #[test]
+    fn a_command_is_kept_as_written() {
+        assert_eq!(
+            one("kubectl describe pod x 2>&1").text,
+            "kubectl describe pod x 2>&1"
+        );
+        assert_eq!(one("grep \"a\tb  c\"   f").text, "grep \"a\tb  c\" f");
+        assert_eq!(one("cat pass\\\nwd").text, "cat pass\\\nwd");
+        let c = one("kubectl get pods \\\n  -n ns |\n grep x");
+        assert_eq!(
+            (c.text.as_str(), c.stages.len(), c.line),
+            ("kubectl get pods -n ns | grep x", 2, 1)
+        );
+    }
+
+    #[test]
+    fn what_the_importer_does_not_read_is_marked() {
+        for text in [
+            "echo $'\\'' ; rm -f /tmp/v # '",
+            "a || b",
+            "a &",
+            "echo $(id)",
+            "echo `id`",
+            "x > f",
+            "x < f",
+            "( x )",
+        ] {
+            assert!(
+                one(text).unread.is_some()
+                    || read(text, 1, Prompts::None)
+                        .commands
+                        .iter()
+                        .any(|c| c.unread.is_some()),
+                "{text}"
+            );
+        }
+        assert_eq!(one("cat <<EOF\nbody\nEOF").unread, Some(HEREDOC));
+        assert!(one("x 2>/dev/null").unread.is_none());
+    }
+
+    #[test]
+    fn prompts_comments_and_notes() {
+        let script = read(
+            "$ df -h\nFilesystem 100G\n# not a prompt here\n$ free",
+            10,
+            Prompts::Marked { root_hash: false },
+        );
+        let texts: Vec<&str> = script.commands.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["df -h", "free"]);
+        assert_eq!(script.commands[1].line, 13);
+        let script = read("# Check it\nls\n\n# a note\n", 1, Prompts::None);
+        assert_eq!(script.commands[0].comment.as_deref(), Some("Check it"));
+        assert_eq!(script.notes, ["a note"]);
+    }
+}
