@@ -86,7 +86,16 @@ pub fn build(sections: &[Section], draft: &mut Draft, tally: &mut Tally) {
         let mut only_messages = true;
         for block in &section.blocks {
             match block {
-                Block::Text(text) => step.guidance.push(text.clone()),
+                Block::Text(text) => {
+                    step.guidance.push(text.clone());
+                    // `Update incident channel: "🚨 … investigating"`: a message to post.
+                    if let Some((to, said)) = quoted_update(text) {
+                        let name = ids.messages.take(&map::ident(to), '_');
+                        draft.messages.push((name.clone(), said.to_string()));
+                        step.messages.push(name);
+                        tally.messages += 1;
+                    }
+                }
                 Block::Table(rows) => step.guidance.extend(table_lines(rows)),
                 Block::Code(code) => {
                     let kind = fence_kind(code);
@@ -398,6 +407,31 @@ fn until(kind: &str) -> String {
     }
 }
 
+/// A line that says to post a quoted text somewhere (a channel, the status page): where, and what.
+fn quoted_update(text: &str) -> Option<(&str, &str)> {
+    let text = text.trim_start_matches([
+        '-', ' ', '.', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+    ]);
+    let (to, rest) = text.split_once(':')?;
+    let lower = to.to_ascii_lowercase();
+    if ![
+        "channel",
+        "status page",
+        "slack",
+        "post",
+        "announce",
+        "notify",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+    {
+        return None;
+    }
+    let said = rest.trim().strip_prefix('"')?.strip_suffix('"')?;
+    (said.chars().count() >= 10 && !said.contains('"') && !map::ident(to).is_empty())
+        .then_some((to, said))
+}
+
 /// Whether a section holds message templates and nothing else but their labels.
 fn only_templates(section: &Section) -> bool {
     let labels: Vec<&str> = section
@@ -503,20 +537,29 @@ fn sql_statements(code: &Code) -> Vec<Command> {
     let mut out = Vec::new();
     let mut start = code.first_line;
     let mut text = String::new();
+    // `;` ends a statement and `--` starts a comment, outside a string literal.
+    let mut quoted = false;
     for (line, l) in (code.first_line..).zip(code.text.lines()) {
-        let l = l.split("--").next().unwrap_or_default();
         if text.trim().is_empty() {
             start = line;
         }
-        for (i, part) in l.split(';').enumerate() {
-            if i > 0 {
-                push_sql(&mut out, start, &text);
-                text.clear();
-                start = line;
+        let mut chars = l.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => {
+                    quoted = !quoted;
+                    text.push(c);
+                }
+                ';' if !quoted => {
+                    push_sql(&mut out, start, &text);
+                    text.clear();
+                    start = line;
+                }
+                '-' if !quoted && chars.peek() == Some(&'-') => break,
+                c => text.push(c),
             }
-            text.push(' ');
-            text.push_str(part);
         }
+        text.push(' ');
     }
     push_sql(&mut out, start, &text);
     out

@@ -135,9 +135,12 @@ fn the_error_budget_seed_reads_prometheus_and_kubernetes_natively() {
     );
     // The communication templates are messages.
     assert!(
-        yaml.contains(
-            "messages:\n  internal_update: |-\n    🚨 Video Processing Error Budget Exhausted"
-        ),
+        yaml.contains("\n  internal_update: |-\n    🚨 Video Processing Error Budget Exhausted"),
+        "{yaml}"
+    );
+    // So is a quoted update in a list item.
+    assert!(
+        yaml.contains("  update_incident_channel: \"🚨 Video processing error budget exhausted - investigating\""),
         "{yaml}"
     );
 }
