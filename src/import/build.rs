@@ -247,14 +247,13 @@ fn add_command(
     };
     let mapped = map::map(command, &mut ctx);
     // A token the page sent became a secret param: the comments do not repeat it.
-    let mut text = command.text.clone();
+    let mut shown = command.text.clone();
     for param in draft.params.values().filter(|p| p.secret) {
         if let Some(secret) = param.default.as_deref().filter(|s| !s.is_empty()) {
-            text = text.replace(secret, "****");
+            shown = shown.replace(secret, "****");
         }
     }
-    let text = text;
-    let from = format!("line {}: {}", command.line, text);
+    let from = format!("line {}: {}", command.line, shown);
     match mapped {
         Mapped::Native { items, every } => {
             let role = if items.iter().any(|i| i.role == Role::Action) {
@@ -300,7 +299,7 @@ fn add_command(
                     } else {
                         title
                             .clone()
-                            .or_else(|| Some(text.chars().take(200).collect()))
+                            .or_else(|| Some(shown.chars().take(200).collect()))
                     },
                     from: from.clone(),
                     review,
@@ -308,15 +307,7 @@ fn add_command(
                     spec,
                     unit,
                 };
-                // Checks run before a step's actions: a check the page puts after an action
-                // starts a step of its own, so it still reads what the action left.
-                if role == Role::Check && !step.actions.is_empty() {
-                    continue_step(step, ids, done, command.line);
-                }
-                match role {
-                    Role::Check => step.checks.push(built),
-                    Role::Action => step.actions.push(built),
-                }
+                place(built, role, step, ids, done, command.line);
                 if let Some(every) = every {
                     if step.wait.is_some() {
                         let last = step.checks.pop();
@@ -365,15 +356,28 @@ fn add_command(
                 spec: Y::map([("command", Some(Y::Str(text)))]),
                 unit: None,
             };
-            if role == Role::Check && !step.actions.is_empty() {
-                continue_step(step, ids, done, command.line);
-            }
-            match role {
-                Role::Check => step.checks.push(built),
-                Role::Action => step.actions.push(built),
-            }
+            place(built, role, step, ids, done, command.line);
         }
         Mapped::Skipped(why) => tally.skip(command.line, &command.text, why),
+    }
+}
+
+/// Adds a check or an action to the step. Checks run before a step's actions: a check the page
+/// puts after an action starts a step of its own, so it still reads what the action left.
+fn place(
+    item: Item,
+    role: Role,
+    step: &mut Step,
+    ids: &mut Ids,
+    done: &mut Vec<Step>,
+    line: usize,
+) {
+    if role == Role::Check && !step.actions.is_empty() {
+        continue_step(step, ids, done, line);
+    }
+    match role {
+        Role::Check => step.checks.push(item),
+        Role::Action => step.actions.push(item),
     }
 }
 

@@ -35,15 +35,12 @@ pub async fn plan(
 ) -> (Vec<String>, Change) {
     let mut change = Change::default();
     let service = target.service.clone().unwrap_or_default();
-    let Some(docker) = docker else {
-        return (
-            vec![format!(
-                "scale service {service} to {replicas} container(s)"
-            )],
-            change,
-        );
+    // No daemon to ask (a drill, `show`) or no answer: the plan says only what was asked.
+    let found = match docker {
+        Some(docker) => find(docker, target).await.ok(),
+        None => None,
     };
-    let Ok(mut found) = find(docker, target).await else {
+    let Some(mut found) = found else {
         return (
             vec![format!(
                 "scale service {service} to {replicas} container(s)"

@@ -74,18 +74,29 @@ pub struct DeleteFiles {
     pub older_than: Option<S<String>>,
 }
 
+/// A kind's `paths`: at least one, each a valid template.
+fn paths(v: &mut Validator, id: &S<String>, paths: &[S<String>], kind: &str, example: &str) {
+    if paths.is_empty() {
+        v.problem(
+            id,
+            format!("`{kind}` needs at least one path"),
+            Some(example.into()),
+        );
+    }
+    v.templates(paths, "field");
+}
+
 impl CheckSpec for Disk {
     const BACKEND: &'static str = "host";
 
     fn validate(&self, id: &S<String>, v: &mut Validator) {
-        if self.paths.is_empty() {
-            v.problem(
-                id,
-                "`disk` needs at least one path".into(),
-                Some("disk: { paths: [\"/\", \"/data/models\"] }".into()),
-            );
-        }
-        v.templates(&self.paths, "field");
+        paths(
+            v,
+            id,
+            &self.paths,
+            "disk",
+            "disk: { paths: [\"/\", \"/data/models\"] }",
+        );
     }
 
     async fn read(&self, _live: &Live, ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
@@ -129,14 +140,13 @@ impl CheckSpec for LogFiles {
     const BACKEND: &'static str = "host";
 
     fn validate(&self, id: &S<String>, v: &mut Validator) {
-        if self.paths.is_empty() {
-            v.problem(
-                id,
-                "`log_files` needs at least one path".into(),
-                Some("log_files: { paths: [\"/var/log/app/*.log\"], matches: ERROR }".into()),
-            );
-        }
-        v.templates(&self.paths, "field");
+        paths(
+            v,
+            id,
+            &self.paths,
+            "log_files",
+            "log_files: { paths: [\"/var/log/app/*.log\"], matches: ERROR }",
+        );
         for path in &self.paths {
             let (dir, _) = path.value.rsplit_once('/').unwrap_or_default();
             if dir.contains(['*', '?']) {
@@ -174,10 +184,11 @@ impl CheckSpec for LogFiles {
         timeout: Duration,
     ) -> Result<Reading, BackendError> {
         let render = renderer(ctx);
-        let mut paths = Vec::new();
-        for path in &self.paths {
-            paths.push(render(&path.value)?);
-        }
+        let paths = self
+            .paths
+            .iter()
+            .map(|p| render(&p.value))
+            .collect::<Result<Vec<_>, _>>()?;
         let pattern = regex::Regex::new(&self.matches.value)
             .map_err(|_| super::Error::Pattern(self.matches.value.clone()))?;
         let keep = self.keep.as_ref().map_or(super::LOG_LINES, |k| k.value);

@@ -232,16 +232,12 @@ pub fn http(request: Request, ctx: &mut Ctx, base: Option<String>) -> Option<Map
         ]
         .contains(&key.to_ascii_lowercase().as_str());
         let value = if secret {
-            let param = super::ident(key);
-            ctx.draft
-                .params
-                .entry(param.clone())
-                .or_insert(crate::import::draft::Param {
-                    default: Some(value.clone()),
-                    help: format!("The {key} header the page sent (line {})", ctx.line),
-                    secret: true,
-                });
-            format!("{{{{ params.{param} }}}}")
+            let param = crate::import::draft::Param {
+                default: Some(value.clone()),
+                help: format!("The {key} header the page sent (line {})", ctx.line),
+                secret: true,
+            };
+            ctx.declare(&super::ident(key), param)
         } else {
             ctx.text(value)
         };

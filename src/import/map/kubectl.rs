@@ -3,12 +3,14 @@
 //! direct HTTP call to the deployment's service, and other `exec`s a `k8s_exec`.
 
 use super::curl::{self, Request};
-use super::{Args, Ctx, Mapped, Native, grep_filter};
+use super::{Args, Ctx, Mapped, Native, log_lines};
 use crate::import::readonly;
 use crate::import::shell::Word;
 use crate::import::yaml::Y;
 
-const WITH_VALUE: &[&str] = &[
+/// The flags a native form says, each with a value. Any other (`--context`, `--dry-run=client`,
+/// `--as`, `--field-selector`) would be dropped, so a command with one stays as written.
+const FLAGS: &[&str] = &[
     "-n",
     "--namespace",
     "-l",
@@ -21,35 +23,13 @@ const WITH_VALUE: &[&str] = &[
     "--patch",
     "--type",
     "--replicas",
-    "--context",
     "-o",
     "--output",
-    "--field-selector",
-    "--timeout",
-    "--grace-period",
 ];
 
 pub fn map(words: &[Word], filters: &[Vec<Word>], ctx: &mut Ctx) -> Option<Mapped> {
-    let args = Args::read(words, WITH_VALUE);
-    // Only flags the native form says: any other (`--context`, `--dry-run=client`, `--as`,
-    // `--field-selector`) would be dropped, so the command stays as written.
-    let known = [
-        "-n",
-        "--namespace",
-        "-l",
-        "--selector",
-        "--since",
-        "--tail",
-        "-c",
-        "--container",
-        "-p",
-        "--patch",
-        "--type",
-        "--replicas",
-        "-o",
-        "--output",
-    ];
-    if !args.others(&known).is_empty() {
+    let args = Args::read(words, FLAGS);
+    if !args.others(FLAGS).is_empty() {
         return None;
     }
     let ns = args.get(&["-n", "--namespace"]).map(str::to_string);
@@ -83,32 +63,23 @@ pub fn map(words: &[Word], filters: &[Vec<Word>], ctx: &mut Ctx) -> Option<Mappe
             let (kind, name) = target.split_once('/')?;
             patch(kind, name, &args, ns.as_deref(), ctx)
         }
-        ["delete", "pod" | "pods" | "po", pod] => {
-            let spec = Y::map([
-                ("namespace", ctx.namespace(ns.as_deref())),
-                ("pod", Some(Y::Str(ctx.text(pod)))),
-            ]);
-            Some(Mapped::one(Native::action(
-                "k8s_delete_pod",
-                format!("delete_pod_{}", super::ident(pod)),
-                spec,
-            )))
-        }
-        ["delete", target] if target.starts_with("pod/") => {
-            let pod = &target[4..];
-            let spec = Y::map([
-                ("namespace", ctx.namespace(ns.as_deref())),
-                ("pod", Some(Y::Str(ctx.text(pod)))),
-            ]);
-            Some(Mapped::one(Native::action(
-                "k8s_delete_pod",
-                format!("delete_pod_{}", super::ident(pod)),
-                spec,
-            )))
-        }
+        ["delete", "pod" | "pods" | "po", pod] => Some(delete_pod(pod, ns.as_deref(), ctx)),
+        ["delete", target] => Some(delete_pod(target.strip_prefix("pod/")?, ns.as_deref(), ctx)),
         ["exec", target] => exec(target, &args, ns.as_deref(), ctx),
         _ => None,
     }
+}
+
+fn delete_pod(pod: &str, ns: Option<&str>, ctx: &mut Ctx) -> Mapped {
+    let spec = Y::map([
+        ("namespace", ctx.namespace(ns)),
+        ("pod", Some(Y::Str(ctx.text(pod)))),
+    ]);
+    Mapped::one(Native::action(
+        "k8s_delete_pod",
+        format!("delete_pod_{}", super::ident(pod)),
+        spec,
+    ))
 }
 
 fn get(what: &str, rest: &[&str], args: &Args, ns: Option<&str>, ctx: &mut Ctx) -> Option<Mapped> {
@@ -160,17 +131,7 @@ fn logs(
     if args.has(&["-f", "--follow", "-p", "--previous", "-c", "--container"]) {
         return None;
     }
-    let (matches, keep) = match grep_filter(filters) {
-        Some(Ok(found)) => found,
-        Some(Err(())) => return None,
-        None if filters.is_empty() => (".".to_string(), None),
-        None => return None,
-    };
-    let keep = keep.or_else(|| {
-        args.get(&["--tail"])
-            .and_then(|n| n.parse().ok())
-            .map(|n: usize| n.clamp(1, crate::spec::MAX_ROWS))
-    });
+    let (matches, keep) = log_lines(filters, args)?;
     let selector = args.get(&["-l", "--selector"]);
     let deployment = match target.split_once('/') {
         Some(("deployment" | "deploy" | "deployments", name)) => Some(name),

@@ -71,17 +71,7 @@ pub fn compose(words: &[Word], filters: &[Vec<Word>], ctx: &mut Ctx) -> Option<M
             Some(Mapped::Native { items, every: None })
         }
         ["logs", services @ ..] if services.len() <= 1 && !args.has(&["-f", "--follow"]) => {
-            let (matches, keep) = match grep_filter(filters) {
-                Some(Ok(found)) => found,
-                Some(Err(())) => return None,
-                None if filters.is_empty() => (".".to_string(), None),
-                None => return None,
-            };
-            let keep = keep.or_else(|| {
-                args.get(&["--tail"])
-                    .and_then(|n| n.parse().ok())
-                    .map(|n: usize| n.clamp(1, crate::spec::MAX_ROWS))
-            });
+            let (matches, keep) = super::log_lines(filters, &args)?;
             let mut spec = vec![("project".to_string(), project)];
             if let Some(s) = services.first() {
                 let (key, value) = target(ctx, s);
@@ -182,14 +172,11 @@ pub fn docker(words: &[Word], filters: &[Vec<Word>], ctx: &mut Ctx) -> Option<Ma
             Y::Map(vec![]),
         ))),
         ["logs", container] if known_only(&["--tail"]) => {
-            let keep = args
-                .get(&["--tail"])
-                .and_then(|n| n.parse().ok())
-                .map(|n: usize| Y::Int(n.clamp(1, crate::spec::MAX_ROWS) as i64));
+            let (matches, keep) = super::log_lines(filters, &args)?;
             let spec = Y::map([
                 ("container", Some(Y::Str(ctx.text(container)))),
-                ("matches", Some(Y::str("."))),
-                ("keep", keep),
+                ("matches", Some(Y::str(matches))),
+                ("keep", keep.map(|k| Y::Int(k as i64))),
             ]);
             Some(Mapped::one(Native::check(
                 "docker_logs",

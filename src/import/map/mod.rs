@@ -89,43 +89,26 @@ pub struct Ctx<'d> {
 }
 
 impl Ctx<'_> {
-    /// A param the page's placeholder stands for, declared once.
-    pub fn param(&mut self, name: &str, seen: &str) -> String {
-        self.draft
-            .params
-            .entry(name.to_string())
-            .or_insert_with(|| Param {
-                default: None,
-                help: format!("{seen} in the page (line {})", self.line),
-                secret: false,
-            });
+    /// A param, declared the first time it is named; the template that reads it.
+    pub fn declare(&mut self, name: &str, param: Param) -> String {
+        self.draft.params.entry(name.to_string()).or_insert(param);
         format!("{{{{ params.{name} }}}}")
+    }
+
+    /// A param the page's placeholder stands for.
+    pub fn param(&mut self, name: &str, seen: &str) -> String {
+        let help = format!("{seen} in the page (line {})", self.line);
+        self.required(name, &help)
     }
 
     /// A param the run must be given, with what it is.
     pub fn required(&mut self, name: &str, help: &str) -> String {
-        self.draft
-            .params
-            .entry(name.to_string())
-            .or_insert_with(|| Param {
-                default: None,
-                help: help.to_string(),
-                secret: false,
-            });
-        format!("{{{{ params.{name} }}}}")
-    }
-
-    /// A param with a default the page gives (the namespace most commands use).
-    pub fn param_with_default(&mut self, name: &str, default: &str, help: String) -> String {
-        self.draft
-            .params
-            .entry(name.to_string())
-            .or_insert_with(|| Param {
-                default: Some(default.to_string()),
-                help,
-                secret: false,
-            });
-        format!("{{{{ params.{name} }}}}")
+        let param = Param {
+            default: None,
+            help: help.to_string(),
+            secret: false,
+        };
+        self.declare(name, param)
     }
 
     /// A named base URL; a second base under the same name gets its own name.
@@ -161,11 +144,12 @@ impl Ctx<'_> {
         let first = match self.draft.params.get("namespace") {
             Some(p) => p.default.as_deref() == Some(ns),
             None => {
-                self.param_with_default(
-                    "namespace",
-                    ns,
-                    "Kubernetes namespace the page's kubectl commands use".into(),
-                );
+                let param = Param {
+                    default: Some(ns.to_string()),
+                    help: "Kubernetes namespace the page's kubectl commands use".into(),
+                    secret: false,
+                };
+                self.declare("namespace", param);
                 true
             }
         };
@@ -593,6 +577,23 @@ pub fn grep_filter(filters: &[Vec<Word>]) -> Option<Result<(String, Option<usize
         }
     }
     pattern.map(|p| Ok((p, keep)))
+}
+
+/// The lines a log command keeps: its pipeline's `grep` as the pattern (every line without one)
+/// and the latest `tail -N`, or its own `--tail=N`. None for a pipeline a count cannot say.
+pub fn log_lines(filters: &[Vec<Word>], args: &Args) -> Option<(String, Option<usize>)> {
+    let (matches, keep) = match grep_filter(filters) {
+        Some(Ok(found)) => found,
+        Some(Err(())) => return None,
+        None if filters.is_empty() => (".".to_string(), None),
+        None => return None,
+    };
+    let keep = keep.or_else(|| {
+        args.get(&["--tail"])
+            .and_then(|n| n.parse().ok())
+            .map(|n: usize| n.clamp(1, crate::spec::MAX_ROWS))
+    });
+    Some((matches, keep))
 }
 
 /// How many lines `tail` or `head` keeps: `-20`, `-n 20`, `-n20`, `--lines=20`, or 10.

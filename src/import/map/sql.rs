@@ -30,22 +30,7 @@ pub fn psql(words: &[Word], filters: &[Vec<Word>], ctx: &mut Ctx) -> Option<Mapp
     if !filters.is_empty() {
         return None;
     }
-    let args = Args::read(
-        words,
-        &[
-            "-c",
-            "--command",
-            "-h",
-            "--host",
-            "-p",
-            "--port",
-            "-U",
-            "--username",
-            "-d",
-            "--dbname",
-        ],
-    );
-    let known = [
+    const WITH_VALUE: &[&str] = &[
         "-c",
         "--command",
         "-h",
@@ -56,11 +41,11 @@ pub fn psql(words: &[Word], filters: &[Vec<Word>], ctx: &mut Ctx) -> Option<Mapp
         "--username",
         "-d",
         "--dbname",
-        "-x",
-        "-t",
-        "-A",
-        "-q",
     ];
+    // Output formatting, which a native check replaces.
+    const FORMAT: &[&str] = &["-x", "-t", "-A", "-q"];
+    let args = Args::read(words, WITH_VALUE);
+    let known: Vec<&str> = WITH_VALUE.iter().chain(FORMAT).copied().collect();
     if !args.others(&known).is_empty() || args.pos.len() > 1 {
         return None;
     }
