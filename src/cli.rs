@@ -44,14 +44,13 @@ pub struct Global {
     /// Prometheus base URL (the endpoint named `prometheus`)
     #[arg(long, global = true, env = "ONCALL_PROMETHEUS_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
     pub prometheus_url: Option<String>,
-    /// A named endpoint, NAME=URL; repeatable (env: ','-separated)
+    /// A named endpoint, NAME=URL; repeatable (env: blank-separated)
     #[arg(
         long = "endpoint",
         short = 'e',
         global = true,
         env = "ONCALL_ENDPOINT",
         hide_env_values = true,
-        value_delimiter = ',',
         value_name = "NAME=URL"
     )]
     pub endpoints: Vec<String>,

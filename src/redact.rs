@@ -144,7 +144,7 @@ impl Redactor {
 }
 
 /// Masks the password of every URL in a text, whatever characters it holds (`,`, quotes).
-fn url_passwords(text: &str) -> String {
+pub fn url_passwords(text: &str) -> String {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
         Regex::new(r#"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s"',]*):[^@/?#\s]+@"#)

@@ -172,6 +172,12 @@ pub trait Reader {
         ctx: &Value,
         timeout: Duration,
     ) -> impl Future<Output = Result<Reading, BackendError>>;
+
+    /// Whether every further read of this check would give what the last one gave: a drill's
+    /// scenario past its last value. A wait then knows its outcome without polling on.
+    fn settled(&self, _id: &str) -> bool {
+        false
+    }
 }
 
 impl Reader for Live {

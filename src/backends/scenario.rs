@@ -108,6 +108,12 @@ impl Reader for ScenarioReader {
         let Some(canned) = self.checks.get(id) else {
             return Err(Error::NoResult { check: id.into() }.into());
         };
+        let poll = {
+            let mut polls = self.polls.lock().unwrap_or_else(|e| e.into_inner());
+            let n = polls.entry(id.to_string()).or_insert(0);
+            *n += 1;
+            *n - 1
+        };
         // A drill looks like a run: each check takes the time the scenario says it took.
         let millis = Duration::from_millis(canned.millis.as_ref().map_or(120, |m| m.value));
         if self.paced {
@@ -119,12 +125,6 @@ impl Reader for ScenarioReader {
         if let Some(error) = &canned.error {
             return Err(Error::Canned(error.clone()).into());
         }
-        let poll = {
-            let mut polls = self.polls.lock().unwrap_or_else(|e| e.into_inner());
-            let n = polls.entry(id.to_string()).or_insert(0);
-            *n += 1;
-            *n - 1
-        };
         let value = match canned.values.as_slice() {
             [] => canned.value.clone().unwrap_or(Value::Null),
             values => values[poll.min(values.len() - 1)].clone(),
@@ -143,5 +143,13 @@ impl Reader for ScenarioReader {
         };
         kind.replay(&mut reading);
         Ok(reading)
+    }
+
+    fn settled(&self, id: &str) -> bool {
+        let polls = self.polls.lock().unwrap_or_else(|e| e.into_inner());
+        let read = polls.get(id).copied().unwrap_or(0);
+        self.checks
+            .get(id)
+            .is_none_or(|canned| read >= canned.values.len().max(1))
     }
 }

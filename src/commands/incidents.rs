@@ -2,6 +2,7 @@
 
 use super::Setup;
 use crate::engine::event::Mode;
+use crate::timeline::Listed;
 use crate::view::{print_json, print_out};
 use comfy_table::{Table, presets};
 use serde_json::json;
@@ -11,14 +12,18 @@ use serde_json::json;
 pub fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
     let mut incidents = setup.store().summaries();
     if open {
-        incidents.retain(|s| s.mode == Mode::Live && s.unresolved());
+        // An incomplete one may still need someone: it stays.
+        incidents.retain(|l| match l {
+            Listed::Summary(s) => s.mode == Mode::Live && s.unresolved(),
+            Listed::Incomplete { .. } => true,
+        });
     }
     let now = jiff::Timestamp::now();
     if setup.json() {
         let items: Vec<_> = incidents
             .iter()
-            .map(|s| {
-                json!({
+            .map(|l| match l {
+                Listed::Summary(s) => json!({
                     "id": s.id,
                     "status": s.status,
                     "mode": s.mode,
@@ -29,7 +34,10 @@ pub fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
                     "opened_at": s.opened_at,
                     "age_seconds": now.duration_since(s.opened_at).as_secs().max(0),
                     "last_step": s.last_step.as_ref().map(|(id, title)| json!({ "id": id, "title": title })),
-                })
+                }),
+                Listed::Incomplete { id, why } => {
+                    json!({ "id": id, "status": "incomplete", "why": why })
+                }
             })
             .collect();
         print_json(&json!(items))?;
@@ -50,22 +58,30 @@ pub fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
         "AGE",
         "LAST STEP",
     ]);
-    for s in &incidents {
-        table.add_row(vec![
-            s.id.clone(),
-            s.status.as_str().to_string(),
-            crate::view::json_name(&s.mode),
-            s.severity.clone(),
-            s.opened_by.clone(),
-            crate::view::age(now.duration_since(s.opened_at).as_secs()),
-            s.last_step
-                .as_ref()
-                .map(|(id, _)| id.clone())
-                .unwrap_or_default(),
-        ]);
+    for l in &incidents {
+        table.add_row(match l {
+            Listed::Summary(s) => vec![
+                s.id.clone(),
+                s.status.as_str().to_string(),
+                crate::view::json_name(&s.mode),
+                s.severity.clone(),
+                s.opened_by.clone(),
+                crate::view::age(now.duration_since(s.opened_at).as_secs()),
+                s.last_step
+                    .as_ref()
+                    .map(|(id, _)| id.clone())
+                    .unwrap_or_default(),
+            ],
+            Listed::Incomplete { id, .. } => vec![id.clone(), "timeline incomplete".into()],
+        });
     }
     let text = table.to_string();
     let text: String = text.lines().map(|l| format!("{}\n", l.trim())).collect();
     print_out(&text)?;
+    for l in &incidents {
+        if let Listed::Incomplete { id, why } = l {
+            eprintln!("{id}: timeline incomplete: {why}");
+        }
+    }
     Ok(0)
 }

@@ -29,7 +29,15 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub fn new(global: Global) -> Setup {
+    pub fn new(mut global: Global) -> Setup {
+        // ONCALL_ENDPOINT holds several NAME=URL separated by blanks, which no URL contains
+        // (a comma may be in one).
+        global.endpoints = global
+            .endpoints
+            .iter()
+            .flat_map(|value| value.split_whitespace())
+            .map(str::to_string)
+            .collect();
         // Passwords in the URLs given on the command line are masked wherever they appear.
         for url in [
             &global.prometheus_url,

@@ -43,32 +43,38 @@ fn refusal(s: &Summary) -> Option<String> {
             "incident {id} is a dry run, which sent nothing: `oncall run --dry-run {}` rehearses it again",
             s.runbook
         )),
-        (Status::Running, _) => Some(TimelineError::Running(id.clone()).to_string()),
         _ => None,
     }
 }
 
 pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let store = setup.store();
-    let summary = match req.incident {
+    let id = match req.incident {
         Some(id) if !store.path(id).exists() => {
             return Err(TimelineError::NoSuchIncident(id.to_string()).into());
         }
-        Some(id) => store
-            .summary(id)
-            .ok_or_else(|| anyhow::anyhow!("incident {id} cannot be read"))?,
-        None => store.latest_open_live().ok_or_else(|| {
-            anyhow::anyhow!(
-                "no open live incident to resume in {}; `oncall incidents` lists them",
-                store.dir.display()
-            )
-        })?,
+        Some(id) => id.to_string(),
+        None => {
+            store
+                .latest_open_live()
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no open live incident to resume in {}; `oncall incidents` lists them",
+                        store.dir.display()
+                    )
+                })?
+                .id
+        }
     };
+    // Hold the incident before reading what was applied: a second resume that read first would
+    // take up the same step and send its actions again.
+    let timeline = store.take(&id)?;
+    let events = timeline::read(&store.path(&id))?;
+    let summary = Summary::of(&id, &events, false)
+        .ok_or_else(|| anyhow::anyhow!("incident {id} cannot be read"))?;
     if let Some(why) = refusal(&summary) {
         anyhow::bail!(why);
     }
-    let id = summary.id.clone();
-    let events = timeline::read(&store.path(&id))?;
     let opened = Opening::of(&events)
         .ok_or_else(|| anyhow::anyhow!("incident {id} has no opening event to resume from"))?;
 
@@ -112,7 +118,6 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         .cloned()
         .collect();
 
-    let timeline = store.take(&id)?;
     let screen = Screen::new(setup, &rb, id, timeline, Some(&opened.event));
     screen.recorder.emit(EventKind::Resumed {
         user: user(),

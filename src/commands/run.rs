@@ -78,7 +78,7 @@ pub fn resolve_values(
         let value = config
             .params
             .get(name)
-            .or(param.default.as_ref())
+            .or(param.default.as_ref().map(|d| &d.value))
             .map(ScalarValue::to_json);
         if let Some(value) = value {
             params.insert(name.clone(), value);
@@ -124,7 +124,7 @@ pub fn resolve_values(
         let Some(param) = rb.params.get(name) else {
             continue;
         };
-        let Some(default) = param.default.as_ref() else {
+        let Some(default) = param.default.as_ref().map(|d| &d.value) else {
             continue;
         };
         let numeric = matches!(default, ScalarValue::Int(_) | ScalarValue::Float(_));
@@ -184,7 +184,7 @@ pub fn resolve_values(
         json!(crate::backends::DEFAULT_ALERTMANAGER),
     );
     for (name, endpoint) in &rb.endpoints {
-        if let Some(default) = &endpoint.default {
+        if let Some(default) = endpoint.default.as_ref().map(|d| &d.value) {
             // Flags and the config file registered theirs when they were read (`Setup`).
             if let ScalarValue::Text(url) = default {
                 crate::redact::register_url(url);
@@ -569,6 +569,13 @@ impl Screen {
         scenario: Option<(runbook::Scenario, std::collections::BTreeMap<String, i64>)>,
         resumption: Option<Resumption>,
     ) -> anyhow::Result<i32> {
+        // Nothing is read or sent for an incident whose record could not even begin.
+        if let Some(why) = self.recorder.failure() {
+            eprintln!(
+                "error: the incident's first event could not be written ({why}): stopping before any check or action; free space or choose another --state-dir, then run it again"
+            );
+            return Ok(crate::engine::EXIT_TIMELINE_INCOMPLETE);
+        }
         let updates = rb.updates.as_ref().and_then(|u| {
             let every = crate::spec::parse_duration(&u.every.value).ok()?;
             let message = u.message.as_ref().map(|m| m.value.clone());

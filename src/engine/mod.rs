@@ -665,12 +665,14 @@ impl<'a, R: Reader> Engine<'a, R> {
         let once = matches!(self.settings.policy, crate::approval::Policy::DryRun { .. });
         let (every, timeout) = match self.settings.pace {
             Pace::RealTime => (every, timeout),
-            // As many polls as the real wait would make, capped so a drill always ends.
+            // As many polls as the real wait would make, capped so a drill always ends; a drill's
+            // wait also ends once its scenario has nothing new to replay (see below).
             Pace::Compressed(tick) => (
                 tick,
                 tick.mul_f64((timeout.as_secs_f64() / every.as_secs_f64()).min(1000.0)),
             ),
         };
+        let replayed = matches!(self.settings.pace, Pace::Compressed(_));
         // Ctrl-C belongs to the wait from the moment the engineer can see it.
         self.interrupts.waiting.store(true, Ordering::SeqCst);
         self.record(EventKind::WaitStarted {
@@ -707,6 +709,10 @@ impl<'a, R: Reader> Engine<'a, R> {
             }
             if once {
                 break WaitOutcome::NotWaited;
+            }
+            // Every later poll would read the same: the wait would run out its time unmet.
+            if replayed && self.reader.settled(&check.id.value) {
+                break WaitOutcome::TimedOut;
             }
             let Some(remaining) = timeout
                 .checked_sub(started.elapsed())

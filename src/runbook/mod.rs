@@ -272,3 +272,35 @@ impl Runbook {
             .collect()
     }
 }
+
+impl Runbook {
+    /// Masks the password of a URL written in the runbook's words (titles, guidance, messages):
+    /// they reach the screen, the timeline and the channels as written. What checks and actions
+    /// send is not words, and keeps its credentials.
+    fn mask_url_passwords(&mut self) {
+        let mask = |text: &mut String| {
+            let masked = crate::redact::url_passwords(text);
+            if masked != *text {
+                *text = masked;
+            }
+        };
+        mask(&mut self.title);
+        self.description.iter_mut().for_each(mask);
+        self.escalation.iter_mut().for_each(|e| mask(&mut e.to));
+        self.messages.values_mut().for_each(|m| mask(&mut m.value));
+        for step in &mut self.steps {
+            step.title
+                .iter_mut()
+                .chain(&mut step.guidance)
+                .for_each(mask);
+            step.checks
+                .iter_mut()
+                .filter_map(|c| c.title.as_mut())
+                .for_each(mask);
+            step.actions
+                .iter_mut()
+                .filter_map(|a| a.title.as_mut())
+                .for_each(mask);
+        }
+    }
+}

@@ -46,7 +46,7 @@ pub struct Runbook {
 #[serde(deny_unknown_fields)]
 pub struct Param {
     #[serde(default)]
-    pub default: Option<ScalarValue>,
+    pub default: Option<S<ScalarValue>>,
     #[serde(default)]
     pub help: Option<String>,
     /// A secret never reaches the screen or the timeline.

@@ -19,9 +19,10 @@ const MAX_PROSE: usize = 8 * 1024;
 
 /// Parses and validates a runbook.
 pub fn load(source: &Source) -> Result<Runbook, Vec<Problem>> {
-    let runbook: Runbook = source.parse().map_err(|p| vec![p])?;
+    let mut runbook: Runbook = source.parse().map_err(|p| vec![p])?;
     let problems = check_runbook(source, &runbook);
     if problems.is_empty() {
+        runbook.mask_url_passwords();
         Ok(runbook)
     } else {
         Err(problems)
@@ -293,6 +294,9 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     for esc in &rb.escalation {
         text(&mut v, &esc.after, "to", Some(&esc.to), MAX_TITLE);
     }
+    for (name, param) in rb.params.iter().filter(|(_, p)| p.secret) {
+        short_secret(&mut v, name, param.default.as_ref());
+    }
     for name in rb.params.keys().chain(rb.endpoints.keys()) {
         if name.len() > MAX_ID || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             v.problem_at(
@@ -490,7 +494,7 @@ fn declared(rb: &Runbook) -> Declared {
                     k.clone(),
                     p.default
                         .as_ref()
-                        .map_or_else(|| fallback.into(), ScalarValue::to_json),
+                        .map_or_else(|| fallback.into(), |d| d.value.to_json()),
                 )
             })
             .collect()
@@ -543,5 +547,27 @@ fn validate_action(v: &mut Validator, action: &Action, visible: &BTreeSet<String
     }
     if let Some(timeout) = &action.timeout {
         v.duration(timeout, "action `timeout`", bounds::ACTION_TIMEOUT);
+    }
+}
+
+/// A secret's default as short as a common word could not be masked reliably: `run` refuses it,
+/// so `validate` does too.
+fn short_secret(v: &mut Validator, name: &str, default: Option<&S<ScalarValue>>) {
+    let Some(default) = default else { return };
+    let chars = match &default.value {
+        ScalarValue::Text(text) => text.chars().count(),
+        other => other.to_json().to_string().chars().count(),
+    };
+    if chars > 0 && chars < crate::redact::MIN_SECRET {
+        v.problem(
+            default,
+            format!(
+                "param '{name}' is secret, but its default has {chars} character(s): too short to mask reliably wherever it appears"
+            ),
+            Some(format!(
+                "a secret needs at least {} characters; or leave the default out and pass it with -p {name}=VALUE",
+                crate::redact::MIN_SECRET
+            )),
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 mod summary;
 
-pub use summary::{Status, Summary};
+pub use summary::{Listed, Status, Summary};
 
 use crate::engine::event::{Event, EventKind, Sink};
 use std::fs::{File, OpenOptions};
@@ -111,9 +111,22 @@ impl Store {
                 path: self.dir.clone(),
                 source,
             })?;
+        self.refuse_linked_folder()?;
         // A sticky folder (like /tmp) keeps others from replacing what is ours inside it.
         guard_folder(&self.base, true)?;
         guard_folder(&self.dir, false)
+    }
+
+    /// `incidents/` must be the folder itself: through a symlink, incidents would be written
+    /// where the link points, with that folder's permissions.
+    fn refuse_linked_folder(&self) -> Result<(), TimelineError> {
+        match std::fs::symlink_metadata(&self.dir) {
+            Ok(meta) if meta.file_type().is_symlink() => Err(TimelineError::Unsafe {
+                path: self.dir.clone(),
+                why: "it is a symlink; oncall keeps incidents only in a folder of its own (remove the link, or choose another --state-dir)".into(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub fn path(&self, incident: &str) -> PathBuf {
@@ -189,6 +202,10 @@ impl Store {
 
     /// Incident ids, oldest first.
     pub fn list(&self) -> Vec<String> {
+        if let Err(err) = self.refuse_linked_folder() {
+            eprintln!("warning: {err}");
+            return Vec::new();
+        }
         let mut ids: Vec<String> = std::fs::read_dir(&self.dir)
             .map(|it| {
                 it.filter_map(|e| e.ok())

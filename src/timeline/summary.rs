@@ -96,13 +96,31 @@ impl Summary {
     }
 }
 
+/// An incident as `oncall incidents` lists it: its summary, or why its timeline says too little
+/// for one (empty after a full disk, unreadable, no opening event). Such an incident is still
+/// listed: someone may have worked on it.
+pub enum Listed {
+    Summary(Summary),
+    Incomplete { id: String, why: String },
+}
+
 impl Store {
-    /// Every incident's summary, oldest first. One that cannot be read is passed over with a
-    /// warning: it must not keep the engineer from the others.
-    pub fn summaries(&self) -> Vec<Summary> {
+    /// Every incident, oldest first.
+    pub fn summaries(&self) -> Vec<Listed> {
         self.list()
             .into_iter()
-            .filter_map(|id| self.summary(&id))
+            .map(|id| {
+                let path = self.path(&id);
+                let why = match read(&path) {
+                    Ok(events) => match Summary::of(&id, &events, running(&path)) {
+                        Some(summary) => return Listed::Summary(summary),
+                        None if events.is_empty() => "no event could be read".to_string(),
+                        None => "no incident_opened event".to_string(),
+                    },
+                    Err(err) => err.to_string(),
+                };
+                Listed::Incomplete { id, why }
+            })
             .collect()
     }
 

@@ -79,3 +79,49 @@ fn the_config_file_names_endpoints_and_sets_params_and_flags_win() {
         bad_run.stderr
     );
 }
+
+#[test]
+fn an_endpoint_url_keeps_its_commas_and_the_variable_separates_endpoints_by_blanks() {
+    let api = RecordingServer::start();
+    let other = RecordingServer::start();
+    let sb = Sandbox::new();
+    let book = sb.write(
+        "two-endpoints.yaml",
+        r#"
+id: two-endpoints
+title: Two endpoints
+severity: P3
+endpoints:
+  api: { default: "http://127.0.0.1:9" }
+  other: { default: "http://127.0.0.1:9" }
+steps:
+  - id: look
+    checks:
+      - id: api
+        http: { url: "{{ endpoints.api }}" }
+      - id: other
+        http: { url: "{{ endpoints.other }}" }
+"#,
+    );
+    let book = book.to_str().unwrap().to_string();
+    let book = book.as_str();
+    let flag = format!("api={}/series?match=a,b", api.url);
+    let flagged = sb.run(&["run", book, "-e", &flag, "--new"]);
+    assert_eq!(flagged.code, 3, "other is down: {}", flagged.stderr);
+    let seen = api.recorded();
+    assert_eq!(seen.len(), 1, "{:?}", api.requests());
+    assert_eq!(
+        (seen[0].path.as_str(), seen[0].query.as_str()),
+        ("/series", "match=a,b")
+    );
+
+    let both = format!("api={}/list?ids=1,2  other={}/health", api.url, other.url);
+    let sb = sb.env("ONCALL_ENDPOINT", &both);
+    let from_env = sb.run(&["run", book, "--new"]);
+    assert_eq!(from_env.code, 0, "{}{}", from_env.stdout, from_env.stderr);
+    assert_eq!(api.recorded()[1].query, "ids=1,2");
+    assert_eq!(
+        other.requests(),
+        vec![("GET".to_string(), "/health".to_string())]
+    );
+}

@@ -50,3 +50,51 @@ fn drill_needs_no_infrastructure_and_applies_nothing() {
         missing.stderr
     );
 }
+
+/// A drill's wait polls as long as its scenario has a new reading to replay: once the last one is
+/// replayed unmet, every later poll would read the same, and the wait ends as it would, unmet.
+#[test]
+fn a_drills_wait_ends_when_its_scenario_has_nothing_new_to_replay() {
+    let sb = Sandbox::new();
+    sb.write(
+        "runbooks/slow-wait.yaml",
+        r#"
+id: slow-wait
+title: A wait of ten minutes
+severity: P3
+steps:
+  - id: watch
+    checks:
+      - id: level
+        prometheus: level
+    wait: { check: level, until: value < 1, every: 5s, timeout: 10m }
+"#,
+    );
+    for (name, values) in [("never", "[9, 8, 7, 6]"), ("recovers", "[9, 8, 0.5, 0.2]")] {
+        sb.write(
+            &format!("runbooks/scenarios/slow-wait/{name}.yaml"),
+            &format!("title: {name}\nchecks:\n  level: {{ values: {values}, millis: 10 }}\n"),
+        );
+    }
+    let never = sb.run(&["drill", "slow-wait", "--scenario", "never"]);
+    assert_eq!(never.code, 1, "{}{}", never.stdout, never.stderr);
+    let timeline = sb.timeline();
+    // The step's check read 9; the wait replays 8, 7, 6 and ends: not the 120 polls of the
+    // real wait, each repeating 6.
+    assert_eq!(events(&timeline, "wait_poll").len(), 3);
+    assert_eq!(
+        events(&timeline, "wait_finished")[0]["outcome"],
+        "timed_out"
+    );
+    assert!(
+        never.stdout.contains("polled 3×: 8 → 6, timed out"),
+        "{}",
+        never.stdout
+    );
+
+    let recovers = sb.run(&["drill", "slow-wait", "--scenario", "recovers"]);
+    assert_eq!(recovers.code, 0, "{}{}", recovers.stdout, recovers.stderr);
+    let timeline = sb.timeline();
+    assert_eq!(events(&timeline, "wait_poll").len(), 2);
+    assert_eq!(events(&timeline, "wait_finished")[0]["outcome"], "met");
+}

@@ -449,3 +449,67 @@ fn a_second_responder_is_told_an_incident_is_open_and_chooses_to_resume_it_or_st
     assert_eq!(events(&timeline, "resumed")[0]["from_step"], "watch");
     assert_eq!(events(&timeline, "run_finished").len(), 1);
 }
+
+#[test]
+fn two_resumes_started_together_send_each_action_at_most_once() {
+    const PAIRS: usize = 200;
+    let sb = Sandbox::new();
+    let api = RecordingServer::start();
+    let endpoint = format!("api={}", api.url);
+    let fixture = fixture("resume-race.yaml");
+    // With no terminal and no --yes the run stops at the action's question: an open incident
+    // whose action was never decided.
+    let opened = sb.run(&[
+        "run",
+        fixture.to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--new",
+    ]);
+    assert_ne!(opened.code, 0, "{}", opened.stderr);
+    assert_eq!(api.count_method("POST"), 0, "{:?}", api.requests());
+    let first = sb.incidents().pop().unwrap();
+    let text = std::fs::read_to_string(&first).unwrap();
+    // The same undecided incident under many ids: a pair of resumes for each.
+    let ids: Vec<String> = (0..PAIRS)
+        .map(|n| format!("20261204-0300-race-{n}"))
+        .collect();
+    for id in &ids {
+        std::fs::write(first.with_file_name(format!("{id}.jsonl")), &text).unwrap();
+    }
+
+    for id in &ids {
+        let pair: Vec<Child> = (0..2)
+            .map(|_| {
+                sb.command(&["resume", "--yes", "--endpoint", &endpoint, id])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outcomes: Vec<(i32, String)> = pair
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                (
+                    out.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                )
+            })
+            .collect();
+        // One resume applies; the other is refused while it runs, or finds it applied.
+        assert!(
+            outcomes.iter().any(|(code, _)| *code == 0),
+            "{id}: {outcomes:?}"
+        );
+        let sent = api
+            .requests()
+            .iter()
+            .filter(|(m, p)| m == "POST" && p == &format!("/applied/{id}"))
+            .count();
+        assert_eq!(sent, 1, "{id} was sent {sent} times: {outcomes:?}");
+    }
+    assert_eq!(api.count_method("POST"), PAIRS);
+}

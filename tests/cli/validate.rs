@@ -57,6 +57,11 @@ fn validate_points_at_each_problem_with_a_hint() {
             "not-yaml.yaml:2:8: ",
         ),
         ("empty.yaml", "", "empty.yaml:"),
+        (
+            "short-secret.yaml",
+            "id: short-secret\ntitle: T\nseverity: P1\nparams:\n  token: { secret: true, default: abc }\nsteps:\n  - id: s\n    guidance: read\n",
+            "short-secret.yaml:5:35: param 'token' is secret, but its default has 3 character(s): too short to mask reliably wherever it appears\n  hint: a secret needs at least 6 characters; or leave the default out and pass it with -p token=VALUE",
+        ),
     ];
     for (name, text, expected) in cases {
         sb.write(name, text);

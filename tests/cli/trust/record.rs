@@ -143,15 +143,23 @@ fn a_timeline_that_cannot_be_written_is_said_and_exits_5() {
     use std::os::unix::process::CommandExt;
     let sb = Sandbox::new();
     runbook(&sb, "quick", QUICK);
-    let mut cmd = sb.command(&["run", "quick"]);
+    // Room for the opening event and a little more: the first event is written, later ones fail.
+    assert_eq!(sb.run(&["run", "quick"]).code, 0);
+    let opening = std::fs::read_to_string(sb.incidents().pop().unwrap())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .len() as u64;
+    let mut cmd = sb.command(&["run", "quick", "--new"]);
     // The file size limit stands in for a full disk: writes past it fail (EFBIG).
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             let limit = libc::rlimit {
-                rlim_cur: 500,
-                rlim_max: 500,
+                rlim_cur: opening + 100,
+                rlim_max: opening + 100,
             };
             if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -293,4 +301,151 @@ steps:
     );
     let noted = sb.run(&["note", "read it all"]);
     assert_eq!(noted.code, 0, "{}", noted.stderr);
+}
+
+/// A tmpfs of a few pages mounted on a folder and filled to the last byte: a real full disk.
+/// Unmounted when dropped, also when the test fails.
+struct FullDisk(std::path::PathBuf);
+
+impl FullDisk {
+    fn mount(dir: &std::path::Path) -> FullDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16k,mode=0700", "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount (the tests run as root, as scripts/test.sh does)");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        let disk = FullDisk(dir.to_path_buf());
+        std::fs::create_dir(dir.join("incidents")).unwrap();
+        std::fs::set_permissions(
+            dir.join("incidents"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        // Fill it: write until the file system says it is full.
+        let mut filler = std::fs::File::create(dir.join("filler")).unwrap();
+        let chunk = [0u8; 1024];
+        loop {
+            match std::io::Write::write(&mut filler, &chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+                    break;
+                }
+            }
+        }
+        disk
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_run_before_anything_is_read_and_the_empty_incident_is_still_listed() {
+    let sb = Sandbox::new();
+    let api = crate::support::servers::RecordingServer::start();
+    let book = format!(
+        r#"
+id: reads-and-writes
+title: Reads, then writes
+severity: P2
+steps:
+  - id: look
+    checks:
+      - id: health
+        http: {{ url: "{url}/health" }}
+  - id: act
+    actions:
+      - id: post
+        http: {{ method: POST, url: "{url}/act" }}
+"#,
+        url = api.url
+    );
+    runbook(&sb, "reads-and-writes", &book);
+    let _disk = FullDisk::mount(&sb.state());
+
+    let out = sb.run(&["run", "reads-and-writes", "--yes"]);
+    assert_eq!(out.code, 5, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("the incident's first event could not be written")
+            && out.stderr.contains("No space left on device")
+            && out.stderr.contains("stopping before any check or action"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        api.requests().is_empty(),
+        "nothing read or sent: {:?}",
+        api.requests()
+    );
+
+    // The empty timeline the run created is listed, as incomplete, in the table and in JSON.
+    let listed = sb.run(&["incidents"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let row = listed
+        .stdout
+        .lines()
+        .find(|l| l.contains("-reads-and-writes"))
+        .unwrap_or_else(|| panic!("{}", listed.stdout));
+    assert!(row.contains("timeline incomplete"), "{row}");
+    assert!(
+        listed
+            .stderr
+            .contains("timeline incomplete: no event could be read"),
+        "{}",
+        listed.stderr
+    );
+    let json = sb.run(&["incidents", "-o", "json"]).json();
+    assert_eq!(json[0]["status"], "incomplete", "{json}");
+    assert_eq!(json[0]["why"], "no event could be read", "{json}");
+    let open = sb.run(&["incidents", "--open", "-o", "json"]).json();
+    assert_eq!(open.as_array().map(Vec::len), Some(1), "{open}");
+}
+
+#[test]
+fn a_symlinked_incidents_folder_is_refused_and_its_target_left_alone() {
+    let sb = Sandbox::new();
+    runbook(&sb, "quick", QUICK);
+    let target = sb.work().join("elsewhere");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(sb.state()).unwrap();
+    std::os::unix::fs::symlink(&target, sb.state().join("incidents")).unwrap();
+
+    let ran = sb.run(&["run", "quick"]);
+    assert_eq!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("refusing the state folder")
+            && ran.stderr.contains("incidents")
+            && ran.stderr.contains("it is a symlink"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        !ran.stdout.contains("hello"),
+        "no check ran: {}",
+        ran.stdout
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755, "the link's target is not touched");
+    let noted = sb.run(&["note", "--incident", "x", "hello"]);
+    assert_eq!(noted.code, 2, "{}", noted.stderr);
+    assert!(noted.stderr.contains("it is a symlink"), "{}", noted.stderr);
+    let listed = sb.run(&["incidents"]);
+    assert!(
+        listed.stderr.contains("it is a symlink"),
+        "{}",
+        listed.stderr
+    );
 }

@@ -203,3 +203,41 @@ fn a_password_in_a_flag_never_reaches_an_error_message() {
     let listed = sb.run(&["alerts", "--alertmanager-url", &url]);
     assert_no_secret(&format!("{}{}", listed.stdout, listed.stderr));
 }
+
+#[test]
+fn a_password_in_a_url_in_the_runbooks_words_is_masked_wherever_they_show() {
+    const PASSWORD: &str = "Wr1tten-pw";
+    let sb = Sandbox::new();
+    let text = r#"
+id: words
+title: "Orders database postgres://app:Wr1tten-pw@db:5432/orders is slow"
+description: "See https://ops:Wr1tten-pw@wiki.example/db"
+severity: P2
+steps:
+  - id: look
+    title: "Look at redis://:Wr1tten-pw@cache:6379"
+    guidance: "Connect with psql postgres://app:Wr1tten-pw@db:5432/orders and look."
+    checks:
+      - id: hello
+        title: "hello from postgres://app:Wr1tten-pw@db"
+        shell: { command: "echo hello" }
+    messages: [update]
+messages:
+  update: "Investigating postgres://app:Wr1tten-pw@db:5432/orders"
+"#;
+    runbook(&sb, "words", text);
+    let ran = sb.run(&["run", "words"]);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains("postgres://app:***@db:5432/orders")
+            && ran.stdout.contains("Investigating postgres://app:***@db"),
+        "the words are shown, masked: {}",
+        ran.stdout
+    );
+    let json = sb.run(&["run", "words", "-o", "json", "--new"]);
+    let mut all = everything(&sb, &json);
+    all.push_str(&ran.stdout);
+    all.push_str(&sb.run(&["show", "words"]).stdout);
+    all.push_str(&sb.run(&["report"]).stdout);
+    assert!(!all.contains(PASSWORD), "{all}");
+}
