@@ -939,7 +939,7 @@ fn commands_run_in_pods_through_exec_with_clear_verdicts() {
     let sb = sandbox(&kube);
     let file = fixture("exec.yaml");
     let file = file.to_str().unwrap();
-    let odd = "--rm -rf; $(reboot) 'x'";
+    let odd = "x --rm -rf; $(reboot) 'x'";
     let ran = sb.run(&[
         "run",
         file,

@@ -92,9 +92,33 @@ impl K8sExec {
                 .chain(&self.command),
             "kubernetes field",
         );
+        if let Some(program) = self.command.first()
+            && (program.value.contains("{{") || program.value.contains("{%"))
+        {
+            v.problem(
+                program,
+                "the program of a k8s_exec command is a template: a value would choose what runs"
+                    .into(),
+                Some(
+                    "name the program as written, and put values in the arguments after it".into(),
+                ),
+            );
+        }
+        if let Some(script) = script_index(&self.command).map(|i| &self.command[i])
+            && let Some(offset) = crate::expr::quoted_placeholder(&script.value)
+        {
+            v.problem_inside(
+                script,
+                1,
+                offset,
+                "a template value inside quotes in a shell script (sh -c): the quotes would undo its quoting".into(),
+                "write {{ value }} without quotes around it: oncall quotes every value for the shell",
+            );
+        }
     }
 
-    fn render(&self, render: Render<'_>, default_ns: &str) -> Result<Exec, BackendError> {
+    fn render(&self, ctx: &Value, default_ns: &str) -> Result<Exec, BackendError> {
+        let render: Render<'_> = &renderer(ctx);
         let ns = namespace(&self.namespace, render, default_ns)?;
         let pod = match (&self.pod, &self.deployment, &self.selector) {
             (Some(pod), _, _) => Pick::Pod(object_name(render(&pod.value)?, "pod")?),
@@ -118,11 +142,17 @@ impl K8sExec {
             Some(c) => Some(object_name(render(&c.value)?, "container")?),
             None => None,
         };
-        // Each element stays one argument, whatever its value holds.
+        // Each element stays one argument, whatever its value holds; a shell script's values
+        // are quoted for that shell, as in a shell check.
+        let script = script_index(&self.command);
         let argv = self
             .command
             .iter()
-            .map(|a| render(&a.value))
+            .enumerate()
+            .map(|(i, a)| match script == Some(i) {
+                true => crate::expr::render_shell(&a.value, ctx).map_err(BackendError::from),
+                false => operand(&a.value, render(&a.value)?),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Exec {
             ns,
@@ -133,7 +163,17 @@ impl K8sExec {
     }
 
     fn shown(&self, ctx: &Value) -> String {
-        let argv: Vec<String> = self.command.iter().map(|a| fill(&a.value, ctx)).collect();
+        let script = script_index(&self.command);
+        let argv: Vec<String> =
+            self.command
+                .iter()
+                .enumerate()
+                .map(|(i, a)| match script == Some(i) {
+                    true => crate::expr::render_shell(&a.value, ctx)
+                        .unwrap_or_else(|_| fill(&a.value, ctx)),
+                    false => fill(&a.value, ctx),
+                })
+                .collect();
         let of = match (&self.pod, &self.deployment, &self.selector) {
             (Some(p), _, _) => format!("pod/{}", fill(&p.value, ctx)),
             (None, Some(d), _) => format!("a ready pod of deployment/{}", fill(&d.value, ctx)),
@@ -147,6 +187,54 @@ impl K8sExec {
             .unwrap_or_default();
         format!("exec {} in {of}{container}", quoted(&argv))
     }
+}
+
+/// Programs that read their `-c` argument as a script.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "ash", "zsh", "ksh", "mksh"];
+
+/// Which element of the argv a shell reads as a script: the first operand after a `-c` (alone
+/// or among other letters, `-ec`) when the program is a shell (also as `busybox sh`).
+fn script_index(command: &[S<String>]) -> Option<usize> {
+    let name = |i: usize| {
+        command
+            .get(i)
+            .map(|a| a.value.rsplit('/').next().unwrap_or_default())
+    };
+    let program = match name(0)? {
+        "busybox" => 1,
+        _ => 0,
+    };
+    if !SHELLS.contains(&name(program)?) {
+        return None;
+    }
+    let mut takes_script = false;
+    for (i, arg) in command.iter().enumerate().skip(program + 1) {
+        let arg = arg.value.as_str();
+        match arg.strip_prefix('-') {
+            Some(letters) if !letters.starts_with('-') && !letters.is_empty() => {
+                takes_script |= letters.contains('c');
+            }
+            Some(_) => {}
+            None if takes_script => return Some(i),
+            None => return None,
+        }
+    }
+    None
+}
+
+/// A rendered argument outside a script: a value may not make it start with `-`, where the
+/// program would read it as an option. The runbook's own `--flag={{ value }}` is fine.
+fn operand(template: &str, rendered: String) -> Result<String, BackendError> {
+    if rendered.starts_with('-') && !template.starts_with('-') {
+        return Err(Error::Spec {
+            what: "k8s_exec command",
+            why: format!(
+                "the value '{rendered}' starts with '-': the command would take it as an option, so it is not run"
+            ),
+        }
+        .into());
+    }
+    Ok(rendered)
 }
 
 /// The argv as a reader would type it: `nvidia-smi '--query-gpu=a b'`.
@@ -189,7 +277,7 @@ impl CheckSpec for K8sExec {
     ) -> Result<Reading, BackendError> {
         let kube = &live.systems.kube;
         let (_, default_ns, _) = kube.client().await?;
-        let exec = self.render(&renderer(ctx), &default_ns)?;
+        let exec = self.render(ctx, &default_ns)?;
         let (pattern, keep) = shell::pattern_and_keep(&self.matches, &self.keep)?;
         let out = run(kube, &exec, pattern.as_ref(), keep, timeout).await?;
         Ok(shell::reading(out, self.number)?)
@@ -213,7 +301,7 @@ impl ActionSpec for K8sExec {
             Some(systems) => systems.kube.default_namespace().await?,
             None => "default".into(),
         };
-        let mut exec = self.render(&renderer(ctx), &default_ns)?;
+        let mut exec = self.render(ctx, &default_ns)?;
         let mut plan = Plan {
             backend: "kubernetes".into(),
             request: format!(

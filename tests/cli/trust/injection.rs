@@ -226,3 +226,119 @@ fn a_param_cannot_steer_a_kubernetes_request_to_another_object() {
     );
     assert!(api.recorded().is_empty(), "{:?}", api.requests());
 }
+
+/// In a pod as on the host: a value inside `sh -c` is quoted for that shell, a value that would
+/// be read as an option is refused, and the fake API server's exec stream receives exactly that.
+#[test]
+fn a_value_is_data_inside_a_pod_too() {
+    let kube = crate::kubernetes::exec_cluster();
+    let sb = crate::kubernetes::sandbox(&kube);
+    runbook(
+        &sb,
+        "pod-echo",
+        r#"
+id: pod-echo
+title: Values in pods
+severity: P3
+params:
+  p: { default: hello }
+  q: { default: /tmp }
+steps:
+  - id: look
+    checks:
+      - id: echo
+        k8s_exec: { namespace: video-processing, pod: gpu-worker-a, command: [sh, -c, "echo {{ params.p }}"] }
+      - id: list
+        k8s_exec: { namespace: video-processing, pod: gpu-worker-a, command: [ls, "{{ params.q }}", "--color={{ params.q }}"] }
+    actions:
+      - id: mark
+        k8s_exec: { namespace: video-processing, pod: gpu-worker-a, command: [/bin/busybox, sh, -ec, "touch /tmp/{{ params.p }}"] }
+"#,
+    );
+    let hostile = "p=$(id); rm -rf /tmp/x";
+    let ran = sb.run(&["run", "pod-echo", "-p", hostile, "--yes"]);
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+    let execs: Vec<Vec<String>> = kube.execs().into_iter().map(|(_, _, argv)| argv).collect();
+    let expected = [
+        vec!["sh", "-c", "echo '$(id); rm -rf /tmp/x'"],
+        vec!["ls", "/tmp", "--color=/tmp"],
+        vec![
+            "/bin/busybox",
+            "sh",
+            "-ec",
+            "touch /tmp/'$(id); rm -rf /tmp/x'",
+        ],
+    ];
+    for argv in expected {
+        assert!(
+            execs.contains(&argv.iter().map(|s| s.to_string()).collect()),
+            "{argv:?} not in {execs:?}"
+        );
+    }
+    assert_eq!(execs.len(), 3, "{execs:?}");
+
+    // A leading '-' would be an option: refused in a plain argument and in a script, and the
+    // runbook's own `--color=` keeps taking it as a value.
+    let before = kube.execs().len();
+    let ran = sb.run(&[
+        "run", "pod-echo", "-p", "p=-rf", "-p", "q=-la", "--yes", "--new",
+    ]);
+    let execs: Vec<Vec<String>> = kube.execs()[before..]
+        .iter()
+        .map(|(_, _, argv)| argv.clone())
+        .collect();
+    assert!(
+        execs.is_empty(),
+        "nothing ran with an option from a value: {execs:?}"
+    );
+    for check in ["echo", "list"] {
+        let seen = &ran.stdout;
+        assert!(
+            seen.contains("starts with '-': the command would take it as an option"),
+            "{check}: {seen}"
+        );
+    }
+    let timeline = sb.timeline();
+    let mark = events(&timeline, "action_finished");
+    assert!(
+        mark.iter()
+            .all(|e| e["action"] != "mark" || e["result"] != "applied"),
+        "{mark:?}"
+    );
+}
+
+#[test]
+fn validate_points_at_a_template_inside_quotes_in_a_pods_shell_script_and_at_a_templated_program() {
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "quoted.yaml",
+        r#"id: quoted
+title: Quoted
+severity: P3
+params:
+  p: { default: x }
+steps:
+  - id: look
+    checks:
+      - id: echo
+        k8s_exec: { pod: a, command: [bash, -lc, "echo '{{ params.p }}'"] }
+      - id: which
+        k8s_exec: { pod: a, command: ["{{ params.p }}", --version] }
+"#,
+    );
+    let ran = sb.run(&["validate", file.to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains(
+            "quoted.yaml:10:57: a template value inside quotes in a shell script (sh -c)"
+        ),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout
+            .contains("quoted.yaml:12:39: the program of a k8s_exec command is a template"),
+        "{}",
+        ran.stdout
+    );
+}
