@@ -141,6 +141,15 @@ const VALUES: &[&str] = &[
     "\"{{ params.x }}\"",
     "\"{{ checks.nope.value }}\"",
     "\"{{ value | nope }}\"",
+    // Issue 25's cases: values in a pod's shell script, a templated program, a value that is an
+    // option, a password in a URL in the runbook's words, a short secret.
+    "[sh, -c, \"echo '{{ params.namespace }}'\"]",
+    "[sh, -ec, \"echo {{ params.namespace }}\"]",
+    "[\"{{ params.namespace }}\", --version]",
+    "\"$(id); rm -rf /tmp/x\"",
+    "\"-rf\"",
+    "\"postgres://app:hunter2pw@db:5432/x\"",
+    "{ secret: true, default: abc }",
 ];
 const DURATIONS: &[&str] = &[
     "99999999999h",
