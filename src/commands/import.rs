@@ -105,6 +105,9 @@ fn report(file: &Path, to: Option<&Path>, imported: &Imported, problems: &[Strin
             out.push_str(&format!("  {title}:\n"));
             for f in found {
                 out.push_str(&format!("    line {}: {}\n", f.line, f.command));
+                if let Some(why) = &f.why {
+                    out.push_str(&format!("      asked because {why}\n"));
+                }
             }
         }
     }

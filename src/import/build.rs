@@ -326,10 +326,10 @@ fn add_command(
         }
         Mapped::Shell {
             command: text,
-            reads,
+            asked,
         } => {
-            let role = if reads { Role::Check } else { Role::Action };
-            tally.shell(role, command.line, &command.text);
+            let role = if asked.is_none() { Role::Check } else { Role::Action };
+            tally.shell(role, command.line, &shown, asked.as_deref());
             let hint = command
                 .comment
                 .as_deref()
@@ -342,23 +342,22 @@ fn add_command(
                         .collect();
                     words.join("_")
                 });
-            let review = if reads {
-                "no native check for this: it runs as a shell command; every program in it only reads"
-            } else {
-                "oncall cannot tell what this changes: it runs as a shell command, asked before like every action"
+            let review = match &asked {
+                None => "no native check for this: it runs as a shell command; every program in it only reads".to_string(),
+                Some(why) => format!("{why}: it runs as a shell command, asked before like every action"),
             };
             let built = Item {
                 id: ids.item(&hint),
-                title: title.or_else(|| Some(command.text.chars().take(200).collect())),
+                title: title.or_else(|| Some(shown.chars().take(200).collect())),
                 from,
-                review: Some(review.into()),
+                review: Some(review),
                 kind: "shell",
                 spec: Y::map([("command", Some(Y::Str(text)))]),
                 unit: None,
             };
             place(built, role, step, ids, done, command.line);
         }
-        Mapped::Skipped(why) => tally.skip(command.line, &command.text, why),
+        Mapped::Skipped(why) => tally.skip(command.line, &shown, why),
     }
 }
 

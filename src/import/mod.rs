@@ -33,6 +33,9 @@ pub struct Tally {
 pub struct Found {
     pub line: usize,
     pub command: String,
+    /// Why a shell action is asked first rather than run as a check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,11 +54,12 @@ impl Tally {
         }
     }
 
-    fn shell(&mut self, role: Role, line: usize, command: &str) {
+    fn shell(&mut self, role: Role, line: usize, command: &str, why: Option<&str>) {
         self.commands += 1;
         let found = Found {
             line,
             command: command.to_string(),
+            why: why.map(str::to_string),
         };
         match role {
             Role::Check => self.shell_checks.push(found),

@@ -3,6 +3,7 @@
 //! against an endpoint named after the host.
 
 use super::{Args, Ctx, Mapped, Native, literal};
+use crate::import::readonly;
 use crate::import::shell::Word;
 use crate::import::yaml::Y;
 
@@ -114,6 +115,16 @@ impl Request {
         let url = args.get(&["--url"]).unwrap_or(url);
         let url = url::Url::parse(url).ok()?;
         if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() {
+            return None;
+        }
+        // A server may take `X-HTTP-Method-Override: DELETE` or `?_method=DELETE` on a GET as a
+        // DELETE: such a request stays shell, asked first, with why.
+        let overridden = args
+            .flags
+            .iter()
+            .any(|(n, h)| (n == "-H" || n == "--header") && readonly::method_override(h))
+            || url.query_pairs().any(|(k, _)| k == "_method");
+        if overridden {
             return None;
         }
         let data = args.get(&["-d", "--data", "--data-raw"]);

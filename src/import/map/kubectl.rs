@@ -234,7 +234,7 @@ fn exec(target: &str, args: &Args, ns: Option<&str>, ctx: &mut Ctx) -> Option<Ma
     }
     let command: Vec<Y> = inner.iter().map(|w| Y::Str(ctx.text(&w.value))).collect();
     let argv: Vec<&str> = inner.iter().map(|w| w.value.as_str()).collect();
-    let reads = readonly::argv_reads_only(&argv);
+    let judged = readonly::judge_argv(&argv);
     let name = super::ident(&format!(
         "{}_{}",
         deployment.or(pod).unwrap_or("pod"),
@@ -250,10 +250,9 @@ fn exec(target: &str, args: &Args, ns: Option<&str>, ctx: &mut Ctx) -> Option<Ma
         ("container", container),
         ("command", Some(Y::Seq(command))),
     ]);
-    let item = if reads {
-        Native::check("k8s_exec", name, spec)
-    } else {
-        Native::action("k8s_exec", name, spec)
+    let item = match judged {
+        Ok(()) => Native::check("k8s_exec", name, spec),
+        Err(why) => Native::action("k8s_exec", name, spec).review(why),
     };
     Some(Mapped::one(item))
 }

@@ -65,10 +65,11 @@ pub enum Mapped {
         items: Vec<Native>,
         every: Option<u64>,
     },
-    /// A shell fallback: the command as the runbook runs it, and whether it only reads.
+    /// A shell fallback: the command as the runbook runs it, and why it is asked first (None:
+    /// every word of it only reads, so it is a check).
     Shell {
         command: String,
-        reads: bool,
+        asked: Option<String>,
     },
     Skipped(String),
 }
@@ -439,11 +440,14 @@ fn watch(args: &[Word], command: &Command, ctx: &mut Ctx) -> Option<Mapped> {
 
 /// The shell fallback: a check only when every program in it is known to only read.
 fn shell(command: &Command, ctx: &mut Ctx, unread: Option<&str>) -> Mapped {
-    let reads = unread.is_none() && readonly::reads_only(command);
+    let asked = match unread {
+        Some(why) => Some(format!("{why}: oncall cannot tell what it does")),
+        None => readonly::judge(command).err(),
+    };
     match fallback_text(command, ctx) {
         Ok(text) => Mapped::Shell {
             command: text,
-            reads,
+            asked,
         },
         Err(why) => Mapped::Skipped(why),
     }
