@@ -111,6 +111,12 @@ fn report(file: &Path, to: Option<&Path>, imported: &Imported, problems: &[Strin
             }
         }
     }
+    if !t.secret_params.is_empty() {
+        out.push_str("  secret params (credentials of the page, not written; give each with -p NAME=VALUE):\n");
+        for s in &t.secret_params {
+            out.push_str(&format!("    line {}: {} ({})\n", s.line, s.param, s.what));
+        }
+    }
     if !t.skipped.is_empty() {
         out.push_str("  skipped:\n");
         for s in &t.skipped {

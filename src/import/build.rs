@@ -237,22 +237,27 @@ fn add_command(
     step: &mut Step,
     done: &mut Vec<Step>,
 ) {
-    let title = command
-        .comment
-        .as_deref()
-        .map(|c| capitalize(&normalize(c)));
     let mut ctx = Ctx {
         draft,
         line: command.line,
     };
     let mapped = map::map(command, &mut ctx);
-    // A token the page sent became a secret param: the comments do not repeat it.
-    let mut shown = command.text.clone();
-    for param in draft.params.values().filter(|p| p.secret) {
-        if let Some(secret) = param.default.as_deref().filter(|s| !s.is_empty()) {
-            shown = shown.replace(secret, "****");
-        }
-    }
+    // A credential the page wrote became a secret param: no comment, title or id repeats it.
+    let known = draft.secret_values();
+    let shown = super::secret::mask(&command.text, &known);
+    let comment = command
+        .comment
+        .as_deref()
+        .map(|c| super::secret::mask(c, &known));
+    let words: Vec<String> = command
+        .stages
+        .first()
+        .into_iter()
+        .flatten()
+        .take(3)
+        .map(|w| super::secret::mask(&w.value, &known))
+        .collect();
+    let title = comment.as_deref().map(|c| capitalize(&normalize(c)));
     let from = format!("line {}: {}", command.line, shown);
     match mapped {
         Mapped::Native { items, every } => {
@@ -265,7 +270,7 @@ fn add_command(
             let mut helper_id = None;
             let many = items.iter().filter(|i| !i.helper).count() > 1;
             for item in items {
-                let hint = match (&command.comment, item.helper || many) {
+                let hint = match (&comment, item.helper || many) {
                     (Some(c), false) => strip_verb(c),
                     _ => item.name.clone(),
                 };
@@ -328,20 +333,16 @@ fn add_command(
             command: text,
             asked,
         } => {
-            let role = if asked.is_none() { Role::Check } else { Role::Action };
+            let role = if asked.is_none() {
+                Role::Check
+            } else {
+                Role::Action
+            };
             tally.shell(role, command.line, &shown, asked.as_deref());
-            let hint = command
-                .comment
+            let hint = comment
                 .as_deref()
                 .map(strip_verb)
-                .unwrap_or_else(|| {
-                    let words: Vec<&str> = command.stages[0]
-                        .iter()
-                        .take(3)
-                        .map(|w| w.value.as_str())
-                        .collect();
-                    words.join("_")
-                });
+                .unwrap_or_else(|| words.join("_"));
             let review = match &asked {
                 None => "no native check for this: it runs as a shell command; every program in it only reads".to_string(),
                 Some(why) => format!("{why}: it runs as a shell command, asked before like every action"),

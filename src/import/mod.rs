@@ -8,6 +8,7 @@ mod draft;
 mod map;
 mod markdown;
 mod readonly;
+mod secret;
 mod shell;
 mod yaml;
 
@@ -25,6 +26,8 @@ pub struct Tally {
     pub skipped: Vec<Skipped>,
     pub messages: usize,
     pub waits: usize,
+    /// The credentials the page wrote and the secret params they became.
+    pub secret_params: Vec<SecretParam>,
     /// What the runbook needs from whoever runs it, and what the import chose.
     pub notes: Vec<String>,
 }
@@ -36,6 +39,13 @@ pub struct Found {
     /// Why a shell action is asked first rather than run as a check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SecretParam {
+    pub line: usize,
+    pub param: String,
+    pub what: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,12 +121,13 @@ pub fn import(page: &str, source: &str, id: Option<&str>) -> Result<Imported, Im
     {
         return Err(ImportError::BadId(id.to_string()));
     }
-    let sections = markdown::read(page);
+    let mut sections = markdown::read(page);
+    let mut tally = Tally::default();
+    mask_words(&mut sections, &mut tally);
     let mut draft = draft::Draft {
         source: source.to_string(),
         ..Default::default()
     };
-    let mut tally = Tally::default();
     build::build(&sections, &mut draft, &mut tally);
     if tally.commands == 0 {
         return Err(ImportError::NoCommands {
@@ -147,12 +158,106 @@ pub fn import(page: &str, source: &str, id: Option<&str>) -> Result<Imported, Im
         tally.notes.push(draft.severity_note.clone());
     }
     map::messages(&mut draft);
+    scrub(&mut draft, &mut tally);
     notes(&draft, &mut tally);
     Ok(Imported {
         id: draft.id.clone(),
         yaml: draft.to_yaml(),
         tally,
     })
+}
+
+/// Nothing the page wrote as a credential is written: the secret params it became are listed,
+/// and a credential in the page's words (a title, guidance, a message) is masked.
+fn scrub(draft: &mut draft::Draft, tally: &mut Tally) {
+    tally.secret_params = draft
+        .secrets
+        .iter()
+        .map(|s| SecretParam {
+            line: s.line,
+            param: s.param.clone(),
+            what: s.what.clone(),
+        })
+        .collect();
+    let known: Vec<String> = draft
+        .secret_values()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    // Reading Markdown emphasis off a heading can shorten a mask (`***` → `*`): mask again.
+    draft.title = secret::mask(&draft.title, &known);
+    if let Some(d) = &mut draft.description {
+        *d = secret::mask(d, &known);
+    }
+    for step in &mut draft.steps {
+        step.title = secret::mask(&step.title, &known);
+        for g in &mut step.guidance {
+            *g = secret::mask(g, &known);
+        }
+    }
+    for (name, text) in &mut draft.messages {
+        if !secret::in_text(text).is_empty() {
+            tally.notes.push(format!(
+                "message {name}: a credential in a URL is written as {}: nothing of it is in the runbook",
+                secret::MASK
+            ));
+        }
+        *text = secret::mask(text, &known);
+    }
+    for step in &mut draft.steps {
+        for item in step.checks.iter_mut().chain(&mut step.actions) {
+            for text in [&mut item.from]
+                .into_iter()
+                .chain(item.title.as_mut())
+                .chain(item.review.as_mut())
+            {
+                *text = secret::mask(text, &known);
+            }
+        }
+        if let Some(wait) = &mut step.wait {
+            wait.from = secret::mask(&wait.from, &known);
+        }
+    }
+    for f in tally
+        .shell_checks
+        .iter_mut()
+        .chain(&mut tally.shell_actions)
+    {
+        f.command = secret::mask(&f.command, &known);
+    }
+    for s in &mut tally.skipped {
+        s.command = secret::mask(&s.command, &known);
+    }
+}
+
+/// A credential in a URL of the page's words (a heading, a paragraph, a table) is masked before
+/// anything is made of them: no title, guidance or id holds it.
+fn mask_words(sections: &mut [markdown::Section], tally: &mut Tally) {
+    for section in sections {
+        let mut found = false;
+        let mut mask = |text: &mut String| {
+            if !secret::in_text(text).is_empty() {
+                found = true;
+                *text = secret::mask(text, &[]);
+            }
+        };
+        mask(&mut section.heading);
+        for block in &mut section.blocks {
+            match block {
+                markdown::Block::Text(text) => mask(text),
+                markdown::Block::Table(rows) => rows.iter_mut().flatten().for_each(&mut mask),
+                markdown::Block::Code(_) => {}
+            }
+        }
+        if found {
+            tally.notes.push(format!(
+                "line {}: a credential in a URL of the page's words is written as {}: nothing of it is in the runbook",
+                section.line,
+                secret::MASK
+            ));
+        }
+    }
 }
 
 /// What whoever runs the runbook must know: params without a default, and where it reaches.

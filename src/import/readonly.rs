@@ -248,8 +248,6 @@ const ELSEWHERE: &[(&str, &[&str])] = &[
             "--netrc",
             "--netrc-file",
             "--netrc-optional",
-            "-u",
-            "--user",
             "--oauth2-bearer",
             "-E",
             "--cert",
@@ -264,14 +262,19 @@ const ELSEWHERE: &[(&str, &[&str])] = &[
     (
         "redis-cli",
         &[
-            "-u", "--user", "--pass", "--askpass", "-s", "--tls", "--cacert", "--cert", "--key",
+            "-u",
+            "--user",
+            "--pass",
+            "--askpass",
+            "-s",
+            "--tls",
+            "--cacert",
+            "--cert",
+            "--key",
             "--sni",
         ],
     ),
-    (
-        "psql",
-        &["-U", "--username", "-W", "--password"],
-    ),
+    ("psql", &["-U", "--username", "-W", "--password"]),
 ];
 
 /// A flag of the program's that reaches another server or other credentials, or a header that
@@ -286,10 +289,11 @@ fn elsewhere(program: &str, args: &[&str]) -> Result<(), String> {
             let name = a.split('=').next().unwrap_or(a);
             // A short flag with its value glued on: `-sURL`, `-uuser:pass`.
             let short = (!a.starts_with("--") && a.len() > 2).then(|| &a[..2]);
-            if let Some(flag) = flags
-                .iter()
-                .find(|f| **f == name || Some(**f) == short || long_is(a, &[f]) && f.len() > 2 && name.len() > 3)
-            {
+            if let Some(flag) = flags.iter().find(|f| {
+                **f == name
+                    || Some(**f) == short
+                    || long_is(a, &[f]) && f.len() > 2 && name.len() > 3
+            }) {
                 return Err(format!(
                     "`{flag}` makes {program} reach another server or use other credentials than the ones configured"
                 ));
@@ -311,7 +315,9 @@ fn elsewhere(program: &str, args: &[&str]) -> Result<(), String> {
                 a.split_once('?')
                     .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("_method=")))
             }) {
-                return Err("`_method=` in the URL asks the server for another method than GET".into());
+                return Err(
+                    "`_method=` in the URL asks the server for another method than GET".into(),
+                );
             }
         }
         "redis-cli" => {
@@ -333,8 +339,12 @@ fn elsewhere(program: &str, args: &[&str]) -> Result<(), String> {
 /// A header that makes a server treat a GET as another method.
 pub fn method_override(header: &str) -> bool {
     let name = header.split(':').next().unwrap_or(header).trim();
-    ["x-http-method-override", "x-http-method", "x-method-override"]
-        .contains(&name.to_ascii_lowercase().as_str())
+    [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ]
+    .contains(&name.to_ascii_lowercase().as_str())
 }
 
 fn is_local(host: &str) -> bool {
@@ -359,11 +369,15 @@ fn psql_elsewhere(args: &[&str]) -> Result<(), String> {
             "-p" | "--port" if value.is_some_and(|p| p != "5432") => {
                 Some("`-p` makes psql reach another server than the local one")
             }
-            "-d" | "--dbname" if value.is_some_and(conninfo) => {
-                Some("a connection string makes psql reach the server and use the credentials it names")
-            }
-            _ if !a.starts_with('-') && conninfo(a) && i == 0 || !a.starts_with('-') && a.contains("://") => {
-                Some("a connection string makes psql reach the server and use the credentials it names")
+            "-d" | "--dbname" if value.is_some_and(conninfo) => Some(
+                "a connection string makes psql reach the server and use the credentials it names",
+            ),
+            _ if !a.starts_with('-') && conninfo(a) && i == 0
+                || !a.starts_with('-') && a.contains("://") =>
+            {
+                Some(
+                    "a connection string makes psql reach the server and use the credentials it names",
+                )
             }
             _ => None,
         };
@@ -575,6 +589,10 @@ fn curl_reads(args: &[&str]) -> bool {
         "-A",
         "--user-agent",
         "--retry",
+        // The page's own credentials, which the engineer gives as a secret param: with no
+        // password curl would ask for one on the terminal instead.
+        "-u",
+        "--user",
     ];
     const LONG: &[&str] = &[
         "--silent",
@@ -598,6 +616,9 @@ fn curl_reads(args: &[&str]) -> bool {
             }
             i += 1;
         } else if WITH_VALUE.contains(&a) {
+            if ["-u", "--user"].contains(&a) && !args.get(i + 1).is_some_and(|v| v.contains(':')) {
+                return false;
+            }
             i += 1;
         } else if a.starts_with("--") {
             let name = a.split('=').next().unwrap_or(a);
@@ -654,7 +675,10 @@ pub fn locks(sql: &str) -> Result<(), String> {
         Some(caps) => {
             let said = caps[0].split_whitespace().collect::<Vec<_>>().join(" ");
             let said = said.trim_end_matches(['(', ' ']);
-            Err(format!("`{}` takes locks other sessions wait for", said.to_ascii_uppercase()))
+            Err(format!(
+                "`{}` takes locks other sessions wait for",
+                said.to_ascii_uppercase()
+            ))
         }
         None => Ok(()),
     }
@@ -778,6 +802,7 @@ mod tests {
             &["curl", "--json", "{}", "http://x"],
             &["curl", "-D", "/tmp/h", "http://x"],
             &["curl", "-K", "cfg"],
+            &["curl", "-u", "admin", "http://x"],
             &["sort", "-uo", "f", "g"],
             &["sort", "--output=f", "g"],
             &["uniq", "in", "out"],
@@ -839,77 +864,240 @@ mod tests {
     /// Issue 25, item 5: what a dry run ran unasked. Each is asked first, and says why.
     #[test]
     fn other_servers_credentials_overrides_locks_and_unknown_tools_are_asked_with_why() {
-        let why = |argv: &[&str]| judge_argv(argv).expect_err(&format!("{argv:?} passed as a read"));
+        let why =
+            |argv: &[&str]| judge_argv(argv).expect_err(&format!("{argv:?} passed as a read"));
         for (argv, said) in [
-            (&["vid-bench", "status", "--reboot-now"][..], "`vid-bench` is not a program oncall knows"),
-            (&["vid-bench", "status"], "`vid-bench` is not a program oncall knows"),
-            (&["logger", "status"], "`logger` is not a program oncall knows"),
+            (
+                &["vid-bench", "status", "--reboot-now"][..],
+                "`vid-bench` is not a program oncall knows",
+            ),
+            (
+                &["vid-bench", "status"],
+                "`vid-bench` is not a program oncall knows",
+            ),
+            (
+                &["logger", "status"],
+                "`logger` is not a program oncall knows",
+            ),
             (&["pm2", "--version"], "`pm2` is not a program oncall knows"),
             (
-                &["curl", "-H", "X-HTTP-Method-Override: DELETE", "http://api/items/1"],
+                &[
+                    "curl",
+                    "-H",
+                    "X-HTTP-Method-Override: DELETE",
+                    "http://api/items/1",
+                ],
                 "the header X-HTTP-Method-Override asks the server for another method",
             ),
-            (&["curl", "-s", "--header", "x-http-method: PUT", "http://api/x"], "x-http-method asks"),
-            (&["curl", "-s", "http://api/items/1?_method=DELETE"], "`_method=` in the URL"),
-            (&["psql", "-c", "SELECT * FROM jobs WHERE id = 1 FOR UPDATE"], "`FOR UPDATE` takes locks"),
-            (&["psql", "-c", "SELECT * FROM jobs for  share"], "`FOR SHARE` takes locks"),
-            (&["psql", "-c", "SELECT id FROM jobs FOR NO KEY UPDATE SKIP LOCKED"], "`FOR NO KEY UPDATE` takes locks"),
-            (&["psql", "-c", "SELECT id FROM jobs FOR KEY SHARE"], "`FOR KEY SHARE` takes locks"),
+            (
+                &[
+                    "curl",
+                    "-s",
+                    "--header",
+                    "x-http-method: PUT",
+                    "http://api/x",
+                ],
+                "x-http-method asks",
+            ),
+            (
+                &["curl", "-s", "http://api/items/1?_method=DELETE"],
+                "`_method=` in the URL",
+            ),
+            (
+                &["psql", "-c", "SELECT * FROM jobs WHERE id = 1 FOR UPDATE"],
+                "`FOR UPDATE` takes locks",
+            ),
+            (
+                &["psql", "-c", "SELECT * FROM jobs for  share"],
+                "`FOR SHARE` takes locks",
+            ),
+            (
+                &[
+                    "psql",
+                    "-c",
+                    "SELECT id FROM jobs FOR NO KEY UPDATE SKIP LOCKED",
+                ],
+                "`FOR NO KEY UPDATE` takes locks",
+            ),
+            (
+                &["psql", "-c", "SELECT id FROM jobs FOR KEY SHARE"],
+                "`FOR KEY SHARE` takes locks",
+            ),
             (&["psql", "-c", "LOCK TABLE jobs"], "`LOCK` takes locks"),
-            (&["psql", "-c", "SELECT pg_advisory_lock(42)"], "`PG_ADVISORY_LOCK` takes locks"),
-            (&["psql", "-c", "SELECT pg_try_advisory_xact_lock_shared (1)"], "takes locks"),
-            (&["kubectl", "get", "pods", "--kubeconfig=/tmp/evil"], "`--kubeconfig` makes kubectl reach another server"),
-            (&["kubectl", "get", "pods", "--kubeconfig", "/tmp/evil"], "`--kubeconfig`"),
-            (&["kubectl", "--kubeconfig=/tmp/evil", "get", "pods"], "`--kubeconfig`"),
-            (&["kubectl", "get", "pods", "--server=https://evil:6443"], "`--server`"),
-            (&["kubectl", "get", "pods", "-s", "https://evil:6443"], "`-s`"),
+            (
+                &["psql", "-c", "SELECT pg_advisory_lock(42)"],
+                "`PG_ADVISORY_LOCK` takes locks",
+            ),
+            (
+                &["psql", "-c", "SELECT pg_try_advisory_xact_lock_shared (1)"],
+                "takes locks",
+            ),
+            (
+                &["kubectl", "get", "pods", "--kubeconfig=/tmp/evil"],
+                "`--kubeconfig` makes kubectl reach another server",
+            ),
+            (
+                &["kubectl", "get", "pods", "--kubeconfig", "/tmp/evil"],
+                "`--kubeconfig`",
+            ),
+            (
+                &["kubectl", "--kubeconfig=/tmp/evil", "get", "pods"],
+                "`--kubeconfig`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--server=https://evil:6443"],
+                "`--server`",
+            ),
+            (
+                &["kubectl", "get", "pods", "-s", "https://evil:6443"],
+                "`-s`",
+            ),
             (&["kubectl", "get", "pods", "-shttps://evil:6443"], "`-s`"),
             (&["kubectl", "get", "pods", "--token", "abc"], "`--token`"),
-            (&["kubectl", "get", "pods", "--context", "prod"], "`--context`"),
+            (
+                &["kubectl", "get", "pods", "--context", "prod"],
+                "`--context`",
+            ),
             (&["kubectl", "get", "pods", "--cluster=prod"], "`--cluster`"),
             (&["kubectl", "get", "pods", "--user=admin"], "`--user`"),
-            (&["kubectl", "get", "pods", "--as", "system:admin"], "`--as`"),
-            (&["kubectl", "get", "pods", "--as-group=system:masters"], "`--as-group`"),
-            (&["kubectl", "get", "pods", "--certificate-authority=/tmp/ca"], "`--certificate-authority`"),
-            (&["kubectl", "get", "pods", "--client-key", "/tmp/k"], "`--client-key`"),
-            (&["kubectl", "get", "pods", "--client-certificate=/tmp/c"], "`--client-certificate`"),
-            (&["kubectl", "get", "pods", "--insecure-skip-tls-verify"], "`--insecure-skip-tls-verify`"),
+            (
+                &["kubectl", "get", "pods", "--as", "system:admin"],
+                "`--as`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--as-group=system:masters"],
+                "`--as-group`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--certificate-authority=/tmp/ca"],
+                "`--certificate-authority`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--client-key", "/tmp/k"],
+                "`--client-key`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--client-certificate=/tmp/c"],
+                "`--client-certificate`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--insecure-skip-tls-verify"],
+                "`--insecure-skip-tls-verify`",
+            ),
             (&["kubectl", "get", "pods", "-v=9"], "oncall cannot tell"),
-            (&["kubectl", "get", "--raw", "/api/v1/namespaces/x/services/y/proxy/reset"], "oncall cannot tell"),
-            (&["kubectl", "get", "pods", "--cache-dir", "/tmp/x"], "oncall cannot tell"),
-            (&["helm", "status", "web", "--kube-token", "abc"], "`--kube-token`"),
+            (
+                &[
+                    "kubectl",
+                    "get",
+                    "--raw",
+                    "/api/v1/namespaces/x/services/y/proxy/reset",
+                ],
+                "oncall cannot tell",
+            ),
+            (
+                &["kubectl", "get", "pods", "--cache-dir", "/tmp/x"],
+                "oncall cannot tell",
+            ),
+            (
+                &["helm", "status", "web", "--kube-token", "abc"],
+                "`--kube-token`",
+            ),
             (&["curl", "-K", "/tmp/cfg", "http://x"], "`-K` makes curl"),
             (&["curl", "--config=/tmp/cfg", "http://x"], "`--config`"),
-            (&["curl", "-u", "admin:pw", "http://x/health"], "`-u`"),
             (&["curl", "--netrc", "http://x/health"], "`--netrc`"),
-            (&["curl", "--resolve", "x:80:10.0.0.9", "http://x/health"], "`--resolve`"),
-            (&["docker", "-H", "tcp://evil:2375", "ps"], "`-H` makes docker"),
+            (
+                &["curl", "--resolve", "x:80:10.0.0.9", "http://x/health"],
+                "`--resolve`",
+            ),
+            (
+                &["docker", "-H", "tcp://evil:2375", "ps"],
+                "`-H` makes docker",
+            ),
             (&["docker", "--context", "prod", "ps"], "`--context`"),
-            (&["docker", "compose", "-H", "tcp://evil:2375", "ps"], "`-H` makes docker-compose"),
+            (
+                &["docker", "compose", "-H", "tcp://evil:2375", "ps"],
+                "`-H` makes docker-compose",
+            ),
             (&["docker-compose", "--context=prod", "ps"], "`--context`"),
-            (&["redis-cli", "-h", "prod-redis", "info"], "`-h` makes redis-cli"),
+            (
+                &["redis-cli", "-h", "prod-redis", "info"],
+                "`-h` makes redis-cli",
+            ),
             (&["redis-cli", "-u", "redis://evil:6379", "info"], "`-u`"),
-            (&["psql", "-h", "prod-db", "-c", "SELECT 1"], "`-h` makes psql"),
+            (
+                &["psql", "-h", "prod-db", "-c", "SELECT 1"],
+                "`-h` makes psql",
+            ),
             (&["psql", "-p", "6543", "-c", "SELECT 1"], "`-p` makes psql"),
             (&["psql", "-U", "admin", "-c", "SELECT 1"], "`-U`"),
-            (&["psql", "host=evil user=admin", "-c", "SELECT 1"], "a connection string"),
-            (&["psql", "postgres://admin@evil/app", "-c", "SELECT 1"], "a connection string"),
-            (&["psql", "-d", "postgresql://evil/app", "-c", "SELECT 1"], "a connection string"),
+            (
+                &["psql", "host=evil user=admin", "-c", "SELECT 1"],
+                "a connection string",
+            ),
+            (
+                &["psql", "postgres://admin@evil/app", "-c", "SELECT 1"],
+                "a connection string",
+            ),
+            (
+                &["psql", "-d", "postgresql://evil/app", "-c", "SELECT 1"],
+                "a connection string",
+            ),
         ] {
             let got = why(argv);
             assert!(got.contains(said), "{argv:?}: {got}");
         }
         for argv in [
             &["kubectl", "get", "pods", "-n", "video", "-o", "wide"][..],
-            &["kubectl", "get", "pods", "--namespace=video", "-owide", "-l", "app=worker"],
-            &["kubectl", "get", "pods", "-A", "--show-labels", "--no-headers"],
+            &[
+                "kubectl",
+                "get",
+                "pods",
+                "--namespace=video",
+                "-owide",
+                "-l",
+                "app=worker",
+            ],
+            &[
+                "kubectl",
+                "get",
+                "pods",
+                "-A",
+                "--show-labels",
+                "--no-headers",
+            ],
             &["kubectl", "describe", "pod", "web-1", "-n", "video"],
-            &["kubectl", "logs", "deploy/web", "--tail=20", "--since", "1h", "-c", "app"],
-            &["psql", "-h", "localhost", "-p", "5432", "-d", "app", "-c", "SELECT count(*) FROM jobs"],
+            &[
+                "kubectl",
+                "logs",
+                "deploy/web",
+                "--tail=20",
+                "--since",
+                "1h",
+                "-c",
+                "app",
+            ],
+            &[
+                "psql",
+                "-h",
+                "localhost",
+                "-p",
+                "5432",
+                "-d",
+                "app",
+                "-c",
+                "SELECT count(*) FROM jobs",
+            ],
             &["psql", "-c", "SELECT * FROM pg_locks"],
             &["redis-cli", "-h", "127.0.0.1", "-p", "6380", "info"],
             &["redis-cli", "-a", "s3cr3t-pass", "llen", "queue"],
-            &["curl", "-s", "-H", "Accept: application/json", "http://api/x"],
+            &[
+                "curl",
+                "-s",
+                "-H",
+                "Accept: application/json",
+                "http://api/x",
+            ],
+            &["curl", "-s", "-u", "admin:s3cr3t-pass", "http://api/health"],
         ] {
             assert_eq!(judge_argv(argv), Ok(()), "{argv:?}");
         }

@@ -4,9 +4,9 @@
 
 use super::curl::{self, Request};
 use super::{Args, Ctx, Mapped, Native, log_lines};
-use crate::import::readonly;
 use crate::import::shell::Word;
 use crate::import::yaml::Y;
+use crate::import::{readonly, secret};
 
 /// The flags a native form says, each with a value. Any other (`--context`, `--dry-run=client`,
 /// `--as`, `--field-selector`) would be dropped, so a command with one stays as written.
@@ -232,8 +232,20 @@ fn exec(target: &str, args: &Args, ns: Option<&str>, ctx: &mut Ctx) -> Option<Ma
     {
         return Some(mapped);
     }
-    let command: Vec<Y> = inner.iter().map(|w| Y::Str(ctx.text(&w.value))).collect();
     let argv: Vec<&str> = inner.iter().map(|w| w.value.as_str()).collect();
+    let found = secret::in_words(&argv);
+    let command: Vec<Y> = inner
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let here: Vec<&secret::Found> = found
+                .iter()
+                .filter(|(j, _)| *j == i)
+                .map(|(_, f)| f)
+                .collect();
+            Y::Str(ctx.with_secrets(&w.value, &here, "", |ctx, s| ctx.text(s)))
+        })
+        .collect();
     let judged = readonly::judge_argv(&argv);
     let name = super::ident(&format!(
         "{}_{}",
