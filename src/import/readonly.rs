@@ -474,7 +474,7 @@ fn reads(program: &str, args: &[&str]) -> Result<bool, String> {
             // asked first, and a reviewer who knows it only reads can make it a check.
             None => {
                 return Err(format!(
-                    "`{program}` is not a program oncall knows to only read: if this only reads, move it under `checks:`"
+                    "`{program}` is not a program oncall knows to only read (move it under `checks:` if it does)"
                 ));
             }
         },

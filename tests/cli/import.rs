@@ -154,7 +154,7 @@ fn the_playbook_seed_keeps_what_oncall_cannot_read_as_reviewed_shell() {
     // its line beside it and why (issue 25: `logger status` wrote to syslog).
     assert!(
         yaml.contains(
-            "# line 263: vid-bench list-models --status=failed\n      # review: `vid-bench` is not a program oncall knows to only read: if this only reads, move it under `checks:`"
+            "# line 263: vid-bench list-models --status=failed\n      # review: `vid-bench` is not a program oncall knows to only read (move it under `checks:` if it does)"
         ),
         "{yaml}"
     );
