@@ -243,7 +243,20 @@ fn add_command(
     };
     let mapped = map::map(command, &mut ctx);
     // A credential the page wrote became a secret param: no comment, title or id repeats it.
-    let known = draft.secret_values();
+    // Its own credentials too: a command skipped for holding one declared no param for it.
+    let own: Vec<String> = command
+        .stages
+        .iter()
+        .flat_map(|words| {
+            let values: Vec<&str> = words.iter().map(|w| w.value.as_str()).collect();
+            super::secret::in_words(&values)
+                .into_iter()
+                .map(|(i, f)| values[i][f.range].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut known = draft.secret_values();
+    known.extend(own.iter().map(String::as_str));
     let shown = super::secret::mask(&command.text, &known);
     let comment = command
         .comment

@@ -358,6 +358,9 @@ mod tests {
             "```bash\nwatch -n 1e30 nvidia-smi\nwatch -n nan 'curl -f http://a/b'\nfind /x -mtime +18446744073709551615 -delete\nredis-cli lrange q 0 9223372036854775807\n```\n",
             "```bash\nawk '{print $NF}' f\ncurl -X DELETE http://api/keys/team%2Fprod%3Fx\nkubectl scale deploy/w --replicas=2 --dry-run=client\n```\n",
             "```console\n# Check the pods\n# kubectl get pods\n```\n",
+            // Issue 25: commands that are not reads, and credentials (none may be written).
+            "## postgres://admin:Hunter22x@db/app\n```bash\nkubectl get pods --kubeconfig=/tmp/k --token Hunter22x\nlogger status\npsql -c \"SELECT 1 FROM t FOR UPDATE\"\nredis-cli -a Hunter22x info\n```\n",
+            "```bash\nmysql -pHunter22x -e 'SELECT 1' > /tmp/out\ncurl -u a:Hunter22x -H 'X-HTTP-Method-Override: DELETE' \"http://x/a?api_key=Hunter22x\"\ncurl -X POST https://hooks.slack.com/services/T1/B2/Hunter22x\nwatch -n 5 \"psql postgres://u:Hunter22x@db/app -c 'SELECT 1'\"\n```\n",
         ];
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {
@@ -374,11 +377,21 @@ mod tests {
             let Ok(imported) = super::import(&page, "page.md", None) else {
                 continue;
             };
+            let report = serde_json::to_string(&imported.tally).expect("serializes");
+            assert!(
+                !report.to_lowercase().contains("hunter22x"),
+                "round {round}: a credential is in the report:\n{page}\n{report}"
+            );
             let source = crate::runbook::Source {
                 name: "page.yaml".into(),
                 origin: crate::runbook::Origin::File(std::path::PathBuf::from("page.yaml")),
                 text: imported.yaml.clone(),
             };
+            assert!(
+                !imported.yaml.to_lowercase().contains("hunter22x"),
+                "round {round}: a credential was written:\n{page}\n{}",
+                imported.yaml
+            );
             if let Err(problems) = crate::runbook::validate::load(&source) {
                 let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 panic!(
