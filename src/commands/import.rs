@@ -105,7 +105,16 @@ fn report(file: &Path, to: Option<&Path>, imported: &Imported, problems: &[Strin
             out.push_str(&format!("  {title}:\n"));
             for f in found {
                 out.push_str(&format!("    line {}: {}\n", f.line, f.command));
+                if let Some(why) = &f.why {
+                    out.push_str(&format!("      asked because {why}\n"));
+                }
             }
+        }
+    }
+    if !t.secret_params.is_empty() {
+        out.push_str("  secret params (credentials of the page, not written; give each with -p NAME=VALUE):\n");
+        for s in &t.secret_params {
+            out.push_str(&format!("    line {}: {} ({})\n", s.line, s.param, s.what));
         }
     }
     if !t.skipped.is_empty() {

@@ -237,22 +237,40 @@ fn add_command(
     step: &mut Step,
     done: &mut Vec<Step>,
 ) {
-    let title = command
-        .comment
-        .as_deref()
-        .map(|c| capitalize(&normalize(c)));
     let mut ctx = Ctx {
         draft,
         line: command.line,
     };
     let mapped = map::map(command, &mut ctx);
-    // A token the page sent became a secret param: the comments do not repeat it.
-    let mut shown = command.text.clone();
-    for param in draft.params.values().filter(|p| p.secret) {
-        if let Some(secret) = param.default.as_deref().filter(|s| !s.is_empty()) {
-            shown = shown.replace(secret, "****");
-        }
-    }
+    // A credential the page wrote became a secret param: no comment, title or id repeats it.
+    // Its own credentials too: a command skipped for holding one declared no param for it.
+    let own: Vec<String> = command
+        .stages
+        .iter()
+        .flat_map(|words| {
+            let values: Vec<&str> = words.iter().map(|w| w.value.as_str()).collect();
+            super::secret::in_words(&values)
+                .into_iter()
+                .map(|(i, f)| values[i][f.range].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut known = draft.secret_values();
+    known.extend(own.iter().map(String::as_str));
+    let shown = super::secret::mask(&command.text, &known);
+    let comment = command
+        .comment
+        .as_deref()
+        .map(|c| super::secret::mask(c, &known));
+    let words: Vec<String> = command
+        .stages
+        .first()
+        .into_iter()
+        .flatten()
+        .take(3)
+        .map(|w| super::secret::mask(&w.value, &known))
+        .collect();
+    let title = comment.as_deref().map(|c| capitalize(&normalize(c)));
     let from = format!("line {}: {}", command.line, shown);
     match mapped {
         Mapped::Native { items, every } => {
@@ -265,7 +283,7 @@ fn add_command(
             let mut helper_id = None;
             let many = items.iter().filter(|i| !i.helper).count() > 1;
             for item in items {
-                let hint = match (&command.comment, item.helper || many) {
+                let hint = match (&comment, item.helper || many) {
                     (Some(c), false) => strip_verb(c),
                     _ => item.name.clone(),
                 };
@@ -326,39 +344,34 @@ fn add_command(
         }
         Mapped::Shell {
             command: text,
-            reads,
+            asked,
         } => {
-            let role = if reads { Role::Check } else { Role::Action };
-            tally.shell(role, command.line, &command.text);
-            let hint = command
-                .comment
+            let role = if asked.is_none() {
+                Role::Check
+            } else {
+                Role::Action
+            };
+            tally.shell(role, command.line, &shown, asked.as_deref());
+            let hint = comment
                 .as_deref()
                 .map(strip_verb)
-                .unwrap_or_else(|| {
-                    let words: Vec<&str> = command.stages[0]
-                        .iter()
-                        .take(3)
-                        .map(|w| w.value.as_str())
-                        .collect();
-                    words.join("_")
-                });
-            let review = if reads {
-                "no native check for this: it runs as a shell command; every program in it only reads"
-            } else {
-                "oncall cannot tell what this changes: it runs as a shell command, asked before like every action"
+                .unwrap_or_else(|| words.join("_"));
+            let review = match &asked {
+                None => "no native check for this: it runs as a shell command; every program in it only reads".to_string(),
+                Some(why) => format!("{why}: it runs as a shell command, asked before like every action"),
             };
             let built = Item {
                 id: ids.item(&hint),
-                title: title.or_else(|| Some(command.text.chars().take(200).collect())),
+                title: title.or_else(|| Some(shown.chars().take(200).collect())),
                 from,
-                review: Some(review.into()),
+                review: Some(review),
                 kind: "shell",
                 spec: Y::map([("command", Some(Y::Str(text)))]),
                 unit: None,
             };
             place(built, role, step, ids, done, command.line);
         }
-        Mapped::Skipped(why) => tally.skip(command.line, &command.text, why),
+        Mapped::Skipped(why) => tally.skip(command.line, &shown, why),
     }
 }
 

@@ -18,6 +18,17 @@ pub struct Draft {
     pub escalation: Vec<(String, String)>,
     pub steps: Vec<Step>,
     pub messages: Vec<(String, String)>,
+    /// Credentials the page wrote, each a secret param (not written: only their names are).
+    pub secrets: Vec<Secret>,
+}
+
+/// A credential of the page and the secret param it became.
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub value: String,
+    pub param: String,
+    pub line: usize,
+    pub what: String,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -64,6 +75,11 @@ pub struct Wait {
 }
 
 impl Draft {
+    /// The credentials the page wrote, to mask wherever its text is repeated.
+    pub fn secret_values(&self) -> Vec<&str> {
+        self.secrets.iter().map(|s| s.value.as_str()).collect()
+    }
+
     pub fn to_yaml(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(

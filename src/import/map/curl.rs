@@ -5,6 +5,7 @@
 use super::{Args, Ctx, Mapped, Native, literal};
 use crate::import::shell::Word;
 use crate::import::yaml::Y;
+use crate::import::{readonly, secret};
 
 pub const WITH_VALUE: &[&str] = &[
     "-X",
@@ -116,6 +117,16 @@ impl Request {
         if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() {
             return None;
         }
+        // A server may take `X-HTTP-Method-Override: DELETE` or `?_method=DELETE` on a GET as a
+        // DELETE: such a request stays shell, asked first, with why.
+        let overridden = args
+            .flags
+            .iter()
+            .any(|(n, h)| (n == "-H" || n == "--header") && readonly::method_override(h))
+            || url.query_pairs().any(|(k, _)| k == "_method");
+        if overridden {
+            return None;
+        }
         let data = args.get(&["-d", "--data", "--data-raw"]);
         let method = match args.get(&["-X", "--request"]) {
             Some(m) => m.to_ascii_uppercase(),
@@ -213,33 +224,46 @@ pub fn http(request: Request, ctx: &mut Ctx, base: Option<String>) -> Option<Map
         }
     };
     let mut target = base;
-    target.push_str(&path_template(url, ctx));
+    // A Slack webhook's path is its credential: a secret param, its slashes kept.
+    let hook = secret::in_text(url.as_str())
+        .into_iter()
+        .find(|f| f.name == "slack_webhook");
+    match &hook {
+        Some(hook) => {
+            let param = ctx.secret(&hook.name, &url.as_str()[hook.range.clone()], &hook.what);
+            target.push_str(&format!("/services/{{{{ params.{param} | urlpath }}}}"));
+        }
+        None => target.push_str(&path_template(url, ctx)),
+    }
     if let Some(query) = url.query() {
         target.push('?');
-        target.push_str(&literal(query));
+        let found: Vec<secret::Found> = secret::in_text(&format!("http://x/?{query}"))
+            .into_iter()
+            .map(|mut f| {
+                f.range = f.range.start - 10..f.range.end - 10;
+                f
+            })
+            .collect();
+        let found: Vec<&secret::Found> = found.iter().collect();
+        target.push_str(&ctx.with_secrets(query, &found, "", |_, s| literal(s)));
     }
     let path = decoded_path(url);
-    let name = super::ident(path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("root"));
+    let name = match hook {
+        Some(_) => "slack_webhook".to_string(),
+        None => super::ident(path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("root")),
+    };
     let mut headers = Vec::new();
     for (key, value) in &request.headers {
-        let secret = [
-            "authorization",
-            "cookie",
-            "x-api-key",
-            "api-key",
-            "x-auth-token",
-            "private-token",
-        ]
-        .contains(&key.to_ascii_lowercase().as_str());
-        let value = if secret {
-            let param = crate::import::draft::Param {
-                default: Some(value.clone()),
-                help: format!("The {key} header the page sent (line {})", ctx.line),
-                secret: true,
-            };
-            ctx.declare(&super::ident(key), param)
-        } else {
-            ctx.text(value)
+        let value = match secret::in_header(key, value) {
+            Some(range) => {
+                let found = secret::Found {
+                    range,
+                    what: format!("the {key} header"),
+                    name: super::ident(key),
+                };
+                ctx.with_secrets(value, &[&found], "", |ctx, s| ctx.text(s))
+            }
+            None => ctx.text(value),
         };
         headers.push((key.clone(), Y::Str(value)));
     }

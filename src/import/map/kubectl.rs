@@ -4,9 +4,9 @@
 
 use super::curl::{self, Request};
 use super::{Args, Ctx, Mapped, Native, log_lines};
-use crate::import::readonly;
 use crate::import::shell::Word;
 use crate::import::yaml::Y;
+use crate::import::{readonly, secret};
 
 /// The flags a native form says, each with a value. Any other (`--context`, `--dry-run=client`,
 /// `--as`, `--field-selector`) would be dropped, so a command with one stays as written.
@@ -232,9 +232,21 @@ fn exec(target: &str, args: &Args, ns: Option<&str>, ctx: &mut Ctx) -> Option<Ma
     {
         return Some(mapped);
     }
-    let command: Vec<Y> = inner.iter().map(|w| Y::Str(ctx.text(&w.value))).collect();
     let argv: Vec<&str> = inner.iter().map(|w| w.value.as_str()).collect();
-    let reads = readonly::argv_reads_only(&argv);
+    let found = secret::in_words(&argv);
+    let command: Vec<Y> = inner
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let here: Vec<&secret::Found> = found
+                .iter()
+                .filter(|(j, _)| *j == i)
+                .map(|(_, f)| f)
+                .collect();
+            Y::Str(ctx.with_secrets(&w.value, &here, "", |ctx, s| ctx.text(s)))
+        })
+        .collect();
+    let judged = readonly::judge_argv(&argv);
     let name = super::ident(&format!(
         "{}_{}",
         deployment.or(pod).unwrap_or("pod"),
@@ -250,10 +262,9 @@ fn exec(target: &str, args: &Args, ns: Option<&str>, ctx: &mut Ctx) -> Option<Ma
         ("container", container),
         ("command", Some(Y::Seq(command))),
     ]);
-    let item = if reads {
-        Native::check("k8s_exec", name, spec)
-    } else {
-        Native::action("k8s_exec", name, spec)
+    let item = match judged {
+        Ok(()) => Native::check("k8s_exec", name, spec),
+        Err(why) => Native::action("k8s_exec", name, spec).review(why),
     };
     Some(Mapped::one(item))
 }

@@ -7,8 +7,9 @@ mod kubectl;
 mod local;
 pub mod sql;
 
-use super::draft::{Draft, Param};
+use super::draft::{Draft, Param, Secret};
 use super::readonly;
+use super::secret;
 use super::shell::{Command, Word};
 use super::yaml::Y;
 
@@ -65,10 +66,11 @@ pub enum Mapped {
         items: Vec<Native>,
         every: Option<u64>,
     },
-    /// A shell fallback: the command as the runbook runs it, and whether it only reads.
+    /// A shell fallback: the command as the runbook runs it, and why it is asked first (None:
+    /// every word of it only reads, so it is a check).
     Shell {
         command: String,
-        reads: bool,
+        asked: Option<String>,
     },
     Skipped(String),
 }
@@ -93,6 +95,95 @@ impl Ctx<'_> {
     pub fn declare(&mut self, name: &str, param: Param) -> String {
         self.draft.params.entry(name.to_string()).or_insert(param);
         format!("{{{{ params.{name} }}}}")
+    }
+
+    /// A credential the page wrote: a secret param with no default, so nothing of it is written;
+    /// the same value is the same param. Returns the param's name.
+    pub fn secret(&mut self, name: &str, value: &str, what: &str) -> String {
+        let line = self.line;
+        let known = self.draft.secrets.iter().find(|s| s.value == value);
+        let param = match known {
+            Some(s) => s.param.clone(),
+            None => {
+                // A placeholder (`$REDIS_PASSWORD`, `<token>`) names its param.
+                let named = match placeholders(value).as_slice() {
+                    [Piece::Placeholder { name, .. }] => Some(name.clone()),
+                    _ => None,
+                };
+                let base = match ident(name) {
+                    n if n.is_empty() || n.starts_with(|c: char| c.is_ascii_digit()) => {
+                        format!("secret_{n}")
+                    }
+                    n => n,
+                };
+                let param = named.unwrap_or_else(|| {
+                    let mut candidate = base.clone();
+                    let mut n = 2;
+                    while self.draft.params.contains_key(&candidate) {
+                        candidate = format!("{base}_{n}");
+                        n += 1;
+                    }
+                    candidate
+                });
+                let help = format!(
+                    "{what} in the page (line {line}): secret, never written here; give it with -p {param}=VALUE"
+                );
+                self.declare(
+                    &param,
+                    Param {
+                        default: None,
+                        help: help.clone(),
+                        secret: true,
+                    },
+                );
+                if let Some(p) = self.draft.params.get_mut(&param) {
+                    *p = Param {
+                        default: None,
+                        help,
+                        secret: true,
+                    };
+                }
+                param
+            }
+        };
+        if !self
+            .draft
+            .secrets
+            .iter()
+            .any(|s| s.param == param && s.line == line)
+        {
+            self.draft.secrets.push(Secret {
+                value: value.to_string(),
+                param: param.clone(),
+                line,
+                what: what.to_string(),
+            });
+        }
+        param
+    }
+
+    /// A value with the credentials found in it as secret params (`filter` appended to each,
+    /// as `| urlpath`), and `lit` writing the text between them.
+    pub fn with_secrets(
+        &mut self,
+        value: &str,
+        found: &[&secret::Found],
+        filter: &str,
+        mut lit: impl FnMut(&mut Self, &str) -> String,
+    ) -> String {
+        let mut out = String::new();
+        let mut at = 0;
+        for f in found {
+            if f.range.start < at {
+                continue;
+            }
+            out.push_str(&lit(self, &value[at..f.range.start]));
+            let param = self.secret(&f.name, &value[f.range.clone()], &f.what);
+            push_template(&mut out, &format!("{{{{ params.{param}{filter} }}}}"));
+            at = f.range.end;
+        }
+        out.push_str(&lit(self, &value[at..]));
+        out
     }
 
     /// A param the page's placeholder stands for.
@@ -439,20 +530,40 @@ fn watch(args: &[Word], command: &Command, ctx: &mut Ctx) -> Option<Mapped> {
 
 /// The shell fallback: a check only when every program in it is known to only read.
 fn shell(command: &Command, ctx: &mut Ctx, unread: Option<&str>) -> Mapped {
-    let reads = unread.is_none() && readonly::reads_only(command);
+    let asked = match unread {
+        Some(why) => Some(format!("{why}: oncall cannot tell what it does")),
+        None => readonly::judge(command).err(),
+    };
     match fallback_text(command, ctx) {
         Ok(text) => Mapped::Shell {
             command: text,
-            reads,
+            asked,
         },
         Err(why) => Mapped::Skipped(why),
     }
 }
 
-/// The command as the runbook's shell runs it: as written, with its placeholders made params.
+/// The command as the runbook's shell runs it: as written, with its placeholders and the
+/// credentials it holds made params.
 fn fallback_text(command: &Command, ctx: &mut Ctx) -> Result<String, String> {
     if command.text.contains("{{") || command.text.contains("{%") || command.text.contains("{#") {
         return Err("it holds `{{`, `{%` or `{#`, which a runbook reads as a template: write it as a shell check by hand".into());
+    }
+    let found: Vec<Vec<(usize, secret::Found)>> = command
+        .stages
+        .iter()
+        .map(|words| {
+            let values: Vec<&str> = words.iter().map(|w| w.value.as_str()).collect();
+            secret::in_words(&values)
+        })
+        .collect();
+    if let Some((_, first)) = found.iter().flatten().next()
+        && command.unread.is_some()
+    {
+        return Err(format!(
+            "it holds a credential ({}) in a command oncall does not read whole: write it by hand, with the credential as a secret param",
+            first.what
+        ));
     }
     let has_placeholder = command.stages.iter().flatten().any(|w| {
         !w.single
@@ -460,23 +571,33 @@ fn fallback_text(command: &Command, ctx: &mut Ctx) -> Result<String, String> {
                 .iter()
                 .any(|p| matches!(p, Piece::Placeholder { .. }))
     });
-    if !has_placeholder || command.unread.is_some() {
+    let has_secret = found.iter().any(|f| !f.is_empty());
+    if !(has_placeholder || has_secret) || command.unread.is_some() {
         return Ok(command.text.clone());
     }
     // The words are rebuilt around the params; a redirection is not among them.
     if command.text.contains(['<', '>']) {
         return Err(
-            "a placeholder in a command with a redirection: write it as a shell action by hand"
+            "a placeholder or a credential in a command with a redirection: write it as a shell action by hand"
                 .into(),
         );
     }
     let stages: Vec<String> = command
         .stages
         .iter()
-        .map(|words| {
+        .zip(&found)
+        .map(|(words, found)| {
             words
                 .iter()
-                .map(|w| shell_word(w, ctx))
+                .enumerate()
+                .map(|(i, w)| {
+                    let here: Vec<&secret::Found> = found
+                        .iter()
+                        .filter(|(j, _)| *j == i)
+                        .map(|(_, f)| f)
+                        .collect();
+                    shell_word(w, &here, ctx)
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         })
@@ -484,27 +605,36 @@ fn fallback_text(command: &Command, ctx: &mut Ctx) -> Result<String, String> {
     Ok(stages.join(" | "))
 }
 
-/// A word with placeholders: its literal parts quoted as they were, its placeholders left to the
-/// template layer, which quotes every value for the shell.
-fn shell_word(word: &Word, ctx: &mut Ctx) -> String {
+/// A word with placeholders or credentials: its literal parts quoted as they were, its params
+/// left to the template layer, which quotes every value for the shell.
+fn shell_word(word: &Word, secrets: &[&secret::Found], ctx: &mut Ctx) -> String {
     // In single quotes `$NF` and `{end}` are awk's, jq's or jsonpath's, not the page's.
-    let pieces = placeholders(&word.value);
-    if word.single
-        || !pieces
+    let placeholder = !word.single
+        && placeholders(&word.value)
             .iter()
-            .any(|p| matches!(p, Piece::Placeholder { .. }))
-    {
+            .any(|p| matches!(p, Piece::Placeholder { .. }));
+    if secrets.is_empty() && !placeholder {
         return word.raw.clone();
     }
-    let mut out = String::new();
-    for piece in pieces {
-        match piece {
-            Piece::Literal(s) if word.quoted => out.push_str(&quote(s)),
-            Piece::Literal(s) => out.push_str(s),
-            Piece::Placeholder { name, seen } => push_template(&mut out, &ctx.param(&name, seen)),
+    ctx.with_secrets(&word.value, secrets, "", |ctx, text| {
+        let mut out = String::new();
+        let pieces = if word.single {
+            vec![Piece::Literal(text)]
+        } else {
+            placeholders(text)
+        };
+        for piece in pieces {
+            match piece {
+                Piece::Literal("") => {}
+                Piece::Literal(s) if word.quoted => out.push_str(&quote(s)),
+                Piece::Literal(s) => out.push_str(s),
+                Piece::Placeholder { name, seen } => {
+                    push_template(&mut out, &ctx.param(&name, seen))
+                }
+            }
         }
-    }
-    out
+        out
+    })
 }
 
 /// A literal for `sh`: bare when it is safe, single-quoted otherwise.

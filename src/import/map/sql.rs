@@ -53,11 +53,20 @@ pub fn psql(words: &[Word], filters: &[Vec<Word>], ctx: &mut Ctx) -> Option<Mapp
     let mut args = args;
     let url = match args.pos.first().cloned() {
         // `psql postgres://app@db/app -c …`: the connection string is the endpoint.
-        Some(conn) if conn.contains("://") => Some(Y::Str(ctx.endpoint(
-            "postgres",
-            &conn,
-            "The PostgreSQL server the page's commands reached".into(),
-        ))),
+        Some(conn) if conn.contains("://") => {
+            let found = crate::import::secret::in_text(&conn);
+            Some(Y::Str(if found.is_empty() {
+                ctx.endpoint(
+                    "postgres",
+                    &conn,
+                    "The PostgreSQL server the page's commands reached".into(),
+                )
+            } else {
+                // Its password a secret param: the URL is written with the param in its place.
+                let found: Vec<_> = found.iter().collect();
+                ctx.with_secrets(&conn, &found, "", |_, s| super::literal(s))
+            }))
+        }
         Some(db) => {
             args.flags.push(("-d".into(), db));
             postgres_url(&args, ctx)
