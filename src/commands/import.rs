@@ -58,9 +58,13 @@ pub fn run(setup: &Setup, file: &Path, id: Option<&str>) -> anyhow::Result<i32> 
             print_out(&imported.yaml)?;
         }
         // The page's text is in the report: no escape sequence of it reaches the terminal.
+        let columns = crate::view::Fit::new(setup.global.wide, true).columns();
         eprint!(
             "{}",
-            crate::sanitize::text(&report(file, to, &imported, &problems))
+            crate::view::wrap_lines(
+                &crate::sanitize::text(&report(file, to, &imported, &problems)),
+                columns
+            )
         );
     }
     Ok(if problems.is_empty() { 0 } else { 1 })

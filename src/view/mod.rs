@@ -62,6 +62,34 @@ impl Fit {
     }
 }
 
+/// Wraps each line of a text to the columns there are, its continuations indented two more
+/// than the line: what a report of indented lines needs at 80 columns. Unchanged with no width.
+pub fn wrap_lines(text: &str, columns: Option<u16>) -> String {
+    let Some(width) = columns else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let rest = format!("{indent}  ");
+        let options = textwrap::Options::new(width as usize)
+            .initial_indent(indent)
+            .subsequent_indent(&rest)
+            // A URL longer than the line is cut too: the file holds it whole.
+            .break_words(true)
+            // Optimal fit may let a line run over to even out the others.
+            .wrap_algorithm(textwrap::WrapAlgorithm::FirstFit)
+            .word_separator(textwrap::WordSeparator::AsciiSpace)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation);
+        for wrapped in textwrap::wrap(body, options) {
+            out.push_str(&wrapped);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }

@@ -711,3 +711,29 @@ fn a_dry_run_of_an_imported_page_never_runs_its_kubeconfig_plugin_nor_reaches_it
         assert!(!said.contains("tok-LEAKED-123456"), "{said}");
     }
 }
+
+/// The report of a page with long reasons, in a terminal 80 columns wide: every line fits, and
+/// a wrapped reason goes on indented under its command.
+#[test]
+fn the_import_report_fits_80_columns_in_a_terminal() {
+    let sb = Sandbox::new();
+    sb.write("every.md", EVERY_FORM);
+    let mut s = crate::support::pty_sized(&sb, &["import", "every.md", "-o", "every.yaml"], 80);
+    let screen = s.expect(expectrl::Eof).unwrap();
+    let screen = String::from_utf8_lossy(screen.as_bytes()).replace('\r', "");
+    assert!(
+        screen.contains("asked because `--kubeconfig` makes kubectl reach"),
+        "{screen}"
+    );
+    for line in screen.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(
+        screen.contains("\n        other credentials than the ones configured"),
+        "{screen}"
+    );
+}
