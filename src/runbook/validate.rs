@@ -260,7 +260,9 @@ fn check_id(v: &mut Validator, at: &S<String>, what: &str, seen: &mut BTreeMap<S
 }
 
 fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
-    let mut v = Validator::new(&source.name, &source.text, declared(rb));
+    let declared = declared(rb);
+    let placeholder = declared.placeholder.clone();
+    let mut v = Validator::new(&source.name, &source.text, declared);
     if response_time(&rb.severity.value).is_none() {
         v.problem(
             &rb.severity,
@@ -475,6 +477,7 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
             );
         }
     }
+    super::reverts::check(&mut v, rb, &placeholder);
     v.problems
 }
 
