@@ -45,7 +45,7 @@ fn drill_needs_no_infrastructure_and_applies_nothing() {
     assert!(
         missing
             .stderr
-            .contains("its scenarios: all-clear, db-pool-exhausted, driver-failure, gpu-saturation, nats-outage, queue-overflow"),
+            .contains("its scenarios: all-clear, db-pool-exhausted, driver-failure, gpu-saturation, gpu-saturation-relieved, nats-outage, queue-overflow"),
         "{}",
         missing.stderr
     );
