@@ -290,6 +290,7 @@ fn add_command(
                     helper_id = Some(id.clone());
                 }
                 let built = Item {
+                    after: None,
                     id: id.clone(),
                     title: if helper {
                         Some(format!(
@@ -348,6 +349,7 @@ fn add_command(
                 "oncall cannot tell what this changes: it runs as a shell command, asked before like every action"
             };
             let built = Item {
+                after: None,
                 id: ids.item(&hint),
                 title: title.or_else(|| Some(command.text.chars().take(200).collect())),
                 from,

@@ -54,43 +54,87 @@ fn revert(
     }
 }
 
+/// A revert with no `after:`: the action, why it is one, and the last step before it with a wait.
+pub struct Unguarded {
+    pub action: String,
+    pub why: String,
+    pub waited: Option<String>,
+}
+
 /// Checks every action's `after:` and `reverts:`, and that each revert has a guard.
 pub fn check(v: &mut Validator, rb: &Runbook, placeholder: &Value) {
-    let steps: Vec<&str> = rb.steps.iter().map(|s| s.id.value.as_str()).collect();
+    walk(rb, placeholder, |step, action, found, waited| {
+        if let Some(after) = &action.after {
+            let earlier: Vec<&str> = rb.steps[..step]
+                .iter()
+                .map(|s| s.id.value.as_str())
+                .collect();
+            guard(v, after, &rb.steps, &earlier, waited);
+        }
+        if let (Some(flag), Some(Revert::ByNature(_))) = (&action.reverts, &found)
+            && !flag.value
+        {
+            v.problem(
+                flag,
+                format!(
+                    "`reverts: false` on action '{}', which {}: it is a revert by its nature",
+                    action.id.value,
+                    found.as_ref().map(Revert::words).unwrap_or_default()
+                ),
+                Some(format!("remove `reverts: false`; {}", hint(waited))),
+            );
+        } else if let Some(found) = found
+            && action.after.is_none()
+        {
+            v.problem(
+                &action.id,
+                format!(
+                    "action '{}' {}: it is a revert, and would be offered even when the mitigation did not work",
+                    action.id.value,
+                    found.words()
+                ),
+                Some(hint(waited)),
+            );
+        }
+    });
+}
+
+/// The reverts that have no `after:` (what `check` refuses), for a tool that writes runbooks.
+pub fn unguarded(rb: &Runbook, placeholder: &Value) -> Vec<Unguarded> {
+    let mut found = Vec::new();
+    walk(rb, placeholder, |_, action, revert, waited| {
+        if let Some(revert) = revert
+            && action.after.is_none()
+            && !matches!(&action.reverts, Some(f) if !f.value)
+        {
+            found.push(Unguarded {
+                action: action.id.value.clone(),
+                why: revert.words(),
+                waited: waited.last().map(|s| s.to_string()),
+            });
+        }
+    });
+    found
+}
+
+/// Each action in order, with the step it is in, whether it is a revert, and the earlier steps
+/// with a wait.
+fn walk<'r>(
+    rb: &'r Runbook,
+    placeholder: &Value,
+    mut each: impl FnMut(usize, &'r Action, Option<Revert>, &[&'r str]),
+) {
     // Earlier steps with a wait, and by target the first earlier action that set it.
     let mut waited: Vec<&str> = Vec::new();
     let mut touched: BTreeMap<String, String> = BTreeMap::new();
     for (index, step) in rb.steps.iter().enumerate() {
         for action in &step.actions {
-            if let Some(after) = &action.after {
-                guard(v, after, &rb.steps, &steps[..index], &waited);
-            }
-            let found = revert(action, &touched, placeholder);
-            if let (Some(flag), Some(Revert::ByNature(_))) = (&action.reverts, &found)
-                && !flag.value
-            {
-                v.problem(
-                    flag,
-                    format!(
-                        "`reverts: false` on action '{}', which {}: it is a revert by its nature",
-                        action.id.value,
-                        found.as_ref().map(Revert::words).unwrap_or_default()
-                    ),
-                    Some(format!("remove `reverts: false`; {}", hint(&waited))),
-                );
-            } else if let Some(found) = found
-                && action.after.is_none()
-            {
-                v.problem(
-                    &action.id,
-                    format!(
-                        "action '{}' {}: it is a revert, and would be offered even when the mitigation did not work",
-                        action.id.value,
-                        found.words()
-                    ),
-                    Some(hint(&waited)),
-                );
-            }
+            each(
+                index,
+                action,
+                revert(action, &touched, placeholder),
+                &waited,
+            );
             for touch in action.kind.touches(placeholder) {
                 touched
                     .entry(touch.target)

@@ -481,6 +481,11 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     v.problems
 }
 
+/// The reverts of a runbook that have no `after:` yet.
+pub fn unguarded_reverts(rb: &Runbook) -> Vec<super::reverts::Unguarded> {
+    super::reverts::unguarded(rb, &declared(rb).placeholder)
+}
+
 /// What the runbook declares, with param and endpoint defaults to trial-render templates with.
 fn declared(rb: &Runbook) -> Declared {
     fn defaults(
