@@ -1,7 +1,7 @@
 //! Alertmanager API v2 through reqwest: firing alerts as a check; creating a silence (the seeds'
 //! "acknowledge") and expiring it as actions.
 
-use super::kinds::{ActionSpec, CheckSpec, renderer};
+use super::kinds::{ActionSpec, CheckSpec, Touch, renderer};
 use super::reading::{Reading, Table};
 use super::{
     Applied, BackendError, Effect, Live, Plan, PlanContext, Prepared, alertmanager_url,
@@ -58,6 +58,9 @@ impl CheckSpec for AlertsSpec {
         check(&live.client, &alertmanager_url(ctx), &found, timeout).await
     }
 }
+
+/// What a silence and its expiry touch: the silences this incident created.
+const SILENCES: &str = "the silences of this incident";
 
 impl ActionSpec for Silence {
     fn validate(&self, _id: &S<String>, v: &mut Validator) {
@@ -124,6 +127,10 @@ impl ActionSpec for Silence {
         }
         Ok(Prepared::new(plan, super::Request::Alertmanager(request)))
     }
+
+    fn touches(&self, _ctx: &Value) -> Vec<Touch> {
+        vec![Touch::sets(SILENCES.into())]
+    }
 }
 
 impl ActionSpec for ExpireSilence {
@@ -132,6 +139,10 @@ impl ActionSpec for ExpireSilence {
     async fn prepare(&self, ctx: &Value, with: &PlanContext<'_>) -> Result<Prepared, BackendError> {
         let (plan, request) = expire(&alertmanager_url(ctx), &with.undo.silences)?;
         Ok(Prepared::new(plan, super::Request::Alertmanager(request)))
+    }
+
+    fn touches(&self, _ctx: &Value) -> Vec<Touch> {
+        vec![Touch::restores(SILENCES.into())]
     }
 }
 

@@ -42,6 +42,57 @@ pub trait ActionSpec {
         ctx: &Value,
         with: &PlanContext<'_>,
     ) -> impl Future<Output = Result<Prepared, BackendError>>;
+    /// What it sets that a later action could put back, with templates filled in from `ctx`
+    /// (`validate` passes the params' defaults). None for an action that sets nothing lasting
+    /// (a restart, a kill, a post): a second one of those undoes nothing.
+    fn touches(&self, _ctx: &Value) -> Vec<Touch> {
+        Vec::new()
+    }
+}
+
+/// Something an action sets: two actions that touch the same target, the later one puts back (or
+/// overrides) what the earlier one set, so `validate` asks it to wait for a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    /// The thing set, in words two actions on it share: `deployment video-processing/gpu-worker replicas`.
+    pub target: String,
+    /// It puts back what this incident changed by its nature (`replicas: previous`, expiring the
+    /// incident's silence), whatever came before it.
+    pub restores: bool,
+}
+
+impl Touch {
+    pub fn sets(target: String) -> Touch {
+        Touch {
+            target,
+            restores: false,
+        }
+    }
+
+    pub fn restores(target: String) -> Touch {
+        Touch {
+            target,
+            restores: true,
+        }
+    }
+}
+
+/// A word that switches something one way, and the pair it belongs to: `maintenance-mode
+/// disable` switches back what `maintenance-mode enable` switched.
+pub fn switch_pair(word: &str) -> Option<String> {
+    // Not start/stop, up/down: a stop and a start (or a down and an up) in one procedure is a
+    // restart, not a mitigation and its undoing.
+    const PAIRS: &[(&str, &str)] = &[
+        ("enable", "disable"),
+        ("on", "off"),
+        ("pause", "resume"),
+        ("suspend", "unsuspend"),
+        ("cordon", "uncordon"),
+    ];
+    PAIRS
+        .iter()
+        .find(|(a, b)| word.eq_ignore_ascii_case(a) || word.eq_ignore_ascii_case(b))
+        .map(|(a, b)| format!("{a}/{b}"))
 }
 
 /// Action kinds that acknowledge the incident rather than mitigate it.
@@ -145,6 +196,12 @@ macro_rules! kinds {
             ) -> Result<Prepared, BackendError> {
                 match self {
                     $(Self::$variant(spec) => spec.prepare(ctx, with).await,)+
+                }
+            }
+
+            pub fn touches(&self, ctx: &Value) -> Vec<Touch> {
+                match self {
+                    $(Self::$variant(spec) => spec.touches(ctx),)+
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Shell commands: read-only checks and prompted actions. Output is streamed line by line with
 //! bounded memory; on timeout the whole process group is killed.
 
-use super::kinds::{ActionSpec, CheckSpec};
+use super::kinds::{ActionSpec, CheckSpec, Touch, switch_pair};
 use super::reading::{Reading, Table, Verdict};
 use super::{BackendError, Live, Plan, PlanContext, Prepared, humanize};
 use crate::expr;
@@ -105,6 +105,27 @@ impl ActionSpec for ShellSpec {
         };
         Ok(Prepared::new(plan, super::Request::Shell(command)))
     }
+
+    /// What a command sets, read from its words as written (each template one word, whatever it
+    /// renders to): `tool config set KEY VALUE` sets KEY (every word but the last),
+    /// `tool maintenance-mode enable` switches what `... disable` switches back. Any other command
+    /// says nothing oncall can compare.
+    fn touches(&self, _ctx: &Value) -> Vec<Touch> {
+        let command = one_word_templates(&self.command.value);
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let Some((last, before)) = words.split_last() else {
+            return Vec::new();
+        };
+        if before.iter().any(|w| w.eq_ignore_ascii_case("set")) {
+            return vec![Touch::sets(format!("shell: {}", before.join(" ")))];
+        }
+        match switch_pair(last) {
+            Some(pair) if !before.is_empty() => {
+                vec![Touch::sets(format!("shell: {} {pair}", before.join(" ")))]
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +143,22 @@ pub enum Error {
     Exited { status: Option<i32>, stderr: String },
     #[error("expected a number on the last line of output, got '{line}'")]
     NotANumber { line: String },
+}
+
+/// A command with each `{{ … }}` written as `{{}}`: the words it has, whatever the values are.
+fn one_word_templates(command: &str) -> String {
+    let mut out = String::with_capacity(command.len());
+    let mut rest = command;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        out.push_str("{{}}");
+        rest = match rest[start..].find("}}") {
+            Some(end) => &rest[start + end + 2..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The number on a line of output: `87`, `87%`, ` 3.5 `.

@@ -1,6 +1,7 @@
 //! `oncall test`: replays every scenario of the named runbooks as a drill, checks what each
 //! expects (`expect:`), and measures branch coverage: each step's `when` seen true and false,
-//! each action offered, each `fail_if` and `warn_if` seen met and unmet.
+//! each action offered, each guarded action (`after:`) held back, each `fail_if` and `warn_if`
+//! seen met and unmet.
 //!
 //! Each scenario runs as `oncall drill RUNBOOK --scenario NAME --yes -o json` in a process of its
 //! own, exactly as an engineer's drill runs, in a temporary state folder removed after.
@@ -30,6 +31,8 @@ struct Happened {
     steps: BTreeMap<String, String>,
     /// Action id → offered (planned) or not.
     offered: BTreeMap<String, bool>,
+    /// Actions held back because the verification they wait for (`after:`) was not met.
+    held_back: Vec<(String, String)>,
     /// Check id → every verdict it had, in order (its reading, each re-check and each poll of a
     /// wait): the last is its verdict at the end, all of them count for coverage.
     verdicts: BTreeMap<String, Vec<String>>,
@@ -68,6 +71,9 @@ impl Happened {
             for action in step["actions"].as_array().into_iter().flatten() {
                 let id = action["id"].as_str().unwrap_or_default().to_string();
                 let offered = action["decision"] != "not_offered" && !action["plan"].is_null();
+                if let Some(after) = action["unverified"].as_str() {
+                    happened.held_back.push((id.clone(), after.to_string()));
+                }
                 happened.offered.insert(id, offered);
             }
             for message in step["messages"].as_array().into_iter().flatten() {
@@ -212,6 +218,15 @@ impl Coverage {
             }
             for action in &step.actions {
                 branches.insert(format!("action {} offered", action.id.value), false);
+                if let Some(after) = &action.after {
+                    branches.insert(
+                        format!(
+                            "action {} held back ({} unmet)",
+                            action.id.value, after.value
+                        ),
+                        false,
+                    );
+                }
             }
             for check in &step.checks {
                 for (field, present) in [
@@ -242,6 +257,9 @@ impl Coverage {
             if *offered {
                 mark(format!("action {action} offered"));
             }
+        }
+        for (action, after) in &happened.held_back {
+            mark(format!("action {action} held back ({after} unmet)"));
         }
         for (check, verdict) in happened
             .verdicts
@@ -399,7 +417,7 @@ pub fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     // Coverage, per runbook, over its scenarios.
     println!();
     println!(
-        "branch coverage (each when true and false, each action offered, each fail_if and warn_if met and unmet):"
+        "branch coverage (each when true and false, each action offered, each `after:` held back, each fail_if and warn_if met and unmet):"
     );
     let mut below = Vec::new();
     for rb in work.iter().map(|t| &t.runbook) {

@@ -123,6 +123,9 @@ pub enum EventKind {
         step: String,
         action: String,
         reason: String,
+        /// The step whose wait the action is guarded by (`after:`) when that wait was not met.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unverified: Option<String>,
     },
     ActionPlanned {
         step: String,

@@ -3,7 +3,7 @@
 //! its own events into it as it goes; `oncall message` folds the timeline's: the same fold, so a
 //! message re-rendered later reads what the screen read.
 
-use super::event::{Event, EventKind, NoteTag};
+use super::event::{Event, EventKind, NoteTag, WaitOutcome};
 use crate::approval::DecisionKind;
 use crate::backends::kinds::NOT_MITIGATING;
 use jiff::Timestamp;
@@ -33,6 +33,8 @@ pub struct Happened {
     applied: Vec<String>,
     root_cause: Option<String>,
     resolved: Option<Timestamp>,
+    /// By step: how its wait ended last, or None when the step was skipped (its wait never ran).
+    waits: BTreeMap<String, Option<WaitOutcome>>,
 }
 
 impl Happened {
@@ -89,8 +91,31 @@ impl Happened {
                 ..
             } => self.root_cause = Some(text.clone()),
             EventKind::Resolved { .. } => self.resolved = self.resolved.or(Some(ts)),
+            EventKind::WaitFinished { step, outcome, .. } => {
+                self.waits.insert(step.clone(), Some(*outcome));
+            }
+            EventKind::StepSkipped { step, .. } => {
+                self.waits.insert(step.clone(), None);
+            }
             _ => {}
         }
+    }
+
+    /// Whether the wait of a step was met in this incident (this run, or one it resumes); when
+    /// not, why, in words for the timeline and the screen.
+    pub fn verification(&self, step: &str) -> Result<(), String> {
+        let why = match self.waits.get(step) {
+            Some(Some(WaitOutcome::Met)) => return Ok(()),
+            Some(Some(WaitOutcome::TimedOut)) => "its wait timed out",
+            Some(Some(WaitOutcome::Stopped)) => "its wait was stopped by the engineer",
+            // Nothing was sent, so nothing recovered: only a first poll that meets it counts.
+            Some(Some(WaitOutcome::NotWaited)) => {
+                "a dry run polls once, and that poll did not meet it"
+            }
+            Some(None) => "its step was skipped",
+            None => "its wait did not run",
+        };
+        Err(format!("verification {step} was not met: {why}"))
     }
 
     /// `actions`, as templates read it.

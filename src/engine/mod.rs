@@ -462,6 +462,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 self.record(EventKind::ActionNotOffered {
                     step: step.into(),
                     action: id,
+                    unverified: None,
                     reason: format!(
                         "applied at {} before the run stopped: not offered again",
                         crate::view::clock_seconds(&at)
@@ -478,12 +479,26 @@ impl<'a, R: Reader> Engine<'a, R> {
             }
             None => {}
         }
+        // A revert waits for the verification of what it undoes: a mitigation that did not work
+        // is not taken back (nor its acknowledgement).
+        if let Some(after) = &action.after
+            && let Err(reason) = self.ctx.happened.verification(&after.value)
+        {
+            self.record(EventKind::ActionNotOffered {
+                step: step.into(),
+                action: id,
+                unverified: Some(after.value.clone()),
+                reason,
+            });
+            return Some(Flow::Continue);
+        }
         if let Some(when) = &action.when
             && let Some(reason) = self.unmet(&when.value)
         {
             self.record(EventKind::ActionNotOffered {
                 step: step.into(),
                 action: id,
+                unverified: None,
                 reason,
             });
             return Some(Flow::Continue);
@@ -505,6 +520,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 self.record(EventKind::ActionNotOffered {
                     step: step.into(),
                     action: id,
+                    unverified: None,
                     reason: err.to_string(),
                 });
                 return Some(Flow::Continue);
@@ -513,6 +529,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 self.record(EventKind::ActionNotOffered {
                     step: step.into(),
                     action: id,
+                    unverified: None,
                     reason: format!("cannot prepare the request: {err}"),
                 });
                 self.outcome.actions_failed += 1;
@@ -541,6 +558,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 self.record(EventKind::ActionNotOffered {
                     step: step.into(),
                     action: id,
+                    unverified: None,
                     reason: format!("not sent: {missing}"),
                 });
                 return Some(Flow::Continue);

@@ -308,6 +308,7 @@ fn add_command(
                     helper_id = Some(id.clone());
                 }
                 let built = Item {
+                    after: None,
                     id: id.clone(),
                     title: if helper {
                         Some(format!(
@@ -361,6 +362,7 @@ fn add_command(
                 Some(why) => format!("{why}: it runs as a shell command, asked before like every action"),
             };
             let built = Item {
+                after: None,
                 id: ids.item(&hint),
                 title: title.or_else(|| Some(shown.chars().take(200).collect())),
                 from,

@@ -64,6 +64,8 @@ pub struct Item {
     pub kind: &'static str,
     pub spec: Y,
     pub unit: Option<String>,
+    /// An action's `after:`: the step whose wait it waits for (a revert).
+    pub after: Option<String>,
 }
 
 #[derive(Debug)]
@@ -189,6 +191,9 @@ impl Item {
         out.push_str(&format!("      - id: {}\n", scalar(&self.id)));
         if let Some(title) = &self.title {
             out.push_str(&format!("        title: {}\n", scalar(title)));
+        }
+        if let Some(after) = &self.after {
+            out.push_str(&format!("        after: {}\n", scalar(after)));
         }
         out.push_str(&format!("        {}: {}\n", self.kind, flow(&self.spec)));
         if let Some(unit) = &self.unit {

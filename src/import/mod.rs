@@ -158,6 +158,7 @@ pub fn import(page: &str, source: &str, id: Option<&str>) -> Result<Imported, Im
         tally.notes.push(draft.severity_note.clone());
     }
     map::messages(&mut draft);
+    guard_reverts(&mut draft);
     scrub(&mut draft, &mut tally);
     notes(&draft, &mut tally);
     Ok(Imported {
@@ -256,6 +257,48 @@ fn mask_words(sections: &mut [markdown::Section], tally: &mut Tally) {
                 section.line,
                 secret::MASK
             ));
+        }
+    }
+}
+
+/// An action that puts back what an earlier one set (a scale back, uploads resumed) waits for the
+/// last verification before it (`after:`), marked for review; with no wait before it, it stays
+/// words in its step's guidance rather than a revert offered whatever happened.
+fn guard_reverts(draft: &mut draft::Draft) {
+    let source = crate::runbook::Source {
+        name: "imported".into(),
+        origin: crate::runbook::Origin::Bundled,
+        text: draft.to_yaml(),
+    };
+    let Ok(runbook) = source.parse::<crate::runbook::Runbook>() else {
+        return;
+    };
+    for revert in crate::runbook::validate::unguarded_reverts(&runbook) {
+        for step in &mut draft.steps {
+            let Some(at) = step.actions.iter().position(|a| a.id == revert.action) else {
+                continue;
+            };
+            match &revert.waited {
+                Some(waited) => {
+                    let item = &mut step.actions[at];
+                    item.after = Some(waited.clone());
+                    let review = format!(
+                        "it {}: offered only once the wait of step {waited} was met; check that this wait shows the mitigation worked",
+                        revert.why
+                    );
+                    item.review = Some(match item.review.take() {
+                        Some(before) => format!("{before}; {review}"),
+                        None => review,
+                    });
+                }
+                None => {
+                    let item = step.actions.remove(at);
+                    step.guidance.push(format!(
+                        "Not imported as an action ({}): it {}, and no step before it waits for the mitigation to work. Add a step with a wait, then this action with `after:` naming it.",
+                        item.from, revert.why
+                    ));
+                }
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Runbooks: where they come from (bundled, or files on the search path) and how they are loaded.
 
 pub mod digest;
+pub mod reverts;
 pub mod schema;
 pub mod validate;
 

@@ -112,6 +112,13 @@ pub struct Action {
     pub title: Option<String>,
     /// Expression: offer this action only when it holds (in addition to the step's `when`).
     pub when: Option<S<String>>,
+    /// A step with a wait: offer this action only once that wait was met. A revert (an action
+    /// that puts back what an earlier one changed) must have it.
+    pub after: Option<S<String>>,
+    /// `false`: it changes again what an earlier action set without putting it back (a second,
+    /// larger scale); `true`: a revert `validate` cannot see (an HTTP call). Absent: `validate`
+    /// reads it from what the actions touch.
+    pub reverts: Option<S<bool>>,
     pub timeout: Option<S<String>>,
     pub kind: ActionKind,
 }
@@ -248,7 +255,7 @@ const fn all_fields<const N: usize>(
 const CHECK_COMMON: &[&str] = &["id", "title", "unit", "fail_if", "warn_if", "timeout"];
 const CHECK_FIELDS: &[&str] =
     &all_fields::<{ CHECK_COMMON.len() + CheckKind::KEYS.len() }>(CHECK_COMMON, CheckKind::KEYS);
-const ACTION_COMMON: &[&str] = &["id", "title", "when", "timeout"];
+const ACTION_COMMON: &[&str] = &["id", "title", "when", "after", "reverts", "timeout"];
 const ACTION_FIELDS: &[&str] = &all_fields::<{ ACTION_COMMON.len() + ActionKind::KEYS.len() }>(
     ACTION_COMMON,
     ActionKind::KEYS,
@@ -326,12 +333,15 @@ impl<'de> Deserialize<'de> for Action {
                 mut map: A,
             ) -> Result<Action, A::Error> {
                 let (mut id, mut title, mut when, mut timeout) = (None, None, None, None);
+                let (mut after, mut reverts) = (None, None);
                 let mut kind: Option<ActionKind> = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "id" => field(&mut map, &mut id, "id")?,
                         "title" => field(&mut map, &mut title, "title")?,
                         "when" => field(&mut map, &mut when, "when")?,
+                        "after" => field(&mut map, &mut after, "after")?,
+                        "reverts" => field(&mut map, &mut reverts, "reverts")?,
                         "timeout" => field(&mut map, &mut timeout, "timeout")?,
                         other => match &kind {
                             Some(first) if ActionKind::KEYS.contains(&other) => {
@@ -358,6 +368,8 @@ impl<'de> Deserialize<'de> for Action {
                     id,
                     title: title.flatten(),
                     when: when.flatten(),
+                    after: after.flatten(),
+                    reverts: reverts.flatten(),
                     timeout: timeout.flatten(),
                     kind,
                 })

@@ -261,7 +261,9 @@ fn check_id(v: &mut Validator, at: &S<String>, what: &str, seen: &mut BTreeMap<S
 }
 
 fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
-    let mut v = Validator::new(&source.name, &source.text, declared(rb));
+    let declared = declared(rb);
+    let placeholder = declared.placeholder.clone();
+    let mut v = Validator::new(&source.name, &source.text, declared);
     if response_time(&rb.severity.value).is_none() {
         v.problem(
             &rb.severity,
@@ -479,7 +481,13 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
             );
         }
     }
+    super::reverts::check(&mut v, rb, &placeholder);
     v.problems
+}
+
+/// The reverts of a runbook that have no `after:` yet.
+pub fn unguarded_reverts(rb: &Runbook) -> Vec<super::reverts::Unguarded> {
+    super::reverts::unguarded(rb, &declared(rb).placeholder)
 }
 
 /// What the runbook declares, with param and endpoint defaults to trial-render templates with.

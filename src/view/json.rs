@@ -103,10 +103,14 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
                 step,
                 action,
                 reason,
+                unverified,
             } => {
                 let a = action_entry(step_entry(&mut steps, step), action);
                 a["decision"] = json!("not_offered");
                 a["reason"] = json!(reason);
+                if let Some(step) = unverified {
+                    a["unverified"] = json!(step);
+                }
             }
             EventKind::ActionPlanned {
                 step,

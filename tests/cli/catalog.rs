@@ -34,7 +34,7 @@ fn list_show_and_validate_the_bundled_runbooks() {
     );
     assert!(
         show.stdout
-            .contains("drill scenarios: all-clear, db-pool-exhausted, driver-failure, gpu-saturation, nats-outage, queue-overflow")
+            .contains("drill scenarios: all-clear, db-pool-exhausted, driver-failure, gpu-saturation, gpu-saturation-relieved, nats-outage, queue-overflow")
     );
 
     let validate = sb.run(&["validate"]);

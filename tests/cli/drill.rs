@@ -45,7 +45,7 @@ fn drill_needs_no_infrastructure_and_applies_nothing() {
     assert!(
         missing
             .stderr
-            .contains("its scenarios: all-clear, db-pool-exhausted, driver-failure, gpu-saturation, nats-outage, queue-overflow"),
+            .contains("its scenarios: all-clear, db-pool-exhausted, driver-failure, gpu-saturation, gpu-saturation-relieved, nats-outage, queue-overflow"),
         "{}",
         missing.stderr
     );
@@ -97,4 +97,120 @@ steps:
     let timeline = sb.timeline();
     assert_eq!(events(&timeline, "wait_poll").len(), 2);
     assert_eq!(events(&timeline, "wait_finished")[0]["outcome"], "met");
+}
+
+/// An action of a drill's JSON report, by id.
+fn action<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["actions"].as_array().into_iter().flatten())
+        .find(|a| a["id"] == id)
+        .unwrap_or_else(|| panic!("no action {id} in {report}"))
+}
+
+#[test]
+fn a_revert_is_offered_only_once_the_verification_it_waits_for_was_met() {
+    let sb = Sandbox::new();
+    let reverts = [
+        "scale_back_gpu_workers",
+        "scale_back_asr_workers",
+        "scale_back_api_gateway",
+        "expire_acknowledgement",
+    ];
+    // The error rate stays at 3.9%: the scale-up is rehearsed, nothing is scaled back.
+    let failed = sb.run(&[
+        "drill",
+        "error-budget",
+        "--scenario",
+        "gpu-saturation",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    let report = failed.json();
+    assert_eq!(
+        action(&report, "scale_gpu_workers")["decision"],
+        "rehearsed"
+    );
+    for id in reverts.iter().chain(&["resume_uploads"]) {
+        let held = action(&report, id);
+        assert_eq!(held["decision"], "not_offered", "{id}: {held}");
+        assert_eq!(held["unverified"], "verify-error-rate", "{id}: {held}");
+        assert_eq!(
+            held["reason"],
+            "verification verify-error-rate was not met: its wait timed out"
+        );
+        assert!(held["plan"].is_null(), "{id}: {held}");
+    }
+    let timeline = sb.timeline();
+    let held: Vec<&str> = events(&timeline, "action_not_offered")
+        .iter()
+        .filter(|e| e["unverified"] == "verify-error-rate")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(held.len(), 5, "{held:?}");
+    // The terminal says why.
+    let screen = sb.run(&[
+        "drill",
+        "error-budget",
+        "--scenario",
+        "gpu-saturation",
+        "--yes",
+    ]);
+    assert!(
+        screen.stdout.contains(
+            "action scale_back_gpu_workers: verification verify-error-rate was not met: its wait timed out"
+        ),
+        "{}",
+        screen.stdout
+    );
+
+    // The error rate comes back under budget: the same reverts are offered.
+    let met = sb.run(&[
+        "drill",
+        "error-budget",
+        "--scenario",
+        "gpu-saturation-relieved",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    let report = met.json();
+    for id in reverts {
+        let offered = action(&report, id);
+        assert_eq!(offered["decision"], "rehearsed", "{id}: {offered}");
+        assert!(offered["unverified"].is_null(), "{id}: {offered}");
+    }
+    // Back to the level before the incident.
+    assert_eq!(
+        action(&report, "scale_back_gpu_workers")["plan"]["body"]["spec"]["replicas"],
+        5
+    );
+
+    // gpu-oom: the batch size is reduced, and put back only when GPU memory came back down.
+    for (scenario, restored) in [("leaking-release", false), ("oom-spike", true)] {
+        let ran = sb.run(&[
+            "drill",
+            "gpu-oom",
+            "--scenario",
+            scenario,
+            "--yes",
+            "-o",
+            "json",
+        ]);
+        let report = ran.json();
+        assert_eq!(
+            action(&report, "reduce_batch_size")["decision"],
+            "rehearsed"
+        );
+        let restore = action(&report, "restore_batch_size");
+        if restored {
+            assert_eq!(restore["decision"], "rehearsed", "{scenario}: {restore}");
+        } else {
+            assert_eq!(restore["decision"], "not_offered", "{scenario}: {restore}");
+            assert_eq!(restore["unverified"], "monitor", "{scenario}: {restore}");
+        }
+    }
 }

@@ -115,6 +115,7 @@ fn completions_know_scenarios_params_incidents_alerts_and_contexts() {
                 "db-pool-exhausted",
                 "driver-failure",
                 "gpu-saturation",
+                "gpu-saturation-relieved",
                 "nats-outage",
                 "queue-overflow"
             ],

@@ -513,3 +513,54 @@ fn two_resumes_started_together_send_each_action_at_most_once() {
     }
     assert_eq!(api.count_method("POST"), PAIRS);
 }
+
+#[test]
+fn a_resumed_incident_whose_verification_was_not_met_does_not_offer_the_revert() {
+    let kube = cluster();
+    let sb = sandbox(&kube);
+    let fixture = fixture("revert-unverified.yaml");
+    let param = format!("marker={}", sb.root.join("never-written").display());
+    let run = [
+        "run",
+        fixture.to_str().unwrap(),
+        "-p",
+        &param,
+        "--max-wait",
+        "300ms",
+    ];
+    // The scale-up is approved, the watch times out, and the engineer aborts at the wrap-up.
+    let mut s = pty(&sb, &run);
+    s.expect("Scale gpu-worker to 10? [y]es apply").unwrap();
+    s.send_line("y").unwrap();
+    s.expect("timed out").unwrap();
+    s.expect("Tell the team? [y]es apply").unwrap();
+    s.send_line("a").unwrap();
+    assert_eq!(pty_exit_code(&mut s), 4);
+    assert_eq!(patched(&kube, "gpu-worker"), vec![10]);
+
+    // The resumed run starts at the wrap-up: it knows from the timeline that the watch was not met.
+    let resumed = sb.run(&["resume", "--yes"]);
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert!(
+        resumed.stdout.contains("from step wrap-up")
+            && resumed
+                .stdout
+                .contains("action restore_gpu: verification watch was not met: its wait timed out"),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(patched(&kube, "gpu-worker"), vec![10], "not scaled back");
+    assert_eq!(replicas(&kube, "gpu-worker"), 10);
+    let timeline = sb.timeline();
+    let held: Vec<&Value> = events(&timeline, "action_not_offered")
+        .into_iter()
+        .filter(|e| e["action"] == "restore_gpu")
+        .collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["unverified"], "watch");
+    let started: Vec<&str> = events(&timeline, "action_started")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(started, vec!["scale_gpu", "tell_team"]);
+}

@@ -119,7 +119,7 @@ fn each_check_and_action_has_exactly_one_kind() {
         (
             "misspelt-kind.yaml",
             "    actions:\n      - id: scale\n        k8s_scal: { deployment: x, replicas: 2 }\n",
-            "misspelt-kind.yaml:8:9: unknown field `k8s_scal`, expected one of id, title, when, timeout, http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, k8s_exec, docker, docker_prune, docker_scale, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence, notify, pagerduty\n  hint: did you mean `k8s_scale`?\n",
+            "misspelt-kind.yaml:8:9: unknown field `k8s_scal`, expected one of id, title, when, after, reverts, timeout, http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, k8s_exec, docker, docker_prune, docker_scale, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence, notify, pagerduty\n  hint: did you mean `k8s_scale`?\n",
         ),
         (
             "kind-field.yaml",
@@ -137,4 +137,98 @@ fn each_check_and_action_has_exactly_one_kind() {
             ran.stdout
         );
     }
+}
+
+#[test]
+fn a_revert_without_a_verification_to_wait_for_is_refused_where_it_stands() {
+    let sb = Sandbox::new();
+    // Each revert is found from what the actions touch, not from a marker the author may forget.
+    let text = "\
+id: reverts
+title: T
+severity: P1
+steps:
+  - id: mitigate
+    actions:
+      - id: scale_up
+        k8s_scale: { namespace: ns, deployment: worker, replicas: 10 }
+      - id: pause
+        k8s_patch: { namespace: ns, kind: deployment, name: gateway, patch: { metadata: { annotations: { paused: \"true\" } } } }
+      - id: small_batches
+        shell: { command: \"tool config set batch 1\" }
+  - id: verify
+    checks:
+      - id: errors
+        prometheus: up
+    wait: { check: errors, until: value < 1, timeout: 5m }
+  - id: undo
+    actions:
+      - id: scale_back
+        k8s_scale: { namespace: ns, deployment: worker, replicas: previous }
+      - id: resume
+        k8s_patch: { namespace: ns, kind: deployment, name: gateway, patch: { metadata: { annotations: { paused: \"false\" } } } }
+      - id: big_batches
+        shell: { command: \"tool config set batch {{ params.batch }}\" }
+      - id: scale_more
+        reverts: false
+        k8s_scale: { namespace: ns, deployment: worker, replicas: 20 }
+      - id: guarded
+        after: mitigate
+        expire_silence: {}
+params:
+  batch: { default: 8 }
+";
+    sb.write("reverts.yaml", text);
+    let ran = sb.run(&["validate", "reverts.yaml"]);
+    assert_eq!(ran.code, 2, "{}{}", ran.stdout, ran.stderr);
+    let hint = "  hint: add `after: verify` (a step whose wait shows the mitigation worked) so it is offered only once that wait was met";
+    for expected in [
+        format!("reverts.yaml:20:13: action 'scale_back' puts back deployment ns/worker spec.replicas: it is a revert, and would be offered even when the mitigation did not work\n{hint}"),
+        format!("reverts.yaml:22:13: action 'resume' puts back what 'pause' set (deployment ns/gateway metadata.annotations.paused): it is a revert, and would be offered even when the mitigation did not work\n{hint}"),
+        format!("reverts.yaml:24:13: action 'big_batches' puts back what 'small_batches' set (shell: tool config set batch): it is a revert, and would be offered even when the mitigation did not work\n{hint}"),
+        "reverts.yaml:30:16: `after` names step 'mitigate', which has no wait: nothing says whether it was met\n  hint: steps with a wait before it: verify".to_string(),
+    ] {
+        assert!(ran.stdout.contains(&expected), "{expected}\nnot in:\n{}", ran.stdout);
+    }
+    // `reverts: false` (a second, larger scale) is taken at its word; the problems are these four.
+    assert!(!ran.stdout.contains("scale_more"), "{}", ran.stdout);
+    assert_eq!(
+        ran.stdout.matches("reverts.yaml:").count(),
+        4,
+        "{}",
+        ran.stdout
+    );
+
+    // Guarded, the same runbook validates; a guard must be a step with a wait before the action.
+    let fixed = text
+        .replace(
+            "      - id: scale_back\n",
+            "      - id: scale_back\n        after: verify\n",
+        )
+        .replace(
+            "      - id: resume\n",
+            "      - id: resume\n        after: verify\n",
+        )
+        .replace(
+            "      - id: big_batches\n",
+            "      - id: big_batches\n        after: verify\n",
+        )
+        .replace("after: mitigate", "after: verify");
+    sb.write("fixed.yaml", &fixed);
+    let ok = sb.run(&["validate", "fixed.yaml"]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    let later = fixed.replace(
+        "        after: verify\n        expire_silence",
+        "        after: undo\n        expire_silence",
+    );
+    sb.write("later.yaml", &later);
+    let refused = sb.run(&["validate", "later.yaml"]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused
+            .stdout
+            .contains("`after` names step 'undo', which is not before this action's step"),
+        "{}",
+        refused.stdout
+    );
 }

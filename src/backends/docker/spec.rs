@@ -1,7 +1,7 @@
 //! The Docker kinds: what each says in a runbook, how it is checked, read and planned.
 
 use super::{Op, Request, Target};
-use crate::backends::kinds::{ActionSpec, CheckSpec};
+use crate::backends::kinds::{ActionSpec, CheckSpec, Touch, fill};
 use crate::backends::reading::Reading;
 use crate::backends::{BackendError, Live, PlanContext, Prepared, duration};
 use crate::expr;
@@ -266,6 +266,14 @@ impl ActionSpec for Scale {
             plan,
             crate::backends::Request::Docker(request, resolved),
         ))
+    }
+
+    fn touches(&self, ctx: &Value) -> Vec<Touch> {
+        vec![Touch::sets(format!(
+            "compose service {}/{} replicas",
+            fill(&self.project.value, ctx),
+            fill(&self.service.value, ctx)
+        ))]
     }
 }
 

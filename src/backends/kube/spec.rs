@@ -1,7 +1,7 @@
 //! The Kubernetes kinds: what each says in a runbook, how it is checked, shown, read and planned.
 
 use super::{PatchKind, Request};
-use crate::backends::kinds::{ActionSpec, CheckSpec, fill, renderer};
+use crate::backends::kinds::{ActionSpec, CheckSpec, Touch, fill, renderer};
 use crate::backends::reading::Reading;
 use crate::backends::{BackendError, Live, PlanContext, Prepared};
 use crate::expr;
@@ -105,6 +105,31 @@ pub struct K8sDeletePod {
     #[serde(default)]
     pub namespace: Option<S<String>>,
     pub pod: S<String>,
+}
+
+/// An object as the targets of actions name it: `deployment video-processing/gpu-worker`.
+fn object(kind: &str, ns: &Option<S<String>>, name: &str, ctx: &Value) -> String {
+    let ns = ns
+        .as_ref()
+        .map_or(String::new(), |n| format!("{}/", fill(&n.value, ctx)));
+    format!("{kind} {ns}{}", fill(name, ctx))
+}
+
+/// The fields a merge patch sets, as dotted paths to its leaves: `data.DB_MAX_CONNECTIONS`.
+fn patched_fields(patch: &Value, path: &str, out: &mut Vec<String>) {
+    match patch {
+        Value::Object(fields) if !fields.is_empty() => {
+            for (key, value) in fields {
+                let path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                patched_fields(value, &path, out);
+            }
+        }
+        _ => out.push(path.to_string()),
+    }
 }
 
 /// A namespace for `show`: the one named, or the default.
@@ -344,6 +369,18 @@ impl ActionSpec for K8sScale {
         let replicas = replicas(&self.replicas.value, &target, &with.undo.previous, &render)?;
         prepared(Request::Scale { ns, name, replicas }, with).await
     }
+
+    /// `spec.replicas`, the field a patch of the deployment would set too.
+    fn touches(&self, ctx: &Value) -> Vec<Touch> {
+        let target = format!(
+            "{} spec.replicas",
+            object("deployment", &self.namespace, &self.deployment.value, ctx)
+        );
+        vec![match &self.replicas.value {
+            ScalarValue::Text(word) if word == "previous" => Touch::restores(target),
+            _ => Touch::sets(target),
+        }]
+    }
 }
 
 impl ActionSpec for K8sRestart {
@@ -404,6 +441,17 @@ impl ActionSpec for K8sPatch {
             patch: crate::backends::http::render_json(&self.patch, ctx)?,
         };
         prepared(request, with).await
+    }
+
+    /// Each field the patch sets (a later patch of the same field puts it back).
+    fn touches(&self, ctx: &Value) -> Vec<Touch> {
+        let object = object(&self.kind.value, &self.namespace, &self.name.value, ctx);
+        let mut fields = Vec::new();
+        patched_fields(&self.patch, "", &mut fields);
+        fields
+            .into_iter()
+            .map(|field| Touch::sets(format!("{object} {field}")))
+            .collect()
     }
 }
 
