@@ -131,6 +131,15 @@ const SECRET_FLAGS: &[&str] = &[
 ];
 
 /// The credentials in one command's words: (index of the word, where in it).
+/// The credentials `in_words` found in word `i`.
+pub fn at(found: &[(usize, Found)], i: usize) -> Vec<&Found> {
+    found
+        .iter()
+        .filter(|(j, _)| *j == i)
+        .map(|(_, f)| f)
+        .collect()
+}
+
 pub fn in_words(words: &[&str]) -> Vec<(usize, Found)> {
     let mut out = Vec::new();
     let program = words

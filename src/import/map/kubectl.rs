@@ -238,11 +238,7 @@ fn exec(target: &str, args: &Args, ns: Option<&str>, ctx: &mut Ctx) -> Option<Ma
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let here: Vec<&secret::Found> = found
-                .iter()
-                .filter(|(j, _)| *j == i)
-                .map(|(_, f)| f)
-                .collect();
+            let here = secret::at(&found, i);
             Y::Str(ctx.with_secrets(&w.value, &here, "", |ctx, s| ctx.text(s)))
         })
         .collect();

@@ -590,14 +590,7 @@ fn fallback_text(command: &Command, ctx: &mut Ctx) -> Result<String, String> {
             words
                 .iter()
                 .enumerate()
-                .map(|(i, w)| {
-                    let here: Vec<&secret::Found> = found
-                        .iter()
-                        .filter(|(j, _)| *j == i)
-                        .map(|(_, f)| f)
-                        .collect();
-                    shell_word(w, &here, ctx)
-                })
+                .map(|(i, w)| shell_word(w, &secret::at(found, i), ctx))
                 .collect::<Vec<_>>()
                 .join(" ")
         })
