@@ -61,6 +61,7 @@ pub mod report;
 pub mod runbook;
 pub mod sanitize;
 pub mod spec;
+pub mod store;
 pub mod timeline;
 pub mod view;
 
@@ -199,21 +200,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             commands::run::run(&setup, request).await
         }
-        Command::Incidents { open } => commands::incidents::run(&setup, open),
-        Command::Timeline { incident } => commands::timeline::run(&setup, incident.as_deref()),
-        Command::Note(args) => commands::note::note(&setup, &args),
+        Command::Incidents { open } => commands::incidents::run(&setup, open).await,
+        Command::Timeline { incident } => {
+            commands::timeline::run(&setup, incident.as_deref()).await
+        }
+        Command::Note(args) => commands::note::note(&setup, &args).await,
         Command::Resolve {
             text,
             root_cause,
             incident,
-        } => commands::note::resolve(
-            &setup,
-            text.as_deref(),
-            root_cause.as_deref(),
-            incident.as_deref(),
-        ),
+        } => {
+            commands::note::resolve(
+                &setup,
+                text.as_deref(),
+                root_cause.as_deref(),
+                incident.as_deref(),
+            )
+            .await
+        }
         Command::Report(args) if args.summary => commands::report::summary(&setup, args.since),
-        Command::Report(args) => commands::report::run(&setup, args.incident.as_deref()),
+        Command::Report(args) => commands::report::run(&setup, args.incident.as_deref()).await,
+        Command::Store { command } => commands::store::run(&setup, command).await,
         Command::Message { incident, name } => match (incident, name) {
             (Some(incident), Some(name)) => commands::message::run(&setup, Some(&incident), &name),
             (Some(name), None) => commands::message::run(&setup, None, &name),

@@ -118,7 +118,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         .cloned()
         .collect();
 
-    let screen = Screen::new(setup, &rb, id, timeline, Some(&opened.event));
+    let screen = Screen::new(setup, &rb, id, timeline, Some(&opened.event))?;
     screen.recorder.emit(EventKind::Resumed {
         user: user(),
         host: host(),

@@ -338,7 +338,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let store = setup.store();
     let now = jiff::Zoned::now();
     let (incident, timeline) = store.create(&rb.id.value, &now)?;
-    let screen = Screen::new(setup, &rb, incident.clone(), timeline, None);
+    let screen = Screen::new(setup, &rb, incident.clone(), timeline, None)?;
 
     let escalation = rb
         .escalation
@@ -503,6 +503,8 @@ pub struct Screen {
     latest_messages: LatestMessages,
     timeline_path: std::path::PathBuf,
     json_out: bool,
+    /// With a store: the run's events on their way there, in the background.
+    sharing: Option<crate::store::share::Sharing>,
 }
 
 impl Screen {
@@ -513,8 +515,11 @@ impl Screen {
         incident: String,
         timeline: Timeline,
         shown_first: Option<&Event>,
-    ) -> Screen {
+    ) -> anyhow::Result<Screen> {
         let timeline_path = timeline.path.clone();
+        let sharing = setup.store_settings()?.map(|settings| {
+            crate::store::share::Sharing::start(settings, setup.store(), incident.clone())
+        });
         let json_out = setup.json();
         let out: Box<dyn std::io::Write + Send> = if json_out {
             Box::new(std::io::stderr())
@@ -547,13 +552,18 @@ impl Screen {
         if json_out {
             sinks.push(Box::new(collector.clone()));
         }
-        Screen {
+        // After the timeline's sink: an event is shared only once it is fsynced here.
+        if let Some(sharing) = &sharing {
+            sinks.insert(1, Box::new(sharing.sink()));
+        }
+        Ok(Screen {
             recorder: Recorder::new(incident, sinks),
             collector,
             latest_messages,
             timeline_path,
             json_out,
-        }
+            sharing,
+        })
     }
 
     /// Runs the steps with reminders and Ctrl-C handling: on a scenario (with its replica
@@ -649,6 +659,9 @@ impl Screen {
         if let Some(scoring) = scoring.filter(|s| !s.correct.is_empty() || !s.harmful.is_empty()) {
             let card = scoring.card(policy, &self.timeline_path);
             self.recorder.emit(card);
+        }
+        if let Some(sharing) = self.sharing {
+            sharing.finish().await;
         }
         if self.json_out {
             self.collector.print_report(&self.timeline_path)?;
