@@ -51,7 +51,6 @@ async fn status(setup: &Setup, settings: postgres::Settings) -> anyhow::Result<i
         local: setup.store(),
         settings: Some(settings),
         shared: None,
-        unreachable: None,
     };
     let unshared = team.unshared();
     let known = postgres::SCHEMA_VERSION;
@@ -88,10 +87,20 @@ async fn status(setup: &Setup, settings: postgres::Settings) -> anyhow::Result<i
 }
 
 async fn sync(setup: &Setup, settings: postgres::Settings) -> anyhow::Result<i32> {
-    let mut team = Team::open(setup.store(), Some(settings)).await?;
-    if let Some(why) = &team.unreachable {
-        anyhow::bail!("{why}: nothing was shared; the events wait in the local timelines");
-    }
+    let pg = match settings.connect().await {
+        Ok(pg) => pg,
+        Err(err @ StoreError::Unreachable { .. }) => {
+            eprintln!("error: {err}; nothing was shared, the events wait in the local timelines");
+            return Ok(EXIT_UNREACHABLE);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    pg.check().await?;
+    let mut team = Team {
+        local: setup.store(),
+        settings: Some(settings),
+        shared: Some(pg),
+    };
     let sent = match team.sync().await {
         Ok(sent) => sent,
         Err(err @ StoreError::Unreachable { .. }) => {

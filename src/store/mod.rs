@@ -24,6 +24,9 @@ pub enum StoreError {
     Settings(String),
     #[error("the store {store} does not answer ({cause})")]
     Unreachable { store: String, cause: String },
+    /// It answered, and refused: a wrong password, a certificate not trusted.
+    #[error("the store {store} refused the connection ({cause})")]
+    Refused { store: String, cause: String },
     #[error(
         "the store {0} has no oncall schema yet: run `oncall store init` (once, as a role that may create tables)"
     )]
@@ -138,8 +141,6 @@ pub struct Team {
     pub settings: Option<postgres::Settings>,
     /// The store, once reached.
     pub shared: Option<postgres::Postgres>,
-    /// Why the configured store could not be reached, said once.
-    pub unreachable: Option<String>,
 }
 
 impl Team {
@@ -154,7 +155,6 @@ impl Team {
             local,
             settings,
             shared: None,
-            unreachable: None,
         };
         let Some(settings) = &team.settings else {
             return Ok(team);
@@ -168,7 +168,6 @@ impl Team {
                 eprintln!(
                     "warning: {err}; working from the local timelines, events wait there to be shared"
                 );
-                team.unreachable = Some(err.to_string());
                 return Ok(team);
             }
             Err(err) => return Err(err),
@@ -189,7 +188,6 @@ impl Team {
                     "warning: {err}; working from the local timelines, events wait there to be shared"
                 );
                 team.shared = None;
-                team.unreachable = Some(err.to_string());
                 Ok(team)
             }
             Err(err) => Err(err),
@@ -225,13 +223,14 @@ impl Team {
     /// Appends events to an incident: to the local timeline first (fsynced), then to the store.
     /// A store that stops answering leaves them waiting locally, said once.
     pub async fn append(&mut self, incident: &str, events: Vec<Event>) -> Result<(), StoreError> {
+        // Their ids come from their lines, once written: `share` reads them back.
         let entries: Vec<Entry> = events
             .into_iter()
             .map(|event| Entry {
                 id: String::new(),
                 event,
-                user: String::new(),
-                host: String::new(),
+                user: timeline::user(),
+                host: timeline::host(),
             })
             .collect();
         Log::append(&mut self.local, incident, &entries).await?;

@@ -145,9 +145,12 @@ impl Settings {
     }
 
     fn unreachable(&self, err: &tokio_postgres::Error) -> StoreError {
-        StoreError::Unreachable {
-            store: self.shown.clone(),
-            cause: cause(err),
+        let store = self.shown.clone();
+        let cause = cause(err);
+        if err.as_db_error().is_some() || tls_refused(err) {
+            StoreError::Refused { store, cause }
+        } else {
+            StoreError::Unreachable { store, cause }
         }
     }
 }
@@ -161,6 +164,26 @@ impl From<tokio_postgres::Error> for ConnectError {
     fn from(e: tokio_postgres::Error) -> Self {
         ConnectError::Postgres(e)
     }
+}
+
+/// Whether the TLS handshake failed on what it was shown (a certificate not trusted), not on
+/// the network.
+fn tls_refused(err: &tokio_postgres::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// An error in words: the server's message, or the innermost cause (refused, timed out).

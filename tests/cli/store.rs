@@ -383,6 +383,18 @@ fn a_run_outlives_its_store_and_store_sync_shares_what_waited_in_order() {
     let waiting = status["unshared"].as_u64().unwrap();
     assert!(waiting > 0, "{status}");
 
+    // Other commands go on with the local timelines, and say why once.
+    let listed = alice.run(&["incidents", "-o", "json"]);
+    no_password(&listed, &alice);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert_eq!(
+        listed.stderr.matches("does not answer").count(),
+        1,
+        "{}",
+        listed.stderr
+    );
+    assert_eq!(listed.json()[0]["id"], id.as_str());
+
     pg.restart();
     let before = stored(&pg, &id).len() as u64;
     assert_eq!(
@@ -403,4 +415,63 @@ fn a_run_outlives_its_store_and_store_sync_shares_what_waited_in_order() {
     let again = ok(alice.run(&["store", "sync", "-o", "json"]), &alice).json();
     assert_eq!(again["shared"], 0);
     assert_eq!(stored(&pg, &id).len(), local.len());
+}
+
+#[test]
+fn tls_require_and_verify_full_reach_a_store_that_refuses_plain_connections() {
+    let pg = Postgres::start();
+    let url = team_database(&pg);
+    let ca = pg.require_tls_for("oncall_team");
+    let sb = machine("alice", &url);
+
+    // The server refuses this role without TLS.
+    let plain = sb.run(&["store", "init"]);
+    no_password(&plain, &sb);
+    assert_ne!(plain.code, 0, "{}", plain.stdout);
+    assert!(plain.stderr.contains("no encryption"), "{}", plain.stderr);
+
+    let require = format!("{url}?sslmode=require");
+    let init = ok(sb.run(&["store", "init", "--store", &require]), &sb);
+    assert!(
+        init.stdout.contains("schema created (version 1)"),
+        "{}",
+        init.stdout
+    );
+
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let status = ok(
+        sb.run(&["store", "status", "--store", &verified, "-o", "json"]),
+        &sb,
+    )
+    .json();
+    assert_eq!(status["answers"], true, "{status}");
+    assert_eq!(status["schema"], 1);
+
+    // verify-full without the CA that signed the server's certificate: refused.
+    let unknown = format!("{url}?sslmode=verify-full");
+    let refused = sb.run(&["store", "status", "--store", &unknown, "-o", "json"]);
+    no_password(&refused, &sb);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    let refused = refused.json();
+    assert_eq!(refused["answers"], false);
+    let why = refused["error"].as_str().unwrap();
+    assert!(
+        why.contains("certificate") || why.contains("CA certificates"),
+        "{why}"
+    );
+
+    // A mode oncall does not take is named with the ones it does.
+    let bad = sb.run(&[
+        "store",
+        "status",
+        "--store",
+        &format!("{url}?sslmode=verify-ca"),
+    ]);
+    no_password(&bad, &sb);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("use sslmode=verify-full"),
+        "{}",
+        bad.stderr
+    );
 }

@@ -197,6 +197,115 @@ impl Postgres {
         }
     }
 
+    /// Turns TLS on with a certificate for 127.0.0.1 signed by a CA of its own (both made by
+    /// `openssl`), and makes `role` connect over TCP only with TLS. Returns the CA's certificate,
+    /// the file a client trusts.
+    pub fn require_tls_for(&self, role: &str) -> PathBuf {
+        let file = |name: &str| self.dir.join(name);
+        let (ca, ca_key) = (file("ca.crt"), file("ca.key"));
+        let (cert, key, csr, ext) = (
+            file("server.crt"),
+            file("server.key"),
+            file("server.csr"),
+            file("server.ext"),
+        );
+        fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").expect("writing server.ext");
+        let openssl = |args: &[&std::ffi::OsStr]| {
+            let mut cmd = Command::new("openssl");
+            cmd.args(args);
+            let out = run_bounded(cmd, COMMAND_WITHIN, None)
+                .unwrap_or_else(|e| panic!("openssl (install the Debian package `openssl`): {e}"));
+            assert!(
+                out.status.success(),
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let s = |t: &'static str| std::ffi::OsStr::new(t);
+        openssl(&[
+            s("req"),
+            s("-x509"),
+            s("-newkey"),
+            s("rsa:2048"),
+            s("-nodes"),
+            s("-days"),
+            s("1"),
+            s("-subj"),
+            s("/CN=oncall test CA"),
+            s("-keyout"),
+            ca_key.as_os_str(),
+            s("-out"),
+            ca.as_os_str(),
+        ]);
+        openssl(&[
+            s("req"),
+            s("-newkey"),
+            s("rsa:2048"),
+            s("-nodes"),
+            s("-subj"),
+            s("/CN=127.0.0.1"),
+            s("-keyout"),
+            key.as_os_str(),
+            s("-out"),
+            csr.as_os_str(),
+        ]);
+        openssl(&[
+            s("x509"),
+            s("-req"),
+            s("-days"),
+            s("1"),
+            s("-in"),
+            csr.as_os_str(),
+            s("-CA"),
+            ca.as_os_str(),
+            s("-CAkey"),
+            ca_key.as_os_str(),
+            s("-CAcreateserial"),
+            s("-extfile"),
+            ext.as_os_str(),
+            s("-out"),
+            cert.as_os_str(),
+        ]);
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod the key");
+        fs::set_permissions(&cert, fs::Permissions::from_mode(0o644)).expect("chmod the cert");
+        if let Some((uid, gid)) = self.user {
+            chown(&key, uid, gid);
+            chown(&cert, uid, gid);
+        }
+        let hba = self.dir.join("data/pg_hba.conf");
+        let rules = fs::read_to_string(&hba).expect("reading pg_hba.conf");
+        fs::write(
+            &hba,
+            format!(
+                "hostnossl all {role} 127.0.0.1/32 reject\n\
+                 hostssl all {role} 127.0.0.1/32 scram-sha-256\n{rules}"
+            ),
+        )
+        .expect("writing pg_hba.conf");
+        // One statement each: ALTER SYSTEM cannot run inside psql -c's one transaction.
+        self.psql(&format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'",
+            cert.display()
+        ));
+        self.psql(&format!(
+            "ALTER SYSTEM SET ssl_key_file = '{}'",
+            key.display()
+        ));
+        self.psql("ALTER SYSTEM SET ssl = on");
+        self.psql("SELECT pg_reload_conf()");
+        let started = Instant::now();
+        while self.psql("SHOW ssl") != "on" {
+            assert!(
+                started.elapsed() < SCENARIO_WITHIN,
+                "ssl not on after reload; log:\n{}",
+                tail(&self.dir.join("postgres.log"))
+            );
+            std::thread::sleep(POLL_EVERY);
+        }
+        ca
+    }
+
     /// Stops the server (a fast shutdown: what was committed is kept) and waits until it is
     /// gone; the port then refuses connections until [`Postgres::restart`].
     pub fn stop(&mut self) {
