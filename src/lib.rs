@@ -125,7 +125,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Import { file, id } => commands::import::run(&setup, &file, id.as_deref()),
         Command::Scenario {
             command: cli::ScenarioCommand::Record { incident, to },
-        } => commands::scenario::record(&setup, incident.as_deref(), to.as_deref()),
+        } => commands::scenario::record(&setup, incident.as_deref(), to.as_deref()).await,
         Command::Test {
             runbooks,
             junit,
@@ -222,8 +222,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Report(args) => commands::report::run(&setup, args.incident.as_deref()).await,
         Command::Store { command } => commands::store::run(&setup, command).await,
         Command::Message { incident, name } => match (incident, name) {
-            (Some(incident), Some(name)) => commands::message::run(&setup, Some(&incident), &name),
-            (Some(name), None) => commands::message::run(&setup, None, &name),
+            (Some(incident), Some(name)) => {
+                commands::message::run(&setup, Some(&incident), &name).await
+            }
+            (Some(name), None) => commands::message::run(&setup, None, &name).await,
             _ => anyhow::bail!(
                 "which message? `oncall message [INCIDENT] NAME`; `oncall show RUNBOOK` lists them"
             ),

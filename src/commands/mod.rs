@@ -106,22 +106,4 @@ impl Setup {
     pub fn json(&self) -> bool {
         self.global.output == crate::cli::Output::Json
     }
-
-    /// The incident named, or else the latest live one, and its events.
-    pub fn incident_events(
-        &self,
-        incident: Option<&str>,
-    ) -> anyhow::Result<(String, Vec<crate::engine::event::Event>)> {
-        let store = self.store();
-        let id = match incident {
-            Some(id) => id.to_string(),
-            None => store.latest_live()?.id,
-        };
-        let path = store.path(&id);
-        if !path.exists() {
-            return Err(crate::timeline::TimelineError::NoSuchIncident(id).into());
-        }
-        let events = crate::timeline::read(&path)?;
-        Ok((id, events))
-    }
 }

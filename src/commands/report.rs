@@ -9,18 +9,7 @@ use crate::view::{print_json, print_out};
 
 pub async fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
     let team = setup.team().await?;
-    let id = match incident {
-        Some(id) => id.to_string(),
-        None => {
-            team.latest_live(false)
-                .await?
-                .ok_or_else(|| {
-                    crate::timeline::TimelineError::NoLiveIncident(team.local.dir.clone())
-                })?
-                .id
-        }
-    };
-    let (events, _) = team.events(&id).await?;
+    let (id, events) = team.incident(incident).await?;
     let summary = team
         .summary(&id)
         .await?

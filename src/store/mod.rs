@@ -308,6 +308,24 @@ impl Team {
         Ok((events, path.display().to_string()))
     }
 
+    /// The incident named, or else the newest live one, and its events.
+    pub async fn incident(
+        &self,
+        incident: Option<&str>,
+    ) -> Result<(String, Vec<Event>), StoreError> {
+        let id = match incident {
+            Some(id) => id.to_string(),
+            None => {
+                self.latest_live(false)
+                    .await?
+                    .ok_or_else(|| timeline::TimelineError::NoLiveIncident(self.local.dir.clone()))?
+                    .id
+            }
+        };
+        let (events, _) = self.events(&id).await?;
+        Ok((id, events))
+    }
+
     /// The newest incident, of any mode: what `timeline` shows by default.
     pub async fn latest(&self) -> Result<String, StoreError> {
         match self.list().await?.pop() {

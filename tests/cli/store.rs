@@ -262,6 +262,22 @@ fn alices_run_is_shared_and_bobs_note_and_resolve_land_in_its_one_timeline() {
         report.stdout
     );
 
+    // The scenario and the messages of her incident, from his machine (which has the runbook).
+    bob.write(
+        "runbooks/three-actions.yaml",
+        &std::fs::read_to_string(fixture("three-actions.yaml")).unwrap(),
+    );
+    let recorded = ok(bob.run(&["scenario", "record", &id]), &bob);
+    assert!(recorded.stdout.contains("health"), "{}", recorded.stdout);
+    let message = bob.run(&["message", &id, "status_update"]);
+    assert!(
+        message
+            .stderr
+            .contains("runbook 'three-actions' has no message 'status_update'"),
+        "{}",
+        message.stderr
+    );
+
     // Every event is in the store once, numbered 1..n.
     let seqs: Vec<i64> = stored(&pg, &id).iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
