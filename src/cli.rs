@@ -199,6 +199,15 @@ pub enum Command {
     /// Go on with an interrupted or open live incident from the step where it stopped (default:
     /// the latest open live one): applied actions are not offered again
     Resume(ResumeArgs),
+    /// Show another responder's run live, as its own terminal shows it, until it finishes
+    /// (default: the latest running incident); Ctrl-C leaves. `-o json`: one event per line
+    Follow {
+        #[arg(add = complete::incidents())]
+        incident: Option<String>,
+        /// Follow until the incident is resolved rather than until its run finishes
+        #[arg(long, value_name = "resolved", value_parser = ["resolved"], env = "ONCALL_UNTIL", hide_env_values = true)]
+        until: Option<String>,
+    },
     /// Show an incident's timeline (default: the latest)
     Timeline {
         #[arg(add = complete::incidents())]

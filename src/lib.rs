@@ -201,6 +201,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             commands::run::run(&setup, request).await
         }
         Command::Incidents { open } => commands::incidents::run(&setup, open).await,
+        Command::Follow { incident, until } => {
+            let until = match until.as_deref() {
+                Some("resolved") => store::Until::Resolved,
+                _ => store::Until::Finished,
+            };
+            commands::follow::run(&setup, incident.as_deref(), until).await
+        }
         Command::Timeline { incident } => {
             commands::timeline::run(&setup, incident.as_deref()).await
         }

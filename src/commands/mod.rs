@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod completions;
 pub mod drills;
+pub mod follow;
 pub mod import;
 pub mod incidents;
 pub mod list;

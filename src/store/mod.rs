@@ -17,6 +17,7 @@ use crate::engine::event::Event;
 use crate::timeline::{self, Listed, Summary};
 use sha2::{Digest, Sha256};
 use std::future::Future;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -85,6 +86,9 @@ pub trait Log {
     ) -> impl Future<Output = Result<Vec<Event>, StoreError>>;
     /// Every incident, oldest first.
     fn list(&self) -> impl Future<Output = Result<Vec<Listed>, StoreError>>;
+    /// Returns when the incident may have new events, or after `within` at the latest: what a
+    /// follower waits on before it reads from its sequence number again.
+    fn changed(&mut self, incident: &str, within: Duration) -> impl Future<Output = ()>;
 }
 
 impl Log for timeline::Store {
@@ -104,6 +108,11 @@ impl Log for timeline::Store {
     async fn list(&self) -> Result<Vec<Listed>, StoreError> {
         Ok(self.summaries())
     }
+
+    /// A local timeline says nothing when it grows: it is polled.
+    async fn changed(&mut self, _incident: &str, within: Duration) {
+        tokio::time::sleep(within).await
+    }
 }
 
 impl Log for postgres::Postgres {
@@ -121,6 +130,10 @@ impl Log for postgres::Postgres {
             .into_iter()
             .map(Listed::Summary)
             .collect())
+    }
+
+    async fn changed(&mut self, incident: &str, within: Duration) {
+        postgres::Postgres::changed(self, incident, within).await
     }
 }
 
@@ -353,6 +366,75 @@ impl Team {
             Listed::Summary(s) if s.id == incident => Some(s),
             _ => None,
         }))
+    }
+}
+
+/// Where a follower stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// The run being followed ends (`run_finished` or `interrupted`).
+    Finished,
+    /// The incident is resolved.
+    Resolved,
+}
+
+/// The most a follower waits before it reads again, even without being told of new events.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+
+impl Team {
+    /// Hands an incident's events to `show` in order, from the first, as they are appended,
+    /// until `until`; returns the last event. Reads the store when it has the incident
+    /// (woken by its announcements, catching up by sequence number), else polls the local
+    /// timeline.
+    pub async fn follow(
+        &mut self,
+        incident: &str,
+        until: Until,
+        mut show: impl FnMut(&Event),
+    ) -> Result<Event, StoreError> {
+        if !self.has(incident).await? {
+            return Err(timeline::TimelineError::NoSuchIncident(incident.to_string()).into());
+        }
+        let shared = match &mut self.shared {
+            Some(pg) if !Log::read(pg, incident, 0).await?.is_empty() => {
+                pg.listen().await?;
+                true
+            }
+            _ => false,
+        };
+        let mut seen = 0i64;
+        loop {
+            let events = match (&self.shared, shared) {
+                (Some(pg), true) => Log::read(pg, incident, seen).await?,
+                _ => Log::read(&self.local, incident, seen).await?,
+            };
+            seen += events.len() as i64;
+            for (i, event) in events.iter().enumerate() {
+                show(event);
+                // A run that finished and was resumed since goes on: follow the resumed one.
+                let resumed_later = events[i + 1..]
+                    .iter()
+                    .any(|e| matches!(e.kind, crate::engine::event::EventKind::Resumed { .. }));
+                if ends(event, until) && !resumed_later {
+                    return Ok(event.clone());
+                }
+            }
+            match (&mut self.shared, shared) {
+                (Some(pg), true) => Log::changed(pg, incident, FOLLOW_POLL).await,
+                _ => Log::changed(&mut self.local, incident, FOLLOW_POLL).await,
+            }
+        }
+    }
+}
+
+fn ends(event: &Event, until: Until) -> bool {
+    use crate::engine::event::EventKind;
+    match until {
+        Until::Finished => matches!(
+            event.kind,
+            EventKind::RunFinished { .. } | EventKind::Interrupted { .. }
+        ),
+        Until::Resolved => matches!(event.kind, EventKind::Resolved { .. }),
     }
 }
 

@@ -107,22 +107,19 @@ impl Settings {
             .copied()
             .unwrap_or(CONNECT_TIMEOUT)
             * 2;
+        let (notify, notices) = tokio::sync::mpsc::unbounded_channel();
         let attempt = async {
             match self.ssl {
                 SslMode::Disable => {
                     let (client, connection) = self.config.connect(NoTls).await?;
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
+                    drive(connection, notify);
                     Ok(client)
                 }
                 mode => {
                     let tls = tls::connector(mode, self.root_cert.as_deref())
                         .map_err(|e| ConnectError::Settings(e.to_string()))?;
                     let (client, connection) = self.config.connect(tls).await?;
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
+                    drive(connection, notify);
                     Ok(client)
                 }
             }
@@ -141,6 +138,7 @@ impl Settings {
         Ok(Postgres {
             client,
             shown: self.shown.clone(),
+            notices,
         })
     }
 
@@ -154,6 +152,30 @@ impl Settings {
         }
     }
 }
+
+/// Runs the connection's socket until it ends, passing on the ids of incidents whose events
+/// were appended (a NOTIFY on [`CHANNEL`], heard once this session LISTENs).
+fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    notify: tokio::sync::mpsc::UnboundedSender<String>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        use futures_util::StreamExt;
+        while let Some(Ok(message)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = notify.send(n.payload().to_string());
+            }
+        }
+    });
+}
+
+/// Where appends are announced; the payload is only the incident's id (NOTIFY payloads are
+/// small and lost while a follower is disconnected: it always catches up by sequence number).
+const CHANNEL: &str = "oncall_events";
 
 enum ConnectError {
     Settings(String),
@@ -204,6 +226,8 @@ fn cause(err: &tokio_postgres::Error) -> String {
 pub struct Postgres {
     client: Client,
     shown: String,
+    /// Incidents announced on [`CHANNEL`], once this session LISTENs.
+    notices: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl Postgres {
@@ -354,7 +378,33 @@ impl Postgres {
             seq += 1;
             keep_incident(&tx, incident, entry).await.map_err(err)?;
         }
+        // Delivered at commit, to every session that LISTENs.
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &incident])
+            .await
+            .map_err(err)?;
         tx.commit().await.map_err(err)
+    }
+
+    /// From now on, hears which incidents get new events.
+    pub async fn listen(&self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .await
+            .map_err(|e| self.query_error(e))
+    }
+
+    /// Waits until `incident` may have new events (it was announced) or `within` passed.
+    pub async fn changed(&mut self, incident: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.notices.recv()).await {
+                Ok(Some(id)) if id == incident => return,
+                Ok(Some(_)) => continue,
+                // The session ended: polling it is, until the caller sees the error.
+                Ok(None) => return tokio::time::sleep_until(deadline).await,
+                Err(_) => return,
+            }
+        }
     }
 
     /// An incident's events from sequence number `from` on (0: all), in order.

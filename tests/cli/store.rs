@@ -491,3 +491,88 @@ fn tls_require_and_verify_full_reach_a_store_that_refuses_plain_connections() {
         bad.stderr
     );
 }
+
+#[test]
+fn bob_follows_alices_run_to_its_end_and_until_she_resolves_it() {
+    let pg = Postgres::start();
+    let url = team_database(&pg);
+    let api = RecordingServer::start();
+    let alice = machine("alice", &url);
+    let bob = machine("bob", &url);
+    ok(alice.run(&["store", "init"]), &alice);
+
+    let endpoint = format!("api={}", api.url);
+    let run = alice
+        .command(&[
+            "run",
+            fixture("waits.yaml").to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+            "--max-wait",
+            "2s",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bob starts following once the incident is in the store, while its run goes on.
+    let started = Instant::now();
+    let id = loop {
+        let shared = pg.psql_in("oncall", "SELECT id FROM incidents LIMIT 1");
+        if !shared.is_empty() {
+            break shared;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing shared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let followed = bob.run(&["follow", &id, "-o", "json"]);
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let followed = ok(followed, &bob);
+    let lines: Vec<Value> = followed
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        alice.timeline(),
+        "every event of her run, in order, then it ends"
+    );
+
+    // As her terminal showed it: the step, the wait and how the run ended.
+    let shown = ok(bob.run(&["follow", &id]), &bob);
+    assert!(shown.stdout.contains("Watch"), "{}", shown.stdout);
+
+    // Until resolved: it goes on after the run, and ends with Alice's resolve.
+    let waiting = bob
+        .command(&["follow", &id, "--until", "resolved", "-o", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ok(
+        alice.run(&["resolve", "--incident", &id, "recovered"]),
+        &alice,
+    );
+    let out = waiting.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "resolved");
+    assert_eq!(last["user"], "alice");
+}
