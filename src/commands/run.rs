@@ -335,10 +335,11 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             }
         }
     }
+    let shared = setup.store_settings()?;
     let store = setup.store();
     let now = jiff::Zoned::now();
     let (incident, timeline) = store.create(&rb.id.value, &now)?;
-    let screen = Screen::new(setup, &rb, incident.clone(), timeline, None)?;
+    let screen = Screen::new(setup, &rb, incident.clone(), timeline, None, shared);
 
     let escalation = rb
         .escalation
@@ -509,15 +510,18 @@ pub struct Screen {
 
 impl Screen {
     /// `shown_first`: an event for the screen only, before the rest (a resumed incident's opening).
+    /// `store`: the team's store the events are shared with, read before the incident was opened
+    /// (a wrong URL stops the command before it writes anything).
     pub fn new(
         setup: &Setup,
         rb: &Runbook,
         incident: String,
         timeline: Timeline,
         shown_first: Option<&Event>,
-    ) -> anyhow::Result<Screen> {
+        store: Option<crate::store::postgres::Settings>,
+    ) -> Screen {
         let timeline_path = timeline.path.clone();
-        let sharing = setup.store_settings()?.map(|settings| {
+        let sharing = store.map(|settings| {
             crate::store::share::Sharing::start(settings, setup.store(), incident.clone())
         });
         let json_out = setup.json();
@@ -556,14 +560,14 @@ impl Screen {
         if let Some(sharing) = &sharing {
             sinks.insert(1, Box::new(sharing.sink()));
         }
-        Ok(Screen {
+        Screen {
             recorder: Recorder::new(incident, sinks),
             collector,
             latest_messages,
             timeline_path,
             json_out,
             sharing,
-        })
+        }
     }
 
     /// Runs the steps with reminders and Ctrl-C handling: on a scenario (with its replica

@@ -61,7 +61,7 @@ async fn status(setup: &Setup, settings: postgres::Settings) -> anyhow::Result<i
             "schema": schema,
             "schema_known": known,
             "unshared": unshared,
-            "error": problem,
+            "error": problem.as_deref().map(|e| crate::redact::global().text(e)),
         }))?;
     } else {
         let schema_line = match schema {
@@ -77,7 +77,7 @@ async fn status(setup: &Setup, settings: postgres::Settings) -> anyhow::Result<i
         };
         let answer_line = match &problem {
             None => "yes".to_string(),
-            Some(why) => format!("no: {why}"),
+            Some(why) => format!("no: {}", crate::redact::global().text(why)),
         };
         print_out(&format!(
             "store     {shown}\nanswers   {answer_line}\nschema    {schema_line}\nunshared  {unshared} local event(s) wait to be shared\n"

@@ -93,6 +93,27 @@ fn store_init_migrates_once_refuses_a_newer_schema_and_an_empty_database_says_to
     let url = team_database(&pg);
     let sb = machine("alice", &url);
 
+    // Not a PostgreSQL URL: said, with its password masked, before a run opens anything.
+    let mysql = format!("mysql://oncall_team:{PASSWORD}@127.0.0.1/oncall");
+    let three = fixture("three-actions.yaml");
+    let refused = sb.run(&[
+        "run",
+        three.to_str().unwrap(),
+        "--store",
+        &mysql,
+        "--dry-run",
+    ]);
+    no_password(&refused, &sb);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("'mysql://oncall_team:***@127.0.0.1/oncall' is not a PostgreSQL URL"),
+        "{}",
+        refused.stderr
+    );
+    assert!(sb.incidents().is_empty(), "no incident was opened");
+
     // An empty database: every command that reaches it says what to do.
     let incidents = sb.run(&["incidents"]);
     no_password(&incidents, &sb);
