@@ -172,9 +172,13 @@ impl Team {
         let Some(settings) = &team.settings else {
             return Ok(team);
         };
-        match settings.connect().await {
+        let reached = async {
+            let pg = settings.connect().await?;
+            pg.check().await?;
+            Ok::<_, StoreError>(pg)
+        };
+        match reached.await {
             Ok(pg) => {
-                pg.check().await?;
                 team.shared = Some(pg);
             }
             Err(err @ StoreError::Unreachable { .. }) => {
@@ -392,21 +396,59 @@ impl Team {
         until: Until,
         mut show: impl FnMut(&Event),
     ) -> Result<Event, StoreError> {
-        if !self.has(incident).await? {
+        let here = std::fs::symlink_metadata(self.local.path(incident)).is_ok();
+        let shared = match &self.shared {
+            Some(pg) => !Log::read(pg, incident, 0).await?.is_empty(),
+            // A store that does not answer yet: follow it once it does, unless this machine
+            // has the incident.
+            None => self.settings.is_some() && !here,
+        };
+        if !shared && !here {
             return Err(timeline::TimelineError::NoSuchIncident(incident.to_string()).into());
         }
-        let shared = match &mut self.shared {
-            Some(pg) if !Log::read(pg, incident, 0).await?.is_empty() => {
-                pg.listen().await?;
-                true
-            }
-            _ => false,
-        };
+        if shared && let Some(pg) = &self.shared {
+            pg.listen().await?;
+        }
         let mut seen = 0i64;
+        let mut said = false;
         loop {
-            let events = match (&self.shared, shared) {
-                (Some(pg), true) => Log::read(pg, incident, seen).await?,
-                _ => Log::read(&self.local, incident, seen).await?,
+            let round = async {
+                let events = match (&self.shared, shared) {
+                    (Some(pg), true) => Log::read(pg, incident, seen).await?,
+                    (None, true) => {
+                        return Err(StoreError::Unreachable {
+                            store: self
+                                .settings
+                                .as_ref()
+                                .map(|s| s.shown.clone())
+                                .unwrap_or_default(),
+                            cause: "not connected".into(),
+                        });
+                    }
+                    (_, false) => Log::read(&self.local, incident, seen).await?,
+                };
+                Ok::<_, StoreError>(events)
+            };
+            let events = match round.await {
+                Ok(events) => events,
+                // A dropped connection loses nothing: once the store answers again, the
+                // follower reads on from the last sequence number it showed.
+                Err(err @ StoreError::Unreachable { .. }) if shared => {
+                    if !said {
+                        eprintln!("warning: {err}; following again once it answers");
+                        said = true;
+                    }
+                    self.shared = None;
+                    tokio::time::sleep(FOLLOW_POLL).await;
+                    if let Some(settings) = &self.settings
+                        && let Ok(pg) = settings.connect().await
+                        && pg.listen().await.is_ok()
+                    {
+                        self.shared = Some(pg);
+                    }
+                    continue;
+                }
+                Err(err) => return Err(err),
             };
             seen += events.len() as i64;
             for (i, event) in events.iter().enumerate() {
@@ -421,7 +463,8 @@ impl Team {
             }
             match (&mut self.shared, shared) {
                 (Some(pg), true) => Log::changed(pg, incident, FOLLOW_POLL).await,
-                _ => Log::changed(&mut self.local, incident, FOLLOW_POLL).await,
+                (None, true) => tokio::time::sleep(FOLLOW_POLL).await,
+                (_, false) => Log::changed(&mut self.local, incident, FOLLOW_POLL).await,
             }
         }
     }

@@ -145,7 +145,7 @@ impl Settings {
     fn unreachable(&self, err: &tokio_postgres::Error) -> StoreError {
         let store = self.shown.clone();
         let cause = cause(err);
-        if err.as_db_error().is_some() || tls_refused(err) {
+        if !transient(err) || tls_refused(err) {
             StoreError::Refused { store, cause }
         } else {
             StoreError::Unreachable { store, cause }
@@ -185,6 +185,21 @@ enum ConnectError {
 impl From<tokio_postgres::Error> for ConnectError {
     fn from(e: tokio_postgres::Error) -> Self {
         ConnectError::Postgres(e)
+    }
+}
+
+/// Whether the error says the server is not there, or not there for now (starting, shutting
+/// down, out of connections): what waiting cures, unlike a refused login or a bad query.
+fn transient(err: &tokio_postgres::Error) -> bool {
+    match err.as_db_error() {
+        None => true,
+        Some(db) => {
+            let code = db.code().code();
+            err.is_closed()
+                || ["57", "08", "53"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+        }
     }
 }
 
@@ -232,7 +247,7 @@ pub struct Postgres {
 
 impl Postgres {
     fn query_error(&self, err: tokio_postgres::Error) -> StoreError {
-        if err.is_closed() || err.as_db_error().is_none() {
+        if transient(&err) {
             return StoreError::Unreachable {
                 store: self.shown.clone(),
                 cause: cause(&err),
@@ -320,7 +335,7 @@ impl Postgres {
         }
         let shown = self.shown.clone();
         let err = |e: tokio_postgres::Error| {
-            if e.is_closed() || e.as_db_error().is_none() {
+            if transient(&e) {
                 StoreError::Unreachable {
                     store: shown.clone(),
                     cause: cause(&e),

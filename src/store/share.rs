@@ -63,10 +63,9 @@ impl Sharing {
                 while let Ok(more) = woken.try_recv() {
                     last |= more;
                 }
-                if down_since.is_some_and(|t| t.elapsed() < RETRY_AFTER) {
-                    if last {
-                        break;
-                    }
+                // The run's end is always worth one more try: what it shares then, no later
+                // command has to.
+                if !last && down_since.is_some_and(|t| t.elapsed() < RETRY_AFTER) {
                     continue;
                 }
                 let round = async {

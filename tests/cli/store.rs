@@ -597,3 +597,81 @@ fn bob_follows_alices_run_to_its_end_and_until_she_resolves_it() {
     assert_eq!(last["event"], "resolved");
     assert_eq!(last["user"], "alice");
 }
+
+#[test]
+fn a_follower_reads_on_after_the_database_comes_back_and_misses_nothing() {
+    let mut pg = Postgres::start();
+    let url = team_database(&pg);
+    let api = RecordingServer::start();
+    let alice = machine("alice", &url);
+    let bob = machine("bob", &url);
+    ok(alice.run(&["store", "init"]), &alice);
+
+    let endpoint = format!("api={}", api.url);
+    let run = alice
+        .command(&[
+            "run",
+            fixture("waits.yaml").to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+            "--max-wait",
+            "5s",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let id = loop {
+        let shared = pg.psql_in("oncall", "SELECT id FROM incidents LIMIT 1");
+        if !shared.is_empty() {
+            break shared;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing shared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let follower = bob
+        .command(&["follow", &id, "-o", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The database goes away while the run polls on, and comes back before it ends.
+    pg.stop();
+    let polls_then = events(&alice.timeline(), "wait_poll").len();
+    let started = Instant::now();
+    while events(&alice.timeline(), "wait_poll").len() < polls_then + 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the run stopped polling"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pg.restart();
+
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let followed = follower.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&followed.stderr);
+    assert!(followed.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("following again once it answers").count(),
+        1,
+        "{stderr}"
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&followed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, alice.timeline(), "every event once, in order");
+}
