@@ -61,3 +61,44 @@ pub fn waiting(local: &timeline::Store, store: &str, incident: &str) -> usize {
         .map(|tail| tail.lines.iter().filter(|(_, e)| e.is_some()).count())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn what_waits_is_the_complete_events_after_the_offset_shared() {
+        let dir = std::env::temp_dir().join(format!("oncall-cursor-{}", std::process::id()));
+        let local = timeline::Store::new(Some(dir.clone()));
+        let (id, mut file) = local.create("x", &jiff::Zoned::now()).unwrap();
+        let note = |text: &str| crate::engine::event::Event {
+            ts: jiff::Timestamp::now(),
+            incident: id.clone(),
+            kind: crate::engine::event::EventKind::Resolved {
+                text: text.into(),
+                user: "u".into(),
+            },
+        };
+        file.write(&note("one")).unwrap();
+        file.write(&note("two")).unwrap();
+        let store = "postgres://h:5432/db";
+        assert_eq!(waiting(&local, store, &id), 2);
+        let tail = timeline::tail(&local.path(&id), 0).unwrap();
+        write(&local, store, &id, tail.end).unwrap();
+        assert_eq!(waiting(&local, store, &id), 0);
+        // Another store has none of it.
+        assert_eq!(waiting(&local, "postgres://other:5432/db", &id), 2);
+        // A line still being written waits; a line that is no event is never sent.
+        let mut raw = std::fs::OpenOptions::new()
+            .append(true)
+            .open(local.path(&id))
+            .unwrap();
+        raw.write_all(b"not an event\n{\"ts\":").unwrap();
+        assert_eq!(waiting(&local, store, &id), 0);
+        let tail = timeline::tail(&local.path(&id), read(&local, store, &id)).unwrap();
+        assert_eq!(tail.lines.len(), 1);
+        assert!(tail.lines[0].1.is_none());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -569,3 +569,49 @@ async fn keep_incident(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_read_with_its_tls_settings_and_shown_without_its_password() {
+        let s = Settings::parse(
+            "postgres://team:pa55-w0rd-x@db.internal:6543/oncall?sslmode=verify-full&sslrootcert=/etc/ca.pem&connect_timeout=7",
+        )
+        .unwrap();
+        assert_eq!(s.ssl, SslMode::VerifyFull);
+        assert_eq!(s.root_cert, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            s.config.get_connect_timeout(),
+            Some(&Duration::from_secs(7))
+        );
+        assert!(!s.shown.contains("pa55-w0rd-x"), "{}", s.shown);
+        assert_eq!(s.identity(), "postgres://db.internal:6543/oncall");
+        assert_eq!(crate::redact::global().text("got pa55-w0rd-x"), "got ***");
+        let plain = Settings::parse("postgresql://team@127.0.0.1/oncall").unwrap();
+        assert_eq!(plain.ssl, SslMode::Disable);
+        assert_eq!(plain.config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+    }
+
+    #[test]
+    fn what_is_not_a_store_url_is_named() {
+        let err = |url: &str| Settings::parse(url).unwrap_err().to_string();
+        assert!(
+            err("mysql://u:hunter-22@h/db")
+                .contains("'mysql://u:***@h/db' is not a PostgreSQL URL")
+        );
+        assert!(err("postgres://h/db?sslmode=verify-ca").contains("use sslmode=verify-full"));
+        assert!(err("postgres://h/db?sslmode=maybe").contains("disable, require or verify-full"));
+        assert!(err("not a url").contains("is not a URL"));
+    }
+
+    #[test]
+    fn times_read_back_as_postgresql_prints_them() {
+        let t = parse_ts("2026-12-04 19:00:00.123+00").unwrap();
+        assert_eq!(t.to_string(), "2026-12-04T19:00:00.123Z");
+        let t = parse_ts("2026-12-04 20:30:00+05:30").unwrap();
+        assert_eq!(t.to_string(), "2026-12-04T15:00:00Z");
+        assert!(parse_ts("yesterday").is_err());
+    }
+}
