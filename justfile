@@ -27,6 +27,7 @@ bench:
     cargo bench --bench engine
     cargo bench --bench kube
     cargo bench --bench docker
+    cargo bench --bench store
 
 # Regenerate completions/ for every shell (a test checks they are current)
 completions:

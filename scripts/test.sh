@@ -35,6 +35,8 @@ declare -A PACKAGES=(
     [/usr/sbin/nats-server]=nats-server
     [prometheus-alertmanager]=prometheus-alertmanager
     [amtool]=prometheus-alertmanager
+    # Makes the certificate of the PostgreSQL the team store's TLS tests talk to.
+    [openssl]=openssl
 )
 
 # The test image is made from /bin/busybox, which must be the static build: a dynamically

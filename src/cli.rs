@@ -81,6 +81,11 @@ pub struct Global {
     /// NVIDIA management library to load [default: libnvidia-ml.so.1 from the loader's path]
     #[arg(long, global = true, env = "ONCALL_NVML_LIBRARY", hide_env_values = true, value_hint = clap::ValueHint::FilePath)]
     pub nvml_library: Option<PathBuf>,
+    /// The team's store, postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=require|verify-full]:
+    /// incidents are shared there after they are written locally [default: `store:` in the
+    /// config file; none: incidents stay on this machine]
+    #[arg(long, global = true, env = "ONCALL_STORE", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    pub store: Option<String>,
     /// Colour: auto uses it on a terminal unless NO_COLOR is set or TERM=dumb
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "ONCALL_COLOR", hide_env_values = true)]
     pub color: ColorChoice,
@@ -194,6 +199,15 @@ pub enum Command {
     /// Go on with an interrupted or open live incident from the step where it stopped (default:
     /// the latest open live one): applied actions are not offered again
     Resume(ResumeArgs),
+    /// Show another responder's run live, as its own terminal shows it, until it finishes
+    /// (default: the latest running incident); Ctrl-C leaves. `-o json`: one event per line
+    Follow {
+        #[arg(add = complete::incidents())]
+        incident: Option<String>,
+        /// Follow until the incident is resolved rather than until its run finishes
+        #[arg(long, value_name = "resolved", value_parser = ["resolved"], env = "ONCALL_UNTIL", hide_env_values = true)]
+        until: Option<String>,
+    },
     /// Show an incident's timeline (default: the latest)
     Timeline {
         #[arg(add = complete::incidents())]
@@ -224,11 +238,27 @@ pub enum Command {
         /// The message's name (`oncall show RUNBOOK` lists a runbook's messages)
         name: Option<String>,
     },
+    /// The team's store (--store): set it up, see whether it answers, share what waits
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Print the completion script for a shell
     Completions {
         #[arg(value_enum)]
         shell: Shell,
     },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum StoreCommand {
+    /// Create the store's tables, or migrate them to this oncall's schema (in one transaction)
+    Init,
+    /// Where the store is, whether it answers, its schema version, and how many local events
+    /// wait to be shared
+    Status,
+    /// Share the local events the store does not have yet, in order
+    Sync,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,9 @@ pub struct Config {
     /// Kubernetes contexts (`prod-*`) where approving a write means typing the context's name.
     #[serde(default)]
     pub production_contexts: Vec<String>,
+    /// The team's store (`postgres://…`), under `--store` and `ONCALL_STORE`.
+    #[serde(default)]
+    pub store: Option<String>,
 }
 
 pub fn default_path() -> Option<PathBuf> {

@@ -61,6 +61,7 @@ pub mod report;
 pub mod runbook;
 pub mod sanitize;
 pub mod spec;
+pub mod store;
 pub mod timeline;
 pub mod view;
 
@@ -124,7 +125,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Import { file, id } => commands::import::run(&setup, &file, id.as_deref()),
         Command::Scenario {
             command: cli::ScenarioCommand::Record { incident, to },
-        } => commands::scenario::record(&setup, incident.as_deref(), to.as_deref()),
+        } => commands::scenario::record(&setup, incident.as_deref(), to.as_deref()).await,
         Command::Test {
             runbooks,
             junit,
@@ -199,24 +200,39 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             commands::run::run(&setup, request).await
         }
-        Command::Incidents { open } => commands::incidents::run(&setup, open),
-        Command::Timeline { incident } => commands::timeline::run(&setup, incident.as_deref()),
-        Command::Note(args) => commands::note::note(&setup, &args),
+        Command::Incidents { open } => commands::incidents::run(&setup, open).await,
+        Command::Follow { incident, until } => {
+            let until = match until.as_deref() {
+                Some("resolved") => store::Until::Resolved,
+                _ => store::Until::Finished,
+            };
+            commands::follow::run(&setup, incident.as_deref(), until).await
+        }
+        Command::Timeline { incident } => {
+            commands::timeline::run(&setup, incident.as_deref()).await
+        }
+        Command::Note(args) => commands::note::note(&setup, &args).await,
         Command::Resolve {
             text,
             root_cause,
             incident,
-        } => commands::note::resolve(
-            &setup,
-            text.as_deref(),
-            root_cause.as_deref(),
-            incident.as_deref(),
-        ),
+        } => {
+            commands::note::resolve(
+                &setup,
+                text.as_deref(),
+                root_cause.as_deref(),
+                incident.as_deref(),
+            )
+            .await
+        }
         Command::Report(args) if args.summary => commands::report::summary(&setup, args.since),
-        Command::Report(args) => commands::report::run(&setup, args.incident.as_deref()),
+        Command::Report(args) => commands::report::run(&setup, args.incident.as_deref()).await,
+        Command::Store { command } => commands::store::run(&setup, command).await,
         Command::Message { incident, name } => match (incident, name) {
-            (Some(incident), Some(name)) => commands::message::run(&setup, Some(&incident), &name),
-            (Some(name), None) => commands::message::run(&setup, None, &name),
+            (Some(incident), Some(name)) => {
+                commands::message::run(&setup, Some(&incident), &name).await
+            }
+            (Some(name), None) => commands::message::run(&setup, None, &name).await,
             _ => anyhow::bail!(
                 "which message? `oncall message [INCIDENT] NAME`; `oncall show RUNBOOK` lists them"
             ),

@@ -9,8 +9,9 @@ use serde_json::json;
 
 /// `--open`: the live incidents not resolved, the ones that may still need someone. Dry runs
 /// and drills are rehearsals: the full list shows them.
-pub fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
-    let mut incidents = setup.store().summaries();
+pub async fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
+    let team = setup.team().await?;
+    let mut incidents = team.list().await?;
     if open {
         // An incomplete one may still need someone: it stays.
         incidents.retain(|l| match l {
@@ -31,6 +32,8 @@ pub fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
                     "title": s.title,
                     "severity": s.severity,
                     "opened_by": s.opened_by,
+                    "driver": s.driver,
+                    "host": s.host,
                     "opened_at": s.opened_at,
                     "age_seconds": now.duration_since(s.opened_at).as_secs().max(0),
                     "last_step": s.last_step.as_ref().map(|(id, title)| json!({ "id": id, "title": title })),
@@ -48,30 +51,37 @@ pub fn run(setup: &Setup, open: bool) -> anyhow::Result<i32> {
         eprintln!("no {what}incidents in {}", setup.store().dir.display());
         return Ok(0);
     }
+    // Who drives each, and from where, matters once incidents are shared.
+    let team = team.settings.is_some();
     let mut table = Table::new();
-    table.load_preset(presets::NOTHING).set_header(vec![
-        "INCIDENT",
-        "STATUS",
-        "MODE",
-        "SEV",
-        "BY",
-        "AGE",
-        "LAST STEP",
-    ]);
+    let mut header = vec!["INCIDENT", "STATUS", "MODE", "SEV", "BY"];
+    if team {
+        header.push("DRIVER");
+    }
+    header.extend(["AGE", "LAST STEP"]);
+    table.load_preset(presets::NOTHING).set_header(header);
     for l in &incidents {
         table.add_row(match l {
-            Listed::Summary(s) => vec![
-                s.id.clone(),
-                s.status.as_str().to_string(),
-                crate::view::json_name(&s.mode),
-                s.severity.clone(),
-                s.opened_by.clone(),
-                crate::view::age(now.duration_since(s.opened_at).as_secs()),
-                s.last_step
-                    .as_ref()
-                    .map(|(id, _)| id.clone())
-                    .unwrap_or_default(),
-            ],
+            Listed::Summary(s) => {
+                let mut row = vec![
+                    s.id.clone(),
+                    s.status.as_str().to_string(),
+                    crate::view::json_name(&s.mode),
+                    s.severity.clone(),
+                    s.opened_by.clone(),
+                ];
+                if team {
+                    row.push(format!("{}@{}", s.driver, s.host));
+                }
+                row.push(crate::view::age(now.duration_since(s.opened_at).as_secs()));
+                row.push(
+                    s.last_step
+                        .as_ref()
+                        .map(|(id, _)| id.clone())
+                        .unwrap_or_default(),
+                );
+                row
+            }
             Listed::Incomplete { id, .. } => vec![id.clone(), "timeline incomplete".into()],
         });
     }

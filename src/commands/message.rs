@@ -10,8 +10,8 @@ use crate::expr::render_message;
 use crate::runbook::Digest;
 use crate::view::print_out;
 
-pub fn run(setup: &Setup, incident: Option<&str>, name: &str) -> anyhow::Result<i32> {
-    let (id, events) = setup.incident_events(incident)?;
+pub async fn run(setup: &Setup, incident: Option<&str>, name: &str) -> anyhow::Result<i32> {
+    let (id, events) = setup.team().await?.incident(incident).await?;
     let opened = Opening::of(&events)
         .ok_or_else(|| anyhow::anyhow!("incident {id} has no opening event"))?;
     let loaded = super::resume::load_runbook(setup, &opened)?;

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod completions;
 pub mod drills;
+pub mod follow;
 pub mod import;
 pub mod incidents;
 pub mod list;
@@ -13,6 +14,7 @@ pub mod resume;
 pub mod run;
 pub mod scenario;
 pub mod show;
+pub mod store;
 pub mod test;
 pub mod timeline;
 pub mod validate;
@@ -45,6 +47,7 @@ impl Setup {
             &global.postgres_url,
             &global.redis_url,
             &global.nats_url,
+            &global.store,
         ]
         .into_iter()
         .flatten()
@@ -66,10 +69,27 @@ impl Setup {
 
     pub fn config(&self) -> anyhow::Result<Config> {
         let config = Config::load(self.global.config.as_ref())?;
-        for url in config.endpoints.values() {
+        for url in config.endpoints.values().chain(&config.store) {
             crate::redact::register_url(url);
         }
         Ok(config)
+    }
+
+    /// The team's store as configured (flag, variable, config file), not yet reached.
+    pub fn store_settings(&self) -> anyhow::Result<Option<crate::store::postgres::Settings>> {
+        let from_file = match &self.global.store {
+            Some(_) => None,
+            None => self.config()?.store,
+        };
+        Ok(crate::store::configured(
+            self.global.store.as_deref(),
+            from_file.as_deref(),
+        )?)
+    }
+
+    /// The local timelines and the team's store, reached (what waits locally is shared).
+    pub async fn team(&self) -> anyhow::Result<crate::store::Team> {
+        Ok(crate::store::Team::reach(self.store(), self.store_settings()?).await?)
     }
 
     pub fn store(&self) -> crate::timeline::Store {
@@ -86,23 +106,5 @@ impl Setup {
 
     pub fn json(&self) -> bool {
         self.global.output == crate::cli::Output::Json
-    }
-
-    /// The incident named, or else the latest live one, and its events.
-    pub fn incident_events(
-        &self,
-        incident: Option<&str>,
-    ) -> anyhow::Result<(String, Vec<crate::engine::event::Event>)> {
-        let store = self.store();
-        let id = match incident {
-            Some(id) => id.to_string(),
-            None => store.latest_live()?.id,
-        };
-        let path = store.path(&id);
-        if !path.exists() {
-            return Err(crate::timeline::TimelineError::NoSuchIncident(id).into());
-        }
-        let events = crate::timeline::read(&path)?;
-        Ok((id, events))
     }
 }

@@ -1,32 +1,56 @@
-//! `oncall note` and `oncall resolve`: add to an incident's timeline, during its run or after.
+//! `oncall note` and `oncall resolve`: add to an incident's timeline, during its run or after,
+//! on this machine or (with a store) on another responder's incident.
 
 use super::Setup;
-use crate::engine::event::{EventKind, NoteTag, Recorder};
-use crate::timeline::{TimelineSink, user};
+use crate::engine::event::{Event, EventKind, NoteTag, Recorder, Sink};
+use crate::timeline::user;
+use std::sync::{Arc, Mutex};
 
-fn append(setup: &Setup, incident: Option<&str>, kinds: Vec<EventKind>) -> anyhow::Result<i32> {
-    let store = setup.store();
+/// Keeps the events a recorder stamped, bounded and redacted, for the team to append.
+#[derive(Clone, Default)]
+struct Kept(Arc<Mutex<Vec<Event>>>);
+
+impl Sink for Kept {
+    fn emit(&mut self, event: &Event) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
+    }
+}
+
+async fn append(
+    setup: &Setup,
+    incident: Option<&str>,
+    kinds: Vec<EventKind>,
+) -> anyhow::Result<i32> {
+    let mut team = setup.team().await?;
     let (id, chosen) = match incident {
+        Some(id) if !team.has(id).await? => {
+            return Err(crate::timeline::TimelineError::NoSuchIncident(id.to_string()).into());
+        }
         Some(id) => (id.to_string(), None),
         None => {
-            let open = store.latest_open_live().ok_or_else(|| {
+            let open = team.latest_live(true).await?.ok_or_else(|| {
                 anyhow::anyhow!(
                     "no open live incident in {}; dry runs and drills take notes only when named: --incident ID (`oncall incidents` lists them)",
-                    store.dir.display()
+                    team.local.dir.display()
                 )
             })?;
             (open.id.clone(), Some(open))
         }
     };
-    // The same path as a run's events: bounded, then appended and fsynced in one write.
-    let timeline = TimelineSink::new(store.append(&id)?);
-    let recorder = Recorder::new(id.clone(), vec![Box::new(timeline)]);
+    // The same path as a run's events: bounded and redacted, then appended and fsynced here
+    // first, then shared.
+    let kept = Kept::default();
+    let recorder = Recorder::new(id.clone(), vec![Box::new(kept.clone())]);
     for kind in kinds {
         recorder.emit(kind);
     }
-    if let Some(failure) = recorder.failure() {
-        anyhow::bail!("nothing was recorded in {id}: {failure}");
-    }
+    let events = std::mem::take(&mut *kept.0.lock().unwrap_or_else(|e| e.into_inner()));
+    team.append(&id, events)
+        .await
+        .map_err(|e| anyhow::anyhow!("nothing was recorded in {id}: {e}"))?;
     match chosen {
         // Said in full when oncall chose: the engineer sees which incident took the words.
         Some(open) => eprintln!(
@@ -43,7 +67,7 @@ fn append(setup: &Setup, incident: Option<&str>, kinds: Vec<EventKind>) -> anyho
     Ok(0)
 }
 
-pub fn note(setup: &Setup, args: &crate::cli::NoteArgs) -> anyhow::Result<i32> {
+pub async fn note(setup: &Setup, args: &crate::cli::NoteArgs) -> anyhow::Result<i32> {
     let (text, tag) = args.tagged();
     if (args.owner.is_some() || args.due.is_some()) && tag != Some(NoteTag::ActionItem) {
         anyhow::bail!(
@@ -64,9 +88,10 @@ pub fn note(setup: &Setup, args: &crate::cli::NoteArgs) -> anyhow::Result<i32> {
             due: args.due.clone(),
         }],
     )
+    .await
 }
 
-pub fn resolve(
+pub async fn resolve(
     setup: &Setup,
     text: Option<&str>,
     root_cause: Option<&str>,
@@ -87,5 +112,5 @@ pub fn resolve(
         text: text.unwrap_or("resolved").to_string(),
         user: user(),
     });
-    append(setup, incident, kinds)
+    append(setup, incident, kinds).await
 }

@@ -7,11 +7,12 @@ use crate::report::{FromRunbook, Report, figures, markdown};
 use crate::timeline::{self, Summary};
 use crate::view::{print_json, print_out};
 
-pub fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
-    let (id, events) = setup.incident_events(incident)?;
-    let store = setup.store();
-    let summary = store
+pub async fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
+    let team = setup.team().await?;
+    let (id, events) = team.incident(incident).await?;
+    let summary = team
         .summary(&id)
+        .await?
         .ok_or_else(|| anyhow::anyhow!("incident {id} has no opening event"))?;
     let report = Report::build(&id, &events, summary.status, from_runbook(setup, &events))
         .ok_or_else(|| anyhow::anyhow!("incident {id} has no opening event"))?;

@@ -48,6 +48,7 @@ fn refusal(s: &Summary) -> Option<String> {
 }
 
 pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
+    let shared = setup.store_settings()?;
     let store = setup.store();
     let id = match req.incident {
         Some(id) if !store.path(id).exists() => {
@@ -118,7 +119,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         .cloned()
         .collect();
 
-    let screen = Screen::new(setup, &rb, id, timeline, Some(&opened.event));
+    let screen = Screen::new(setup, &rb, id, timeline, Some(&opened.event), shared);
     screen.recorder.emit(EventKind::Resumed {
         user: user(),
         host: host(),

@@ -335,10 +335,11 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             }
         }
     }
+    let shared = setup.store_settings()?;
     let store = setup.store();
     let now = jiff::Zoned::now();
     let (incident, timeline) = store.create(&rb.id.value, &now)?;
-    let screen = Screen::new(setup, &rb, incident.clone(), timeline, None);
+    let screen = Screen::new(setup, &rb, incident.clone(), timeline, None, shared);
 
     let escalation = rb
         .escalation
@@ -503,18 +504,26 @@ pub struct Screen {
     latest_messages: LatestMessages,
     timeline_path: std::path::PathBuf,
     json_out: bool,
+    /// With a store: the run's events on their way there, in the background.
+    sharing: Option<crate::store::share::Sharing>,
 }
 
 impl Screen {
     /// `shown_first`: an event for the screen only, before the rest (a resumed incident's opening).
+    /// `store`: the team's store the events are shared with, read before the incident was opened
+    /// (a wrong URL stops the command before it writes anything).
     pub fn new(
         setup: &Setup,
         rb: &Runbook,
         incident: String,
         timeline: Timeline,
         shown_first: Option<&Event>,
+        store: Option<crate::store::postgres::Settings>,
     ) -> Screen {
         let timeline_path = timeline.path.clone();
+        let sharing = store.map(|settings| {
+            crate::store::share::Sharing::start(settings, setup.store(), incident.clone())
+        });
         let json_out = setup.json();
         let out: Box<dyn std::io::Write + Send> = if json_out {
             Box::new(std::io::stderr())
@@ -547,12 +556,17 @@ impl Screen {
         if json_out {
             sinks.push(Box::new(collector.clone()));
         }
+        // After the timeline's sink: an event is shared only once it is fsynced here.
+        if let Some(sharing) = &sharing {
+            sinks.insert(1, Box::new(sharing.sink()));
+        }
         Screen {
             recorder: Recorder::new(incident, sinks),
             collector,
             latest_messages,
             timeline_path,
             json_out,
+            sharing,
         }
     }
 
@@ -649,6 +663,9 @@ impl Screen {
         if let Some(scoring) = scoring.filter(|s| !s.correct.is_empty() || !s.harmful.is_empty()) {
             let card = scoring.card(policy, &self.timeline_path);
             self.recorder.emit(card);
+        }
+        if let Some(sharing) = self.sharing {
+            sharing.finish().await;
         }
         if self.json_out {
             self.collector.print_report(&self.timeline_path)?;

@@ -40,17 +40,17 @@ struct Canned {
     millis: u64,
 }
 
-pub fn record(setup: &Setup, incident: Option<&str>, to: Option<&Path>) -> anyhow::Result<i32> {
-    let store = setup.store();
+pub async fn record(
+    setup: &Setup,
+    incident: Option<&str>,
+    to: Option<&Path>,
+) -> anyhow::Result<i32> {
+    let team = setup.team().await?;
     let id = match incident {
         Some(id) => id.to_string(),
-        None => store.latest()?,
+        None => team.latest().await?,
     };
-    let path = store.path(&id);
-    if !path.exists() {
-        return Err(crate::timeline::TimelineError::NoSuchIncident(id).into());
-    }
-    let events = crate::timeline::read(&path)?;
+    let (events, _) = team.events(&id).await?;
     let Some((runbook_id, params, opened_at, user)) = events.iter().find_map(|e| match &e.kind {
         EventKind::IncidentOpened {
             runbook,

@@ -2,25 +2,20 @@
 
 use super::Setup;
 use crate::engine::event::{Event, EventKind};
-use crate::timeline;
 use crate::view::polls::Polls;
 use crate::view::{json_name as name, print_json, print_out};
 
-pub fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
-    let store = setup.store();
+pub async fn run(setup: &Setup, incident: Option<&str>) -> anyhow::Result<i32> {
+    let team = setup.team().await?;
     let id = match incident {
         Some(id) => id.to_string(),
-        None => store.latest()?,
+        None => team.latest().await?,
     };
-    let path = store.path(&id);
-    if !path.exists() {
-        return Err(timeline::TimelineError::NoSuchIncident(id).into());
-    }
-    let events = timeline::read(&path)?;
+    let (events, read_from) = team.events(&id).await?;
     if setup.json() {
         print_json(&serde_json::to_value(&events)?)?;
     } else {
-        let mut out = format!("incident {id} ({})\n", path.display());
+        let mut out = format!("incident {id} ({read_from})\n");
         let mut polls = Polls::default();
         for e in &events {
             if let Some(line) = line(e, &mut polls) {

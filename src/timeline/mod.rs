@@ -190,6 +190,21 @@ impl Store {
         Ok(Timeline { file, path })
     }
 
+    /// Opens an incident to add to it, creating its file when only the team store has it (a
+    /// note on another responder's incident is written here first, then shared).
+    pub fn join(&self, incident: &str) -> Result<Timeline, TimelineError> {
+        self.ensure()?;
+        let path = self.path(incident);
+        match open_regular(
+            &path,
+            OpenOptions::new().append(true).create_new(true).mode(0o600),
+        ) {
+            Ok(file) => Ok(Timeline { file, path }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.append(incident),
+            Err(source) => Err(TimelineError::Write { path, source }),
+        }
+    }
+
     /// Opens an existing incident for a run that goes on with it, holding it as a run does;
     /// refused while another run holds it.
     pub fn take(&self, incident: &str) -> Result<Timeline, TimelineError> {
@@ -358,6 +373,41 @@ pub fn read(path: &Path) -> Result<Vec<Event>, TimelineError> {
         }
     }
     Ok(events)
+}
+
+/// A timeline's lines from an offset: each with its event (None for a line that is not one),
+/// and the offset after the last of them.
+pub struct Tail {
+    pub lines: Vec<(String, Option<Event>)>,
+    pub end: u64,
+}
+
+/// The complete lines of a timeline from byte `offset` on, each with its event (None for a line
+/// that is not one), and the offset after the last complete line: a line still being written
+/// waits for the next read.
+pub fn tail(path: &Path, offset: u64) -> Result<Tail, TimelineError> {
+    let err = |source| TimelineError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = open_regular(path, OpenOptions::new().read(true))
+        .map_err(|e| open_error(path, e, false))?;
+    let len = file.metadata().map_err(err)?.len();
+    // A file shorter than what was shared is not the one that was shared: read it all.
+    let offset = if offset > len { 0 } else { offset };
+    file.seek(SeekFrom::Start(offset)).map_err(err)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(err)?;
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let lines = String::from_utf8_lossy(&bytes[..complete])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| (l.to_string(), serde_json::from_str(l).ok()))
+        .collect();
+    Ok(Tail {
+        lines,
+        end: offset + complete as u64,
+    })
 }
 
 /// Who runs oncall: `$ONCALL_USER`, `$USER`, `$LOGNAME`, else the account's name (or, for an

@@ -3,11 +3,11 @@
 
 use super::{Store, open_regular, read};
 use crate::engine::event::{Event, EventKind, Mode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Its run is going on now (its process holds the timeline).
@@ -42,6 +42,10 @@ pub struct Summary {
     pub opened_at: jiff::Timestamp,
     /// The id and title of the last step that started.
     pub last_step: Option<(String, String)>,
+    /// Who runs it: who opened it, or who resumed it last.
+    pub driver: String,
+    /// The host the driver runs it from.
+    pub host: String,
 }
 
 impl Summary {
@@ -77,7 +81,17 @@ impl Summary {
             EventKind::StepStarted { step, title, .. } => Some((step.clone(), title.clone())),
             _ => None,
         });
+        let (driver, host) = events
+            .iter()
+            .rev()
+            .find_map(|e| match &e.kind {
+                EventKind::Resumed { user, host, .. } => Some((user.clone(), host.clone())),
+                _ => None,
+            })
+            .unwrap_or_else(|| (user.clone(), super::host()));
         Some(Summary {
+            driver,
+            host,
             id: id.to_string(),
             status,
             mode: *mode,

@@ -20,6 +20,7 @@ mod report;
 mod resume;
 mod run;
 mod screen;
+mod store;
 mod terminal;
 mod testing;
 mod validate;

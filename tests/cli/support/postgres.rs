@@ -137,51 +137,199 @@ impl Postgres {
         .expect("writing pg_hba.conf");
 
         let deadline = Instant::now() + READY_WITHIN;
-        let log_path = dir.join("postgres.log");
         // The free port can be taken between our probe and the server's bind: retry on that.
         for attempt in 1.. {
             let port = free_port();
             pg.port = port;
             pg.url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-            let log = fs::File::create(&log_path).expect("creating postgres.log");
-            let mut cmd = pg.command("postgres");
-            cmd.arg("-D").arg(&data).arg("-k").arg(&dir);
-            for setting in [
-                "listen_addresses=127.0.0.1".to_string(),
-                format!("port={port}"),
-                "shared_preload_libraries=pg_stat_statements".to_string(),
-                "pg_stat_statements.track=all".to_string(),
-                "fsync=off".to_string(),
-                "synchronous_commit=off".to_string(),
-                "full_page_writes=off".to_string(),
-                "shared_buffers=32MB".to_string(),
-                "max_parallel_workers_per_gather=0".to_string(),
-            ] {
-                cmd.arg("-c").arg(setting);
-            }
-            cmd.stdin(Stdio::null())
-                .stdout(log.try_clone().expect("cloning the log handle"))
-                .stderr(log);
-            let child = spawn_tied(cmd, libc::SIGQUIT)
-                .unwrap_or_else(|e| panic!("starting {}/postgres: {e}", pg.bin.display()));
-            pg.child = Some(child);
-            match pg.wait_ready(&data, deadline) {
+            match pg.spawn_server(deadline) {
                 Ok(()) => break,
-                Err(Some(status)) => {
-                    let log = tail(&log_path);
-                    if attempt < 4 && log.contains("already in use") {
-                        continue;
-                    }
-                    panic!("postgres exited before it was ready ({status}); its log:\n{log}");
-                }
-                Err(None) => panic!(
-                    "postgres on port {port} not ready within {READY_WITHIN:?}; its log:\n{}",
-                    tail(&log_path)
-                ),
+                Err(log) if attempt < 4 && log.contains("already in use") => continue,
+                Err(why) => panic!("{why}"),
             }
         }
         pg.psql("CREATE EXTENSION pg_stat_statements");
         pg
+    }
+
+    /// Starts `postgres` on `self.port` over the cluster in `dir/data` and waits until it is
+    /// ready; `Err` says why not, with the server's log.
+    fn spawn_server(&mut self, deadline: Instant) -> Result<(), String> {
+        let data = self.dir.join("data");
+        let log_path = self.dir.join("postgres.log");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("opening postgres.log");
+        let mut cmd = self.command("postgres");
+        cmd.arg("-D").arg(&data).arg("-k").arg(&self.dir);
+        for setting in [
+            "listen_addresses=127.0.0.1".to_string(),
+            format!("port={}", self.port),
+            "shared_preload_libraries=pg_stat_statements".to_string(),
+            "pg_stat_statements.track=all".to_string(),
+            "fsync=off".to_string(),
+            "synchronous_commit=off".to_string(),
+            "full_page_writes=off".to_string(),
+            "shared_buffers=32MB".to_string(),
+            "max_parallel_workers_per_gather=0".to_string(),
+        ] {
+            cmd.arg("-c").arg(setting);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().expect("cloning the log handle"))
+            .stderr(log);
+        let child = spawn_tied(cmd, libc::SIGQUIT)
+            .unwrap_or_else(|e| panic!("starting {}/postgres: {e}", self.bin.display()));
+        self.child = Some(child);
+        match self.wait_ready(&data, deadline) {
+            Ok(()) => Ok(()),
+            Err(Some(status)) => Err(format!(
+                "postgres exited before it was ready ({status}); its log:\n{}",
+                tail(&log_path)
+            )),
+            Err(None) => Err(format!(
+                "postgres on port {} not ready within {READY_WITHIN:?}; its log:\n{}",
+                self.port,
+                tail(&log_path)
+            )),
+        }
+    }
+
+    /// Turns TLS on with a certificate for 127.0.0.1 signed by a CA of its own (both made by
+    /// `openssl`), and makes `role` connect over TCP only with TLS. Returns the CA's certificate,
+    /// the file a client trusts.
+    pub fn require_tls_for(&self, role: &str) -> PathBuf {
+        let file = |name: &str| self.dir.join(name);
+        let (ca, ca_key) = (file("ca.crt"), file("ca.key"));
+        let (cert, key, csr, ext) = (
+            file("server.crt"),
+            file("server.key"),
+            file("server.csr"),
+            file("server.ext"),
+        );
+        fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").expect("writing server.ext");
+        let openssl = |args: &[&std::ffi::OsStr]| {
+            let mut cmd = Command::new("openssl");
+            cmd.args(args);
+            let out = run_bounded(cmd, COMMAND_WITHIN, None)
+                .unwrap_or_else(|e| panic!("openssl (install the Debian package `openssl`): {e}"));
+            assert!(
+                out.status.success(),
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let s = |t: &'static str| std::ffi::OsStr::new(t);
+        openssl(&[
+            s("req"),
+            s("-x509"),
+            s("-newkey"),
+            s("rsa:2048"),
+            s("-nodes"),
+            s("-days"),
+            s("1"),
+            s("-subj"),
+            s("/CN=oncall test CA"),
+            s("-keyout"),
+            ca_key.as_os_str(),
+            s("-out"),
+            ca.as_os_str(),
+        ]);
+        openssl(&[
+            s("req"),
+            s("-newkey"),
+            s("rsa:2048"),
+            s("-nodes"),
+            s("-subj"),
+            s("/CN=127.0.0.1"),
+            s("-keyout"),
+            key.as_os_str(),
+            s("-out"),
+            csr.as_os_str(),
+        ]);
+        openssl(&[
+            s("x509"),
+            s("-req"),
+            s("-days"),
+            s("1"),
+            s("-in"),
+            csr.as_os_str(),
+            s("-CA"),
+            ca.as_os_str(),
+            s("-CAkey"),
+            ca_key.as_os_str(),
+            s("-CAcreateserial"),
+            s("-extfile"),
+            ext.as_os_str(),
+            s("-out"),
+            cert.as_os_str(),
+        ]);
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod the key");
+        fs::set_permissions(&cert, fs::Permissions::from_mode(0o644)).expect("chmod the cert");
+        if let Some((uid, gid)) = self.user {
+            chown(&key, uid, gid);
+            chown(&cert, uid, gid);
+        }
+        let hba = self.dir.join("data/pg_hba.conf");
+        let rules = fs::read_to_string(&hba).expect("reading pg_hba.conf");
+        fs::write(
+            &hba,
+            format!(
+                "hostnossl all {role} 127.0.0.1/32 reject\n\
+                 hostssl all {role} 127.0.0.1/32 scram-sha-256\n{rules}"
+            ),
+        )
+        .expect("writing pg_hba.conf");
+        // One statement each: ALTER SYSTEM cannot run inside psql -c's one transaction.
+        self.psql(&format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'",
+            cert.display()
+        ));
+        self.psql(&format!(
+            "ALTER SYSTEM SET ssl_key_file = '{}'",
+            key.display()
+        ));
+        self.psql("ALTER SYSTEM SET ssl = on");
+        self.psql("SELECT pg_reload_conf()");
+        let started = Instant::now();
+        while self.psql("SHOW ssl") != "on" {
+            assert!(
+                started.elapsed() < SCENARIO_WITHIN,
+                "ssl not on after reload; log:\n{}",
+                tail(&self.dir.join("postgres.log"))
+            );
+            std::thread::sleep(POLL_EVERY);
+        }
+        ca
+    }
+
+    /// Stops the server (a fast shutdown: what was committed is kept) and waits until it is
+    /// gone; the port then refuses connections until [`Postgres::restart`].
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let started = Instant::now();
+        while !matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+            assert!(
+                started.elapsed() < COMMAND_WITHIN,
+                "postgres did not stop within {COMMAND_WITHIN:?}"
+            );
+            std::thread::sleep(POLL_EVERY);
+        }
+    }
+
+    /// Starts the stopped server again, on the same port with the same data.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart() of a running server");
+        let _ = fs::remove_file(self.dir.join("data/postmaster.pid"));
+        let deadline = Instant::now() + READY_WITHIN;
+        self.spawn_server(deadline)
+            .unwrap_or_else(|why| panic!("restarting postgres: {why}"));
     }
 
     /// Runs SQL (one or more statements) with `psql -X -At -v ON_ERROR_STOP=1` as `postgres`
@@ -189,6 +337,21 @@ impl Postgres {
     pub fn psql(&self, sql: &str) -> String {
         self.try_psql(sql)
             .unwrap_or_else(|e| panic!("psql failed on {sql:?}:\n{e}"))
+    }
+
+    /// As [`Postgres::psql`], in another database of the cluster.
+    pub fn psql_in(&self, database: &str, sql: &str) -> String {
+        let mut cmd = self.command("psql");
+        cmd.args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(format!(
+                "{} dbname={}",
+                self.conninfo("postgres"),
+                conninfo_quote(database)
+            ))
+            .arg("-c")
+            .arg(sql);
+        finish(run_bounded(cmd, COMMAND_WITHIN, None).unwrap_or_else(|e| panic!("psql: {e}")))
+            .unwrap_or_else(|e| panic!("psql failed on {sql:?} in {database}:\n{e}"))
     }
 
     /// As [`Postgres::psql`], the error (psql's stderr) instead of a panic.
