@@ -304,6 +304,7 @@ impl Team {
 
     /// Whether the incident is here or in the store.
     pub async fn has(&self, incident: &str) -> Result<bool, StoreError> {
+        self.local.refuse_linked_folder()?;
         // A symlink or a pipe there is this machine's to refuse when it is opened.
         if std::fs::symlink_metadata(self.local.path(incident)).is_ok() {
             return Ok(true);

@@ -119,7 +119,7 @@ impl Store {
 
     /// `incidents/` must be the folder itself: through a symlink, incidents would be written
     /// where the link points, with that folder's permissions.
-    fn refuse_linked_folder(&self) -> Result<(), TimelineError> {
+    pub(crate) fn refuse_linked_folder(&self) -> Result<(), TimelineError> {
         match std::fs::symlink_metadata(&self.dir) {
             Ok(meta) if meta.file_type().is_symlink() => Err(TimelineError::Unsafe {
                 path: self.dir.clone(),
