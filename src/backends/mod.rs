@@ -79,6 +79,7 @@ impl BackendError {
                 | BackendError::Alertmanager(alertmanager::Error::NothingToExpire)
                 | BackendError::Notify(notify::Error::NoWebhook(_))
                 | BackendError::PagerDuty(_)
+                | BackendError::Gpu(gpu::Error::NothingToEnd(_))
         )
     }
 }

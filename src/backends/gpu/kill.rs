@@ -66,14 +66,14 @@ impl Rule {
         }
     }
 
-    /// Where the rule looks, in words: `a GPU above 95% of its memory`.
+    /// Where the rule looks, in words: `on a GPU above 95% of its memory`.
     fn scope(self, full_above: f64) -> String {
         match self {
             Rule::LargestOnFullGpu => format!(
-                "memory on a GPU above {}% of its memory",
+                "on a GPU above {}% of its memory",
                 crate::engine::observation::format_number(full_above)
             ),
-            Rule::Largest => "memory on any GPU".into(),
+            Rule::Largest => "on any GPU".into(),
         }
     }
 
@@ -277,7 +277,7 @@ fn choose(rule: Rule, holders: &[Holder], full_above: f64) -> Result<(&Holder, S
         .max_by_key(|h| h.memory.unwrap_or(0))
         .ok_or_else(|| Error::NothingToEnd(rule.scope(full_above)))?;
     let why = format!(
-        "chosen by choose: {}: the largest of {} process(es) holding {}",
+        "chosen by choose: {}: the largest of {} process(es) {}",
         rule.key(),
         eligible.len(),
         rule.scope(full_above)

@@ -72,7 +72,7 @@ pub enum Error {
     #[error("pid {pid} is {what}: oncall never ends its own process tree")]
     OwnTree { pid: u32, what: &'static str },
     /// The rule chose nothing: no process holds memory where it looks.
-    #[error("nothing to end: no process holds {0}")]
+    #[error("nothing to end: no process holds memory {0}")]
     NothingToEnd(String),
     /// A drill or `show` with no GPU reading to choose from.
     #[error("the process is chosen when the GPUs are read: {0}")]
