@@ -248,17 +248,17 @@ fn at_the_prompt_another_listed_pid_is_planned_and_ended_and_others_are_refused(
     )
     .unwrap();
     s.expect(choices).unwrap();
-    s.send_line(&oncall.to_string()).unwrap();
+    s.send_line(oncall.to_string()).unwrap();
     s.expect(
         format!("pid {oncall} is oncall itself: oncall never ends its own process tree").as_str(),
     )
     .unwrap();
     s.expect(choices).unwrap();
-    s.send_line(&std::process::id().to_string()).unwrap();
+    s.send_line(std::process::id().to_string()).unwrap();
     s.expect(format!("pid {} is a parent of oncall", std::process::id()).as_str())
         .unwrap();
     s.expect(choices).unwrap();
-    s.send_line(&small.id().to_string()).unwrap();
+    s.send_line(small.id().to_string()).unwrap();
     s.expect(format!("kill -TERM {}, then kill -KILL after 2s", small.id()).as_str())
         .unwrap();
     s.expect("typed at the prompt in place of the planned process")
@@ -329,4 +329,20 @@ fn the_stray_process_drill_plans_the_largest_process_on_the_full_gpu_as_recorded
         "{end:#}"
     );
     assert_eq!(end["decision"], "rehearsed");
+}
+
+#[test]
+fn validate_names_a_wrong_rule_and_a_wrong_full_above_where_they_stand() {
+    let sb = Sandbox::new();
+    sb.write(
+        "bad.yaml",
+        "id: gpus\ntitle: T\nseverity: P1\nsteps:\n  - id: look\n    actions:\n      - id: end\n        gpu_kill:\n          choose: largest_on_ful_gpu\n          full_above: 120\n",
+    );
+    let ran = sb.run(&["validate", "bad.yaml"]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stdout.starts_with("bad.yaml:9:19: no rule 'largest_on_ful_gpu' to choose a process by\n  hint: did you mean 'largest_on_full_gpu'? choose: largest_on_full_gpu or largest\nbad.yaml:10:23: `full_above` must be a percentage or a template\n  hint: the percent of a GPU's memory in use above which it is full, 0 to 100 (default 95)\n"),
+        "{}",
+        ran.stdout
+    );
 }

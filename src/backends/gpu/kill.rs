@@ -193,7 +193,7 @@ fn parse_bytes(text: &str) -> Option<u64> {
         "TiB" => 1 << 40,
         _ => return None,
     };
-    (number >= 0.0).then(|| (number * scale as f64) as u64)
+    (number >= 0.0).then_some((number * scale as f64) as u64)
 }
 
 /// What `pid` is to oncall, when it is oncall itself, one of its parents or one of its children.
