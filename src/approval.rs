@@ -20,7 +20,19 @@ pub enum Decision {
     Apply(Approval),
     /// Not yet: run the step's checks again and ask once more.
     Recheck,
+    /// Not this target but the one typed (checked by the action's `Pick`): plan it and ask again.
+    Pick(String),
     Other(DecisionKind),
+}
+
+/// What the engineer may type at the prompt in place of the planned target (another pid from
+/// the table). `check` returns the target, or the refusal in words, and the prompt asks again.
+#[derive(Clone)]
+pub struct Pick {
+    /// For the choices: `or type another pid from the table`.
+    pub what: String,
+    #[allow(clippy::type_complexity)]
+    pub check: std::sync::Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,31 +76,44 @@ impl Policy {
 
     /// For an action that may have been applied already: only an engineer's explicit answer
     /// sends it again, never `--yes`.
-    pub async fn decide_unconfirmed(self, question: String, production: Option<&str>) -> Decision {
+    pub async fn decide_unconfirmed(
+        self,
+        question: String,
+        production: Option<&str>,
+        pick: Option<Pick>,
+    ) -> Decision {
         match self {
             Policy::AssumeYes => Decision::Other(DecisionKind::Unconfirmed),
-            other => other.decide(question, production).await,
+            other => other.decide(question, production, pick).await,
         }
     }
 
     /// `production`: the context's name when the write goes to a production cluster; on a
     /// terminal only typing that name approves it (`--yes` approves without, and says so in `by`).
-    pub async fn decide(self, question: String, production: Option<&str>) -> Decision {
+    /// `pick`: what else the engineer may type, on a terminal.
+    pub async fn decide(
+        self,
+        question: String,
+        production: Option<&str>,
+        pick: Option<Pick>,
+    ) -> Decision {
         let confirm = production.map(str::to_string);
         match self {
             Policy::AssumeYes => Decision::Apply(Approval { _sealed: () }),
             Policy::DryRun { .. } => Decision::Other(DecisionKind::WouldSend),
             Policy::NoTerminal => Decision::Other(DecisionKind::NoTerminal),
             Policy::Drill { ask: false } => Decision::Other(DecisionKind::Rehearsed),
-            Policy::Drill { ask: true } => match ask(question, confirm).await {
+            Policy::Drill { ask: true } => match ask(question, confirm, pick).await {
                 Answer::Yes => Decision::Other(DecisionKind::Rehearsed),
                 Answer::Recheck => Decision::Recheck,
+                Answer::Pick(target) => Decision::Pick(target),
                 Answer::Skip => Decision::Other(DecisionKind::Skipped),
                 Answer::Abort => Decision::Other(DecisionKind::Aborted),
             },
-            Policy::Prompt => match ask(question, confirm).await {
+            Policy::Prompt => match ask(question, confirm, pick).await {
                 Answer::Yes => Decision::Apply(Approval { _sealed: () }),
                 Answer::Recheck => Decision::Recheck,
+                Answer::Pick(target) => Decision::Pick(target),
                 Answer::Skip => Decision::Other(DecisionKind::Skipped),
                 Answer::Abort => Decision::Other(DecisionKind::Aborted),
             },
@@ -101,17 +126,22 @@ enum Answer {
     Skip,
     Recheck,
     Abort,
+    Pick(String),
 }
 
 const CHOICES: &str = "[y]es apply / [s]kip / [r]e-check / [a]bort run:";
 
 /// Reads one answer from the terminal in cooked mode, so Ctrl-C stays a signal. With `confirm`
-/// (a production context's name) only that name, typed, applies.
-async fn ask(question: String, confirm: Option<String>) -> Answer {
-    let choices = match &confirm {
+/// (a production context's name) only that name, typed, applies. With `pick`, anything else
+/// typed is offered to it.
+async fn ask(question: String, confirm: Option<String>, pick: Option<Pick>) -> Answer {
+    let mut choices = match &confirm {
         Some(name) => format!("type {name} to apply / [s]kip / [r]e-check / [a]bort run:"),
         None => CHOICES.to_string(),
     };
+    if let Some(pick) = &pick {
+        choices = format!("{} {}:", choices.trim_end_matches(':'), pick.what);
+    }
     tokio::task::spawn_blocking(move || {
         let stdin = std::io::stdin();
         let mut stderr = std::io::stderr();
@@ -152,6 +182,15 @@ async fn ask(question: String, confirm: Option<String>) -> Answer {
                 "s" | "skip" | "n" | "no" => return Answer::Skip,
                 "r" | "re-check" | "recheck" => return Answer::Recheck,
                 "a" | "abort" | "q" | "quit" => return Answer::Abort,
+                _ if pick.is_some() => {
+                    let check = &pick.as_ref().expect("checked just above").check;
+                    match check(typed) {
+                        Ok(target) => return Answer::Pick(target),
+                        Err(refused) => {
+                            let _ = writeln!(stderr, "  {refused}");
+                        }
+                    }
+                }
                 other => {
                     let apply = confirm.as_deref().unwrap_or("y");
                     let _ = writeln!(

@@ -79,6 +79,7 @@ impl BackendError {
                 | BackendError::Alertmanager(alertmanager::Error::NothingToExpire)
                 | BackendError::Notify(notify::Error::NoWebhook(_))
                 | BackendError::PagerDuty(_)
+                | BackendError::Gpu(gpu::Error::NothingToEnd(_))
         )
     }
 }
@@ -325,11 +326,22 @@ pub struct ServerAnswer {
 pub struct Prepared {
     pub plan: Plan,
     request: Request,
+    /// Another target the engineer may type at the prompt instead (a GPU kill's pid).
+    pub pick: Option<crate::approval::Pick>,
 }
 
 impl Prepared {
     fn new(plan: Plan, request: Request) -> Prepared {
-        Prepared { plan, request }
+        Prepared {
+            plan,
+            request,
+            pick: None,
+        }
+    }
+
+    fn with_pick(mut self, pick: crate::approval::Pick) -> Prepared {
+        self.pick = Some(pick);
+        self
     }
 }
 
@@ -359,6 +371,11 @@ pub struct PlanContext<'a> {
     /// `--dry-run=server`: a Kubernetes write's plan carries the API server's answer to it sent
     /// with dryRun=All.
     pub server_dry_run: bool,
+    /// The tables this run's checks have read so far, in the runbook's order: what a plan knows
+    /// of a system it does not read itself (a drill's GPUs).
+    pub readings: Vec<(&'a CheckKind, &'a reading::Table)>,
+    /// The target the engineer typed at the prompt in place of the planned one (a GPU kill's pid).
+    pub pick: Option<&'a str>,
 }
 
 /// What this incident's actions changed that a later action may undo: each target's value before

@@ -73,6 +73,8 @@ impl<'a> Shown<'a> {
             user: &user,
             messages: &rb.messages,
             server_dry_run: false,
+            readings: Vec::new(),
+            pick: None,
         };
         let mut plans = BTreeMap::new();
         for action in rb.steps.iter().flat_map(|s| &s.actions) {

@@ -178,6 +178,15 @@ enum Flow {
     Stop,
 }
 
+/// What came of offering an action once.
+enum Offered {
+    Done(Flow),
+    /// The engineer asked to re-check before deciding.
+    Recheck,
+    /// The engineer typed another target (a pid from the table) to plan instead.
+    Picked(String),
+}
+
 impl<'a, R: Reader> Engine<'a, R> {
     pub fn new(
         runbook: &'a Runbook,
@@ -440,21 +449,38 @@ impl<'a, R: Reader> Engine<'a, R> {
 
     /// Offers one action: plans it, asks, and applies it with an approval. A re-check runs the
     /// step's checks again and plans and asks once more.
+    /// A target typed at the prompt (another pid) is planned in place of the runbook's, recorded
+    /// as a plan of its own, and asked about again.
     async fn action(&mut self, step: &Step, action: &Action) -> Flow {
+        let mut pick = None;
         loop {
-            if let Some(flow) = self.offer(&step.id.value, action).await {
-                return flow;
+            match self.offer(&step.id.value, action, pick.as_deref()).await {
+                Offered::Done(flow) => return flow,
+                Offered::Picked(target) => pick = Some(target),
+                Offered::Recheck => {
+                    self.record(EventKind::Rechecked {
+                        step: step.id.value.clone(),
+                        action: action.id.value.clone(),
+                    });
+                    self.run_checks(&step.id.value, &step.checks).await;
+                }
             }
-            self.record(EventKind::Rechecked {
-                step: step.id.value.clone(),
-                action: action.id.value.clone(),
-            });
-            self.run_checks(&step.id.value, &step.checks).await;
         }
     }
 
-    /// None: the engineer asked to re-check before deciding.
-    async fn offer(&mut self, step: &str, action: &Action) -> Option<Flow> {
+    /// The tables the checks read so far, in the runbook's order, with their kinds.
+    fn readings(&self) -> Vec<(&'a backends::kinds::CheckKind, &backends::reading::Table)> {
+        let runbook = self.runbook;
+        runbook
+            .steps_checks()
+            .filter_map(|(_, check)| {
+                let table = self.ctx.checks.get(&check.id.value)?.table.as_ref()?;
+                Some((&check.kind, table))
+            })
+            .collect()
+    }
+
+    async fn offer(&mut self, step: &str, action: &Action, pick: Option<&str>) -> Offered {
         let id = action.id.value.clone();
         let prior = self.prior.get(&id).copied();
         match prior {
@@ -468,7 +494,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                         crate::view::clock_seconds(&at)
                     ),
                 });
-                return Some(Flow::Continue);
+                return Offered::Done(Flow::Continue);
             }
             Some(Prior::Unconfirmed { started }) => {
                 self.record(EventKind::ActionUnconfirmed {
@@ -501,7 +527,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 unverified: None,
                 reason,
             });
-            return Some(Flow::Continue);
+            return Offered::Done(Flow::Continue);
         }
         let with = backends::PlanContext {
             systems: self.settings.systems.as_deref(),
@@ -513,6 +539,8 @@ impl<'a, R: Reader> Engine<'a, R> {
                 self.settings.policy,
                 crate::approval::Policy::DryRun { server: true }
             ),
+            readings: self.readings(),
+            pick,
         };
         let prepared = match action.kind.prepare(&self.ctx.to_value(), &with).await {
             Ok(prepared) => prepared,
@@ -523,7 +551,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                     unverified: None,
                     reason: err.to_string(),
                 });
-                return Some(Flow::Continue);
+                return Offered::Done(Flow::Continue);
             }
             Err(err) => {
                 self.record(EventKind::ActionNotOffered {
@@ -533,7 +561,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                     reason: format!("cannot prepare the request: {err}"),
                 });
                 self.outcome.actions_failed += 1;
-                return Some(Flow::Continue);
+                return Offered::Done(Flow::Continue);
             }
         };
         let title = action.title.clone().unwrap_or_else(|| id.clone());
@@ -561,7 +589,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                     unverified: None,
                     reason: format!("not sent: {missing}"),
                 });
-                return Some(Flow::Continue);
+                return Offered::Done(Flow::Continue);
             }
         }
         let policy = self.settings.policy;
@@ -571,13 +599,17 @@ impl<'a, R: Reader> Engine<'a, R> {
                 .decide_unconfirmed(
                     format!("  → {title} again (it may have been applied)?"),
                     production,
+                    prepared.pick.clone(),
                 )
                 .await
         } else {
-            policy.decide(format!("  → {title}?"), production).await
+            policy
+                .decide(format!("  → {title}?"), production, prepared.pick.clone())
+                .await
         };
         let kind = match &decision {
-            Decision::Recheck => return None,
+            Decision::Recheck => return Offered::Recheck,
+            Decision::Pick(target) => return Offered::Picked(target.clone()),
             Decision::Apply(_) => DecisionKind::Approved,
             Decision::Other(kind) => *kind,
         };
@@ -592,7 +624,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 .by(production.filter(|_| kind == DecisionKind::Approved)),
             user: self.settings.user.clone(),
         });
-        Some(match decision {
+        Offered::Done(match decision {
             Decision::Apply(approval) => {
                 self.record(EventKind::ActionStarted {
                     step: step.into(),
@@ -661,7 +693,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 }
                 Flow::Continue
             }
-            Decision::Other(_) | Decision::Recheck => Flow::Continue,
+            Decision::Other(_) | Decision::Recheck | Decision::Pick(_) => Flow::Continue,
         })
     }
 

@@ -3,8 +3,9 @@
 //! environment of the process that loads it:
 //!
 //! - [`MODE_ENV`] = `two_gpus` (the default), `no_devices` or `init_fails`;
-//! - [`PIDS_ENV`] = `"1234,5678"` replaces GPU 0's compute process pids (at most two; `""` means
-//!   none), so a test can point them at processes it started itself.
+//! - [`PIDS_ENV`] = `"1234,5678"` replaces GPU 0's compute process pids (at most three; `""` means
+//!   none), so a test can point them at processes it started itself;
+//! - [`MIB_ENV`] = `"20480,51200"` replaces the memory of those process slots, in MiB, in order.
 //!
 //! The constants below are what the fake reports in `two_gpus` mode.
 
@@ -16,6 +17,8 @@ use std::sync::OnceLock;
 pub const MODE_ENV: &str = "FAKE_NVML_MODE";
 /// Comma-separated pids replacing GPU 0's processes (4242 and 4343).
 pub const PIDS_ENV: &str = "FAKE_NVML_PIDS";
+/// Comma-separated MiB replacing the memory of GPU 0's process slots.
+pub const MIB_ENV: &str = "FAKE_NVML_MIB";
 
 pub const TWO_GPUS: &str = "two_gpus";
 pub const NO_DEVICES: &str = "no_devices";
@@ -39,11 +42,14 @@ pub const UTILIZATION: [(u32, u32); 2] = [(97, 88), (3, 1)];
 /// Degrees Celsius of GPU 0 and GPU 1.
 pub const TEMPERATURES: [u32; 2] = [71, 38];
 /// GPU 0's compute processes by default: pid, memory used, and the name NVML gives the pid.
-/// With [`PIDS_ENV`] set, the pids change but each slot keeps its memory and name.
+/// With [`PIDS_ENV`] set, the pids change but each slot keeps its memory and name; a third pid
+/// takes [`THIRD_PROCESS`]'s slot.
 pub const PROCESSES: [(u32, u64, &str); 2] = [
     (4242, 50 * GIB, "python3 train.py"),
     (4343, 29 * GIB, "vid-bench worker"),
 ];
+/// The memory and name of a third pid in [`PIDS_ENV`].
+pub const THIRD_PROCESS: (u64, &str) = (10 * GIB, "jupyter kernel");
 
 /// The folder holding the fake `libnvidia-ml.so.1` (for `LD_LIBRARY_PATH`), built on first use.
 pub fn build_fake_nvml() -> PathBuf {

@@ -1,13 +1,16 @@
 //! NVIDIA GPUs through NVML (nvml-wrapper, loaded at run time): devices and the processes holding
-//! them as checks (nvidia-smi, `fuser -v /dev/nvidia*`); ending such a process as an action.
+//! them as checks (nvidia-smi, `fuser -v /dev/nvidia*`); ending such a process as an action (`kill`).
+
+mod kill;
+
+pub use kill::{GpuKill, Kill};
 
 use super::host::bytes;
-use super::kinds::{ActionSpec, CheckSpec};
+use super::kinds::CheckSpec;
 use super::reading::{Reading, Table, number};
-use super::{BackendError, Live, Plan, PlanContext, Prepared, duration, humanize};
-use crate::expr;
+use super::{BackendError, Live};
+use crate::spec::S;
 use crate::spec::validate::Validator;
-use crate::spec::{S, bounds};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
 use nvml_wrapper::enums::device::UsedGpuMemory;
@@ -15,10 +18,9 @@ use nvml_wrapper::error::NvmlError;
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DEFAULT_LIBRARY: &str = "libnvidia-ml.so.1";
-const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// `gpus: {}`: each GPU's memory, utilization and temperature (nvidia-smi).
 #[derive(Debug, Default, Deserialize)]
@@ -29,15 +31,6 @@ pub struct Gpus {}
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GpuProcesses {}
-
-/// End a process holding GPU memory: TERM, then KILL after `grace`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GpuKill {
-    pub pid: S<String>,
-    #[serde(default)]
-    pub grace: Option<S<String>>,
-}
 
 impl CheckSpec for Gpus {
     const BACKEND: &'static str = "gpu";
@@ -59,22 +52,6 @@ impl CheckSpec for GpuProcesses {
     }
 }
 
-impl ActionSpec for GpuKill {
-    fn validate(&self, _id: &S<String>, v: &mut Validator) {
-        if let Some(grace) = &self.grace {
-            v.duration(grace, "`grace`", bounds::GRACE);
-        }
-        v.template(&self.pid, "field");
-    }
-
-    async fn prepare(&self, ctx: &Value, with: &PlanContext<'_>) -> Result<Prepared, BackendError> {
-        let pid = expr::render(&self.pid.value, ctx)?;
-        let kill = kill_request(&pid, duration(&self.grace, "grace")?)?;
-        let plan = kill.plan(with.systems.map(|s| &s.gpu)).await;
-        Ok(Prepared::new(plan, super::Request::GpuKill(kill)))
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("no NVIDIA driver on this host (cannot load {library}: {cause})")]
@@ -89,6 +66,19 @@ pub enum Error {
     BadPid(String),
     #[error("cannot signal pid {pid}: {cause}")]
     Signal { pid: u32, cause: String },
+    /// A pid named (by the runbook or at the prompt) that NVML does not list on any GPU.
+    #[error("pid {pid} is not among the processes NVML lists on a GPU ({listed})")]
+    NotListed { pid: u32, listed: String },
+    #[error("pid {pid} is {what}: oncall never ends its own process tree")]
+    OwnTree { pid: u32, what: &'static str },
+    /// The rule chose nothing: no process holds memory where it looks.
+    #[error("nothing to end: no process holds memory {0}")]
+    NothingToEnd(String),
+    /// A drill or `show` with no GPU reading to choose from.
+    #[error("the process is chosen when the GPUs are read: {0}")]
+    NotRead(String),
+    #[error("invalid {what}: {why}")]
+    Spec { what: &'static str, why: String },
 }
 
 /// Where NVML is loaded from: `--nvml-library`, or the driver's library on the loader's path.
@@ -105,6 +95,17 @@ struct Device {
     util: u32,
     temp: u32,
     processes: Vec<(u32, String, Option<u64>)>,
+}
+
+impl Device {
+    /// Memory used in percent, to one decimal, as the `gpus` check shows it.
+    fn percent_used(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            (self.used as f64 * 1000.0 / self.total as f64).round() / 10.0
+        }
+    }
 }
 
 struct Snapshot {
@@ -207,11 +208,7 @@ pub async fn devices(gpu: &Gpu) -> Result<Reading, super::BackendError> {
         .devices
         .iter()
         .map(|d| {
-            let pct = if d.total == 0 {
-                0.0
-            } else {
-                (d.used as f64 * 1000.0 / d.total as f64).round() / 10.0
-            };
+            let pct = d.percent_used();
             vec![
                 d.index.into(),
                 d.name.clone().into(),
@@ -261,105 +258,4 @@ pub async fn processes(gpu: &Gpu) -> Result<Reading, super::BackendError> {
         verdict: None,
         took_ms: None,
     })
-}
-
-/// An approved end of a GPU process: TERM, then KILL after the grace period.
-pub struct Kill {
-    pub pid: u32,
-    pub grace: Duration,
-}
-
-pub fn kill_request(pid: &str, grace: Option<Duration>) -> Result<Kill, Error> {
-    let pid = pid
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|p| *p > 1)
-        .ok_or_else(|| Error::BadPid(pid.into()))?;
-    Ok(Kill {
-        pid,
-        grace: grace.unwrap_or(DEFAULT_GRACE),
-    })
-}
-
-impl Kill {
-    /// Names the process, its command and its GPU memory, as NVML reports them (when it can).
-    pub async fn plan(&self, gpu: Option<&Gpu>) -> Plan {
-        let mut plan = Plan {
-            backend: "gpu".into(),
-            request: format!(
-                "kill -TERM {}, then kill -KILL after {}",
-                self.pid,
-                humanize(self.grace)
-            ),
-            ..Plan::default()
-        };
-        let found = match gpu {
-            Some(gpu) => gpu.snapshot().await.ok().and_then(|s| {
-                s.devices.into_iter().find_map(|d| {
-                    d.processes
-                        .into_iter()
-                        .find(|p| p.0 == self.pid)
-                        .map(|p| (d.index, p.1, p.2))
-                })
-            }),
-            None => None,
-        };
-        plan.changes.push(match found {
-            Some((index, name, used)) => format!(
-                "ends pid {} ({name}) holding {} on GPU {index}",
-                self.pid,
-                used.map_or("?".into(), bytes)
-            ),
-            None => format!("ends pid {} (not seen on a GPU now)", self.pid),
-        });
-        plan
-    }
-
-    pub(super) async fn apply(&self) -> Result<String, Error> {
-        let pid = self.pid;
-        signal(pid, libc::SIGTERM)?;
-        let started = Instant::now();
-        while started.elapsed() < self.grace {
-            if !alive(pid) {
-                return Ok(format!(
-                    "pid {pid} ended after SIGTERM in {}",
-                    humanize(started.elapsed())
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !alive(pid) {
-            return Ok(format!("pid {pid} ended after SIGTERM"));
-        }
-        signal(pid, libc::SIGKILL)?;
-        Ok(format!(
-            "pid {pid} did not end within {} of SIGTERM: sent SIGKILL",
-            humanize(self.grace)
-        ))
-    }
-}
-
-fn signal(pid: u32, sig: libc::c_int) -> Result<(), Error> {
-    // SAFETY: kill(2) on a single positive pid (checked > 1 when parsed).
-    if unsafe { libc::kill(pid as libc::pid_t, sig) } == 0 {
-        return Ok(());
-    }
-    Err(Error::Signal {
-        pid,
-        cause: std::io::Error::last_os_error().to_string(),
-    })
-}
-
-/// Running, and not a zombie waiting for its parent to reap it.
-fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    if unsafe { libc::kill(pid as libc::pid_t, 0) } != 0 {
-        return false;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state follows the parenthesised command name.
-    !stat
-        .rsplit_once(')')
-        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
 }
