@@ -516,7 +516,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 unverified: Some(after.value.clone()),
                 reason,
             });
-            return Some(Flow::Continue);
+            return Offered::Done(Flow::Continue);
         }
         if let Some(when) = &action.when
             && let Some(reason) = self.unmet(&when.value)
