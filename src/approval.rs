@@ -29,7 +29,7 @@ pub enum Decision {
 /// the table). `check` returns the target, or the refusal in words, and the prompt asks again.
 #[derive(Clone)]
 pub struct Pick {
-    /// For the choices: `or type another pid from the table`.
+    /// For the choices: `or a pid from the table`.
     pub what: String,
     #[allow(clippy::type_complexity)]
     pub check: std::sync::Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>,

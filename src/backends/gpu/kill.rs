@@ -411,7 +411,7 @@ impl ActionSpec for GpuKill {
 /// pid, not listed, or oncall's own tree.
 fn pick(planned: u32, holders: Vec<Holder>) -> Pick {
     Pick {
-        what: "or type another pid from the table".into(),
+        what: "or a pid from the table".into(),
         check: Arc::new(move |typed: &str| {
             let pid = parse_pid(typed).map_err(|_| {
                 format!(
