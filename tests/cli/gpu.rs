@@ -233,8 +233,7 @@ fn at_the_prompt_another_listed_pid_is_planned_and_ended_and_others_are_refused(
     let oncall = s.get_process().pid().as_raw();
     s.expect(format!("ends pid {} (vid-bench worker) holding 40.0 GiB", big.id()).as_str())
         .unwrap();
-    let choices =
-        "[y]es apply / [s]kip / [r]e-check / [a]bort run or a pid from the table:";
+    let choices = "[y]es apply / [s]kip / [r]e-check / [a]bort run or a pid from the table:";
     s.expect(choices).unwrap();
     s.send_line("999999").unwrap();
     s.expect(

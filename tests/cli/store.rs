@@ -522,34 +522,9 @@ fn bob_follows_alices_run_to_its_end_and_until_she_resolves_it() {
     let bob = machine("bob", &url);
     ok(alice.run(&["store", "init"]), &alice);
 
-    let endpoint = format!("api={}", api.url);
-    let run = alice
-        .command(&[
-            "run",
-            fixture("waits.yaml").to_str().unwrap(),
-            "--endpoint",
-            &endpoint,
-            "--max-wait",
-            "2s",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = waits_run(&alice, &api, "2s");
     // Bob starts following once the incident is in the store, while its run goes on.
-    let started = Instant::now();
-    let id = loop {
-        let shared = pg.psql_in("oncall", "SELECT id FROM incidents LIMIT 1");
-        if !shared.is_empty() {
-            break shared;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "nothing shared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let id = shared_incident(&pg);
     let followed = bob.run(&["follow", &id, "-o", "json"]);
     let out = run.wait_with_output().unwrap();
     assert_eq!(
@@ -607,33 +582,8 @@ fn a_follower_reads_on_after_the_database_comes_back_and_misses_nothing() {
     let bob = machine("bob", &url);
     ok(alice.run(&["store", "init"]), &alice);
 
-    let endpoint = format!("api={}", api.url);
-    let run = alice
-        .command(&[
-            "run",
-            fixture("waits.yaml").to_str().unwrap(),
-            "--endpoint",
-            &endpoint,
-            "--max-wait",
-            "5s",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let id = loop {
-        let shared = pg.psql_in("oncall", "SELECT id FROM incidents LIMIT 1");
-        if !shared.is_empty() {
-            break shared;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "nothing shared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let run = waits_run(&alice, &api, "5s");
+    let id = shared_incident(&pg);
     let follower = bob
         .command(&["follow", &id, "-o", "json"])
         .stdin(Stdio::null())
@@ -674,4 +624,39 @@ fn a_follower_reads_on_after_the_database_comes_back_and_misses_nothing() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines, alice.timeline(), "every event once, in order");
+}
+
+/// Alice's run of the waits fixture in the background, its wait capped at `max_wait`.
+fn waits_run(alice: &Sandbox, api: &RecordingServer, max_wait: &str) -> std::process::Child {
+    let endpoint = format!("api={}", api.url);
+    alice
+        .command(&[
+            "run",
+            fixture("waits.yaml").to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+            "--max-wait",
+            max_wait,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The id of the first incident the store holds, once there is one.
+fn shared_incident(pg: &Postgres) -> String {
+    let started = Instant::now();
+    loop {
+        let shared = pg.psql_in("oncall", "SELECT id FROM incidents LIMIT 1");
+        if !shared.is_empty() {
+            return shared;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing shared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
