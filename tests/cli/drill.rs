@@ -1,6 +1,7 @@
 //! Drills: a recorded scenario, no infrastructure, nothing sent.
 
 use super::*;
+use crate::support::action;
 
 #[test]
 fn drill_needs_no_infrastructure_and_applies_nothing() {
@@ -97,17 +98,6 @@ steps:
     let timeline = sb.timeline();
     assert_eq!(events(&timeline, "wait_poll").len(), 2);
     assert_eq!(events(&timeline, "wait_finished")[0]["outcome"], "met");
-}
-
-/// An action of a drill's JSON report, by id.
-fn action<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["actions"].as_array().into_iter().flatten())
-        .find(|a| a["id"] == id)
-        .unwrap_or_else(|| panic!("no action {id} in {report}"))
 }
 
 #[test]

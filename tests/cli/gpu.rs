@@ -1,6 +1,6 @@
 //! The GPU backend against a fake libnvidia-ml.so.1 loaded through nvml-wrapper.
 use super::support::nvml::{MIB_ENV, MODE_ENV, PIDS_ENV, THIRD_PROCESS, fake_nvml_lib};
-use super::support::{Sandbox, events, observation, pty, pty_exit_code};
+use super::support::{Sandbox, action, events, observation, pty, pty_exit_code};
 
 const RUNBOOK: &str = "id: gpus\ntitle: T\nseverity: P1\nsteps:\n  - id: look\n    checks:\n      - id: gpus\n        gpus: {}\n        fail_if: value > 95\n      - id: procs\n        gpu_processes: {}\n    actions:\n      - id: end_biggest\n        when: checks.gpus.verdict == \"fail\"\n        gpu_kill: { pid: \"{{ (checks.procs.rows | first).pid }}\", grace: 2s }\n";
 
@@ -121,13 +121,7 @@ fn the_gpu_oom_runbook_finds_the_full_gpu_and_offers_to_end_its_process() {
     assert_eq!(gpus["table"]["verdicts"][0], "fail", "GPU 0 at 99%");
     let procs = observation(&report, "gpu_procs");
     assert_eq!(procs["table"]["rows"][0][1], victim.id());
-    let end = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["actions"].as_array().unwrap().clone())
-        .find(|a| a["id"] == "end_gpu_process")
-        .expect("offered");
+    let end = action(&report, "end_gpu_process");
     assert_eq!(end["decision"], "would_send", "{end:#}");
     assert!(
         end["plan"]["changes"][0]
@@ -308,13 +302,7 @@ fn the_stray_process_drill_plans_the_largest_process_on_the_full_gpu_as_recorded
             "json",
         ])
         .json();
-    let end = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["actions"].as_array().unwrap().clone())
-        .find(|a| a["id"] == "end_gpu_process")
-        .expect("offered");
+    let end = action(&report, "end_gpu_process");
     assert_eq!(
         end["plan"]["request"],
         "kill -TERM 48211, then kill -KILL after 10s"

@@ -20,6 +20,15 @@ fn team_database(pg: &Postgres) -> String {
     )
 }
 
+/// Two machines, Alice's and Bob's, on one team database that Alice has initialized.
+fn alice_and_bob(pg: &Postgres) -> (Sandbox, Sandbox) {
+    let url = team_database(pg);
+    let alice = machine("alice", &url);
+    let bob = machine("bob", &url);
+    ok(alice.run(&["store", "init"]), &alice);
+    (alice, bob)
+}
+
 fn machine(user: &str, store: &str) -> Sandbox {
     Sandbox::new()
         .env("ONCALL_USER", user)
@@ -195,11 +204,8 @@ fn store_init_migrates_once_refuses_a_newer_schema_and_an_empty_database_says_to
 #[test]
 fn alices_run_is_shared_and_bobs_note_and_resolve_land_in_its_one_timeline() {
     let pg = Postgres::start();
-    let url = team_database(&pg);
+    let (alice, bob) = alice_and_bob(&pg);
     let api = RecordingServer::start();
-    let alice = machine("alice", &url);
-    let bob = machine("bob", &url);
-    ok(alice.run(&["store", "init"]), &alice);
 
     let id = three_actions(&alice, &api);
     let local = alice.timeline();
@@ -309,11 +315,8 @@ fn alices_run_is_shared_and_bobs_note_and_resolve_land_in_its_one_timeline() {
 #[test]
 fn ten_processes_noting_one_incident_at_once_are_all_kept_in_one_order() {
     let pg = Postgres::start();
-    let url = team_database(&pg);
+    let (alice, bob) = alice_and_bob(&pg);
     let api = RecordingServer::start();
-    let alice = machine("alice", &url);
-    let bob = machine("bob", &url);
-    ok(alice.run(&["store", "init"]), &alice);
     let id = three_actions(&alice, &api);
 
     // Five from each machine, all started before any is waited for.
@@ -516,11 +519,8 @@ fn tls_require_and_verify_full_reach_a_store_that_refuses_plain_connections() {
 #[test]
 fn bob_follows_alices_run_to_its_end_and_until_she_resolves_it() {
     let pg = Postgres::start();
-    let url = team_database(&pg);
+    let (alice, bob) = alice_and_bob(&pg);
     let api = RecordingServer::start();
-    let alice = machine("alice", &url);
-    let bob = machine("bob", &url);
-    ok(alice.run(&["store", "init"]), &alice);
 
     let run = waits_run(&alice, &api, "2s");
     // Bob starts following once the incident is in the store, while its run goes on.
@@ -576,11 +576,8 @@ fn bob_follows_alices_run_to_its_end_and_until_she_resolves_it() {
 #[test]
 fn a_follower_reads_on_after_the_database_comes_back_and_misses_nothing() {
     let mut pg = Postgres::start();
-    let url = team_database(&pg);
+    let (alice, bob) = alice_and_bob(&pg);
     let api = RecordingServer::start();
-    let alice = machine("alice", &url);
-    let bob = machine("bob", &url);
-    ok(alice.run(&["store", "init"]), &alice);
 
     let run = waits_run(&alice, &api, "5s");
     let id = shared_incident(&pg);

@@ -227,6 +227,17 @@ pub fn observation<'a>(report: &'a Value, check: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no observation of {check} in {report:#}"))
 }
 
+/// An action of a run's JSON report, by id.
+pub fn action<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["actions"].as_array().into_iter().flatten())
+        .find(|a| a["id"] == id)
+        .unwrap_or_else(|| panic!("no action {id} in {report}"))
+}
+
 /// Polls until a file contains a string; for waiting on a live process's timeline.
 pub fn wait_for_file_containing(
     path_of: impl Fn() -> Option<PathBuf>,
