@@ -14,7 +14,7 @@ pub struct Found {
 }
 
 /// The mask a credential is written as where no param can stand (a title, a comment).
-pub const MASK: &str = "***";
+pub use crate::redact::MASK;
 
 /// Query keys whose values are credentials (`?api_key=`, `&sig=`).
 pub fn secret_key(key: &str) -> bool {

@@ -310,7 +310,7 @@ impl Team {
             return Ok(true);
         }
         match &self.shared {
-            Some(pg) => Ok(!Log::read(pg, incident, 0).await?.is_empty()),
+            Some(pg) => pg.has(incident).await,
             None => Ok(false),
         }
     }

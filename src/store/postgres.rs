@@ -442,6 +442,19 @@ impl Postgres {
             .collect()
     }
 
+    /// Whether the store holds any event of the incident, without reading them.
+    pub async fn has(&self, incident: &str) -> Result<bool, StoreError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE incident = $1)",
+                &[&incident],
+            )
+            .await
+            .map_err(|e| self.query_error(e))?;
+        Ok(row.get(0))
+    }
+
     /// Every incident in the store, oldest first.
     pub async fn list(&self) -> Result<Vec<Summary>, StoreError> {
         let rows = self
