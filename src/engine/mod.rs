@@ -480,21 +480,37 @@ impl<'a, R: Reader> Engine<'a, R> {
             .collect()
     }
 
+    /// Records why an action is not offered; the run goes on.
+    fn not_offered(
+        &mut self,
+        step: &str,
+        action: String,
+        unverified: Option<String>,
+        reason: String,
+    ) -> Offered {
+        self.record(EventKind::ActionNotOffered {
+            step: step.into(),
+            action,
+            unverified,
+            reason,
+        });
+        Offered::Done(Flow::Continue)
+    }
+
     async fn offer(&mut self, step: &str, action: &Action, pick: Option<&str>) -> Offered {
         let id = action.id.value.clone();
         let prior = self.prior.get(&id).copied();
         match prior {
             Some(Prior::Applied { at }) => {
-                self.record(EventKind::ActionNotOffered {
-                    step: step.into(),
-                    action: id,
-                    unverified: None,
-                    reason: format!(
+                return self.not_offered(
+                    step,
+                    id,
+                    None,
+                    format!(
                         "applied at {} before the run stopped: not offered again",
                         crate::view::clock_seconds(&at)
                     ),
-                });
-                return Offered::Done(Flow::Continue);
+                );
             }
             Some(Prior::Unconfirmed { started }) => {
                 self.record(EventKind::ActionUnconfirmed {
@@ -510,24 +526,12 @@ impl<'a, R: Reader> Engine<'a, R> {
         if let Some(after) = &action.after
             && let Err(reason) = self.ctx.happened.verification(&after.value)
         {
-            self.record(EventKind::ActionNotOffered {
-                step: step.into(),
-                action: id,
-                unverified: Some(after.value.clone()),
-                reason,
-            });
-            return Offered::Done(Flow::Continue);
+            return self.not_offered(step, id, Some(after.value.clone()), reason);
         }
         if let Some(when) = &action.when
             && let Some(reason) = self.unmet(&when.value)
         {
-            self.record(EventKind::ActionNotOffered {
-                step: step.into(),
-                action: id,
-                unverified: None,
-                reason,
-            });
-            return Offered::Done(Flow::Continue);
+            return self.not_offered(step, id, None, reason);
         }
         let with = backends::PlanContext {
             systems: self.settings.systems.as_deref(),
@@ -545,23 +549,16 @@ impl<'a, R: Reader> Engine<'a, R> {
         let prepared = match action.kind.prepare(&self.ctx.to_value(), &with).await {
             Ok(prepared) => prepared,
             Err(err) if err.nothing_to_do() => {
-                self.record(EventKind::ActionNotOffered {
-                    step: step.into(),
-                    action: id,
-                    unverified: None,
-                    reason: err.to_string(),
-                });
-                return Offered::Done(Flow::Continue);
+                return self.not_offered(step, id, None, err.to_string());
             }
             Err(err) => {
-                self.record(EventKind::ActionNotOffered {
-                    step: step.into(),
-                    action: id,
-                    unverified: None,
-                    reason: format!("cannot prepare the request: {err}"),
-                });
                 self.outcome.actions_failed += 1;
-                return Offered::Done(Flow::Continue);
+                return self.not_offered(
+                    step,
+                    id,
+                    None,
+                    format!("cannot prepare the request: {err}"),
+                );
             }
         };
         let title = action.title.clone().unwrap_or_else(|| id.clone());
@@ -583,13 +580,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                 crate::approval::Policy::DryRun { .. } | crate::approval::Policy::Drill { .. }
             );
             if !rehearsal {
-                self.record(EventKind::ActionNotOffered {
-                    step: step.into(),
-                    action: id,
-                    unverified: None,
-                    reason: format!("not sent: {missing}"),
-                });
-                return Offered::Done(Flow::Continue);
+                return self.not_offered(step, id, None, format!("not sent: {missing}"));
             }
         }
         let policy = self.settings.policy;
