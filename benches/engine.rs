@@ -124,6 +124,7 @@ fn parallel_checks(rows: &mut Vec<Row>) {
             systems: None,
             known_replicas: Default::default(),
             user: "bench".into(),
+            lease: None,
         };
         let ctx = Context {
             params: Default::default(),

@@ -427,6 +427,10 @@ pub struct ResumeArgs {
     /// Go on although the runbook changed since the incident opened
     #[arg(long)]
     pub force: bool,
+    /// End another responder's lease on the incident (team store) and drive it from here;
+    /// anything they may have applied is asked about first
+    #[arg(long)]
+    pub take_over: bool,
     /// Default timeout of a check
     #[arg(long, env = "ONCALL_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: std::time::Duration,

@@ -173,6 +173,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 params: &args.params,
                 yes: args.yes,
                 force: args.force,
+                take_over: args.take_over,
                 timeout: args.timeout,
                 max_wait: args.max_wait,
             };

@@ -2,7 +2,7 @@
 //! stopped, and the question a second responder is asked when `oncall run` finds one open.
 
 use super::Setup;
-use super::run::{How, Screen, resolve_values};
+use super::run::{Driving, How, Screen, resolve_values};
 use crate::config::key_value;
 use crate::engine::event::{EventKind, Mode, Opening};
 use crate::engine::happened::Happened;
@@ -10,6 +10,8 @@ use crate::engine::resume::take_up;
 use crate::engine::{Context, incident_value};
 use crate::redact::MASK;
 use crate::runbook::{self, Digest, Loaded, Runbook};
+use crate::store::lease::Holder;
+use crate::store::share::Standing;
 use crate::timeline::{self, Status, Summary, TimelineError, host, user};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -23,6 +25,8 @@ pub struct Request<'a> {
     pub yes: bool,
     /// Go on although the runbook changed since the incident opened.
     pub force: bool,
+    /// End another driver's lease first (it is asked before anything they may have applied).
+    pub take_over: bool,
     pub timeout: Duration,
     pub max_wait: Option<Duration>,
 }
@@ -48,16 +52,18 @@ fn refusal(s: &Summary) -> Option<String> {
 }
 
 pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
-    let shared = setup.store_settings()?;
+    let settings = setup.store_settings()?;
     let store = setup.store();
+    // With a store, what waits here is shared first: the store's log of the incident is whole.
+    let team = crate::store::Team::reach(setup.store(), settings.clone()).await?;
     let id = match req.incident {
-        Some(id) if !store.path(id).exists() => {
+        Some(id) if !team.has(id).await? => {
             return Err(TimelineError::NoSuchIncident(id.to_string()).into());
         }
         Some(id) => id.to_string(),
         None => {
-            store
-                .latest_open_live()
+            team.latest_live(true)
+                .await?
                 .ok_or_else(|| {
                     anyhow::anyhow!(
                         "no open live incident to resume in {}; `oncall incidents` lists them",
@@ -67,10 +73,22 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
                 .id
         }
     };
+    // The lease before anything is read: a driver elsewhere is told of, not raced.
+    let driving = match settings {
+        None if req.take_over => anyhow::bail!(
+            "--take-over takes an incident over from a driver on another machine, through the team store, and no store is configured (--store, ONCALL_STORE or store: in the config file)"
+        ),
+        None => None,
+        Some(settings) => match lease(&team, &settings, &id, req.take_over).await? {
+            Lease::Driving(driving) => Some(driving),
+            Lease::DrivenBy(holder) => return driven_by(setup, &id, &holder).await,
+        },
+    };
+    let took_over_from = driving.as_ref().and_then(|d| d.took_over_from.clone());
     // Hold the incident before reading what was applied: a second resume that read first would
     // take up the same step and send its actions again.
     let timeline = store.take(&id)?;
-    let events = timeline::read(&store.path(&id))?;
+    let (events, _) = team.events(&id).await?;
     let summary = Summary::of(&id, &events, false)
         .ok_or_else(|| anyhow::anyhow!("incident {id} cannot be read"))?;
     if let Some(why) = refusal(&summary) {
@@ -119,12 +137,20 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         .cloned()
         .collect();
 
-    let screen = Screen::new(setup, &rb, id, timeline, Some(&opened.event), shared);
+    let screen = Screen::new(
+        setup,
+        &rb,
+        id,
+        timeline,
+        Some(&opened.event),
+        driving.map(|d| d.driving),
+    );
     screen.recorder.emit(EventKind::Resumed {
         user: user(),
         host: host(),
         from_step: taken.from_step,
         changed: if req.force { changed } else { Vec::new() },
+        took_over_from,
     });
     let how = How {
         mode: Mode::Live,
@@ -145,6 +171,122 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             Some(taken.resumption),
         )
         .await
+}
+
+/// What came of asking the team store for an incident's lease.
+enum Lease {
+    Driving(Box<Taken>),
+    DrivenBy(Holder),
+}
+
+struct Taken {
+    driving: Driving,
+    took_over_from: Option<String>,
+}
+
+/// Takes the incident's lease on a session of its own (held for the whole run). A store that
+/// does not answer cannot say who drives: the run goes on, sending nothing unless nobody else
+/// can know of the incident (it was never shared from here).
+async fn lease(
+    team: &crate::store::Team,
+    settings: &crate::store::postgres::Settings,
+    id: &str,
+    take_over: bool,
+) -> anyhow::Result<Lease> {
+    let session = match team.shared {
+        Some(_) => settings.connect().await,
+        None => Err(crate::store::StoreError::Unreachable {
+            store: settings.shown.clone(),
+            cause: "not reached".into(),
+        }),
+    };
+    let mut session = match session {
+        Ok(session) => session,
+        Err(crate::store::StoreError::Unreachable { .. }) if take_over => anyhow::bail!(
+            "--take-over needs the team store {}, which does not answer: nothing was changed",
+            settings.shown
+        ),
+        Err(crate::store::StoreError::Unreachable { .. }) => {
+            let never_shared =
+                crate::store::cursor::read(&team.local, &settings.identity(), id) == 0;
+            let standing = if never_shared {
+                Standing::Alone
+            } else {
+                Standing::Lost(format!(
+                    "the store {} did not answer when {id} was resumed, so nobody can say whether another responder drives it; `oncall resume {id} --store ''` goes on alone, without the team",
+                    settings.shown
+                ))
+            };
+            return Ok(Lease::Driving(Box::new(Taken {
+                driving: Driving {
+                    settings: settings.clone(),
+                    session: None,
+                    standing,
+                },
+                took_over_from: None,
+            })));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    session.keep_alive().await?;
+    match session.take_lease(id, &user(), &host(), take_over).await? {
+        crate::store::lease::Taken::DrivenBy(holder) => Ok(Lease::DrivenBy(holder)),
+        crate::store::lease::Taken::Held { epoch, from } => Ok(Lease::Driving(Box::new(Taken {
+            driving: Driving {
+                settings: settings.clone(),
+                session: Some(session),
+                standing: Standing::Held(epoch),
+            },
+            took_over_from: from.map(|h| h.describe()),
+        }))),
+    }
+}
+
+/// Another responder drives the incident: says who, and offers to follow their run. Without
+/// a terminal nothing is started (exit 2).
+async fn driven_by(setup: &Setup, id: &str, holder: &Holder) -> anyhow::Result<i32> {
+    let line = format!(
+        "incident {id} is driven by {}: `oncall follow {id}` follows it, `oncall resume --take-over {id}` takes it over",
+        holder.describe()
+    );
+    if !std::io::stdin().is_terminal() {
+        eprintln!("{line}; no terminal to ask, so nothing was started");
+        return Ok(2);
+    }
+    if ask(
+        &format!("{line}. [f]ollow it, or [q]uit? "),
+        &[("f", "follow"), ("q", "quit")],
+    ) == Some("f")
+    {
+        return super::follow::run(setup, Some(id), crate::store::Until::Finished).await;
+    }
+    Ok(2)
+}
+
+/// Asks until one of `answers` (a letter, or its word) is given; returns the letter, or None
+/// when input closed.
+fn ask(question: &str, answers: &[(&'static str, &str)]) -> Option<&'static str> {
+    let mut stderr = std::io::stderr();
+    loop {
+        let _ = write!(stderr, "{question}");
+        let _ = stderr.flush();
+        let mut answer = String::new();
+        match std::io::stdin().lock().read_line(&mut answer) {
+            Ok(0) | Err(_) => {
+                let _ = writeln!(stderr);
+                return None;
+            }
+            Ok(_) => {}
+        }
+        let answer = answer.trim().to_ascii_lowercase();
+        if let Some((letter, _)) = answers
+            .iter()
+            .find(|(letter, word)| answer == *letter || answer == *word)
+        {
+            return Some(letter);
+        }
+        let _ = writeln!(stderr, "  '{answer}' is not an answer");
+    }
 }
 
 /// The runbook the incident opened with: its file when it came from one that is still there,
@@ -226,20 +368,34 @@ fn restore_values(
     Ok((params, endpoints))
 }
 
-/// The newest live incident of this runbook that is not resolved and opened in the last day:
-/// the one a second responder should hear about before opening another.
-pub fn open_incident_of(setup: &Setup, rb: &Runbook) -> Option<Summary> {
-    let store = setup.store();
+/// The newest live incident of this runbook that is not resolved and opened in the last day,
+/// here or in the team's store, and who drives it if anyone does: the one a second responder
+/// should hear about before opening another.
+pub async fn open_incident_of(
+    setup: &Setup,
+    rb: &Runbook,
+) -> anyhow::Result<Option<(Summary, Option<Holder>)>> {
+    let team = setup.team().await?;
     let day_ago = jiff::Timestamp::now()
         .checked_sub(jiff::SignedDuration::from_hours(24))
         .unwrap_or(jiff::Timestamp::MIN);
-    store
+    let found = team
         .list()
+        .await?
         .into_iter()
         .rev()
-        .filter_map(|id| store.summary(&id))
+        .filter_map(|l| match l {
+            timeline::Listed::Summary(s) => Some(s),
+            timeline::Listed::Incomplete { .. } => None,
+        })
         .take_while(|s| s.opened_at >= day_ago)
-        .find(|s| s.mode == Mode::Live && s.unresolved() && s.runbook == rb.id.value)
+        .find(|s| s.mode == Mode::Live && s.unresolved() && s.runbook == rb.id.value);
+    let Some(open) = found else { return Ok(None) };
+    let holder = match &team.shared {
+        Some(pg) => pg.leaseholder(&open.id, true).await?,
+        None => None,
+    };
+    Ok(Some((open, holder)))
 }
 
 /// What a second responder chose.
@@ -247,12 +403,19 @@ pub fn open_incident_of(setup: &Setup, rb: &Runbook) -> Option<Summary> {
 pub enum Choice {
     Resume,
     New,
-    Quit,
+    Follow,
+    /// Nothing started: exit with this code.
+    Quit(i32),
 }
 
 /// Tells the engineer an incident of this runbook is open and asks what to do. Without a
-/// terminal the run starts a new one.
-pub fn second_responder(setup: &Setup, open: &Summary, rb: &Runbook) -> Choice {
+/// terminal the run starts a new one, unless the open one is being driven: then nothing starts.
+pub fn second_responder(
+    setup: &Setup,
+    open: &Summary,
+    holder: Option<&Holder>,
+    rb: &Runbook,
+) -> Choice {
     let total = rb.steps.len();
     // A run that went through every step leaves nothing to resume: only `resolve` is left.
     let finished = timeline::read(&setup.store().path(&open.id))
@@ -268,58 +431,66 @@ pub fn second_responder(setup: &Setup, open: &Summary, rb: &Runbook) -> Choice {
     let ago = ago(jiff::Timestamp::now()
         .duration_since(open.opened_at)
         .as_secs());
+    let driven = holder.is_some() || open.status == Status::Running;
+    let driver = match holder {
+        Some(holder) => format!("is driven by {}", holder.describe()),
+        None => "is running in another terminal".to_string(),
+    };
     let (what, how) = match open.status {
-        Status::Running => ("is running in another terminal", ""),
+        _ if driven => (driver.as_str(), ""),
         Status::Interrupted => ("is open", "; its run was interrupted"),
         _ if finished => ("is open", "; its run went through every step"),
         _ => ("is open", ""),
     };
-    let resumable = open.status != Status::Running && !finished;
+    let resumable = !driven && !finished;
     let line = format!(
         "incident {} {what} (opened by {} {ago} ago, {at}{how})",
         open.id, open.opened_by
     );
-    let mut stderr = std::io::stderr();
     if !std::io::stdin().is_terminal() {
+        if driven {
+            eprintln!(
+                "{line}: no terminal to ask, so nothing was started (`oncall follow {}` follows it; --new opens another incident anyway)",
+                open.id
+            );
+            return Choice::Quit(2);
+        }
         let hint = if resumable {
             format!("`oncall resume {}` goes on with that one; ", open.id)
         } else {
             String::new()
         };
-        let _ = writeln!(
-            stderr,
-            "{line}: no terminal to ask, so a new incident starts ({hint}--new skips this)"
-        );
+        eprintln!("{line}: no terminal to ask, so a new incident starts ({hint}--new skips this)");
         return Choice::New;
     }
-    let question = match open.status {
-        _ if resumable => format!("{line}: [r]esume it or start a [n]ew one? "),
-        Status::Running => {
-            format!("{line}: `oncall note` adds to it. Start a [n]ew one anyway, or [q]uit? ")
-        }
-        _ => format!("{line}: `oncall resolve` closes it. Start a [n]ew one, or [q]uit? "),
+    let answer = match open.status {
+        _ if driven => ask(
+            &format!(
+                "{line}: `oncall note` adds to it. [f]ollow it, start a [n]ew one anyway, or [q]uit? "
+            ),
+            &[("f", "follow"), ("n", "new"), ("q", "quit")],
+        ),
+        _ if resumable => ask(
+            &format!("{line}: [r]esume it or start a [n]ew one? "),
+            &[("r", "resume"), ("n", "new")],
+        ),
+        _ => ask(
+            &format!("{line}: `oncall resolve` closes it. Start a [n]ew one, or [q]uit? "),
+            &[("n", "new"), ("q", "quit")],
+        ),
     };
-    loop {
-        let _ = write!(stderr, "{question}");
-        let _ = stderr.flush();
-        let mut answer = String::new();
-        match std::io::stdin().lock().read_line(&mut answer) {
-            Ok(0) | Err(_) => {
-                let _ = writeln!(
-                    stderr,
-                    "\n  no answer (input closed): starting a new incident"
-                );
-                return Choice::New;
-            }
-            Ok(_) => {}
+    match answer {
+        Some("r") => Choice::Resume,
+        Some("f") => Choice::Follow,
+        Some("q") => Choice::Quit(0),
+        Some(_) => Choice::New,
+        None if driven => {
+            eprintln!("  no answer (input closed): nothing was started");
+            Choice::Quit(2)
         }
-        match answer.trim().to_ascii_lowercase().as_str() {
-            "r" | "resume" if resumable => return Choice::Resume,
-            "n" | "new" => return Choice::New,
-            "q" | "quit" if !resumable => return Choice::Quit,
-            other => {
-                let _ = writeln!(stderr, "  '{other}' is not an answer");
-            }
+        None => {
+            eprintln!("  no answer (input closed): starting a new incident");
+            Choice::New
         }
     }
 }

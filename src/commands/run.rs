@@ -317,17 +317,22 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     )?;
     if req.mode == Mode::Live
         && !req.new
-        && let Some(open) = super::resume::open_incident_of(setup, &rb)
+        && let Some((open, holder)) = super::resume::open_incident_of(setup, &rb).await?
     {
-        match super::resume::second_responder(setup, &open, &rb) {
+        match super::resume::second_responder(setup, &open, holder.as_ref(), &rb) {
             Choice::New => {}
-            Choice::Quit => return Ok(0),
+            Choice::Quit(code) => return Ok(code),
+            Choice::Follow => {
+                return super::follow::run(setup, Some(&open.id), crate::store::Until::Finished)
+                    .await;
+            }
             Choice::Resume => {
                 let resume = super::resume::Request {
                     incident: Some(&open.id),
                     params: req.params,
                     yes: req.yes,
                     force: false,
+                    take_over: false,
                     timeout: req.timeout,
                     max_wait: req.max_wait,
                 };
@@ -339,7 +344,14 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let store = setup.store();
     let now = jiff::Zoned::now();
     let (incident, timeline) = store.create(&rb.id.value, &now)?;
-    let screen = Screen::new(setup, &rb, incident.clone(), timeline, None, shared);
+    let screen = Screen::new(
+        setup,
+        &rb,
+        incident.clone(),
+        timeline,
+        None,
+        shared.map(Driving::new),
+    );
 
     let escalation = rb
         .escalation
@@ -497,6 +509,25 @@ pub struct How {
     pub max_wait: Option<Duration>,
 }
 
+/// The team's store a run shares its events with and drives its incident through: the
+/// session holding the lease already (a resumed run), or none yet.
+pub struct Driving {
+    pub settings: crate::store::postgres::Settings,
+    pub session: Option<crate::store::postgres::Postgres>,
+    pub standing: crate::store::share::Standing,
+}
+
+impl Driving {
+    /// A new incident's: nobody else knows of it, the lease is taken when the store is reached.
+    pub fn new(settings: crate::store::postgres::Settings) -> Driving {
+        Driving {
+            settings,
+            session: None,
+            standing: crate::store::share::Standing::Alone,
+        }
+    }
+}
+
 /// A run's screen and record once it has an incident: what a new run and a resumed one share.
 pub struct Screen {
     pub recorder: Recorder,
@@ -518,11 +549,17 @@ impl Screen {
         incident: String,
         timeline: Timeline,
         shown_first: Option<&Event>,
-        store: Option<crate::store::postgres::Settings>,
+        store: Option<Driving>,
     ) -> Screen {
         let timeline_path = timeline.path.clone();
-        let sharing = store.map(|settings| {
-            crate::store::share::Sharing::start(settings, setup.store(), incident.clone())
+        let sharing = store.map(|d| {
+            crate::store::share::Sharing::start(
+                d.settings,
+                setup.store(),
+                incident.clone(),
+                d.session,
+                d.standing,
+            )
         });
         let json_out = setup.json();
         let out: Box<dyn std::io::Write + Send> = if json_out {
@@ -633,6 +670,12 @@ impl Screen {
                 .map(|(_, known)| known.clone())
                 .unwrap_or_default(),
             user: user(),
+            // Only what a live run sends needs the incident's lease.
+            lease: self
+                .sharing
+                .as_ref()
+                .filter(|_| how.mode == Mode::Live)
+                .map(|s| s.gate()),
         };
         let recorder = self.recorder.clone();
         let policy = settings.policy;

@@ -85,13 +85,18 @@ fn line(e: &Event, polls: &mut Polls) -> Option<String> {
             host,
             from_step,
             changed,
+            took_over_from,
         } => {
+            let from = took_over_from
+                .as_ref()
+                .map(|d| format!(", taking it over from {d}"))
+                .unwrap_or_default();
             let forced = if changed.is_empty() {
                 String::new()
             } else {
                 format!(" (--force; changed: {})", changed.join(", "))
             };
-            format!("resumed by {user} on {host} from step {from_step}{forced}")
+            format!("resumed by {user} on {host} from step {from_step}{from}{forced}")
         }
         EventKind::ActionFinished {
             action, ok, detail, ..

@@ -96,6 +96,9 @@ pub enum EventKind {
         /// The parts of the runbook that changed since the incident opened, when `--force` went on.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         changed: Vec<String>,
+        /// The driver whose lease `--take-over` ended (`alice on host-a since 21:04:05`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        took_over_from: Option<String>,
     },
     StepStarted {
         step: String,
@@ -150,6 +153,9 @@ pub enum EventKind {
     ActionStarted {
         step: String,
         action: String,
+        /// The epoch of the incident's lease in the team store it was sent under.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<i64>,
     },
     ActionFinished {
         step: String,

@@ -119,6 +119,8 @@ pub struct Settings {
     pub known_replicas: BTreeMap<String, i64>,
     /// Who runs oncall, for what a request records of its author.
     pub user: String,
+    /// With a team store, a live run sends an action only while it holds its incident's lease.
+    pub lease: Option<crate::store::share::Gate>,
 }
 
 /// The id a rehearsed acknowledgement's silence stands under, for the expiry planned after it.
@@ -137,6 +139,8 @@ pub struct Outcome {
     pub targets_missing: usize,
     /// Kubernetes writes the API server refused in a server-side dry run.
     pub refused: usize,
+    /// Stopped because the run no longer drives its incident (or cannot confirm it does): why.
+    pub not_driving: Option<String>,
 }
 
 pub struct Engine<'a, R: Reader> {
@@ -497,6 +501,14 @@ impl<'a, R: Reader> Engine<'a, R> {
         Offered::Done(Flow::Continue)
     }
 
+    /// Records that an action is not offered because the run does not drive its incident, and
+    /// stops: what follows is the driver's to do.
+    fn not_driving(&mut self, step: &str, action: String, why: String) -> Offered {
+        self.not_offered(step, action, None, format!("not sent: {why}"));
+        self.outcome.not_driving = Some(why);
+        Offered::Done(Flow::Stop)
+    }
+
     async fn offer(&mut self, step: &str, action: &Action, pick: Option<&str>) -> Offered {
         let id = action.id.value.clone();
         let prior = self.prior.get(&id).copied();
@@ -583,6 +595,12 @@ impl<'a, R: Reader> Engine<'a, R> {
                 return self.not_offered(step, id, None, format!("not sent: {missing}"));
             }
         }
+        // Nobody is asked to approve what this run may not send.
+        if let Some(gate) = &self.settings.lease
+            && let Err(why) = gate.ready().await
+        {
+            return self.not_driving(step, id, why);
+        }
         let policy = self.settings.policy;
         let production = prepared.plan.production.as_deref();
         let decision = if let Some(Prior::Unconfirmed { .. }) = prior {
@@ -617,10 +635,34 @@ impl<'a, R: Reader> Engine<'a, R> {
         });
         Offered::Done(match decision {
             Decision::Apply(approval) => {
+                let lease = match &self.settings.lease {
+                    Some(gate) => match gate.ready().await {
+                        Ok(epoch) => epoch,
+                        Err(why) => return self.not_driving(step, id, why),
+                    },
+                    None => None,
+                };
                 self.record(EventKind::ActionStarted {
                     step: step.into(),
                     action: id.clone(),
+                    lease,
                 });
+                // The intent reaches the store before the request leaves, under a lease still
+                // this run's: whoever takes the incident over sees it.
+                if let Some(gate) = &self.settings.lease
+                    && let Err(why) = gate.confirm(lease).await
+                {
+                    self.record(EventKind::ActionFinished {
+                        step: step.into(),
+                        action: id,
+                        ok: false,
+                        detail: format!("not sent: {why}"),
+                        millis: 0,
+                        effect: None,
+                    });
+                    self.outcome.not_driving = Some(why);
+                    return Offered::Done(Flow::Stop);
+                }
                 let timeout = action
                     .timeout
                     .as_ref()
@@ -941,6 +983,12 @@ pub fn exit_code(checks: &BTreeMap<String, Observation>, outcome: &Outcome) -> (
     }
     if outcome.aborted {
         cause(4, "aborted by the engineer".into());
+    }
+    if let Some(why) = &outcome.not_driving {
+        cause(
+            4,
+            format!("stopped: this run does not drive the incident ({why})"),
+        );
     }
     if outcome.unconfirmed {
         cause(4, "stopped: an action may have been applied before the run was cut off; resume without --yes to decide".into());

@@ -67,6 +67,7 @@ pub fn take_up(events: &[Event], runbook: &Runbook) -> Result<TakenUp, String> {
             EventKind::ActionStarted {
                 step: in_step,
                 action,
+                ..
             } => {
                 // It may have changed its target: what it replaced is the level to go back to.
                 if let Some(plan) = plans.get(action) {

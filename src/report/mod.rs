@@ -204,8 +204,14 @@ impl Report {
                     user,
                     host,
                     from_step,
+                    took_over_from,
                     ..
-                } => Some(format!("Resumed by {user} on {host} from step {from_step}")),
+                } => Some(match took_over_from {
+                    Some(from) => format!(
+                        "Resumed by {user} on {host} from step {from_step}, taking it over from {from}"
+                    ),
+                    None => format!("Resumed by {user} on {host} from step {from_step}"),
+                }),
                 EventKind::CheckFinished { step, observation } => {
                     if Some(&observation.check) == runbook.users_impacted_check.as_ref() {
                         report.users_impacted = Some(observation.display_value());

@@ -10,6 +10,7 @@
 
 pub mod cursor;
 mod follow;
+pub mod lease;
 pub mod postgres;
 pub mod share;
 mod tls;

@@ -1,6 +1,7 @@
 //! The team store on PostgreSQL: an incidents table and one log of events per incident, in
 //! plain SQL through tokio-postgres. The schema is the migrations under `migrations/`.
 
+use super::lease::HELD;
 use super::tls::{self, SslMode};
 use super::{Entry, StoreError};
 use crate::engine::event::{Event, EventKind};
@@ -11,7 +12,10 @@ use std::time::Duration;
 use tokio_postgres::{Client, Config, NoTls};
 
 /// The migrations, in order: version, SQL. A new one is appended, never edited.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_team.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_team.sql")),
+    (2, include_str!("../../migrations/0002_lease.sql")),
+];
 
 /// The schema version this oncall writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -190,7 +194,7 @@ impl From<tokio_postgres::Error> for ConnectError {
 
 /// Whether the error says the server is not there, or not there for now (starting, shutting
 /// down, out of connections): what waiting cures, unlike a refused login or a bad query.
-fn transient(err: &tokio_postgres::Error) -> bool {
+pub(super) fn transient(err: &tokio_postgres::Error) -> bool {
     match err.as_db_error() {
         None => true,
         Some(db) => {
@@ -224,7 +228,7 @@ fn tls_refused(err: &tokio_postgres::Error) -> bool {
 }
 
 /// An error in words: the server's message, or the innermost cause (refused, timed out).
-fn cause(err: &tokio_postgres::Error) -> String {
+pub(super) fn cause(err: &tokio_postgres::Error) -> String {
     if let Some(db) = err.as_db_error() {
         return format!("{} ({})", db.message(), db.code().code());
     }
@@ -239,21 +243,26 @@ fn cause(err: &tokio_postgres::Error) -> String {
 
 /// A connection to the store.
 pub struct Postgres {
-    client: Client,
-    shown: String,
+    pub(super) client: Client,
+    pub(super) shown: String,
     /// Incidents announced on [`CHANNEL`], once this session LISTENs.
     notices: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
+/// A failed query in words: the store not answering (what waiting cures), or the query refused.
+pub(super) fn store_error(shown: &str, err: tokio_postgres::Error) -> StoreError {
+    if transient(&err) {
+        return StoreError::Unreachable {
+            store: shown.to_string(),
+            cause: cause(&err),
+        };
+    }
+    StoreError::Query(cause(&err))
+}
+
 impl Postgres {
-    fn query_error(&self, err: tokio_postgres::Error) -> StoreError {
-        if transient(&err) {
-            return StoreError::Unreachable {
-                store: self.shown.clone(),
-                cause: cause(&err),
-            };
-        }
-        StoreError::Query(cause(&err))
+    pub(super) fn query_error(&self, err: tokio_postgres::Error) -> StoreError {
+        store_error(&self.shown, err)
     }
 
     /// The schema version, or None for a database oncall has not set up.
@@ -334,69 +343,9 @@ impl Postgres {
             return Ok(());
         }
         let shown = self.shown.clone();
-        let err = |e: tokio_postgres::Error| {
-            if transient(&e) {
-                StoreError::Unreachable {
-                    store: shown.clone(),
-                    cause: cause(&e),
-                }
-            } else {
-                StoreError::Query(cause(&e))
-            }
-        };
+        let err = |e: tokio_postgres::Error| store_error(&shown, e);
         let tx = self.client.transaction().await.map_err(err)?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
-            &[&incident],
-        )
-        .await
-        .map_err(err)?;
-        let mut seq: i64 = tx
-            .query_one(
-                "SELECT coalesce(max(seq), 0) FROM events WHERE incident = $1",
-                &[&incident],
-            )
-            .await
-            .map_err(err)?
-            .get(0);
-        let insert = tx
-            .prepare(
-                "INSERT INTO events (incident, seq, event_id, ts, user_name, host, kind, body)
-                 VALUES ($1, $2, $3, $4::text::timestamptz, $5, $6, $7, $8::text::jsonb)
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .await
-            .map_err(err)?;
-        for entry in entries {
-            let body = serde_json::to_string(&entry.event).expect("events always serialize");
-            let kind = kind_name(&entry.event.kind);
-            let ts = entry.event.ts.to_string();
-            let added = tx
-                .execute(
-                    &insert,
-                    &[
-                        &incident,
-                        &(seq + 1),
-                        &entry.id,
-                        &ts,
-                        &entry.user,
-                        &entry.host,
-                        &kind,
-                        &body,
-                    ],
-                )
-                .await
-                .map_err(err)?;
-            if added == 0 {
-                continue;
-            }
-            seq += 1;
-            keep_incident(&tx, incident, entry).await.map_err(err)?;
-        }
-        // Delivered at commit, to every session that LISTENs.
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &incident])
-            .await
-            .map_err(err)?;
+        append_in(&tx, incident, entries).await.map_err(err)?;
         tx.commit().await.map_err(err)
     }
 
@@ -455,14 +404,25 @@ impl Postgres {
         Ok(row.get(0))
     }
 
-    /// Every incident in the store, oldest first.
+    /// Every incident in the store, oldest first. Its driver is whoever holds its lease, else
+    /// who drove it last; a run whose driver's session ended is no longer running.
     pub async fn list(&self) -> Result<Vec<Summary>, StoreError> {
         let rows = self
             .client
             .query(
-                "SELECT id, runbook, title, severity, mode, opened_by, opened_at::text, status,
-                        driver, driver_host, last_step
-                 FROM incidents ORDER BY opened_at, id",
+                &format!(
+                    "SELECT i.id, i.runbook, i.title, i.severity, i.mode, i.opened_by,
+                            i.opened_at::text,
+                            CASE WHEN i.status = 'running' AND NOT coalesce(d.held, false)
+                                 THEN 'interrupted' ELSE i.status END,
+                            CASE WHEN d.held THEN d.holder ELSE i.driver END,
+                            CASE WHEN d.held THEN d.host ELSE i.driver_host END,
+                            i.last_step
+                     FROM incidents i
+                     LEFT JOIN LATERAL (SELECT l.holder, l.host, {HELD} AS held
+                                        FROM leases l WHERE l.incident = i.id) d ON true
+                     ORDER BY i.opened_at, i.id"
+                ),
                 &[],
             )
             .await
@@ -493,8 +453,64 @@ impl Postgres {
     }
 }
 
+/// Appends events to an incident within a transaction: see [`Postgres::append`].
+pub(super) async fn append_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    incident: &str,
+    entries: &[Entry],
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
+        &[&incident],
+    )
+    .await?;
+    let mut seq: i64 = tx
+        .query_one(
+            "SELECT coalesce(max(seq), 0) FROM events WHERE incident = $1",
+            &[&incident],
+        )
+        .await?
+        .get(0);
+    let insert = tx
+        .prepare(
+            "INSERT INTO events (incident, seq, event_id, ts, user_name, host, kind, body)
+             VALUES ($1, $2, $3, $4::text::timestamptz, $5, $6, $7, $8::text::jsonb)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .await?;
+    for entry in entries {
+        let body = serde_json::to_string(&entry.event).expect("events always serialize");
+        let kind = kind_name(&entry.event.kind);
+        let ts = entry.event.ts.to_string();
+        let added = tx
+            .execute(
+                &insert,
+                &[
+                    &incident,
+                    &(seq + 1),
+                    &entry.id,
+                    &ts,
+                    &entry.user,
+                    &entry.host,
+                    &kind,
+                    &body,
+                ],
+            )
+            .await?;
+        if added == 0 {
+            continue;
+        }
+        seq += 1;
+        keep_incident(tx, incident, entry).await?;
+    }
+    // Delivered at commit, to every session that LISTENs.
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &incident])
+        .await?;
+    Ok(())
+}
+
 /// PostgreSQL prints `2026-12-04 19:00:00.123+00`; jiff reads it once the offset has minutes.
-fn parse_ts(text: &str) -> Result<jiff::Timestamp, StoreError> {
+pub(super) fn parse_ts(text: &str) -> Result<jiff::Timestamp, StoreError> {
     let fixed = match text.rfind(['+', '-']) {
         Some(i) if text.len() - i == 3 => format!("{text}:00"),
         _ => text.to_string(),

@@ -1,12 +1,13 @@
 //! Sharing what this machine wrote: the one way local events reach the store, used by every
 //! command that reaches it, by `oncall store sync`, and in the background of a run.
 
+use super::lease::Taken;
 use super::postgres::{Postgres, Settings};
 use super::{Entry, StoreError, cursor};
 use crate::engine::event::{Event, EventKind, Sink};
-use crate::timeline;
+use crate::timeline::{self, host, user};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Shares the events of one local timeline the store does not have yet, in the order they were
 /// written; returns how many were sent.
@@ -16,23 +17,42 @@ pub async fn incident(
     store: &str,
     id: &str,
 ) -> Result<usize, StoreError> {
+    Ok(shared(pg, local, store, id, None).await?.unwrap_or(0))
+}
+
+/// As [`incident`]; with `lease`, only while that epoch is still the incident's lease (None
+/// when it is not: nothing was shared).
+async fn shared(
+    pg: &mut Postgres,
+    local: &timeline::Store,
+    store: &str,
+    id: &str,
+    lease: Option<i64>,
+) -> Result<Option<usize>, StoreError> {
     let from = cursor::read(local, store, id);
     let timeline::Tail { lines, end } = timeline::tail(&local.path(id), from)?;
-    if end == from {
-        return Ok(0);
-    }
     let entries: Vec<Entry> = lines
         .into_iter()
         .filter_map(|(line, event)| event.map(|e| Entry::of_line(id, &line, e)))
         .collect();
-    pg.append(id, &entries).await?;
-    cursor::write(local, store, id, end).map_err(|source| {
-        StoreError::Local(timeline::TimelineError::Write {
-            path: local.base.join("shared").join(id),
-            source,
-        })
-    })?;
-    Ok(entries.len())
+    match lease {
+        Some(epoch) => {
+            if !pg.append_under_lease(id, epoch, &entries).await? {
+                return Ok(None);
+            }
+        }
+        None if end == from => return Ok(Some(0)),
+        None => pg.append(id, &entries).await?,
+    }
+    if end != from {
+        cursor::write(local, store, id, end).map_err(|source| {
+            StoreError::Local(timeline::TimelineError::Write {
+                path: local.base.join("shared").join(id),
+                source,
+            })
+        })?;
+    }
+    Ok(Some(entries.len()))
 }
 
 /// How long a finished run waits for its last events to reach the store before leaving them
@@ -42,95 +62,306 @@ const FINISH_WITHIN: Duration = Duration::from_secs(5);
 const ROUND_WITHIN: Duration = Duration::from_secs(10);
 /// After the store did not answer, how long before a run tries it again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long confirming the lease before an action may take: past it, the action is not sent.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(3);
 
-/// A run's events on their way to the store: the sink only wakes a background task, which
-/// reads the fsynced timeline and shares it, so the engine never waits on the network.
+/// Where a run stands with its incident's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// The store was never reached and nothing of the incident was shared from here: nobody
+    /// else can know of it, let alone drive it.
+    Alone,
+    /// This run drives it, under this epoch.
+    Held(i64),
+    /// It drove under this epoch on a session that ended (the store went away): it drives
+    /// again only if nobody took the lease since.
+    Dropped(i64),
+    /// It does not drive: why.
+    Lost(String),
+}
+
+/// What the engine asks of the task, besides sharing.
+enum Ask {
+    /// An event was written (`true`: the run is over: share what is left, then stop).
+    Share(bool),
+    /// The epoch to write an action's intent under, if the run may send it.
+    Ready(oneshot::Sender<Result<Option<i64>, String>>),
+    /// The intent is written locally: share it under that epoch, if it is still the lease's.
+    Confirm(Option<i64>, oneshot::Sender<Result<(), String>>),
+}
+
+/// A run's events on their way to the store, and the run's lease on its incident: the sink
+/// only wakes a background task, which reads the fsynced timeline and shares it, so the engine
+/// never waits on the network except right before sending an action ([`Gate`]).
 pub struct Sharing {
-    /// `true` says the run is over: share what is left, then stop.
-    wake: mpsc::UnboundedSender<bool>,
+    asks: mpsc::UnboundedSender<Ask>,
     task: tokio::task::JoinHandle<()>,
 }
 
+struct Steward {
+    settings: Settings,
+    store: String,
+    local: timeline::Store,
+    incident: String,
+    pg: Option<Postgres>,
+    standing: Standing,
+    said: bool,
+    down_since: Option<tokio::time::Instant>,
+}
+
 impl Sharing {
-    pub fn start(settings: Settings, local: timeline::Store, incident: String) -> Sharing {
-        let (wake, mut woken) = mpsc::unbounded_channel::<bool>();
+    /// `pg`: the session that already holds the lease (a resumed run), as `standing` says.
+    pub fn start(
+        settings: Settings,
+        local: timeline::Store,
+        incident: String,
+        pg: Option<Postgres>,
+        standing: Standing,
+    ) -> Sharing {
+        let (asks, mut asked) = mpsc::unbounded_channel::<Ask>();
+        let mut steward = Steward {
+            store: settings.identity(),
+            settings,
+            local,
+            incident,
+            pg,
+            standing,
+            said: false,
+            down_since: None,
+        };
         let task = tokio::spawn(async move {
-            let store = settings.identity();
-            let mut pg: Option<Postgres> = None;
-            let mut said = false;
-            let mut down_since: Option<tokio::time::Instant> = None;
-            while let Some(mut last) = woken.recv().await {
-                while let Ok(more) = woken.try_recv() {
-                    last |= more;
-                }
-                // The run's end is always worth one more try: what it shares then, no later
-                // command has to.
-                if !last && down_since.is_some_and(|t| t.elapsed() < RETRY_AFTER) {
-                    continue;
-                }
-                let round = async {
-                    let mut ids = vec![incident.clone()];
-                    if pg.is_none() {
-                        let conn = settings.connect().await?;
-                        conn.check().await?;
-                        pg = Some(conn);
-                        // Newly reached: what earlier commands left waiting goes first.
-                        ids = local.list();
-                    }
-                    let conn = pg.as_mut().expect("connected above");
-                    for id in &ids {
-                        self::incident(conn, &local, &store, id).await?;
-                    }
-                    Ok::<_, StoreError>(())
-                };
-                let result = match tokio::time::timeout(ROUND_WITHIN, round).await {
-                    Ok(result) => result,
-                    Err(_) => Err(StoreError::Unreachable {
-                        store: settings.shown.clone(),
-                        cause: format!("no answer within {}s", ROUND_WITHIN.as_secs()),
-                    }),
-                };
-                match result {
-                    Ok(_) => down_since = None,
-                    Err(err) => {
-                        pg = None;
-                        down_since = Some(tokio::time::Instant::now());
-                        if !said {
-                            said = true;
-                            eprintln!(
-                                "warning: {err}; the run goes on, its events wait in the local timeline (`oncall store sync` shares them)"
-                            );
+            while let Some(ask) = asked.recv().await {
+                match ask {
+                    Ask::Share(mut last) => {
+                        let mut later = Vec::new();
+                        while let Ok(more) = asked.try_recv() {
+                            match more {
+                                Ask::Share(l) => last |= l,
+                                other => later.push(other),
+                            }
+                        }
+                        steward.share(last).await;
+                        for ask in later {
+                            steward.answer(ask).await;
+                        }
+                        if last {
+                            break;
                         }
                     }
-                }
-                if last {
-                    break;
+                    other => steward.answer(other).await,
                 }
             }
         });
-        Sharing { wake, task }
+        Sharing { asks, task }
     }
 
     /// The sink a run's recorder feeds, after the timeline's.
     pub fn sink(&self) -> ShareSink {
-        ShareSink(self.wake.clone())
+        ShareSink(self.asks.clone())
+    }
+
+    /// What the engine asks before it sends an action.
+    pub fn gate(&self) -> Gate {
+        Gate(self.asks.clone())
     }
 
     /// Shares what is left, waiting a few seconds at most; what is not shared by then waits.
+    /// The lease ends with the task's session.
     pub async fn finish(self) {
-        let _ = self.wake.send(true);
+        let _ = self.asks.send(Ask::Share(true));
         let _ = tokio::time::timeout(FINISH_WITHIN, self.task).await;
     }
 }
 
+impl Steward {
+    async fn share(&mut self, last: bool) {
+        // The run's end is always worth one more try: what it shares then, no later command has to.
+        if !last && self.down_since.is_some_and(|t| t.elapsed() < RETRY_AFTER) {
+            return;
+        }
+        let result = match tokio::time::timeout(ROUND_WITHIN, self.round()).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unreachable {
+                store: self.settings.shown.clone(),
+                cause: format!("no answer within {}s", ROUND_WITHIN.as_secs()),
+            }),
+        };
+        if let Err(err) = result {
+            self.away(&err);
+        }
+    }
+
+    /// The store stopped answering: the lease, if held, went with the session.
+    fn away(&mut self, err: &StoreError) {
+        self.pg = None;
+        self.down_since = Some(tokio::time::Instant::now());
+        if let Standing::Held(epoch) = self.standing {
+            self.standing = Standing::Dropped(epoch);
+        }
+        if !self.said {
+            self.said = true;
+            eprintln!(
+                "warning: {err}; the run goes on, its events wait in the local timeline (`oncall store sync` shares them)"
+            );
+        }
+    }
+
+    /// Reaches the store if need be (taking the lease again, before sharing anything of the
+    /// incident), then shares what waits.
+    async fn round(&mut self) -> Result<(), StoreError> {
+        let mut ids = vec![self.incident.clone()];
+        if self.pg.is_none() {
+            let conn = self.settings.connect().await?;
+            conn.check().await?;
+            conn.keep_alive().await?;
+            self.pg = Some(conn);
+            self.regain().await?;
+            // Newly reached: what earlier commands left waiting goes first.
+            ids = self.local.list();
+        }
+        let pg = self.pg.as_mut().expect("connected above");
+        for id in &ids {
+            incident(pg, &self.local, &self.store, id).await?;
+        }
+        self.down_since = None;
+        Ok(())
+    }
+
+    /// Takes the lease on a session newly reached, where the run may drive.
+    async fn regain(&mut self) -> Result<(), StoreError> {
+        let pg = self.pg.as_mut().expect("connected");
+        let id = &self.incident;
+        if let Standing::Dropped(epoch) = self.standing
+            && let Some(now) = pg.leaseholder(id, false).await?
+            && now.epoch != epoch
+        {
+            self.standing = Standing::Lost(format!(
+                "{} took {id} over while this run could not reach the store",
+                now.describe()
+            ));
+            return Ok(());
+        }
+        if matches!(self.standing, Standing::Alone | Standing::Dropped(_)) {
+            self.standing = match pg.take_lease(id, &user(), &host(), false).await? {
+                Taken::Held { epoch, .. } => Standing::Held(epoch),
+                Taken::DrivenBy(holder) => {
+                    Standing::Lost(format!("{} drives {id} now", holder.describe()))
+                }
+            };
+        }
+        Ok(())
+    }
+
+    async fn answer(&mut self, ask: Ask) {
+        match ask {
+            Ask::Share(last) => self.share(last).await,
+            Ask::Ready(reply) => {
+                if matches!(self.standing, Standing::Alone | Standing::Dropped(_)) {
+                    let result = match tokio::time::timeout(CONFIRM_WITHIN, self.round()).await {
+                        Ok(result) => result,
+                        Err(_) => Err(StoreError::Unreachable {
+                            store: self.settings.shown.clone(),
+                            cause: format!("no answer within {}s", CONFIRM_WITHIN.as_secs()),
+                        }),
+                    };
+                    if let Err(err) = result {
+                        self.away(&err);
+                    }
+                }
+                let _ = reply.send(match &self.standing {
+                    Standing::Alone => Ok(None),
+                    Standing::Held(epoch) => Ok(Some(*epoch)),
+                    Standing::Dropped(_) => Err(self.unconfirmed()),
+                    Standing::Lost(why) => Err(why.clone()),
+                });
+            }
+            Ask::Confirm(lease, reply) => {
+                let _ = reply.send(self.confirm(lease).await);
+            }
+        }
+    }
+
+    /// Shares an action's intent under `lease`, if it is still this run's.
+    async fn confirm(&mut self, lease: Option<i64>) -> Result<(), String> {
+        let epoch = match (&self.standing, lease) {
+            (Standing::Alone, None) => return Ok(()),
+            (Standing::Held(held), Some(epoch)) if *held == epoch => epoch,
+            (Standing::Lost(why), _) => return Err(why.clone()),
+            _ => return Err(self.unconfirmed()),
+        };
+        let pg = self.pg.as_mut().expect("a held lease has its session");
+        let shared = tokio::time::timeout(
+            CONFIRM_WITHIN,
+            shared(pg, &self.local, &self.store, &self.incident, Some(epoch)),
+        )
+        .await;
+        match shared {
+            Ok(Ok(Some(_))) => Ok(()),
+            Ok(Ok(None)) => {
+                let id = &self.incident;
+                let who = match pg.leaseholder(id, false).await {
+                    Ok(Some(holder)) => holder.describe(),
+                    _ => "another responder".into(),
+                };
+                self.standing = Standing::Lost(format!("{who} took {id} over"));
+                Err(format!("{who} took {id} over"))
+            }
+            Ok(Err(err)) => {
+                self.away(&err);
+                Err(self.unconfirmed())
+            }
+            Err(_) => {
+                self.away(&StoreError::Unreachable {
+                    store: self.settings.shown.clone(),
+                    cause: format!("no answer within {}s", CONFIRM_WITHIN.as_secs()),
+                });
+                Err(self.unconfirmed())
+            }
+        }
+    }
+
+    fn unconfirmed(&self) -> String {
+        format!(
+            "the store {} does not answer, so this run cannot confirm it still drives {} (another responder may have taken it over)",
+            self.settings.shown, self.incident
+        )
+    }
+}
+
+/// Asked by the engine right before it sends an action.
+#[derive(Clone)]
+pub struct Gate(mpsc::UnboundedSender<Ask>);
+
+impl Gate {
+    /// The lease's epoch to write the action's intent under (None: the run is alone with an
+    /// incident nobody else knows of), or why the run may not send it.
+    pub async fn ready(&self) -> Result<Option<i64>, String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.0.send(Ask::Ready(reply));
+        answer.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// Once the intent is written locally: whether the action may be sent now, its intent in
+    /// the store under a lease still this run's.
+    pub async fn confirm(&self, lease: Option<i64>) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.0.send(Ask::Confirm(lease, reply));
+        answer.await.unwrap_or_else(|_| Err(gone()))
+    }
+}
+
+fn gone() -> String {
+    "the run's link to the team store ended".into()
+}
+
 /// Wakes the sharing task when an event was written.
 #[derive(Clone)]
-pub struct ShareSink(mpsc::UnboundedSender<bool>);
+pub struct ShareSink(mpsc::UnboundedSender<Ask>);
 
 impl Sink for ShareSink {
     fn emit(&mut self, event: &Event) {
         if !matches!(event.kind, EventKind::CheckStarted { .. }) {
-            let _ = self.0.send(false);
+            let _ = self.0.send(Ask::Share(false));
         }
     }
 }

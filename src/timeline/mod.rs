@@ -205,10 +205,10 @@ impl Store {
         }
     }
 
-    /// Opens an existing incident for a run that goes on with it, holding it as a run does;
-    /// refused while another run holds it.
+    /// Opens an incident for a run that goes on with it (its file created when only the team
+    /// store has it), holding it as a run does; refused while another run holds it.
     pub fn take(&self, incident: &str) -> Result<Timeline, TimelineError> {
-        let timeline = self.append(incident)?;
+        let timeline = self.join(incident)?;
         if !summary::hold(&timeline.file) {
             return Err(TimelineError::Running(incident.to_string()));
         }

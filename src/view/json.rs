@@ -162,8 +162,9 @@ pub fn report(events: &[Event], timeline: Option<&std::path::Path>) -> Value {
                 host,
                 from_step,
                 changed,
+                took_over_from,
             } => {
-                doc["resumed"] = json!({ "at": event.ts, "user": user, "host": host, "from_step": from_step, "changed": changed });
+                doc["resumed"] = json!({ "at": event.ts, "user": user, "host": host, "from_step": from_step, "changed": changed, "took_over_from": took_over_from });
             }
             EventKind::WaitPoll {
                 step, observation, ..

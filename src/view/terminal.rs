@@ -500,12 +500,16 @@ impl Sink for TerminalView {
                 host,
                 from_step,
                 changed,
+                took_over_from,
             } => {
                 self.line(format!(
                     "  {} by {user} on {host} at {}, from step {from_step}",
                     self.paint("resumed", "1"),
                     clock(&event.ts)
                 ));
+                if let Some(from) = took_over_from {
+                    self.line(format!("  took it over from {from}"));
+                }
                 if !changed.is_empty() {
                     self.line(format!(
                         "  {}",

@@ -147,19 +147,19 @@ fn store_init_migrates_once_refuses_a_newer_schema_and_an_empty_database_says_to
     let init = ok(sb.run(&["store", "init"]), &sb);
     assert!(
         init.stdout.contains("oncall_team:***@127.0.0.1")
-            && init.stdout.contains("schema created (version 1)"),
+            && init.stdout.contains("schema created (version 2)"),
         "{}",
         init.stdout
     );
     let again = ok(sb.run(&["store", "init"]), &sb);
     assert!(
-        again.stdout.contains("schema already at version 1"),
+        again.stdout.contains("schema already at version 2"),
         "{}",
         again.stdout
     );
     let status = ok(sb.run(&["store", "status"]), &sb);
     assert!(status.stdout.contains("answers   yes"), "{}", status.stdout);
-    assert!(status.stdout.contains("schema    1\n"), "{}", status.stdout);
+    assert!(status.stdout.contains("schema    2\n"), "{}", status.stdout);
     let listed = ok(sb.run(&["incidents", "-o", "json"]), &sb).json();
     assert_eq!(listed, serde_json::json!([]));
 
@@ -174,12 +174,38 @@ fn store_init_migrates_once_refuses_a_newer_schema_and_an_empty_database_says_to
         assert_eq!(refused.code, 2, "{args:?}: {}", refused.stderr);
         assert!(
             refused.stderr.contains(
-                "has schema version 99, newer than this oncall knows (1): upgrade oncall"
+                "has schema version 99, newer than this oncall knows (2): upgrade oncall"
             ),
             "{args:?}: {}",
             refused.stderr
         );
     }
+
+    // A store an older oncall set up (version 1, before leases) is migrated, once.
+    pg.psql("CREATE DATABASE oncall_v1 OWNER oncall_team");
+    pg.psql_in(
+        "oncall_v1",
+        &format!(
+            "SET ROLE oncall_team; {} CREATE TABLE oncall_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); INSERT INTO oncall_migrations (version) VALUES (1);",
+            include_str!("../../migrations/0001_team.sql")
+        ),
+    );
+    let v1 = format!(
+        "postgres://oncall_team:{PASSWORD}@127.0.0.1:{}/oncall_v1",
+        pg.port
+    );
+    let migrated = ok(sb.run(&["store", "init", "--store", &v1]), &sb);
+    assert!(
+        migrated
+            .stdout
+            .contains("schema migrated from version 1 to 2"),
+        "{}",
+        migrated.stdout
+    );
+    assert_eq!(
+        pg.psql_in("oncall_v1", "SELECT count(*) FROM leases").trim(),
+        "0"
+    );
 
     // A wrong password: PostgreSQL refuses, and the error shows neither password.
     let wrong = format!(
@@ -473,7 +499,7 @@ fn tls_require_and_verify_full_reach_a_store_that_refuses_plain_connections() {
     let require = format!("{url}?sslmode=require");
     let init = ok(sb.run(&["store", "init", "--store", &require]), &sb);
     assert!(
-        init.stdout.contains("schema created (version 1)"),
+        init.stdout.contains("schema created (version 2)"),
         "{}",
         init.stdout
     );
@@ -485,7 +511,7 @@ fn tls_require_and_verify_full_reach_a_store_that_refuses_plain_connections() {
     )
     .json();
     assert_eq!(status["answers"], true, "{status}");
-    assert_eq!(status["schema"], 1);
+    assert_eq!(status["schema"], 2);
 
     // verify-full without the CA that signed the server's certificate: refused.
     let unknown = format!("{url}?sslmode=verify-full");

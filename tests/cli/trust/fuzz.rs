@@ -468,6 +468,7 @@ fn exercise(case: &Case) {
                 .map(|(name, count)| (name.clone(), count.value))
                 .collect(),
             user: "fuzz".into(),
+            lease: None,
         };
         let ctx = Context {
             params: values.params,
