@@ -235,10 +235,7 @@ impl Steward {
             && let Some(now) = pg.leaseholder(id, false).await?
             && now.epoch != epoch
         {
-            self.standing = Standing::Lost(format!(
-                "{} took {id} over while this run could not reach the store",
-                now.describe()
-            ));
+            self.standing = Standing::Lost(format!("{} took {id} over", now.describe()));
             return Ok(());
         }
         if matches!(self.standing, Standing::Alone | Standing::Dropped(_)) {

@@ -14,6 +14,7 @@ mod host;
 mod import;
 mod incident;
 mod kubernetes;
+mod lease;
 mod messages;
 mod readme;
 mod report;

@@ -7,11 +7,11 @@ use super::*;
 use std::process::Stdio;
 use std::time::Instant;
 
-const PASSWORD: &str = "t3am-Store-s3cret";
+pub(super) const PASSWORD: &str = "t3am-Store-s3cret";
 
 /// A database `oncall` owned by the role `oncall_team` (what the README asks a team to make),
 /// and its URL with the role's password.
-fn team_database(pg: &Postgres) -> String {
+pub(super) fn team_database(pg: &Postgres) -> String {
     pg.with_password("oncall_team", PASSWORD);
     pg.psql("CREATE DATABASE oncall OWNER oncall_team");
     format!(
@@ -21,7 +21,7 @@ fn team_database(pg: &Postgres) -> String {
 }
 
 /// Two machines, Alice's and Bob's, on one team database that Alice has initialized.
-fn alice_and_bob(pg: &Postgres) -> (Sandbox, Sandbox) {
+pub(super) fn alice_and_bob(pg: &Postgres) -> (Sandbox, Sandbox) {
     let url = team_database(pg);
     let alice = machine("alice", &url);
     let bob = machine("bob", &url);
@@ -29,14 +29,14 @@ fn alice_and_bob(pg: &Postgres) -> (Sandbox, Sandbox) {
     (alice, bob)
 }
 
-fn machine(user: &str, store: &str) -> Sandbox {
+pub(super) fn machine(user: &str, store: &str) -> Sandbox {
     Sandbox::new()
         .env("ONCALL_USER", user)
         .env("ONCALL_STORE", store)
 }
 
 /// Nothing oncall printed holds the password, and neither does any file in its state folder.
-fn no_password(ran: &Ran, sb: &Sandbox) {
+pub(super) fn no_password(ran: &Ran, sb: &Sandbox) {
     assert!(
         !ran.stdout.contains(PASSWORD) && !ran.stderr.contains(PASSWORD),
         "the password was shown:\n{}\n{}",
@@ -53,7 +53,7 @@ fn no_password(ran: &Ran, sb: &Sandbox) {
     }
 }
 
-fn ok(ran: Ran, sb: &Sandbox) -> Ran {
+pub(super) fn ok(ran: Ran, sb: &Sandbox) -> Ran {
     no_password(&ran, sb);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     ran
@@ -75,7 +75,7 @@ fn three_actions(sb: &Sandbox, api: &RecordingServer) -> String {
 }
 
 /// The store's events of an incident, as `kind` in sequence order, with their sequence numbers.
-fn stored(pg: &Postgres, incident: &str) -> Vec<(i64, String)> {
+pub(super) fn stored(pg: &Postgres, incident: &str) -> Vec<(i64, String)> {
     let out = pg.psql_in(
         "oncall",
         &format!("SELECT seq, kind FROM events WHERE incident = '{incident}' ORDER BY seq"),
@@ -89,7 +89,7 @@ fn stored(pg: &Postgres, incident: &str) -> Vec<(i64, String)> {
         .collect()
 }
 
-fn kinds(events: &[Value]) -> Vec<String> {
+pub(super) fn kinds(events: &[Value]) -> Vec<String> {
     events
         .iter()
         .map(|e| e["event"].as_str().unwrap().to_string())
@@ -203,7 +203,8 @@ fn store_init_migrates_once_refuses_a_newer_schema_and_an_empty_database_says_to
         migrated.stdout
     );
     assert_eq!(
-        pg.psql_in("oncall_v1", "SELECT count(*) FROM leases").trim(),
+        pg.psql_in("oncall_v1", "SELECT count(*) FROM leases")
+            .trim(),
         "0"
     );
 
@@ -650,7 +651,11 @@ fn a_follower_reads_on_after_the_database_comes_back_and_misses_nothing() {
 }
 
 /// Alice's run of the waits fixture in the background, its wait capped at `max_wait`.
-fn waits_run(alice: &Sandbox, api: &RecordingServer, max_wait: &str) -> std::process::Child {
+pub(super) fn waits_run(
+    alice: &Sandbox,
+    api: &RecordingServer,
+    max_wait: &str,
+) -> std::process::Child {
     let endpoint = format!("api={}", api.url);
     alice
         .command(&[
@@ -669,7 +674,7 @@ fn waits_run(alice: &Sandbox, api: &RecordingServer, max_wait: &str) -> std::pro
 }
 
 /// The id of the first incident the store holds, once there is one.
-fn shared_incident(pg: &Postgres) -> String {
+pub(super) fn shared_incident(pg: &Postgres) -> String {
     let started = Instant::now();
     loop {
         let shared = pg.psql_in("oncall", "SELECT id FROM incidents LIMIT 1");

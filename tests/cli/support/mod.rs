@@ -16,6 +16,7 @@ mod nvml_selftest;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod proxy;
 pub mod redis;
 #[cfg(test)]
 mod selftest;

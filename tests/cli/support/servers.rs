@@ -360,7 +360,15 @@ pub struct RecordingServer {
     /// `http://127.0.0.1:PORT`
     pub url: String,
     log: Arc<Mutex<Vec<Request>>>,
+    /// Paths whose requests are recorded and then left unanswered until released.
+    held: Arc<(Mutex<Vec<String>>, Condvar)>,
     server: Server,
+}
+
+impl Drop for RecordingServer {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl RecordingServer {
@@ -375,10 +383,18 @@ impl RecordingServer {
             statuses.iter().map(|(p, s)| (p.to_string(), *s)).collect();
         let log = Arc::new(Mutex::new(Vec::new()));
         let handler_log = log.clone();
+        let held: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+        let handler_held = held.clone();
         let server = Server::start(
             Duration::ZERO,
             Arc::new(move |req: &Request| {
                 handler_log.lock().unwrap().push(req.clone());
+                let (paths, released) = &*handler_held;
+                let mut paths = paths.lock().unwrap();
+                while paths.contains(&req.path) {
+                    paths = released.wait(paths).unwrap();
+                }
+                drop(paths);
                 let status = statuses.get(&req.path).copied().unwrap_or(200);
                 let body = if (200..300).contains(&status) {
                     r#"{"status":"ok"}"#
@@ -395,8 +411,21 @@ impl RecordingServer {
         RecordingServer {
             url: server.url.clone(),
             log,
+            held,
             server,
         }
+    }
+
+    /// Requests to `path` from now on are recorded and never answered, until [`Self::release`]:
+    /// a request that reached the server when its sender died.
+    pub fn hold(&self, path: &str) {
+        self.held.0.lock().unwrap().push(path.to_string());
+    }
+
+    /// Answers every held request, and those to come.
+    pub fn release(&self) {
+        self.held.0.lock().unwrap().clear();
+        self.held.1.notify_all();
     }
 
     /// (method, path without query) of every request so far, in arrival order.
