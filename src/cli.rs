@@ -10,11 +10,13 @@ Exit codes:
   0    all checks ok (warnings allowed)
   1    a check failed, an action failed, a wait ended before its condition held, an action's
        target was not found, or the API server refused a write in --dry-run=server
-  2    bad usage, or a runbook, scenario or config file that does not validate
+  2    bad usage, or a runbook, scenario or config file that does not validate; run/resume of
+       an incident another responder drives, without a terminal
   3    a check could not be read: its backend did not answer (refused, timed out, unknown host)
        or answered with an error (not found, forbidden); `alerts` when Alertmanager does not answer
   4    an action was declined by abort, or needs an answer and there is no terminal (or, resumed
-       with --yes, may have been applied already)
+       with --yes, may have been applied already), or was not sent: the run no longer drives
+       its incident
   5    the run's timeline could not be written whole (disk full, permissions)
   130  interrupted (Ctrl-C)";
 
