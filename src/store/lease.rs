@@ -22,7 +22,17 @@ pub struct Holder {
 }
 
 impl Holder {
-    /// `alice on host-a since 21:04:05 UTC`
+    /// `carol on host-c took INCIDENT over at 21:41:15`
+    pub fn took_over(&self, incident: &str) -> String {
+        format!(
+            "{} on {} took {incident} over at {}",
+            self.user,
+            self.host,
+            crate::view::clock_seconds(&self.since)
+        )
+    }
+
+    /// `alice on host-a since 21:04:05`
     pub fn describe(&self) -> String {
         format!(
             "{} on {} since {}",

@@ -235,7 +235,7 @@ impl Steward {
             && let Some(now) = pg.leaseholder(id, false).await?
             && now.epoch != epoch
         {
-            self.standing = Standing::Lost(format!("{} took {id} over", now.describe()));
+            self.standing = Standing::Lost(now.took_over(id));
             return Ok(());
         }
         if matches!(self.standing, Standing::Alone | Standing::Dropped(_)) {
@@ -296,12 +296,12 @@ impl Steward {
             Ok(Ok(Some(_))) => Ok(()),
             Ok(Ok(None)) => {
                 let id = &self.incident;
-                let who = match pg.leaseholder(id, false).await {
-                    Ok(Some(holder)) => holder.describe(),
-                    _ => "another responder".into(),
+                let why = match pg.leaseholder(id, false).await {
+                    Ok(Some(holder)) => holder.took_over(id),
+                    _ => format!("another responder took {id} over"),
                 };
-                self.standing = Standing::Lost(format!("{who} took {id} over"));
-                Err(format!("{who} took {id} over"))
+                self.standing = Standing::Lost(why.clone());
+                Err(why)
             }
             Ok(Err(err)) => {
                 self.away(&err);
