@@ -319,8 +319,9 @@ impl Steward {
 
     fn unconfirmed(&self) -> String {
         format!(
-            "the store {} does not answer, so this run cannot confirm it still drives {} (another responder may have taken it over)",
-            self.settings.shown, self.incident
+            "the store {} does not answer, so this run cannot confirm it still drives {id} (another responder may have taken it over); `oncall resume {id} --store ''` goes on alone, without the team",
+            self.settings.shown,
+            id = self.incident
         )
     }
 }
