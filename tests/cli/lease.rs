@@ -69,6 +69,15 @@ fn restarts(api: &RecordingServer) -> usize {
         .count()
 }
 
+/// Bob holds the lease, taken from Alice (the second epoch), and sent the one restart.
+fn bob_drove(pg: &Postgres, id: &str, api: &RecordingServer) {
+    assert_eq!(
+        lease(pg, id).map(|(who, epoch, _)| (who, epoch)),
+        Some(("bob".into(), 2))
+    );
+    assert_eq!(restarts(api), 1, "Bob's restart");
+}
+
 fn sigint(child: &Child) {
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -283,11 +292,7 @@ fn a_partitioned_driver_applies_nothing_once_its_lease_is_given_to_another() {
         bobs.stdout,
         bobs.stderr
     );
-    assert_eq!(
-        lease(&pg, &id).map(|(who, epoch, _)| (who, epoch)),
-        Some(("bob".into(), 2))
-    );
-    assert_eq!(restarts(&api), 1, "Bob's restart");
+    bob_drove(&pg, &id, &api);
     // Her link comes back before her wait ends: she learns the lease is Bob's.
     proxy.heal();
 
@@ -332,11 +337,7 @@ fn bob_takes_over_from_a_driver_who_stopped_answering_and_she_sends_nothing_more
         taken.stdout,
         taken.stderr
     );
-    assert_eq!(
-        lease(&pg, &id).map(|(who, epoch, _)| (who, epoch)),
-        Some(("bob".into(), 2))
-    );
-    assert_eq!(restarts(&api), 1, "Bob's restart");
+    bob_drove(&pg, &id, &api);
     let resumed = ok(bob.run(&["timeline", &id, "-o", "json"]), &bob)
         .json()
         .as_array()
