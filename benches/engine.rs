@@ -125,6 +125,7 @@ fn parallel_checks(rows: &mut Vec<Row>) {
             known_replicas: Default::default(),
             user: "bench".into(),
             lease: None,
+            second: Default::default(),
         };
         let ctx = Context {
             params: Default::default(),

@@ -210,6 +210,29 @@ pub enum Command {
         #[arg(long, value_name = "resolved", value_parser = ["resolved"], env = "ONCALL_UNTIL", hide_env_values = true)]
         until: Option<String>,
     },
+    /// Approve an action another responder's run waits on for a second person (team store):
+    /// shows its plan, read again against the live systems, and asks; without ACTION, lists
+    /// what waits
+    #[command(override_usage = "oncall approve [INCIDENT] [ACTION] [--yes]")]
+    Approve {
+        /// [INCIDENT] [ACTION]
+        #[arg(num_args = 0..=2, value_name = "INCIDENT|ACTION", add = complete::waiting())]
+        words: Vec<String>,
+        /// Approve without asking
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Reject an action another responder's run waits on for a second person: it is skipped,
+    /// and the driver sees the reason
+    #[command(override_usage = "oncall reject [INCIDENT] ACTION --reason TEXT")]
+    Reject {
+        /// [INCIDENT] ACTION
+        #[arg(num_args = 1..=2, required = true, value_name = "INCIDENT|ACTION", add = complete::waiting())]
+        words: Vec<String>,
+        /// Why, for the driver and the timeline
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
     /// Show an incident's timeline (default: the latest)
     Timeline {
         #[arg(add = complete::incidents())]

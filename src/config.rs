@@ -21,6 +21,24 @@ pub struct Config {
     /// The team's store (`postgres://…`), under `--store` and `ONCALL_STORE`.
     #[serde(default)]
     pub store: Option<String>,
+    /// Which actions need a second person's approval besides those marked `approval: two-person`.
+    #[serde(default)]
+    pub two_person: TwoPerson,
+}
+
+/// `two_person:` in the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwoPerson {
+    /// Every write to a production context (`production_contexts`).
+    #[serde(default)]
+    pub production: bool,
+    /// Every action of a runbook of these severities (`P0`, `P1`).
+    #[serde(default)]
+    pub severities: Vec<String>,
+    /// How long a request waits for the second person (default 15m).
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 pub fn default_path() -> Option<PathBuf> {

@@ -213,6 +213,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             commands::timeline::run(&setup, incident.as_deref()).await
         }
         Command::Note(args) => commands::note::note(&setup, &args).await,
+        Command::Approve { words, yes } => commands::approve::run(&setup, &words, yes, None).await,
+        Command::Reject { words, reason } => {
+            commands::approve::run(&setup, &words, false, Some(&reason)).await
+        }
         Command::Resolve {
             text,
             root_cause,

@@ -156,3 +156,47 @@ pub fn contexts() -> ArgValueCandidates {
             .collect()
     })
 }
+
+/// `approve`/`reject`: the actions that wait for a second approval in the team's store, with
+/// their incident (nothing without a store, or when it does not answer quickly).
+pub fn waiting() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return Vec::new();
+        };
+        runtime.block_on(async {
+            let flag = std::env::var("ONCALL_STORE").ok();
+            let config = crate::config::Config::load(None).ok().and_then(|c| c.store);
+            let Ok(Some(settings)) = crate::store::configured(flag.as_deref(), config.as_deref())
+            else {
+                return Vec::new();
+            };
+            let Ok(Ok(pg)) =
+                tokio::time::timeout(std::time::Duration::from_secs(2), settings.connect()).await
+            else {
+                return Vec::new();
+            };
+            let Ok(incidents) = pg.list().await else {
+                return Vec::new();
+            };
+            let mut candidates = Vec::new();
+            for s in incidents
+                .iter()
+                .filter(|s| s.status == crate::timeline::Status::Running)
+            {
+                let Ok(events) = pg.read(&s.id, 0).await else {
+                    continue;
+                };
+                for w in crate::engine::second::waiting(&events) {
+                    candidates.push(CompletionCandidate::new(w.action).help(Some(
+                        format!("{}: {} (asked by {})", s.id, w.title, w.user).into(),
+                    )));
+                }
+            }
+            candidates
+        })
+    })
+}

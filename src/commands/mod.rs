@@ -1,6 +1,7 @@
 //! One file per subcommand, and what they share: settings, the catalog, output.
 
 pub mod alerts;
+pub mod approve;
 pub mod completions;
 pub mod drills;
 pub mod follow;

@@ -114,6 +114,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             rb.id.value
         );
     }
+    super::run::refuse_second_without_store(setup, &rb, driving.is_some())?;
     let taken =
         take_up(&events, &rb).map_err(|why| anyhow::anyhow!("cannot resume {id}: {why}"))?;
 
@@ -315,7 +316,7 @@ pub(super) fn load_runbook(setup: &Setup, opened: &Opening) -> anyhow::Result<Lo
 /// The params and endpoints the incident ran with. What is given again (`-p`, `--endpoint`,
 /// the URL flags) wins; a secret, which the timeline keeps masked, comes from the config file,
 /// the runbook's default or `-p`.
-fn restore_values(
+pub(super) fn restore_values(
     setup: &Setup,
     rb: &Runbook,
     opened: &Opening,

@@ -9,7 +9,9 @@ use crate::backends::{
 use crate::config::{Config, key_value};
 use crate::engine::event::{Deadline, Event, EventKind, Mode, Recorder, Sink};
 use crate::engine::reminders::{LatestMessages, Reminders, Updates};
-use crate::engine::{Context, Engine, Interrupts, Pace, Resumption, Settings, incident_value};
+use crate::engine::{
+    Context, Engine, Interrupts, Pace, Resumption, Settings, incident_value, second,
+};
 use crate::runbook::{self, Digest, Loaded, Origin, Runbook, validate};
 use crate::spec::ScalarValue;
 use crate::spec::validate::ProblemList;
@@ -341,6 +343,9 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         }
     }
     let shared = setup.store_settings()?;
+    if req.mode == Mode::Live {
+        refuse_second_without_store(setup, &rb, shared.is_some())?;
+    }
     let store = setup.store();
     let now = jiff::Zoned::now();
     let (incident, timeline) = store.create(&rb.id.value, &now)?;
@@ -509,6 +514,60 @@ pub struct How {
     pub max_wait: Option<Duration>,
 }
 
+/// The systems checks read and actions change, as the flags and the config file name them.
+pub fn systems(setup: &Setup, kube: Kube) -> Arc<Systems> {
+    Arc::new(Systems {
+        kube,
+        docker: Default::default(),
+        gpu: Gpu {
+            library: setup.global.nvml_library.clone(),
+        },
+        urls: ServiceUrls {
+            postgres: setup.global.postgres_url.clone(),
+            redis: setup.global.redis_url.clone(),
+            nats: setup.global.nats_url.clone(),
+        },
+    })
+}
+
+/// Which actions of this runbook need a second person's approval, from the config file.
+pub fn second_rule(config: &Config, rb: &Runbook) -> anyhow::Result<second::Rule> {
+    let two = &config.two_person;
+    let timeout = match &two.timeout {
+        None => second::DEFAULT_TIMEOUT,
+        Some(text) => crate::spec::parse_duration(text).map_err(|e| {
+            anyhow::anyhow!("the config file's two_person: timeout: '{text}' is not a duration ({e}); write 15m or 900s")
+        })?,
+    };
+    Ok(second::Rule {
+        production: two.production,
+        every_action: two.severities.contains(&rb.severity.value),
+        timeout,
+    })
+}
+
+/// A live run whose actions need a second person's approval cannot get it without the team
+/// store: refused before anything runs.
+pub fn refuse_second_without_store(setup: &Setup, rb: &Runbook, store: bool) -> anyhow::Result<()> {
+    let rule = second_rule(&setup.config()?, rb)?;
+    if store {
+        return Ok(());
+    }
+    if let Some(action) = rb
+        .steps
+        .iter()
+        .flat_map(|s| &s.actions)
+        .find(|a| rule.applies_to(a))
+    {
+        anyhow::bail!(
+            "action '{}' of runbook '{}' needs a second person's approval, which goes through the team store, and none is configured: give --store postgres://…, set ONCALL_STORE or write store: in the config file (or rehearse it with `oncall drill` or --dry-run)",
+            action.id.value,
+            rb.id.value
+        );
+    }
+    Ok(())
+}
+
 /// The team's store a run shares its events with and drives its incident through: the
 /// session holding the lease already (a resumed run), or none yet.
 pub struct Driving {
@@ -641,18 +700,7 @@ impl Screen {
         let interrupts = Arc::new(Interrupts::default());
         self.watch_signals(&interrupts);
 
-        let systems = Arc::new(Systems {
-            kube: how.kube,
-            docker: Default::default(),
-            gpu: Gpu {
-                library: setup.global.nvml_library.clone(),
-            },
-            urls: ServiceUrls {
-                postgres: setup.global.postgres_url.clone(),
-                redis: setup.global.redis_url.clone(),
-                nats: setup.global.nats_url.clone(),
-            },
-        });
+        let systems = systems(setup, how.kube);
         let drill = how.mode == Mode::Drill;
         let settings = Settings {
             policy: policy(how.mode, how.yes, how.server_dry_run),
@@ -676,6 +724,7 @@ impl Screen {
                 .as_ref()
                 .filter(|_| how.mode == Mode::Live)
                 .map(|s| s.gate()),
+            second: second_rule(&setup.config()?, rb)?,
         };
         let recorder = self.recorder.clone();
         let policy = settings.policy;

@@ -146,6 +146,9 @@ fn line(e: &Event, polls: &mut Polls) -> Option<String> {
             format!("run finished (exit {exit_code}): {outcome}")
         }
         EventKind::Resolved { text, user } => format!("resolved by {user}: {text}"),
+        kind @ (EventKind::ApprovalRequested { .. }
+        | EventKind::ApprovalAnswered { .. }
+        | EventKind::ApprovalEnded { .. }) => crate::view::approval::line(&e.incident, kind)?,
         EventKind::Rechecked { action, .. } => {
             format!("re-check of the step's checks before deciding on {action}")
         }

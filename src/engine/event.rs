@@ -52,6 +52,25 @@ pub enum WaitOutcome {
     NotWaited,
 }
 
+/// How the driver's wait for a second person's approval ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalOutcome {
+    Approved,
+    Rejected,
+    TimedOut,
+    /// Ctrl-C: the engineer stopped waiting.
+    Stopped,
+    /// Approved, but the plan read again right before sending is not the one approved.
+    PlanChanged,
+    /// There is no team store (or it does not answer) to ask through.
+    NoStore,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
@@ -244,6 +263,42 @@ pub enum EventKind {
         first_right_ms: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target_ms: Option<u64>,
+    },
+    /// The driver approved an action that needs a second person: the run waits for someone
+    /// else's `oncall approve` of this exact plan (`hash`). A drill only rehearses it.
+    ApprovalRequested {
+        step: String,
+        action: String,
+        title: String,
+        hash: String,
+        user: String,
+        host: String,
+        timeout_ms: u64,
+        #[serde(default, skip_serializing_if = "is_false")]
+        rehearsed: bool,
+    },
+    /// Another person's answer to a request, naming the plan they saw (`oncall approve`,
+    /// `oncall reject` with its reason).
+    ApprovalAnswered {
+        step: String,
+        action: String,
+        hash: String,
+        approved: bool,
+        user: String,
+        host: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+    },
+    /// How the driver's wait for a second approval ended; `by`: who answered.
+    ApprovalEnded {
+        step: String,
+        action: String,
+        hash: String,
+        outcome: ApprovalOutcome,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        by: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
     },
     /// The engineer asked to run the step's checks again before deciding on an action.
     Rechecked {
@@ -445,6 +500,9 @@ impl EventKind {
             | EventKind::Message { text, .. }
             | EventKind::Note { text, .. }
             | EventKind::Resolved { text, .. } => f(Slot::Text(text)),
+            // A reason typed by the other person, and what the answer said.
+            EventKind::ApprovalAnswered { reason: text, .. }
+            | EventKind::ApprovalEnded { detail: text, .. } => f(Slot::Text(text)),
             EventKind::UpdateDue { text, .. } => text.iter_mut().for_each(|t| f(Slot::Text(t))),
             EventKind::WaitFinished { value, .. } => f(Slot::Value(value)),
             // The runbook's words and the tool's own.
@@ -458,6 +516,7 @@ impl EventKind {
             | EventKind::Interrupted { .. }
             | EventKind::EscalationDue { .. }
             | EventKind::Rechecked { .. }
+            | EventKind::ApprovalRequested { .. }
             | EventKind::RunFinished { .. }
             | EventKind::DrillScored { .. } => {}
         }

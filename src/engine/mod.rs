@@ -6,6 +6,7 @@ pub mod happened;
 pub mod observation;
 pub mod reminders;
 pub mod resume;
+pub mod second;
 
 use crate::approval::{Decision, DecisionKind, Policy};
 use crate::backends::Undo;
@@ -14,7 +15,7 @@ use crate::backends::{self, Reader};
 use crate::expr;
 use crate::runbook::{Action, Check, Runbook, Step};
 use crate::spec::parse_duration;
-use event::{EventKind, Recorder, WaitOutcome};
+use event::{ApprovalOutcome, EventKind, Recorder, WaitOutcome};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use happened::Happened;
@@ -121,6 +122,8 @@ pub struct Settings {
     pub user: String,
     /// With a team store, a live run sends an action only while it holds its incident's lease.
     pub lease: Option<crate::store::share::Gate>,
+    /// Which actions need a second person's approval besides `approval: two-person`.
+    pub second: second::Rule,
 }
 
 /// The id a rehearsed acknowledgement's silence stands under, for the expiry planned after it.
@@ -484,6 +487,28 @@ impl<'a, R: Reader> Engine<'a, R> {
             .collect()
     }
 
+    /// The action planned against the systems as they are now.
+    async fn prepare(
+        &self,
+        action: &Action,
+        pick: Option<&str>,
+    ) -> Result<backends::Prepared, backends::BackendError> {
+        let with = backends::PlanContext {
+            systems: self.settings.systems.as_deref(),
+            undo: &self.undo,
+            known_replicas: &self.settings.known_replicas,
+            user: &self.settings.user,
+            messages: &self.runbook.messages,
+            server_dry_run: matches!(
+                self.settings.policy,
+                crate::approval::Policy::DryRun { server: true }
+            ),
+            readings: self.readings(),
+            pick,
+        };
+        action.kind.prepare(&self.ctx.to_value(), &with).await
+    }
+
     /// Records why an action is not offered; the run goes on.
     fn not_offered(
         &mut self,
@@ -545,20 +570,7 @@ impl<'a, R: Reader> Engine<'a, R> {
         {
             return self.not_offered(step, id, None, reason);
         }
-        let with = backends::PlanContext {
-            systems: self.settings.systems.as_deref(),
-            undo: &self.undo,
-            known_replicas: &self.settings.known_replicas,
-            user: &self.settings.user,
-            messages: &self.runbook.messages,
-            server_dry_run: matches!(
-                self.settings.policy,
-                crate::approval::Policy::DryRun { server: true }
-            ),
-            readings: self.readings(),
-            pick,
-        };
-        let prepared = match action.kind.prepare(&self.ctx.to_value(), &with).await {
+        let prepared = match self.prepare(action, pick).await {
             Ok(prepared) => prepared,
             Err(err) if err.nothing_to_do() => {
                 return self.not_offered(step, id, None, err.to_string());
@@ -633,6 +645,63 @@ impl<'a, R: Reader> Engine<'a, R> {
                 .by(production.filter(|_| kind == DecisionKind::Approved)),
             user: self.settings.user.clone(),
         });
+        let mut prepared = prepared;
+        if self.needs_second(action, &prepared.plan) {
+            match &decision {
+                Decision::Apply(_) => {
+                    let Some((by, approved)) = self
+                        .second_approval(step, &id, &title, &prepared.plan)
+                        .await
+                    else {
+                        return Offered::Done(Flow::Continue);
+                    };
+                    // What is sent is what both approved: read again right before sending.
+                    let asked = second::plan_hash(&prepared.plan);
+                    match self.prepare(action, pick).await {
+                        Ok(now)
+                            if second::plan_hash(&now.plan) == approved && approved == asked =>
+                        {
+                            prepared = now;
+                        }
+                        Ok(now) => {
+                            self.record(EventKind::ApprovalEnded {
+                                step: step.into(),
+                                action: id.clone(),
+                                hash: second::plan_hash(&now.plan),
+                                outcome: ApprovalOutcome::PlanChanged,
+                                by,
+                                detail: second::difference(&prepared.plan, &now.plan),
+                            });
+                            return Offered::Recheck;
+                        }
+                        Err(err) => {
+                            self.outcome.actions_failed += 1;
+                            return self.not_offered(
+                                step,
+                                id,
+                                None,
+                                format!(
+                                    "cannot prepare the request again after its approval: {err}"
+                                ),
+                            );
+                        }
+                    }
+                }
+                Decision::Other(DecisionKind::Rehearsed) => {
+                    self.record(EventKind::ApprovalRequested {
+                        step: step.into(),
+                        action: id.clone(),
+                        title: title.clone(),
+                        hash: second::plan_hash(&prepared.plan),
+                        user: self.settings.user.clone(),
+                        host: crate::timeline::host(),
+                        timeout_ms: self.settings.second.timeout.as_millis() as u64,
+                        rehearsed: true,
+                    });
+                }
+                _ => {}
+            }
+        }
         Offered::Done(match decision {
             Decision::Apply(approval) => {
                 let lease = match &self.settings.lease {

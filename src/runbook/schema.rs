@@ -120,7 +120,16 @@ pub struct Action {
     /// reads it from what the actions touch.
     pub reverts: Option<S<bool>>,
     pub timeout: Option<S<String>>,
+    /// `two-person`: sent only once someone other than the driver approved its exact plan.
+    pub approval: Option<S<ApprovalRule>>,
     pub kind: ActionKind,
+}
+
+/// Who must approve an action besides the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalRule {
+    TwoPerson,
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,7 +264,9 @@ const fn all_fields<const N: usize>(
 const CHECK_COMMON: &[&str] = &["id", "title", "unit", "fail_if", "warn_if", "timeout"];
 const CHECK_FIELDS: &[&str] =
     &all_fields::<{ CHECK_COMMON.len() + CheckKind::KEYS.len() }>(CHECK_COMMON, CheckKind::KEYS);
-const ACTION_COMMON: &[&str] = &["id", "title", "when", "after", "reverts", "timeout"];
+const ACTION_COMMON: &[&str] = &[
+    "id", "title", "when", "after", "reverts", "timeout", "approval",
+];
 const ACTION_FIELDS: &[&str] = &all_fields::<{ ACTION_COMMON.len() + ActionKind::KEYS.len() }>(
     ACTION_COMMON,
     ActionKind::KEYS,
@@ -333,7 +344,7 @@ impl<'de> Deserialize<'de> for Action {
                 mut map: A,
             ) -> Result<Action, A::Error> {
                 let (mut id, mut title, mut when, mut timeout) = (None, None, None, None);
-                let (mut after, mut reverts) = (None, None);
+                let (mut after, mut reverts, mut approval) = (None, None, None);
                 let mut kind: Option<ActionKind> = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
@@ -343,6 +354,7 @@ impl<'de> Deserialize<'de> for Action {
                         "after" => field(&mut map, &mut after, "after")?,
                         "reverts" => field(&mut map, &mut reverts, "reverts")?,
                         "timeout" => field(&mut map, &mut timeout, "timeout")?,
+                        "approval" => field(&mut map, &mut approval, "approval")?,
                         other => match &kind {
                             Some(first) if ActionKind::KEYS.contains(&other) => {
                                 let words = two_backends("action", &id, first.key(), other);
@@ -371,6 +383,7 @@ impl<'de> Deserialize<'de> for Action {
                     after: after.flatten(),
                     reverts: reverts.flatten(),
                     timeout: timeout.flatten(),
+                    approval: approval.flatten(),
                     kind,
                 })
             }

@@ -88,6 +88,53 @@ enum Ask {
     Ready(oneshot::Sender<Result<Option<i64>, String>>),
     /// The intent is written locally: share it under that epoch, if it is still the lease's.
     Confirm(Option<i64>, oneshot::Sender<Result<(), String>>),
+    /// Another person's answer to the last request for this action and plan, if any yet.
+    Answer(Request, oneshot::Sender<Option<Answer>>),
+}
+
+/// A request for a second approval, as the driver made it.
+pub struct Request {
+    pub action: String,
+    pub hash: String,
+    /// Who asked: their own answer does not count.
+    pub user: String,
+}
+
+/// Someone's answer to a request, naming the plan they saw.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub approved: bool,
+    pub hash: String,
+    pub user: String,
+    pub host: String,
+    pub reason: String,
+}
+
+/// The answer to `request` among an incident's events: the first, after the request's last
+/// asking, by someone other than who asked (whatever plan they saw: the driver compares).
+pub fn answer(events: &[Event], request: &Request) -> Option<Answer> {
+    let asked = events.iter().rposition(|e| {
+        matches!(&e.kind, EventKind::ApprovalRequested { action, hash, rehearsed: false, .. }
+            if *action == request.action && *hash == request.hash)
+    })?;
+    events[asked..].iter().find_map(|e| match &e.kind {
+        EventKind::ApprovalAnswered {
+            action,
+            hash,
+            approved,
+            user,
+            host,
+            reason,
+            ..
+        } if *action == request.action && *user != request.user => Some(Answer {
+            approved: *approved,
+            hash: hash.clone(),
+            user: user.clone(),
+            host: host.clone(),
+            reason: reason.clone(),
+        }),
+        _ => None,
+    })
 }
 
 /// A run's events on their way to the store, and the run's lease on its incident: the sink
@@ -275,6 +322,22 @@ impl Steward {
             Ask::Confirm(lease, reply) => {
                 let _ = reply.send(self.confirm(lease).await);
             }
+            Ask::Answer(request, reply) => {
+                if self.pg.is_none() {
+                    self.share(false).await;
+                }
+                let found = match &self.pg {
+                    Some(pg) => {
+                        match tokio::time::timeout(CONFIRM_WITHIN, pg.read(&self.incident, 0)).await
+                        {
+                            Ok(Ok(events)) => answer(&events, &request),
+                            _ => None,
+                        }
+                    }
+                    None => None,
+                };
+                let _ = reply.send(found);
+            }
         }
     }
 
@@ -345,6 +408,20 @@ impl Gate {
         let (reply, answer) = oneshot::channel();
         let _ = self.0.send(Ask::Confirm(lease, reply));
         answer.await.unwrap_or_else(|_| Err(gone()))
+    }
+}
+
+impl Gate {
+    /// Another person's answer to the request for `action`'s plan `hash`, if there is one yet.
+    pub async fn answer(&self, action: &str, hash: &str, asker: &str) -> Option<Answer> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            action: action.into(),
+            hash: hash.into(),
+            user: asker.into(),
+        };
+        let _ = self.0.send(Ask::Answer(request, reply));
+        answer.await.ok().flatten()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Ways to show events: the terminal view for people, the JSON report for machines.
 
+pub mod approval;
 pub mod json;
 pub mod polls;
 pub mod tables;

@@ -615,6 +615,25 @@ impl Sink for TerminalView {
                 self.incident = event.incident.clone();
             }
             EventKind::Note { text, .. } => self.wrapped("   note: ", "         ", text),
+            kind @ (EventKind::ApprovalRequested { .. }
+            | EventKind::ApprovalAnswered { .. }
+            | EventKind::ApprovalEnded { .. }) => {
+                if let Some(bar) = self.wait_bar.take() {
+                    bar.finish_and_clear();
+                }
+                if let Some(words) = crate::view::approval::line(&event.incident, kind) {
+                    self.wrapped("   ", "     ", &words);
+                }
+                if let EventKind::ApprovalRequested {
+                    timeout_ms,
+                    rehearsed: false,
+                    ..
+                } = kind
+                {
+                    let bar = self.spinner(crate::view::approval::waiting(*timeout_ms));
+                    self.wait_bar = Some(bar);
+                }
+            }
             EventKind::Rechecked { .. } => {
                 self.line("     ↻ re-checking before deciding");
             }

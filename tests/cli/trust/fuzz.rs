@@ -469,6 +469,7 @@ fn exercise(case: &Case) {
                 .collect(),
             user: "fuzz".into(),
             lease: None,
+            second: Default::default(),
         };
         let ctx = Context {
             params: values.params,
