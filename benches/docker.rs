@@ -25,33 +25,18 @@
 
 #[path = "../tests/cli/support/docker.rs"]
 mod docker;
+#[path = "support/table.rs"]
+mod table;
 
 use serde_json::Value;
-use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use table::{Row, print_table, row};
 
 /// Measured runs of each side (after one warm-up run).
 const RUNS: usize = 5;
-
-/// One line of the results table. `met` is None for a figure without a target of its own.
-struct Row {
-    figure: String,
-    measured: String,
-    target: String,
-    met: Option<bool>,
-}
-
-fn row(figure: &str, measured: String, target: &str, met: Option<bool>) -> Row {
-    Row {
-        figure: figure.into(),
-        measured,
-        target: target.into(),
-        met,
-    }
-}
 
 fn main() {
     let home = std::env::temp_dir().join(format!("oncall-docker-bench-{}", std::process::id()));
@@ -555,7 +540,7 @@ fn scenario_one(home: &Path, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     );
 }
 
-// --- numbers and the table ----------------------------------------------------------------
+// --- numbers ------------------------------------------------------------------------------
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -568,46 +553,4 @@ fn median(values: &mut [f64]) -> f64 {
     }
     values.sort_by(f64::total_cmp);
     values[(values.len() - 1) / 2]
-}
-
-fn print_table(rows: &[Row], notes: &[String]) {
-    let width = |f: fn(&Row) -> &str| rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0);
-    let (w1, w2, w3) = (
-        width(|r| &r.figure),
-        width(|r| &r.measured),
-        width(|r| &r.target),
-    );
-    let mut out = String::new();
-    writeln!(out).unwrap();
-    writeln!(
-        out,
-        "{:w1$}  {:>w2$}  {:w3$}  result",
-        "figure", "measured", "target"
-    )
-    .unwrap();
-    writeln!(out, "{}", "-".repeat(w1 + w2 + w3 + 14)).unwrap();
-    for r in rows {
-        let result = match r.met {
-            Some(true) => "ok",
-            Some(false) => "MISSED",
-            None => "",
-        };
-        let line = format!(
-            "{:w1$}  {:>w2$}  {:w3$}  {result}",
-            r.figure, r.measured, r.target
-        );
-        writeln!(out, "{}", line.trim_end()).unwrap();
-    }
-    writeln!(out).unwrap();
-    for note in notes {
-        writeln!(out, "note: {note}").unwrap();
-    }
-    if !notes.is_empty() {
-        writeln!(out).unwrap();
-    }
-    match rows.iter().filter(|r| r.met == Some(false)).count() {
-        0 => writeln!(out, "all targets met").unwrap(),
-        n => writeln!(out, "MISSED: {n} target(s), see above").unwrap(),
-    }
-    print!("{out}");
 }

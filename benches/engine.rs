@@ -18,6 +18,8 @@
 mod prometheus;
 #[path = "../tests/cli/support/servers.rs"]
 mod servers;
+#[path = "support/table.rs"]
+mod table;
 
 use oncall::approval::Policy;
 use oncall::backends::Live;
@@ -30,26 +32,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use table::{Row, print_table, row};
 
 const ENGINE_RUNS: usize = 10;
 const CLI_RUNS: usize = 20;
-
-/// One line of the results table. `met` is None for a figure without a target of its own.
-struct Row {
-    figure: String,
-    measured: String,
-    target: String,
-    met: Option<bool>,
-}
-
-fn row(figure: &str, measured: String, target: &str, met: Option<bool>) -> Row {
-    Row {
-        figure: figure.into(),
-        measured,
-        target: target.into(),
-        met,
-    }
-}
 
 fn main() {
     let home = std::env::temp_dir().join(format!("oncall-bench-{}", std::process::id()));
@@ -60,7 +46,7 @@ fn main() {
     peak_memory(&home, &mut rows);
     report(&home, &mut rows);
     let _ = std::fs::remove_dir_all(&home);
-    print_table(&rows);
+    print_table(&rows, &[]);
 }
 
 /// Records each finished check's duration and verdict.
@@ -412,37 +398,4 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn max(values: &[f64]) -> f64 {
     values.iter().copied().fold(f64::MIN, f64::max)
-}
-
-fn print_table(rows: &[Row]) {
-    let width = |f: fn(&Row) -> &str| rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0);
-    let (w1, w2, w3) = (
-        width(|r| &r.figure),
-        width(|r| &r.measured),
-        width(|r| &r.target),
-    );
-    println!();
-    println!(
-        "{:w1$}  {:>w2$}  {:w3$}  result",
-        "figure", "measured", "target"
-    );
-    println!("{}", "-".repeat(w1 + w2 + w3 + 14));
-    for r in rows {
-        let result = match r.met {
-            Some(true) => "ok",
-            Some(false) => "MISSED",
-            None => "",
-        };
-        let line = format!(
-            "{:w1$}  {:>w2$}  {:w3$}  {result}",
-            r.figure, r.measured, r.target
-        );
-        println!("{}", line.trim_end());
-    }
-    let missed = rows.iter().filter(|r| r.met == Some(false)).count();
-    println!();
-    match missed {
-        0 => println!("all targets met"),
-        n => println!("MISSED: {n} target(s), see above"),
-    }
 }

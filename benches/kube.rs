@@ -43,14 +43,16 @@
 mod kube;
 #[path = "support/latency.rs"]
 mod latency;
+#[path = "support/table.rs"]
+mod table;
 
 use kube::FakeKube;
 use serde_json::Value;
-use std::fmt::Write as _;
 use std::io::{BufRead as _, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use table::{Row, print_table, row};
 
 /// Measured runs of each figure (after one warm-up run).
 const RUNS: usize = 5;
@@ -69,23 +71,6 @@ const LOG_RUNS: usize = 3;
 const VIDEO: &str = "video-processing";
 const VIDEO_LOG_LINES: usize = 3_000;
 
-/// One line of the results table. `met` is None for a figure without a target of its own.
-struct Row {
-    figure: String,
-    measured: String,
-    target: String,
-    met: Option<bool>,
-}
-
-fn row(figure: &str, measured: String, target: &str, met: Option<bool>) -> Row {
-    Row {
-        figure: figure.into(),
-        measured,
-        target: target.into(),
-        met,
-    }
-}
-
 fn main() {
     if let Ok(cluster) = std::env::var(SERVE) {
         serve(&cluster);
@@ -100,7 +85,7 @@ fn main() {
     sweep(&home, &mut rows);
     per_check(&home, &mut rows);
     let _ = std::fs::remove_dir_all(&home);
-    print_table(&rows);
+    print_table(&rows, &[]);
 }
 
 // --- the fake, in a process of its own ----------------------------------------------------
@@ -1227,7 +1212,7 @@ fn per_check(home: &Path, rows: &mut Vec<Row>) {
     }
 }
 
-// --- numbers and the table ----------------------------------------------------------------
+// --- numbers ------------------------------------------------------------------------------
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -1244,40 +1229,4 @@ fn median(values: &mut [f64]) -> f64 {
 
 fn max(values: &[f64]) -> f64 {
     values.iter().copied().fold(f64::MIN, f64::max)
-}
-
-fn print_table(rows: &[Row]) {
-    let width = |f: fn(&Row) -> &str| rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0);
-    let (w1, w2, w3) = (
-        width(|r| &r.figure),
-        width(|r| &r.measured),
-        width(|r| &r.target),
-    );
-    let mut out = String::new();
-    writeln!(out).unwrap();
-    writeln!(
-        out,
-        "{:w1$}  {:>w2$}  {:w3$}  result",
-        "figure", "measured", "target"
-    )
-    .unwrap();
-    writeln!(out, "{}", "-".repeat(w1 + w2 + w3 + 14)).unwrap();
-    for r in rows {
-        let result = match r.met {
-            Some(true) => "ok",
-            Some(false) => "MISSED",
-            None => "",
-        };
-        let line = format!(
-            "{:w1$}  {:>w2$}  {:w3$}  {result}",
-            r.figure, r.measured, r.target
-        );
-        writeln!(out, "{}", line.trim_end()).unwrap();
-    }
-    writeln!(out).unwrap();
-    match rows.iter().filter(|r| r.met == Some(false)).count() {
-        0 => writeln!(out, "all targets met").unwrap(),
-        n => writeln!(out, "MISSED: {n} target(s), see above").unwrap(),
-    }
-    print!("{out}");
 }

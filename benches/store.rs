@@ -35,6 +35,8 @@
 mod postgres;
 #[path = "../tests/cli/support/process.rs"]
 mod process;
+#[path = "support/table.rs"]
+mod table;
 
 use oncall::engine::event::{Event, EventKind, Mode};
 use oncall::store::{Team, postgres::Settings};
@@ -46,6 +48,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use table::{print_table, row};
 
 const BATCH: usize = 10_000;
 const ONE_BY_ONE: usize = 500;
@@ -56,23 +59,6 @@ const FOLLOW_P99: Duration = Duration::from_millis(100);
 /// How long the bench waits for one line of the follower before it calls the event lost (the
 /// follower reads again at least every `FOLLOW_POLL`, so a late line is a lost one).
 const LINE_WITHIN: Duration = Duration::from_secs(10);
-
-/// One line of the results table. `met` is None for a figure without a target of its own.
-struct Row {
-    figure: String,
-    measured: String,
-    target: String,
-    met: Option<bool>,
-}
-
-fn row(figure: &str, measured: String, target: &str, met: Option<bool>) -> Row {
-    Row {
-        figure: figure.into(),
-        measured,
-        target: target.into(),
-        met,
-    }
-}
 
 fn note(incident: &str, n: usize) -> Event {
     Event {
@@ -455,42 +441,4 @@ fn follow_poll() -> Duration {
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = (p * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn print_table(rows: &[Row], notes: &[String]) {
-    let width = |f: fn(&Row) -> &str| rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0);
-    let (w1, w2, w3) = (
-        width(|r| &r.figure),
-        width(|r| &r.measured),
-        width(|r| &r.target),
-    );
-    println!();
-    println!(
-        "{:w1$}  {:>w2$}  {:w3$}  result",
-        "figure", "measured", "target"
-    );
-    println!("{}", "-".repeat(w1 + w2 + w3 + 14));
-    for r in rows {
-        let result = match r.met {
-            Some(true) => "ok",
-            Some(false) => "MISSED",
-            None => "",
-        };
-        let line = format!(
-            "{:w1$}  {:>w2$}  {:w3$}  {result}",
-            r.figure, r.measured, r.target
-        );
-        println!("{}", line.trim_end());
-    }
-    println!();
-    for note in notes {
-        println!("note: {note}");
-    }
-    if !notes.is_empty() {
-        println!();
-    }
-    match rows.iter().filter(|r| r.met == Some(false)).count() {
-        0 => println!("all targets met"),
-        n => println!("MISSED: {n} target(s), see above"),
-    }
 }
