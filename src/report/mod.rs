@@ -226,6 +226,10 @@ impl Report {
                     )
                     .then(|| finding(observation))
                 }
+                // Who answered a request for a second approval, and what the driver's run did.
+                kind @ (EventKind::ApprovalAnswered { .. } | EventKind::ApprovalEnded { .. }) => {
+                    crate::view::approval::line(&event.incident, kind)
+                }
                 EventKind::ActionPlanned { action, title, .. } => {
                     titles.insert(action.clone(), title.clone());
                     offered.insert(action.clone(), event.ts);

@@ -46,6 +46,16 @@ impl Problem {
         } else if message.contains(" has more than one backend") {
             let what = message.split(' ').next().unwrap_or_default();
             Some(format!("split it into one {what} per backend"))
+        } else if message.contains("unknown field `approval`") {
+            Some("`approval: two-person` belongs on an action: a check only reads".to_string())
+        } else if message.contains("unknown variant") {
+            Some(format!(
+                "write one of: {}",
+                message
+                    .rsplit("expected one of ")
+                    .next()
+                    .unwrap_or_default()
+            ))
         } else if message.contains("unknown field") {
             Some(match closest_field(&message) {
                 Some(field) => format!("did you mean `{field}`?"),

@@ -29,7 +29,7 @@ fn lease(pg: &Postgres, incident: &str) -> Option<(String, i64, bool)> {
 }
 
 /// Waits (30 s at most) until `done` says so.
-fn until(what: &str, mut done: impl FnMut() -> bool) {
+pub(super) fn until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(

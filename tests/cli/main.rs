@@ -3,6 +3,7 @@
 mod support;
 mod trust;
 
+mod approval;
 mod catalog;
 mod config;
 mod data_stores;
