@@ -67,6 +67,11 @@ impl Config {
         }
         let config: Config = serde_saphyr::from_str(text)
             .map_err(|e| anyhow::anyhow!("{}", Problem::from_yaml(name, &e)))?;
+        if let Some(timeout) = &config.two_person.timeout
+            && let Err(e) = crate::spec::parse_duration(timeout)
+        {
+            anyhow::bail!("{name}: two_person: timeout: {e}; write a duration such as 15m or 900s");
+        }
         for pattern in &config.production_contexts {
             if let Err(e) = globset::Glob::new(pattern) {
                 anyhow::bail!(
@@ -84,5 +89,32 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("'{text}' is not NAME=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_person_is_read_and_a_bad_timeout_is_named_with_its_file() {
+        let config = Config::parse(
+            "c.yaml",
+            "two_person:\n  production: true\n  severities: [P0]\n  timeout: 10m\n",
+        )
+        .unwrap();
+        assert!(config.two_person.production);
+        assert_eq!(config.two_person.severities, ["P0"]);
+        let err = Config::parse("c.yaml", "two_person:\n  timeout: soon\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.yaml: two_person: timeout: ") && err.contains("15m or 900s"),
+            "{err}"
+        );
+        let err = Config::parse("c.yaml", "two_person:\n  everyone: true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `everyone`"), "{err}");
     }
 }

@@ -46,6 +46,9 @@ pub async fn run(
         None => everywhere,
     };
     let Some(action) = action else {
+        if reject.is_some() {
+            anyhow::bail!("which action? `oncall reject INCIDENT ACTION --reason TEXT`");
+        }
         return list(setup, &all);
     };
     let Some((id, events, asked)) = all.into_iter().find(|(_, _, w)| w.action == action) else {

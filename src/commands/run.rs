@@ -530,26 +530,25 @@ pub fn systems(setup: &Setup, kube: Kube) -> Arc<Systems> {
     })
 }
 
-/// Which actions of this runbook need a second person's approval, from the config file.
-pub fn second_rule(config: &Config, rb: &Runbook) -> anyhow::Result<second::Rule> {
+/// Which actions of this runbook need a second person's approval, from the config file (whose
+/// timeout was checked when it was read).
+pub fn second_rule(config: &Config, rb: &Runbook) -> second::Rule {
     let two = &config.two_person;
-    let timeout = match &two.timeout {
-        None => second::DEFAULT_TIMEOUT,
-        Some(text) => crate::spec::parse_duration(text).map_err(|e| {
-            anyhow::anyhow!("the config file's two_person: timeout: '{text}' is not a duration ({e}); write 15m or 900s")
-        })?,
-    };
-    Ok(second::Rule {
+    second::Rule {
         production: two.production,
         every_action: two.severities.contains(&rb.severity.value),
-        timeout,
-    })
+        timeout: two
+            .timeout
+            .as_deref()
+            .and_then(|t| crate::spec::parse_duration(t).ok())
+            .unwrap_or(second::DEFAULT_TIMEOUT),
+    }
 }
 
 /// A live run whose actions need a second person's approval cannot get it without the team
 /// store: refused before anything runs.
 pub fn refuse_second_without_store(setup: &Setup, rb: &Runbook, store: bool) -> anyhow::Result<()> {
-    let rule = second_rule(&setup.config()?, rb)?;
+    let rule = second_rule(&setup.config()?, rb);
     if store {
         return Ok(());
     }
@@ -724,7 +723,7 @@ impl Screen {
                 .as_ref()
                 .filter(|_| how.mode == Mode::Live)
                 .map(|s| s.gate()),
-            second: second_rule(&setup.config()?, rb)?,
+            second: second_rule(&setup.config()?, rb),
         };
         let recorder = self.recorder.clone();
         let policy = settings.policy;

@@ -215,3 +215,100 @@ pub fn waiting(events: &[crate::engine::event::Event]) -> Vec<Waiting> {
     }
     open
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::Event;
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            ts: jiff::Timestamp::now(),
+            incident: "i".into(),
+            kind,
+        }
+    }
+
+    fn asked(action: &str, hash: &str) -> Event {
+        event(EventKind::ApprovalRequested {
+            step: "s".into(),
+            action: action.into(),
+            title: "T".into(),
+            hash: hash.into(),
+            user: "alice".into(),
+            host: "a".into(),
+            timeout_ms: 1000,
+            rehearsed: false,
+        })
+    }
+
+    fn answered(action: &str, user: &str, approved: bool) -> Event {
+        event(EventKind::ApprovalAnswered {
+            step: "s".into(),
+            action: action.into(),
+            hash: "h".into(),
+            approved,
+            user: user.into(),
+            host: "b".into(),
+            reason: String::new(),
+        })
+    }
+
+    #[test]
+    fn a_request_waits_until_its_wait_ends_and_counts_who_answered() {
+        let mut events = vec![asked("restart", "h1"), answered("restart", "bob", true)];
+        let open = waiting(&events);
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].answered, [("bob".to_string(), true)]);
+        events.push(event(EventKind::ApprovalEnded {
+            step: "s".into(),
+            action: "restart".into(),
+            hash: "h1".into(),
+            outcome: ApprovalOutcome::Approved,
+            by: "bob on b".into(),
+            detail: String::new(),
+        }));
+        assert!(waiting(&events).is_empty());
+        // Asked again: a new request, nobody has answered it yet.
+        events.push(asked("restart", "h2"));
+        assert!(waiting(&events)[0].answered.is_empty());
+        events.push(event(EventKind::Interrupted {
+            signal: "SIGTERM".into(),
+            killed: Vec::new(),
+        }));
+        assert!(
+            waiting(&events).is_empty(),
+            "a run that ended waits on nothing"
+        );
+    }
+
+    #[test]
+    fn the_answer_is_the_first_after_the_last_asking_by_someone_else() {
+        use crate::store::share::{Request, answer};
+        let events = vec![
+            asked("restart", "h"),
+            answered("restart", "bob", false),
+            asked("restart", "h"),
+            answered("restart", "alice", true),
+            answered("other", "bob", true),
+            answered("restart", "carol", true),
+        ];
+        let request = Request {
+            action: "restart".into(),
+            hash: "h".into(),
+            user: "alice".into(),
+        };
+        let found = answer(&events, &request).unwrap();
+        assert_eq!((found.user.as_str(), found.approved), ("carol", true));
+        assert!(
+            answer(
+                &events[..2],
+                &Request {
+                    hash: "x".into(),
+                    ..request
+                }
+            )
+            .is_none()
+        );
+    }
+}
