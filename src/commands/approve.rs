@@ -13,7 +13,7 @@ use crate::engine::{Context, incident_value};
 use crate::runbook::Loaded;
 use crate::store::Team;
 use crate::timeline::{Listed, host, user};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 /// `words`: `[INCIDENT] [ACTION]` (one word is an incident when one waits under that id, else
 /// an action); `reject`: the reason the driver sees.
@@ -112,11 +112,11 @@ pub async fn run(
             );
             return Ok(4);
         }
-        None => match ask(&format!(
-            "  approve {} as shown? [y]es / [n]o: ",
-            asked.title
-        )) {
-            Some(true) => true,
+        None => match super::resume::ask(
+            &format!("  approve {} as shown? [y]es / [n]o: ", asked.title),
+            &[("y", "yes"), ("n", "no")],
+        ) {
+            Some("y") => true,
             _ => {
                 println!("  not approved: nothing recorded");
                 return Ok(0);
@@ -268,25 +268,5 @@ fn show(plan: &Plan) {
     }
     if let Some(body) = &plan.body {
         println!("  body: {body}");
-    }
-}
-
-fn ask(question: &str) -> Option<bool> {
-    let mut stderr = std::io::stderr();
-    loop {
-        let _ = write!(stderr, "{question}");
-        let _ = stderr.flush();
-        let mut answer = String::new();
-        match std::io::stdin().lock().read_line(&mut answer) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
-        }
-        match answer.trim().to_ascii_lowercase().as_str() {
-            "y" | "yes" => return Some(true),
-            "n" | "no" => return Some(false),
-            other => {
-                let _ = writeln!(stderr, "  '{other}' is not an answer");
-            }
-        }
     }
 }

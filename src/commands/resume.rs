@@ -266,7 +266,7 @@ async fn driven_by(setup: &Setup, id: &str, holder: &Holder) -> anyhow::Result<i
 
 /// Asks until one of `answers` (a letter, or its word) is given; returns the letter, or None
 /// when input closed.
-fn ask(question: &str, answers: &[(&'static str, &str)]) -> Option<&'static str> {
+pub(super) fn ask(question: &str, answers: &[(&'static str, &str)]) -> Option<&'static str> {
     let mut stderr = std::io::stderr();
     loop {
         let _ = write!(stderr, "{question}");

@@ -509,6 +509,18 @@ impl<'a, R: Reader> Engine<'a, R> {
         action.kind.prepare(&self.ctx.to_value(), &with).await
     }
 
+    /// An action whose request could not be prepared (`what`) failed.
+    fn unprepared(
+        &mut self,
+        step: &str,
+        action: String,
+        what: &str,
+        err: backends::BackendError,
+    ) -> Offered {
+        self.outcome.actions_failed += 1;
+        self.not_offered(step, action, None, format!("cannot prepare {what}: {err}"))
+    }
+
     /// Records why an action is not offered; the run goes on.
     fn not_offered(
         &mut self,
@@ -575,15 +587,7 @@ impl<'a, R: Reader> Engine<'a, R> {
             Err(err) if err.nothing_to_do() => {
                 return self.not_offered(step, id, None, err.to_string());
             }
-            Err(err) => {
-                self.outcome.actions_failed += 1;
-                return self.not_offered(
-                    step,
-                    id,
-                    None,
-                    format!("cannot prepare the request: {err}"),
-                );
-            }
+            Err(err) => return self.unprepared(step, id, "the request", err),
         };
         let title = action.title.clone().unwrap_or_else(|| id.clone());
         self.record(EventKind::ActionPlanned {
@@ -675,15 +679,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                             return Offered::Recheck;
                         }
                         Err(err) => {
-                            self.outcome.actions_failed += 1;
-                            return self.not_offered(
-                                step,
-                                id,
-                                None,
-                                format!(
-                                    "cannot prepare the request again after its approval: {err}"
-                                ),
-                            );
+                            return self.unprepared(step, id, "it again after its approval", err);
                         }
                     }
                 }
@@ -695,7 +691,7 @@ impl<'a, R: Reader> Engine<'a, R> {
                         hash: second::plan_hash(&prepared.plan),
                         user: self.settings.user.clone(),
                         host: crate::timeline::host(),
-                        timeout_ms: self.settings.second.timeout.as_millis() as u64,
+                        timeout_ms: self.approval_timeout(&id).as_millis() as u64,
                         rehearsed: true,
                     });
                 }

@@ -73,6 +73,18 @@ impl<R: Reader> Engine<'_, R> {
             || (self.settings.second.production && plan.production.is_some())
     }
 
+    /// How long a request for the action waits: its `approval_timeout`, else the config file's.
+    pub(super) fn approval_timeout(&self, action: &str) -> Duration {
+        self.runbook
+            .steps
+            .iter()
+            .flat_map(|s| &s.actions)
+            .find(|a| a.id.value == action)
+            .and_then(|a| a.approval_timeout.as_ref())
+            .and_then(|t| crate::spec::parse_duration(&t.value).ok())
+            .unwrap_or(self.settings.second.timeout)
+    }
+
     /// Asks another person to approve `plan` and waits for the answer; who approved it and the
     /// plan they saw, or None (rejected, timed out, stopped: recorded, and the action is skipped).
     pub(super) async fn second_approval(
@@ -83,7 +95,7 @@ impl<R: Reader> Engine<'_, R> {
         plan: &Plan,
     ) -> Option<(String, String)> {
         let hash = plan_hash(plan);
-        let timeout = self.settings.second.timeout;
+        let timeout = self.approval_timeout(action);
         let user = self.settings.user.clone();
         self.record(EventKind::ApprovalRequested {
             step: step.into(),

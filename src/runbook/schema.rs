@@ -122,6 +122,8 @@ pub struct Action {
     pub timeout: Option<S<String>>,
     /// `two-person`: sent only once someone other than the driver approved its exact plan.
     pub approval: Option<S<ApprovalRule>>,
+    /// How long the driver waits for that approval (else the config file's, else 15m).
+    pub approval_timeout: Option<S<String>>,
     pub kind: ActionKind,
 }
 
@@ -265,7 +267,14 @@ const CHECK_COMMON: &[&str] = &["id", "title", "unit", "fail_if", "warn_if", "ti
 const CHECK_FIELDS: &[&str] =
     &all_fields::<{ CHECK_COMMON.len() + CheckKind::KEYS.len() }>(CHECK_COMMON, CheckKind::KEYS);
 const ACTION_COMMON: &[&str] = &[
-    "id", "title", "when", "after", "reverts", "timeout", "approval",
+    "id",
+    "title",
+    "when",
+    "after",
+    "reverts",
+    "timeout",
+    "approval",
+    "approval_timeout",
 ];
 const ACTION_FIELDS: &[&str] = &all_fields::<{ ACTION_COMMON.len() + ActionKind::KEYS.len() }>(
     ACTION_COMMON,
@@ -344,7 +353,8 @@ impl<'de> Deserialize<'de> for Action {
                 mut map: A,
             ) -> Result<Action, A::Error> {
                 let (mut id, mut title, mut when, mut timeout) = (None, None, None, None);
-                let (mut after, mut reverts, mut approval) = (None, None, None);
+                let (mut after, mut reverts, mut approval, mut approval_timeout) =
+                    (None, None, None, None);
                 let mut kind: Option<ActionKind> = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
@@ -355,6 +365,9 @@ impl<'de> Deserialize<'de> for Action {
                         "reverts" => field(&mut map, &mut reverts, "reverts")?,
                         "timeout" => field(&mut map, &mut timeout, "timeout")?,
                         "approval" => field(&mut map, &mut approval, "approval")?,
+                        "approval_timeout" => {
+                            field(&mut map, &mut approval_timeout, "approval_timeout")?
+                        }
                         other => match &kind {
                             Some(first) if ActionKind::KEYS.contains(&other) => {
                                 let words = two_backends("action", &id, first.key(), other);
@@ -384,6 +397,7 @@ impl<'de> Deserialize<'de> for Action {
                     reverts: reverts.flatten(),
                     timeout: timeout.flatten(),
                     approval: approval.flatten(),
+                    approval_timeout: approval_timeout.flatten(),
                     kind,
                 })
             }

@@ -556,6 +556,19 @@ fn validate_action(v: &mut Validator, action: &Action, visible: &BTreeSet<String
     if let Some(timeout) = &action.timeout {
         v.duration(timeout, "action `timeout`", bounds::ACTION_TIMEOUT);
     }
+    if let Some(timeout) = &action.approval_timeout {
+        v.duration(timeout, "`approval_timeout`", bounds::WAIT);
+        if action.approval.is_none() {
+            v.problem(
+                timeout,
+                format!(
+                    "`approval_timeout` on action '{}', which needs no second approval",
+                    action.id.value
+                ),
+                Some("add `approval: two-person`, or remove `approval_timeout`".into()),
+            );
+        }
+    }
 }
 
 /// A secret's default as short as a common word could not be masked reliably: `run` refuses it,

@@ -9,6 +9,19 @@ use super::support::postgres::Postgres;
 use super::*;
 use std::process::{Child, Stdio};
 
+/// Alice's run of the two-person fixture, started with `--yes`, once its request for a second
+/// approval is in the store: her machine, Bob's, the server, her run and its incident.
+fn alice_asks(pg: &Postgres) -> (Sandbox, Sandbox, RecordingServer, Child, String) {
+    let (alice, bob) = alice_and_bob(pg);
+    let api = RecordingServer::start();
+    let run = alice_runs(&alice, &api);
+    let id = shared_incident(pg);
+    until("the request reaches the store", || {
+        !waiting(&bob).is_empty()
+    });
+    (alice, bob, api, run, id)
+}
+
 /// Alice's run of the two-person fixture with `--yes`, in the background.
 fn alice_runs(alice: &Sandbox, api: &RecordingServer) -> Child {
     let endpoint = format!("api={}", api.url);
@@ -46,13 +59,7 @@ fn restarts(api: &RecordingServer) -> usize {
 #[test]
 fn alices_action_waits_her_own_approval_is_refused_and_bobs_sends_it_once() {
     let pg = Postgres::start();
-    let (alice, bob) = alice_and_bob(&pg);
-    let api = RecordingServer::start();
-    let run = alice_runs(&alice, &api);
-    let id = shared_incident(&pg);
-    until("the request reaches the store", || {
-        !waiting(&bob).is_empty()
-    });
+    let (alice, bob, api, run, id) = alice_asks(&pg);
     let listed = waiting(&bob);
     assert_eq!(
         (
@@ -127,13 +134,7 @@ fn alices_action_waits_her_own_approval_is_refused_and_bobs_sends_it_once() {
 #[test]
 fn bobs_rejection_skips_the_action_and_alice_sees_his_reason() {
     let pg = Postgres::start();
-    let (alice, bob) = alice_and_bob(&pg);
-    let api = RecordingServer::start();
-    let run = alice_runs(&alice, &api);
-    let id = shared_incident(&pg);
-    until("the request reaches the store", || {
-        !waiting(&bob).is_empty()
-    });
+    let (alice, bob, api, run, id) = alice_asks(&pg);
     ok(
         bob.run(&[
             "reject",

@@ -78,6 +78,19 @@ fn bob_drove(pg: &Postgres, id: &str, api: &RecordingServer) {
     assert_eq!(restarts(api), 1, "Bob's restart");
 }
 
+/// Alice's run ends with exit 4, having sent nothing after Bob's restart; its screen.
+fn sent_nothing_more(run: Child, api: &RecordingServer) -> String {
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert_eq!(
+        restarts(api),
+        1,
+        "Alice sent nothing after losing the lease"
+    );
+    stdout
+}
+
 fn sigint(child: &Child) {
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -296,14 +309,7 @@ fn a_partitioned_driver_applies_nothing_once_its_lease_is_given_to_another() {
     // Her link comes back before her wait ends: she learns the lease is Bob's.
     proxy.heal();
 
-    let out = run.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(4), "{stdout}");
-    assert_eq!(
-        restarts(&api),
-        1,
-        "Alice sent nothing after losing the lease"
-    );
+    let stdout = sent_nothing_more(run, &api);
     let refused = alice_cut_off
         .timeline()
         .into_iter()
@@ -353,13 +359,6 @@ fn bob_takes_over_from_a_driver_who_stopped_answering_and_she_sends_nothing_more
         "{resumed}"
     );
 
-    let out = run.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(4), "{stdout}");
-    assert_eq!(
-        restarts(&api),
-        1,
-        "Alice sent nothing after losing the lease"
-    );
+    let stdout = sent_nothing_more(run, &api);
     assert!(stdout.contains("bob on "), "{stdout}");
 }

@@ -119,7 +119,7 @@ fn each_check_and_action_has_exactly_one_kind() {
         (
             "misspelt-kind.yaml",
             "    actions:\n      - id: scale\n        k8s_scal: { deployment: x, replicas: 2 }\n",
-            "misspelt-kind.yaml:8:9: unknown field `k8s_scal`, expected one of id, title, when, after, reverts, timeout, approval, http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, k8s_exec, docker, docker_prune, docker_scale, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence, notify, pagerduty\n  hint: did you mean `k8s_scale`?\n",
+            "misspelt-kind.yaml:8:9: unknown field `k8s_scal`, expected one of id, title, when, after, reverts, timeout, approval, approval_timeout, http, shell, k8s_scale, k8s_restart, k8s_patch, k8s_delete_pod, k8s_exec, docker, docker_prune, docker_scale, gpu_kill, delete_files, pg_cancel, pg_terminate, pg_analyze, pg_reindex, silence, expire_silence, notify, pagerduty\n  hint: did you mean `k8s_scale`?\n",
         ),
         (
             "approval-on-check.yaml",
@@ -130,6 +130,11 @@ fn each_check_and_action_has_exactly_one_kind() {
             "approval-three.yaml",
             "    actions:\n      - id: r\n        approval: three-person\n        http: { method: POST, url: \"http://x\" }\n",
             "approval-three.yaml:8:19: unknown variant `three-person`, expected one of two-person\n  hint: write one of: two-person\n",
+        ),
+        (
+            "approval-timeout-alone.yaml",
+            "    actions:\n      - id: r\n        approval_timeout: 5m\n        http: { method: POST, url: \"http://x\" }\n",
+            "approval-timeout-alone.yaml:8:27: `approval_timeout` on action 'r', which needs no second approval\n  hint: add `approval: two-person`, or remove `approval_timeout`\n",
         ),
         (
             "kind-field.yaml",
