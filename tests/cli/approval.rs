@@ -246,6 +246,17 @@ fn without_a_team_store_a_two_person_runbook_is_refused_before_any_check() {
     );
     assert!(api.requests().is_empty(), "{:?}", api.requests());
     assert!(sb.incidents().is_empty());
+    // A dry run sends nothing, so it never asks for a second approval.
+    let dry = sb.run(&[
+        "run",
+        fixture("two-person.yaml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--dry-run",
+    ]);
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    assert!(!dry.stdout.contains("second person"), "{}", dry.stdout);
+    assert_eq!(api.count_method("POST"), 0);
     // A drill rehearses it: it names who would approve, and how.
     sb.write(
         "runbooks/two-person.yaml",
