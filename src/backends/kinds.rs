@@ -217,12 +217,14 @@ kinds! {
     /// What a check reads: one variant per kind, named in a runbook by its key.
     CheckKind: CheckSpec {
         prometheus => Prometheus(prometheus::Query),
+        prometheus_range => PrometheusRange(prometheus::RangeQuery),
         http => Http(http::HttpCheck),
         shell => Shell(shell::ShellSpec),
         k8s_pods => K8sPods(kube::K8sPods),
         k8s_deployment => K8sDeployment(kube::K8sDeployment),
         k8s_logs => K8sLogs(kube::K8sLogs),
         k8s_events => K8sEvents(kube::K8sEvents),
+        k8s_rollout_history => K8sRolloutHistory(kube::K8sRolloutHistory),
         k8s_exec => K8sExec(kube::K8sExec),
         docker_containers => DockerContainers(docker::Containers),
         docker_logs => DockerLogs(docker::DockerLogs),

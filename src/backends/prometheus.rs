@@ -1,4 +1,4 @@
-//! Prometheus instant queries: scalar and vector results, errors in words.
+//! Prometheus instant and range queries: scalar, vector and matrix results, errors in words.
 
 use super::kinds::{CheckSpec, fill};
 use super::kube::proxy;
@@ -49,36 +49,7 @@ impl CheckSpec for Query {
     const BACKEND: &'static str = "prometheus";
 
     fn validate(&self, _id: &S<String>, v: &mut Validator) {
-        let at = &self.0;
-        v.template(at, "query");
-        if let Some(offset) = expr::unescaped_matcher_value(&at.value) {
-            v.problem_inside(
-                at,
-                1,
-                offset,
-                "a template value inside a label matcher without `promql_str`: a value with a quote would rewrite the query".into(),
-                "write it in double quotes and escape it: namespace=\"{{ params.namespace | promql_str }}\"",
-            );
-        }
-        let Some(query) = v.trial_render(&at.value) else {
-            return;
-        };
-        if let Err(why) = within_limits(&query) {
-            v.problem(
-                at,
-                format!("the query is too large to check: {why}"),
-                Some("split it into several checks, or record it as a rule in Prometheus".into()),
-            );
-            return;
-        }
-        if let Err(err) = promql_parser::parser::parse(&query) {
-            let message = err.lines().next().unwrap_or_default().to_string();
-            v.problem(
-                at,
-                format!("invalid PromQL: {message}"),
-                Some(format!("the query as sent: {}", snippet(&query))),
-            );
-        }
+        validate_query(&self.0, v);
     }
 
     fn describe(&self, ctx: &Value) -> Option<String> {
@@ -92,14 +63,132 @@ impl CheckSpec for Query {
         timeout: Duration,
     ) -> Result<Reading, BackendError> {
         let text = expr::render(&self.0.value, ctx)?;
-        query(
-            &live.client,
-            &live.systems.kube,
-            &live.prometheus_url,
-            &text,
-            timeout,
+        let (content_type, body, url) = get(live, "query", &[("query", text)], timeout).await?;
+        Ok(judge(url, content_type, body, parse)?)
+    }
+}
+
+/// `prometheus_range: { query, since, step }`: a range query over the last `since` (default 24h),
+/// one point every `step` (default 5m). The seed's "when did errors start increasing?": write the
+/// query as a filter (`… > 1`) and the answer is when it first held.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    pub query: S<String>,
+    #[serde(default)]
+    pub since: Option<S<String>>,
+    #[serde(default)]
+    pub step: Option<S<String>>,
+}
+
+const DEFAULT_RANGE: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_STEP: Duration = Duration::from_secs(300);
+/// Prometheus refuses a range query of more points than this per series.
+const MAX_POINTS: u64 = 11_000;
+
+impl RangeQuery {
+    fn window(&self) -> (Duration, Duration) {
+        let parse = |at: &Option<S<String>>, default| {
+            at.as_ref()
+                .and_then(|s| crate::spec::parse_duration(&s.value).ok())
+                .unwrap_or(default)
+        };
+        (
+            parse(&self.since, DEFAULT_RANGE),
+            parse(&self.step, DEFAULT_STEP),
         )
-        .await
+    }
+}
+
+impl CheckSpec for RangeQuery {
+    const BACKEND: &'static str = "prometheus";
+
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        validate_query(&self.query, v);
+        if let Some(since) = &self.since {
+            v.duration(since, "`since`", crate::spec::bounds::SINCE);
+        }
+        if let Some(step) = &self.step {
+            v.duration(step, "`step`", crate::spec::bounds::STEP);
+        }
+        let (range, step) = self.window();
+        let points = range.as_secs() / step.as_secs().max(1);
+        if points > MAX_POINTS {
+            let at = self
+                .step
+                .as_ref()
+                .or(self.since.as_ref())
+                .unwrap_or(&self.query);
+            v.problem(
+                at,
+                format!("{points} points per series: Prometheus answers at most {MAX_POINTS}"),
+                Some("a longer `step` or a shorter `since`".into()),
+            );
+        }
+    }
+
+    fn describe(&self, ctx: &Value) -> Option<String> {
+        let (range, step) = self.window();
+        Some(format!(
+            "prometheus: {} over the last {}, every {}",
+            fill(&self.query.value, ctx),
+            super::humanize(range),
+            super::humanize(step)
+        ))
+    }
+
+    async fn read(
+        &self,
+        live: &Live,
+        ctx: &Value,
+        timeout: Duration,
+    ) -> Result<Reading, BackendError> {
+        let text = expr::render(&self.query.value, ctx)?;
+        let (range, step) = self.window();
+        let now = jiff::Timestamp::now().as_second();
+        let params = [
+            ("query", text),
+            ("start", (now - range.as_secs() as i64).to_string()),
+            ("end", now.to_string()),
+            ("step", step.as_secs().max(1).to_string()),
+        ];
+        let (content_type, body, url) = get(live, "query_range", &params, timeout).await?;
+        Ok(judge(url, content_type, body, |kind, result| {
+            parse_matrix(kind, result, now)
+        })?)
+    }
+}
+
+/// A query template: its values escaped in label matchers, within the parser's limits, valid PromQL.
+fn validate_query(at: &S<String>, v: &mut Validator) {
+    v.template(at, "query");
+    if let Some(offset) = expr::unescaped_matcher_value(&at.value) {
+        v.problem_inside(
+            at,
+            1,
+            offset,
+            "a template value inside a label matcher without `promql_str`: a value with a quote would rewrite the query".into(),
+            "write it in double quotes and escape it: namespace=\"{{ params.namespace | promql_str }}\"",
+        );
+    }
+    let Some(query) = v.trial_render(&at.value) else {
+        return;
+    };
+    if let Err(why) = within_limits(&query) {
+        v.problem(
+            at,
+            format!("the query is too large to check: {why}"),
+            Some("split it into several checks, or record it as a rule in Prometheus".into()),
+        );
+        return;
+    }
+    if let Err(err) = promql_parser::parser::parse(&query) {
+        let message = err.lines().next().unwrap_or_default().to_string();
+        v.problem(
+            at,
+            format!("invalid PromQL: {message}"),
+            Some(format!("the query as sent: {}", snippet(&query))),
+        );
     }
 }
 
@@ -155,17 +244,22 @@ struct Series {
     value: (f64, String),
 }
 
-/// An instant query. A base written `k8s://NAMESPACE/SERVICE:PORT` is reached through the
+/// A GET of `/api/v1/{api}` (query, query_range) with its parameters: the content type, the body
+/// and the URL, for `judge`. A base written `k8s://NAMESPACE/SERVICE:PORT` is reached through the
 /// Kubernetes API server's proxy, as the seed's `kubectl exec … curl localhost:9090` does.
-pub async fn query(
-    client: &reqwest::Client,
-    kube: &super::kube::Kube,
-    base: &str,
-    query: &str,
+async fn get(
+    live: &Live,
+    api: &str,
+    params: &[(&str, String)],
     timeout: Duration,
-) -> Result<Reading, BackendError> {
-    let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
-    let proxied = format!("{url}?query={}", expr::url_encode(query));
+) -> Result<(String, super::Body, String), BackendError> {
+    let (client, kube, base) = (&live.client, &live.systems.kube, &live.prometheus_url);
+    let url = format!("{}/api/v1/{api}", base.trim_end_matches('/'));
+    let encoded: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", expr::url_encode(v)))
+        .collect();
+    let proxied = format!("{url}?{}", encoded.join("&"));
     let (content_type, body) = match proxy::Target::parse(&proxied) {
         Some(target) => {
             let target = target.map_err(|why| BackendError::Spec {
@@ -181,7 +275,7 @@ pub async fn query(
                 |e: reqwest::Error| Error::Unreachable(describe_reqwest(&e, &url, timeout));
             let response = client
                 .get(&url)
-                .query(&[("query", query)])
+                .query(params)
                 .timeout(timeout)
                 .send()
                 .await
@@ -198,11 +292,16 @@ pub async fn query(
             )
         }
     };
-    Ok(judge(url, content_type, body)?)
+    Ok((content_type, body, url))
 }
 
-/// What Prometheus answered, as a reading or the error it is.
-fn judge(url: String, content_type: String, body: super::Body) -> Result<Reading, Error> {
+/// What Prometheus answered, as a reading (`parse` reads its result) or the error it is.
+fn judge(
+    url: String,
+    content_type: String,
+    body: super::Body,
+    parse: impl FnOnce(&str, Value) -> Result<Reading, String>,
+) -> Result<Reading, Error> {
     if !body.complete {
         return Err(Error::TooLarge { url });
     }
@@ -314,6 +413,89 @@ fn vector(series: Vec<Series>) -> Result<Reading, String> {
     })
 }
 
+#[derive(Deserialize)]
+struct RangeSeries {
+    #[serde(default)]
+    metric: serde_json::Map<String, Value>,
+    values: Vec<(f64, String)>,
+}
+
+/// A range query's answer: for each series, when it first and last had a point (a filter such as
+/// `… > 1` has points only while it held), and its largest value. `value` is how many minutes
+/// ago the earliest series began; `text` says when, in UTC.
+fn parse_matrix(result_type: &str, result: Value, now: i64) -> Result<Reading, String> {
+    if result_type != "matrix" {
+        return Err(format!("a {result_type} result to a range query"));
+    }
+    let series: Vec<RangeSeries> = serde_json::from_value(result).map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    for s in &series {
+        let mut points = Vec::new();
+        for (t, v) in &s.values {
+            let v = parse_sample(v)?;
+            if v.is_finite() {
+                points.push((*t, v));
+            }
+        }
+        if let (Some(first), Some(last)) = (points.first(), points.last()) {
+            let max = points.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+            found.push((s, first.0, last.0, points.len(), max));
+        }
+    }
+    let Some(earliest) = found.iter().map(|f| f.1).reduce(f64::min) else {
+        return Ok(Reading {
+            verdict: Some((
+                Verdict::Warn,
+                "no data: the query had no point in the range".into(),
+            )),
+            ..Reading::default()
+        });
+    };
+    let minutes_ago = |t: f64| ((now as f64 - t) / 60.0).round().max(0.0);
+    let at = |t: f64| {
+        jiff::Timestamp::from_second(t as i64)
+            .map(|ts| ts.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|_| t.to_string())
+    };
+    let latest = found.iter().map(|f| f.2).fold(f64::MIN, f64::max);
+    let text = format!(
+        "first at {} ({} min ago), last at {}",
+        at(earliest),
+        minutes_ago(earliest),
+        at(latest)
+    );
+    let labels: BTreeSet<String> = found
+        .iter()
+        .flat_map(|f| f.0.metric.keys().cloned())
+        .filter(|l| l != "__name__")
+        .collect();
+    let mut columns: Vec<String> = labels.into_iter().collect();
+    let rows = found
+        .iter()
+        .map(|(s, first, last, n, max)| {
+            let mut row: Vec<Value> = columns
+                .iter()
+                .map(|c| s.metric.get(c).cloned().unwrap_or(Value::Null))
+                .collect();
+            row.extend([
+                Value::from(at(*first)),
+                Value::from(at(*last)),
+                Value::from(*n),
+                number(*max),
+                number(minutes_ago(*first)),
+            ]);
+            row
+        })
+        .collect();
+    columns.extend(["first", "last", "points", "max", "value"].map(String::from));
+    Ok(Reading {
+        value: number(minutes_ago(earliest)),
+        text: Some(text),
+        table: Some(Table::new(columns, rows)),
+        ..Reading::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +519,30 @@ mod tests {
         let reading = parse("vector", json!([{"metric": {}, "value": [1.0, "3"]}])).unwrap();
         assert_eq!(reading.value, json!(3.0));
         assert!(reading.table.is_none());
+    }
+
+    #[test]
+    fn a_matrix_says_when_each_series_began_and_the_earliest_is_the_value() {
+        let now = 1_800_000_000;
+        let result = json!([
+            {"metric": {"job": "a"}, "values": [[1_799_992_800.0, "2.5"], [1_799_993_100.0, "3"]]},
+            {"metric": {"job": "b"}, "values": [[1_799_996_400.0, "1.5"], [1_799_996_700.0, "NaN"]]}
+        ]);
+        let reading = parse_matrix("matrix", result, now).unwrap();
+        assert_eq!(reading.value, json!(120.0), "the earliest began 2h ago");
+        let table = reading.table.unwrap();
+        assert_eq!(
+            table.columns,
+            vec!["job", "first", "last", "points", "max", "value"]
+        );
+        assert_eq!(table.rows[0][3], json!(2));
+        assert_eq!(table.rows[0][4], json!(3.0));
+        assert_eq!(table.rows[1][3], json!(1), "NaN is no point");
+        assert_eq!(table.rows[1][5], json!(60.0));
+        assert!(reading.text.unwrap().starts_with("first at 2027-01-15 06:"));
+        let none = parse_matrix("matrix", json!([]), now).unwrap();
+        assert_eq!(none.verdict.unwrap().0, Verdict::Warn);
+        assert!(parse_matrix("vector", json!([]), now).is_err());
     }
 
     #[test]

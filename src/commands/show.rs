@@ -115,6 +115,17 @@ impl<'a> Shown<'a> {
             })
             .collect();
         let mut doc = json!({ "id": rb.id.value, "title": rb.title, "severity": rb.severity.value, "source": self.loaded.source.origin.to_string(), "params": values.params, "endpoints": values.endpoints, "steps": steps, "scenarios": self.scenarios });
+        // Params the runbook's source does not give: the team's own values (`team: true`).
+        doc["team_params"] = json!(
+            rb.params
+                .iter()
+                .filter(|(_, p)| p.is_team())
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
+        );
+        doc["updates"] = json!(rb.updates.as_ref().map(
+            |u| json!({ "every": u.every.value, "message": u.message.as_ref().map(|m| &m.value) })
+        ));
         crate::redact::global().value(&mut doc);
         doc
     }
@@ -144,17 +155,35 @@ impl<'a> Shown<'a> {
                     .unwrap_or_else(|| "(required: -p NAME=VALUE)".replace("NAME", name));
                 let _ = writeln!(
                     out,
-                    "  {name} = {value}{}",
+                    "  {name} = {value}{}{}",
+                    if p.is_team() { "  [team]" } else { "" },
                     p.help
                         .as_ref()
                         .map(|h| format!("  # {h}"))
                         .unwrap_or_default()
                 );
             }
+            if rb.params.values().any(|p| p.is_team()) {
+                let _ = writeln!(
+                    out,
+                    "  [team]: the team's own value, not from the runbook's source: set it for your service"
+                );
+            }
         }
         let _ = writeln!(out, "\nendpoints (--endpoint NAME=URL):");
         for (name, url) in &values.endpoints {
             let _ = writeln!(out, "  {name} = {}", url.as_str().unwrap_or_default());
+        }
+        if let Some(u) = &rb.updates {
+            let _ = writeln!(
+                out,
+                "\nupdates: every {}{}",
+                u.every.value,
+                u.message
+                    .as_ref()
+                    .map(|m| format!(", post message {}", m.value))
+                    .unwrap_or_default()
+            );
         }
         if !rb.escalation.is_empty() {
             let _ = writeln!(out, "\nescalation:");

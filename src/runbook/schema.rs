@@ -52,6 +52,17 @@ pub struct Param {
     /// A secret never reaches the screen or the timeline.
     #[serde(default)]
     pub secret: bool,
+    /// `team: true`: a value the runbook's source does not give (a threshold the team chose), so
+    /// `show` marks it as the team's to set.
+    #[serde(default)]
+    pub team: Option<S<bool>>,
+}
+
+impl Param {
+    /// The team set this value; the runbook's source does not give it.
+    pub fn is_team(&self) -> bool {
+        self.team.as_ref().is_some_and(|t| t.value)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -299,6 +299,18 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     for (name, param) in rb.params.iter().filter(|(_, p)| p.secret) {
         short_secret(&mut v, name, param.default.as_ref());
     }
+    for (name, param) in &rb.params {
+        team_param(&mut v, name, param);
+    }
+    for (name, endpoint) in &rb.endpoints {
+        if let Some(team) = &endpoint.team {
+            v.problem(
+                team,
+                format!("endpoint '{name}' has `team:`, which only params take"),
+                Some("an endpoint's URL is always the team's: remove `team:`".into()),
+            );
+        }
+    }
     for name in rb.params.keys().chain(rb.endpoints.keys()) {
         if name.len() > MAX_ID || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             v.problem_at(
@@ -568,6 +580,38 @@ fn validate_action(v: &mut Validator, action: &Action, visible: &BTreeSet<String
                 Some("add `approval: two-person`, or remove `approval_timeout`".into()),
             );
         }
+    }
+}
+
+/// `team: true` marks a value the runbook's source does not give: it needs the value the team chose
+/// (a default) and words that say so (help), and a secret is never shown, so it cannot be marked.
+fn team_param(v: &mut Validator, name: &str, param: &Param) {
+    let Some(team) = param.team.as_ref().filter(|t| t.value) else {
+        return;
+    };
+    if param.default.is_none() {
+        v.problem(
+            team,
+            format!("param '{name}' is the team's (`team: true`) but has no default"),
+            Some("give the value the team chose as `default:`".into()),
+        );
+    }
+    if param.help.as_deref().is_none_or(|h| h.trim().is_empty()) {
+        v.problem(
+            team,
+            format!("param '{name}' is the team's (`team: true`) but has no help"),
+            Some(
+                "say in `help:` what it is and that the team sets it (the source gives no value)"
+                    .into(),
+            ),
+        );
+    }
+    if param.secret {
+        v.problem(
+            team,
+            format!("param '{name}' is both secret and the team's"),
+            Some("`team: true` marks a threshold `show` displays; a secret is never displayed: remove one".into()),
+        );
     }
 }
 

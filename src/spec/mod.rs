@@ -84,6 +84,8 @@ pub mod bounds {
     pub const UPDATES: Bounds = within(secs(1), secs(DAY), "1s to 24h");
     /// How far back logs and events are read.
     pub const SINCE: Bounds = within(secs(1), secs(30 * DAY), "1s to 30d");
+    /// The step of a Prometheus range query.
+    pub const STEP: Bounds = within(secs(1), secs(DAY), "1s to 24h");
     pub const AGE: Bounds = within(secs(1), secs(3650 * DAY), "1s to 3650d");
     /// How long a stop waits before the kill.
     pub const GRACE: Bounds = within(MS, secs(600), "1ms to 10m");

@@ -80,3 +80,95 @@ fn a_misspelt_runbook_or_scenario_gets_did_you_mean_and_a_param_takes_its_defaul
     );
     assert!(sb.incidents().is_empty(), "nothing ran");
 }
+
+#[test]
+fn p0_and_p1_runbooks_post_updates_every_30_minutes_and_show_marks_the_team_s_thresholds() {
+    let sb = Sandbox::new();
+    let list = sb.run(&["list", "--output", "json"]).json();
+    let mut urgent = Vec::new();
+    for item in list.as_array().unwrap() {
+        let id = item["id"].as_str().unwrap();
+        let shown = sb.run(&["show", id, "--output", "json"]).json();
+        if matches!(item["severity"].as_str(), Some("P0" | "P1")) {
+            urgent.push(id.to_string());
+            assert_eq!(
+                shown["updates"]["every"], "30m",
+                "{id}: the playbook's updates every 30 minutes"
+            );
+            let message = shown["updates"]["message"].as_str().unwrap();
+            let text = sb.run(&["show", id]).stdout;
+            assert!(
+                text.contains(&format!("updates: every 30m, post message {message}")),
+                "{text}"
+            );
+        }
+    }
+    urgent.sort();
+    assert_eq!(
+        urgent,
+        [
+            "db-performance",
+            "error-budget",
+            "gpu-oom",
+            "service-unavailable"
+        ]
+    );
+
+    let team = |id: &str| -> Vec<String> {
+        let shown = sb.run(&["show", id, "--output", "json"]).json();
+        shown["team_params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        team("error-budget"),
+        [
+            "db_connections_warn_pct",
+            "dominant_share_pct",
+            "gpu_fail_pct",
+            "gpu_warn_pct",
+            "queue_fail",
+            "queue_warn"
+        ]
+    );
+    assert!(team("service-unavailable").contains(&"disk_max_pct".to_string()));
+    assert!(team("gpu-oom").contains(&"gpu_mem_max_pct".to_string()));
+    assert!(team("db-performance").contains(&"slow_statement_ms".to_string()));
+    assert!(team("model-load").contains(&"disk_warn_pct".to_string()));
+    let text = sb.run(&["show", "error-budget"]).stdout;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  queue_fail = 5000  [team]  # ")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("  budget_pct = 1  # ")),
+        "the seed's own budget is not marked: {text}"
+    );
+    assert!(text.contains("[team]: the team's own value, not from the runbook's source"));
+}
+
+#[test]
+fn a_team_param_needs_a_default_and_help_and_is_neither_secret_nor_an_endpoint() {
+    let sb = Sandbox::new();
+    sb.write(
+        "team.yaml",
+        "id: team\ntitle: T\nseverity: P3\nparams:\n  no_default: { team: true, help: the team's }\n  no_help: { default: 3, team: true }\n  hidden: { default: abcdefgh, secret: true, team: true, help: x }\n  fine: { default: 1, team: true, help: the team's to set }\n  not_team: { default: 1, team: false }\nendpoints:\n  api: { default: \"http://x\", team: true }\nsteps:\n  - id: s\n    guidance: look\n",
+    );
+    let ran = sb.run(&["validate", "team.yaml"]);
+    assert_eq!(ran.code, 2, "{}", ran.stdout);
+    let out = format!("{}{}", ran.stdout, ran.stderr);
+    for expected in [
+        "param 'no_default' is the team's (`team: true`) but has no default",
+        "param 'no_help' is the team's (`team: true`) but has no help",
+        "param 'hidden' is both secret and the team's",
+        "endpoint 'api' has `team:`, which only params take",
+    ] {
+        assert!(out.contains(expected), "{expected}: {out}");
+    }
+    assert!(!out.contains("'fine'"), "{out}");
+    assert!(!out.contains("'not_team'"), "{out}");
+}

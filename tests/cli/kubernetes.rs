@@ -1123,6 +1123,9 @@ fn error_budget_from_a_laptop_reads_the_seeds_steps_through_the_api_server() {
         "error-budget",
         "--prometheus-url",
         "k8s://monitoring/prometheus:9090",
+        // gpu_oom is a third of the errors: "GPU issues" from 30%, so the nvidia-smi step runs.
+        "-p",
+        "dominant_share_pct=30",
         "--dry-run",
         "-o",
         "json",
@@ -1278,4 +1281,191 @@ fn a_recorded_incident_replays_in_a_drill_to_the_same_verdicts_and_actions() {
             .collect()
     };
     assert_eq!(messages(&replay), messages(&live));
+}
+
+/// A ReplicaSet of a deployment, as the deployment controller makes it: the deployment's labels
+/// plus a pod-template-hash, its revision, created `ago` seconds ago, controlled by the deployment.
+fn replica_set(
+    name: &str,
+    owner: &str,
+    labels: &[(&str, &str)],
+    revision: u32,
+    ago: i64,
+    image: &str,
+    cause: &str,
+) -> Value {
+    let mut labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    labels.insert(
+        "pod-template-hash".into(),
+        name.rsplit('-').next().unwrap().into(),
+    );
+    let mut annotations =
+        serde_json::json!({ "deployment.kubernetes.io/revision": revision.to_string() });
+    if !cause.is_empty() {
+        annotations["kubernetes.io/change-cause"] = cause.into();
+    }
+    let rs = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": labels,
+            "annotations": annotations,
+            "creationTimestamp": support::kube::rfc3339(support::kube::now() - ago),
+        },
+        "spec": {
+            "replicas": 2,
+            "selector": { "matchLabels": labels },
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": { "containers": [{ "name": owner, "image": image }] },
+            },
+        },
+        "status": { "replicas": 2, "readyReplicas": 2 },
+    });
+    FakeKube::owned_by(rs, "Deployment", owner)
+}
+
+#[test]
+fn rollout_history_lists_a_deployment_s_revisions_and_warns_of_recent_ones_reading_only() {
+    let kube = video_cluster();
+    let gpu = [("app", "worker"), ("component", "gpu-worker")];
+    let rs_path = |name: &str| format!("/apis/apps/v1/namespaces/{NS}/replicasets/{name}");
+    let img = |tag: &str| format!("registry.example.com/gpu-worker:{tag}");
+    kube.put(
+        &rs_path("gpu-worker-5f6d7"),
+        replica_set(
+            "gpu-worker-5f6d7",
+            "gpu-worker",
+            &gpu,
+            1,
+            12 * 86_400,
+            &img("2.13"),
+            "",
+        ),
+    );
+    kube.put(
+        &rs_path("gpu-worker-7d9f8"),
+        replica_set(
+            "gpu-worker-7d9f8",
+            "gpu-worker",
+            &gpu,
+            3,
+            2 * 3600,
+            &img("2.14.1"),
+            "bump CUDA to 12.4",
+        ),
+    );
+    kube.put(
+        &rs_path("gpu-worker-6a1b2"),
+        replica_set(
+            "gpu-worker-6a1b2",
+            "gpu-worker",
+            &gpu,
+            2,
+            3 * 86_400,
+            &img("2.14"),
+            "",
+        ),
+    );
+    // The same labels, but another controller's: not gpu-worker's history.
+    kube.put(
+        &rs_path("canary-9c8b7"),
+        replica_set(
+            "canary-9c8b7",
+            "gpu-worker-canary",
+            &gpu,
+            9,
+            600,
+            &img("3.0"),
+            "",
+        ),
+    );
+    // Another deployment's, with other labels.
+    let asr = [("app", "worker"), ("component", "asr-worker")];
+    kube.put(
+        &rs_path("asr-worker-4e3d2"),
+        replica_set(
+            "asr-worker-4e3d2",
+            "asr-worker",
+            &asr,
+            1,
+            86_400 * 30,
+            "registry.example.com/asr-worker:1.9",
+            "",
+        ),
+    );
+    let sb = sandbox(&kube);
+    sb.write(
+        "history.yaml",
+        "id: history\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: gpu\n        k8s_rollout_history: { namespace: video-processing, deployment: gpu-worker, since: 24h }\n      - id: asr\n        k8s_rollout_history: { namespace: video-processing, deployment: asr-worker }\n      - id: missing\n        k8s_rollout_history: { namespace: video-processing, deployment: nope }\n",
+    );
+    let ran = sb.run(&["run", "history.yaml", "--output", "json"]);
+    let report = ran.json();
+    let gpu = observation(&report, "gpu");
+    assert_eq!(gpu["verdict"], "warn", "{gpu:#}");
+    assert_eq!(gpu["value"], 1, "one revision in the last 24h: {gpu:#}");
+    assert_eq!(gpu["reason"], "1 revision(s) created in the last 24h");
+    assert_eq!(
+        gpu["table"]["columns"],
+        serde_json::json!([
+            "revision",
+            "replicaset",
+            "age",
+            "images",
+            "ready",
+            "change-cause"
+        ])
+    );
+    let rows = gpu["table"]["rows"].as_array().unwrap();
+    let revisions: Vec<(i64, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_i64().unwrap(), r[1].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        revisions,
+        [
+            (3, "gpu-worker-7d9f8"),
+            (2, "gpu-worker-6a1b2"),
+            (1, "gpu-worker-5f6d7")
+        ],
+        "newest first, the canary's left out"
+    );
+    assert_eq!(rows[0][2], "2h");
+    assert_eq!(rows[0][3], "registry.example.com/gpu-worker:2.14.1");
+    assert_eq!(rows[0][4], "2/2");
+    assert_eq!(rows[0][5], "bump CUDA to 12.4");
+    assert_eq!(
+        gpu["text"],
+        "revision 3 current (gpu-worker-7d9f8, created 2h ago), 3 revision(s) kept"
+    );
+    let asr = observation(&report, "asr");
+    assert_eq!(
+        (&asr["verdict"], &asr["value"]),
+        (&"ok".into(), &0.into()),
+        "{asr:#}"
+    );
+    let missing = observation(&report, "missing");
+    assert_eq!(missing["verdict"], "error");
+    assert!(
+        missing["reason"].as_str().unwrap().contains("not found"),
+        "{missing:#}"
+    );
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    assert!(
+        kube.mutating_requests().is_empty(),
+        "a check reads only: {:?}",
+        kube.mutating_requests()
+    );
+    assert!(
+        kube.requests().iter().any(|(m, p)| m == "GET"
+            && p.starts_with(&format!("/apis/apps/v1/namespaces/{NS}/replicasets?"))
+            && p.contains("labelSelector=")),
+        "{:?}",
+        kube.requests()
+    );
 }

@@ -622,3 +622,70 @@ fn a_dry_run_polls_a_wait_once_and_goes_on_and_a_drill_names_the_runbooks_wait()
     let started = &events(&timeline, "wait_started")[0];
     assert_eq!(started["runbook_timeout_ms"], 30 * 60 * 1000, "{started}");
 }
+
+#[test]
+fn a_prometheus_range_query_says_when_a_condition_first_held() {
+    let prom = Prometheus::start();
+    let sb = Sandbox::new();
+    // The backfilled data: a steady 3% error rate over the last two hours, and nothing before.
+    sb.write(
+        "started.yaml",
+        "id: started\ntitle: When did errors start?\nseverity: P3\nparams:\n  budget_pct: { default: 1 }\nsteps:\n  - id: s\n    checks:\n      - id: started\n        prometheus_range:\n          query: sum(rate(video_processing_errors_total[5m])) / sum(rate(video_processing_total[5m])) * 100 > {{ params.budget_pct }}\n          since: 24h\n          step: 5m\n      - id: by_type\n        prometheus_range: { query: 'sum by (error_type) (rate(video_processing_errors_total[5m]))', since: 3h, step: 1m }\n      - id: never\n        prometheus_range: { query: 'sum(rate(video_processing_errors_total[5m])) / sum(rate(video_processing_total[5m])) * 100 > 50' }\n",
+    );
+    let ran = sb.run(&[
+        "run",
+        "started.yaml",
+        "--prometheus-url",
+        &prom.url,
+        "--output",
+        "json",
+    ]);
+    let report = ran.json();
+    let started = observation(&report, "started");
+    assert_eq!(started["verdict"], "ok", "{started:#}");
+    let ago = started["value"].as_f64().expect("minutes ago");
+    assert!(
+        (105.0..=121.0).contains(&ago),
+        "the data begins two hours ago, the first 5m rate a step or two later: {started:#}"
+    );
+    let text = started["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("first at ") && text.contains(&format!("({ago} min ago), last at ")),
+        "{text}"
+    );
+    let row = &started["table"]["rows"][0];
+    assert!(row[2].as_u64().unwrap() >= 20, "a point every 5m: {row}");
+    assert!((row[3].as_f64().unwrap() - 3.0).abs() < 0.01, "max {row}");
+
+    let by_type = observation(&report, "by_type");
+    assert_eq!(
+        by_type["table"]["columns"],
+        serde_json::json!(["error_type", "first", "last", "points", "max", "value"])
+    );
+    assert_eq!(by_type["table"]["rows"].as_array().unwrap().len(), 2);
+
+    let never = observation(&report, "never");
+    assert_eq!(never["verdict"], "warn");
+    assert_eq!(
+        never["reason"],
+        "no data: the query had no point in the range"
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+#[test]
+fn a_range_query_of_too_many_points_or_bad_promql_does_not_validate() {
+    let sb = Sandbox::new();
+    sb.write(
+        "bad-range.yaml",
+        "id: bad-range\ntitle: T\nseverity: P3\nsteps:\n  - id: s\n    checks:\n      - id: fine_grained\n        prometheus_range: { query: up, since: 30d, step: 1m }\n      - id: broken\n        prometheus_range: { query: 'sum(rate(x[5m]' }\n",
+    );
+    let ran = sb.run(&["validate", "bad-range.yaml"]);
+    assert_eq!(ran.code, 2, "{}", ran.stdout);
+    let out = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(
+        out.contains("43200 points per series: Prometheus answers at most 11000"),
+        "{out}"
+    );
+    assert!(out.contains("invalid PromQL"), "{out}");
+}

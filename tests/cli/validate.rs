@@ -9,7 +9,7 @@ fn validate_points_at_each_problem_with_a_hint() {
         (
             "unknown-field.yaml",
             "id: unknown-field\ntitle: T\nseverity: P1\nsteps:\n  - id: s\n    checks:\n      - id: c\n        prometheus: up\n        fial_if: value > 1\n",
-            "unknown-field.yaml:9:9: unknown field `fial_if`, expected one of id, title, unit, fail_if, warn_if, timeout, prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, k8s_exec, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, log_files, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts\n  hint: did you mean `fail_if`?",
+            "unknown-field.yaml:9:9: unknown field `fial_if`, expected one of id, title, unit, fail_if, warn_if, timeout, prometheus, prometheus_range, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, k8s_rollout_history, k8s_exec, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, log_files, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts\n  hint: did you mean `fail_if`?",
         ),
         (
             "duplicate.yaml",
@@ -104,7 +104,7 @@ fn each_check_and_action_has_exactly_one_kind() {
         (
             "no-kind.yaml",
             "    checks:\n      - id: up\n        prometheus: up\n      - id: nothing\n        title: reads nothing\n",
-            "no-kind.yaml:9:9: check 'nothing' has no backend\n  hint: give it one of: prometheus, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, k8s_exec, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, log_files, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts\n",
+            "no-kind.yaml:9:9: check 'nothing' has no backend\n  hint: give it one of: prometheus, prometheus_range, http, shell, k8s_pods, k8s_deployment, k8s_logs, k8s_events, k8s_rollout_history, k8s_exec, docker_containers, docker_logs, docker_stats, gpus, gpu_processes, disk, memory, load, dir_size, log_files, checksums, tcp, pg_ready, pg_connections, pg_long_queries, pg_blocked, pg_slow_statements, pg_locks, redis_ping, redis_list, redis_memory, nats, alerts\n",
         ),
         (
             "two-kinds.yaml",

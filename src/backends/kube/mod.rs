@@ -1,4 +1,5 @@
-//! Kubernetes through kube-rs: pods, deployments, logs, events and commands in pods as checks;
+//! Kubernetes through kube-rs: pods, deployments, rollout history, logs, events and commands in
+//! pods as checks;
 //! scale, rollout restart, merge patches, pod deletion and commands in pods as actions; HTTP to
 //! services through the API server's proxy. The kubeconfig is inferred as kubectl
 //! does (KUBECONFIG, contexts, exec plugins, tokens, certificates, in-cluster).
@@ -9,14 +10,15 @@ mod spec;
 
 pub use exec::K8sExec;
 pub use spec::{
-    K8sDeletePod, K8sDeployment, K8sEvents, K8sLogs, K8sPatch, K8sPods, K8sRestart, K8sScale,
+    K8sDeletePod, K8sDeployment, K8sEvents, K8sLogs, K8sPatch, K8sPods, K8sRestart,
+    K8sRolloutHistory, K8sScale,
 };
 
 use super::reading::{Reading, Table, Verdict};
 use super::{Plan, humanize};
 use crate::spec::{S, parse_duration};
 use futures_util::{AsyncBufReadExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -657,6 +659,127 @@ pub async fn deployment(
     Ok(Reading {
         value: ready.into(),
         table: Some(Table::new(columns, vec![row])),
+        text: Some(text),
+        verdict,
+        took_ms: None,
+    })
+}
+
+/// Revisions created within this window are recent changes, unless the check says otherwise.
+const DEFAULT_HISTORY_SINCE: Duration = Duration::from_secs(24 * 3600);
+
+/// `kubectl rollout history deployment/NAME`, read-only: the ReplicaSets the deployment controls
+/// (its selector, then the controller reference), newest revision first. `value` is how many
+/// revisions were created within `since`; any warns, as a recent change to look at.
+pub async fn rollout_history(
+    kube: &Kube,
+    spec: &K8sRolloutHistory,
+    render: Render<'_>,
+) -> Result<Reading, super::BackendError> {
+    let (client, default_ns, server) = kube.client().await?;
+    let ns = namespace(&spec.namespace, render, &default_ns)?;
+    let name = object_name(render(&spec.deployment.value)?, "deployment")?;
+    let window = match &spec.since {
+        Some(s) => parse_duration(&s.value).map_err(|why| Error::Spec { what: "since", why })?,
+        None => DEFAULT_HISTORY_SINCE,
+    };
+    let selector = deployment_selector(client.clone(), &ns, &name, &server).await?;
+    let api: Api<ReplicaSet> = Api::namespaced(client, &ns);
+    let list = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| describe(e, &server))?;
+    let cutoff = jiff::Timestamp::now()
+        - jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::ZERO);
+    let mut revisions: Vec<(i64, bool, Vec<Value>)> =
+        list.items
+            .into_iter()
+            .filter(|rs| {
+                rs.metadata.owner_references.iter().flatten().any(|o| {
+                    o.kind == "Deployment" && o.name == name && o.controller.unwrap_or(false)
+                })
+            })
+            .map(|rs| {
+                let annotation = |key: &str| {
+                    rs.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(key))
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let revision: i64 = annotation("deployment.kubernetes.io/revision")
+                    .parse()
+                    .unwrap_or(0);
+                let created = rs.metadata.creation_timestamp.as_ref();
+                let recent = created.is_some_and(|t| t.0 >= cutoff);
+                let images: Vec<String> = rs
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.as_ref())
+                    .and_then(|t| t.spec.as_ref())
+                    .map(|s| {
+                        s.containers
+                            .iter()
+                            .filter_map(|c| c.image.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let desired = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let ready = rs
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0);
+                let row = vec![
+                    revision.into(),
+                    rs.metadata.name.clone().unwrap_or_default().into(),
+                    age(created).into(),
+                    images.join(", ").into(),
+                    format!("{ready}/{desired}").into(),
+                    annotation("kubernetes.io/change-cause").into(),
+                ];
+                (revision, recent, row)
+            })
+            .collect();
+    revisions.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let recent = revisions.iter().filter(|r| r.1).count();
+    let text = match revisions.first() {
+        Some((rev, _, row)) => format!(
+            "revision {rev} current ({}, created {} ago), {} revision(s) kept",
+            row[1].as_str().unwrap_or_default(),
+            row[2].as_str().unwrap_or_default(),
+            revisions.len()
+        ),
+        None => format!("deployment/{name} owns no ReplicaSet"),
+    };
+    let verdict = (recent > 0).then(|| {
+        (
+            Verdict::Warn,
+            format!(
+                "{recent} revision(s) created in the last {}",
+                spec.since.as_ref().map_or("24h", |s| s.value.as_str())
+            ),
+        )
+    });
+    let columns = [
+        "revision",
+        "replicaset",
+        "age",
+        "images",
+        "ready",
+        "change-cause",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = revisions
+        .into_iter()
+        .take(POD_ROWS)
+        .map(|(_, _, r)| r)
+        .collect();
+    Ok(Reading {
+        value: recent.into(),
+        table: Some(Table::new(columns, rows)),
         text: Some(text),
         verdict,
         took_ms: None,

@@ -64,6 +64,19 @@ pub struct K8sEvents {
     pub since: Option<S<String>>,
 }
 
+/// The rollout history of a deployment (`kubectl rollout history`): the ReplicaSets it owns, by
+/// revision, with when each was created, its images and its change cause.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct K8sRolloutHistory {
+    #[serde(default)]
+    pub namespace: Option<S<String>>,
+    pub deployment: S<String>,
+    /// Revisions created within this window count as recent changes (default `24h`).
+    #[serde(default)]
+    pub since: Option<S<String>>,
+}
+
 /// Scale a deployment through its scale subresource.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -262,6 +275,33 @@ impl CheckSpec for K8sEvents {
 
     async fn read(&self, live: &Live, ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
         super::events(&live.systems.kube, self, &renderer(ctx)).await
+    }
+}
+
+impl CheckSpec for K8sRolloutHistory {
+    const BACKEND: &'static str = "kubernetes";
+
+    fn validate(&self, _id: &S<String>, v: &mut Validator) {
+        if let Some(since) = &self.since {
+            v.duration(since, "`since`", bounds::SINCE);
+        }
+        v.templates(
+            self.namespace.iter().chain([&self.deployment]),
+            "kubernetes field",
+        );
+    }
+
+    fn describe(&self, ctx: &Value) -> Option<String> {
+        let since = self.since.as_ref().map_or("24h", |s| s.value.as_str());
+        Some(format!(
+            "kubernetes: rollout history of deployment/{} in {} (revisions since {since})",
+            fill(&self.deployment.value, ctx),
+            shown_namespace(&self.namespace, ctx)
+        ))
+    }
+
+    async fn read(&self, live: &Live, ctx: &Value, _: Duration) -> Result<Reading, BackendError> {
+        super::rollout_history(&live.systems.kube, self, &renderer(ctx)).await
     }
 }
 

@@ -293,9 +293,14 @@ pub async fn check(
             }
         }
         Kind::SlowStatements => {
-            let sql = "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 120), calls::text, round(mean_exec_time::numeric, 2)::text, round(total_exec_time::numeric, 1)::text
-                FROM pg_stat_statements ORDER BY mean_exec_time DESC LIMIT $1";
-            let found = rows(&client, sql, &[&limit], &server).await?;
+            // server_version_num: 150004 for 15.4, 120017 for 12.17.
+            let version: String = client
+                .query_one("SHOW server_version_num", &[])
+                .await
+                .map_err(|e| describe(e, &server))?
+                .get(0);
+            let sql = slow_statements_sql(version.trim().parse().unwrap_or(0));
+            let found = rows(&client, &sql, &[&limit], &server).await?;
             let n = found.len();
             Reading {
                 value: n.into(),
@@ -328,6 +333,21 @@ pub async fn check(
         }
     };
     Ok(reading)
+}
+
+/// The playbook's `SELECT query, mean_time FROM pg_stat_statements ORDER BY mean_time DESC`, in the
+/// columns of the server's pg_stat_statements: PostgreSQL 13 renamed `mean_time` and `total_time`
+/// to `mean_exec_time` and `total_exec_time` (server_version_num 130000 and up).
+fn slow_statements_sql(server_version_num: u32) -> String {
+    let (mean, total) = if server_version_num >= 130_000 {
+        ("mean_exec_time", "total_exec_time")
+    } else {
+        ("mean_time", "total_time")
+    };
+    format!(
+        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 120), calls::text, round({mean}::numeric, 2)::text, round({total}::numeric, 1)::text
+                FROM pg_stat_statements ORDER BY {mean} DESC LIMIT $1"
+    )
 }
 
 /// An approved PostgreSQL change.
@@ -486,7 +506,27 @@ pub(super) async fn apply(request: &Request) -> Result<String, super::BackendErr
 #[cfg(test)]
 mod tests {
     use super::cell_number as number;
+    use super::slow_statements_sql;
     use serde_json::json;
+
+    #[test]
+    fn slow_statements_read_mean_time_before_13_and_mean_exec_time_from_13() {
+        for old in [90_624, 110_022, 120_017, 129_999] {
+            let sql = slow_statements_sql(old);
+            assert!(sql.contains("round(mean_time::numeric"), "{old}: {sql}");
+            assert!(sql.contains("ORDER BY mean_time DESC"), "{old}: {sql}");
+            assert!(sql.contains("round(total_time::numeric"), "{old}: {sql}");
+            assert!(!sql.contains("exec_time"), "{old}: {sql}");
+        }
+        for new in [130_000, 150_004, 170_002] {
+            let sql = slow_statements_sql(new);
+            assert!(sql.contains("ORDER BY mean_exec_time DESC"), "{new}: {sql}");
+            assert!(
+                sql.contains("round(total_exec_time::numeric"),
+                "{new}: {sql}"
+            );
+        }
+    }
 
     #[test]
     fn only_plain_integers_and_decimals_are_numbers() {
