@@ -128,12 +128,16 @@ impl CheckSpec for RangeQuery {
     }
 
     fn describe(&self, ctx: &Value) -> Option<String> {
-        let (range, step) = self.window();
+        let written = |at: &Option<S<String>>, default: &'static str| {
+            at.as_ref()
+                .map_or(default, |s| s.value.as_str())
+                .to_string()
+        };
         Some(format!(
             "prometheus: {} over the last {}, every {}",
             fill(&self.query.value, ctx),
-            super::humanize(range),
-            super::humanize(step)
+            written(&self.since, "24h"),
+            written(&self.step, "5m")
         ))
     }
 

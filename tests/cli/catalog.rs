@@ -149,6 +149,15 @@ fn p0_and_p1_runbooks_post_updates_every_30_minutes_and_show_marks_the_team_s_th
         "the seed's own budget is not marked: {text}"
     );
     assert!(text.contains("[team]: the team's own value, not from the runbook's source"));
+    // The seed's 24h window and its recent changes, as `show` describes the checks.
+    for read in [
+        "prometheus: sum(rate(video_processing_errors_total[24h])) / sum(rate(video_processing_total[24h])) * 100",
+        "prometheus: sum(rate(video_processing_errors_total[5m])) / sum(rate(video_processing_total[5m])) * 100 > 1 over the last 24h, every 5m",
+        "kubernetes: warning events in video-processing",
+        "kubernetes: rollout history of deployment/gpu-worker in video-processing (revisions since 24h)",
+    ] {
+        assert!(text.contains(read), "{read}: {text}");
+    }
 }
 
 #[test]

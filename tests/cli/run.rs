@@ -97,6 +97,32 @@ fn failing_error_rate_offers_mitigations_and_yes_applies_them() {
     let report = ran.json();
     assert_eq!(observation(&report, "error_rate")["verdict"], "fail");
     assert_eq!(observation(&report, "queue_depth")["verdict"], "fail");
+    // The alert's 24h window (the data covers two hours of it) and when errors started.
+    let day = observation(&report, "error_rate_24h");
+    assert_eq!(day["verdict"], "fail", "{day:#}");
+    assert!(
+        (day["value"].as_f64().unwrap() - 3.0).abs() < 0.01,
+        "{day:#}"
+    );
+    let started = observation(&report, "errors_started");
+    let ago = started["value"].as_f64().unwrap();
+    assert!((105.0..=121.0).contains(&ago), "{started:#}");
+    // gpu_oom is a third of the errors: not "GPU issues" at the 60% share.
+    let gpu = observation(&report, "gpu_error_share");
+    assert!(
+        (gpu["value"].as_f64().unwrap() - 100.0 / 3.0).abs() < 0.1,
+        "{gpu:#}"
+    );
+    let skipped = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "mitigate-gpu")
+        .expect("mitigate-gpu in the report");
+    assert_eq!(skipped["status"], "skipped", "{skipped:#}");
+    // Recent changes: the fake cluster's deployments own no ReplicaSet, and it has no events.
+    assert_eq!(observation(&report, "rollouts_gpu_worker")["value"], 0);
+    assert_eq!(observation(&report, "warning_events")["verdict"], "ok");
     // Thresholds apply per GPU: 97% and 93% are both over 90%.
     let gpus = observation(&report, "gpu_utilization");
     assert_eq!(
