@@ -1330,14 +1330,33 @@ fn replica_set(
     FakeKube::owned_by(rs, "Deployment", owner)
 }
 
+/// Stores a ReplicaSet controlled by its deployment as the fake holds it: the controller
+/// reference carries the deployment's uid, as a real one does (kubectl matches by it).
+fn put_replica_set(kube: &FakeKube, mut rs: Value) {
+    let name = rs["metadata"]["name"].as_str().unwrap().to_string();
+    let owner = rs["metadata"]["ownerReferences"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    if let Some(d) = kube.get(&format!(
+        "/apis/apps/v1/namespaces/{NS}/deployments/{owner}"
+    )) {
+        rs["metadata"]["ownerReferences"][0]["uid"] = d["metadata"]["uid"].clone();
+    }
+    kube.put(
+        &format!("/apis/apps/v1/namespaces/{NS}/replicasets/{name}"),
+        rs,
+    );
+}
+
 #[test]
 fn rollout_history_lists_a_deployment_s_revisions_and_warns_of_recent_ones_reading_only() {
     let kube = video_cluster();
     let gpu = [("app", "worker"), ("component", "gpu-worker")];
     let rs_path = |name: &str| format!("/apis/apps/v1/namespaces/{NS}/replicasets/{name}");
     let img = |tag: &str| format!("registry.example.com/gpu-worker:{tag}");
-    kube.put(
-        &rs_path("gpu-worker-5f6d7"),
+    put_replica_set(
+        &kube,
         replica_set(
             "gpu-worker-5f6d7",
             "gpu-worker",
@@ -1348,8 +1367,8 @@ fn rollout_history_lists_a_deployment_s_revisions_and_warns_of_recent_ones_readi
             "",
         ),
     );
-    kube.put(
-        &rs_path("gpu-worker-7d9f8"),
+    put_replica_set(
+        &kube,
         replica_set(
             "gpu-worker-7d9f8",
             "gpu-worker",
@@ -1360,8 +1379,8 @@ fn rollout_history_lists_a_deployment_s_revisions_and_warns_of_recent_ones_readi
             "bump CUDA to 12.4",
         ),
     );
-    kube.put(
-        &rs_path("gpu-worker-6a1b2"),
+    put_replica_set(
+        &kube,
         replica_set(
             "gpu-worker-6a1b2",
             "gpu-worker",
@@ -1385,10 +1404,23 @@ fn rollout_history_lists_a_deployment_s_revisions_and_warns_of_recent_ones_readi
             "",
         ),
     );
+    // Left by an earlier gpu-worker (deleted and created again): the same name, another uid.
+    kube.put(
+        &rs_path("gpu-worker-0ld11"),
+        replica_set(
+            "gpu-worker-0ld11",
+            "gpu-worker",
+            &gpu,
+            8,
+            900,
+            &img("2.9"),
+            "",
+        ),
+    );
     // Another deployment's, with other labels.
     let asr = [("app", "worker"), ("component", "asr-worker")];
-    kube.put(
-        &rs_path("asr-worker-4e3d2"),
+    put_replica_set(
+        &kube,
         replica_set(
             "asr-worker-4e3d2",
             "asr-worker",
@@ -1468,4 +1500,32 @@ fn rollout_history_lists_a_deployment_s_revisions_and_warns_of_recent_ones_readi
         "{:?}",
         kube.requests()
     );
+    // kubectl reads the same history from the same objects.
+    let kubectl = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kube.kubeconfig(&sb.root))
+        .arg("--cache-dir")
+        .arg(sb.root.join("kube-cache"))
+        .args(["rollout", "history", "deployment/gpu-worker", "-n", NS])
+        .env("HOME", &sb.root)
+        .env_remove("KUBECONFIG")
+        .output();
+    match kubectl {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let listed: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+                .map(|l| l.split_whitespace().next().unwrap())
+                .collect();
+            assert_eq!(listed, ["1", "2", "3"], "{text}");
+            assert!(text.contains("bump CUDA to 12.4"), "{text}");
+        }
+        Err(e) => eprintln!("SKIPPED the kubectl comparison: {e}"),
+    }
 }

@@ -683,7 +683,13 @@ pub async fn rollout_history(
         Some(s) => parse_duration(&s.value).map_err(|why| Error::Spec { what: "since", why })?,
         None => DEFAULT_HISTORY_SINCE,
     };
-    let selector = deployment_selector(client.clone(), &ns, &name, &server).await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployment = deployments
+        .get(&name)
+        .await
+        .map_err(|e| describe(e, &server))?;
+    let uid = deployment.metadata.uid.clone().unwrap_or_default();
+    let selector = selector_of(deployment, &name)?;
     let api: Api<ReplicaSet> = Api::namespaced(client, &ns);
     let list = api
         .list(&ListParams::default().labels(&selector))
@@ -691,57 +697,62 @@ pub async fn rollout_history(
         .map_err(|e| describe(e, &server))?;
     let cutoff = jiff::Timestamp::now()
         - jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::ZERO);
-    let mut revisions: Vec<(i64, bool, Vec<Value>)> =
-        list.items
-            .into_iter()
-            .filter(|rs| {
-                rs.metadata.owner_references.iter().flatten().any(|o| {
-                    o.kind == "Deployment" && o.name == name && o.controller.unwrap_or(false)
+    let mut revisions: Vec<(i64, bool, Vec<Value>)> = list
+        .items
+        .into_iter()
+        .filter(|rs| {
+            // Controlled by this deployment: by uid as kubectl matches (by name where the
+            // deployment has none), so another one's with the same labels is left out.
+            rs.metadata.owner_references.iter().flatten().any(|o| {
+                o.kind == "Deployment"
+                    && o.name == name
+                    && o.controller.unwrap_or(false)
+                    && (uid.is_empty() || o.uid == uid)
+            })
+        })
+        .map(|rs| {
+            let annotation = |key: &str| {
+                rs.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(key))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let revision: i64 = annotation("deployment.kubernetes.io/revision")
+                .parse()
+                .unwrap_or(0);
+            let created = rs.metadata.creation_timestamp.as_ref();
+            let recent = created.is_some_and(|t| t.0 >= cutoff);
+            let images: Vec<String> = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref())
+                .map(|s| {
+                    s.containers
+                        .iter()
+                        .filter_map(|c| c.image.clone())
+                        .collect()
                 })
-            })
-            .map(|rs| {
-                let annotation = |key: &str| {
-                    rs.metadata
-                        .annotations
-                        .as_ref()
-                        .and_then(|a| a.get(key))
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                let revision: i64 = annotation("deployment.kubernetes.io/revision")
-                    .parse()
-                    .unwrap_or(0);
-                let created = rs.metadata.creation_timestamp.as_ref();
-                let recent = created.is_some_and(|t| t.0 >= cutoff);
-                let images: Vec<String> = rs
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.template.as_ref())
-                    .and_then(|t| t.spec.as_ref())
-                    .map(|s| {
-                        s.containers
-                            .iter()
-                            .filter_map(|c| c.image.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let desired = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                let ready = rs
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0);
-                let row = vec![
-                    revision.into(),
-                    rs.metadata.name.clone().unwrap_or_default().into(),
-                    age(created).into(),
-                    images.join(", ").into(),
-                    format!("{ready}/{desired}").into(),
-                    annotation("kubernetes.io/change-cause").into(),
-                ];
-                (revision, recent, row)
-            })
-            .collect();
+                .unwrap_or_default();
+            let desired = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let ready = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            let row = vec![
+                revision.into(),
+                rs.metadata.name.clone().unwrap_or_default().into(),
+                age(created).into(),
+                images.join(", ").into(),
+                format!("{ready}/{desired}").into(),
+                annotation("kubernetes.io/change-cause").into(),
+            ];
+            (revision, recent, row)
+        })
+        .collect();
     revisions.sort_by_key(|r| std::cmp::Reverse(r.0));
     let recent = revisions.iter().filter(|r| r.1).count();
     let text = match revisions.first() {
@@ -795,6 +806,11 @@ async fn deployment_selector(
 ) -> Result<String, Error> {
     let api: Api<Deployment> = Api::namespaced(client, ns);
     let deployment = api.get(name).await.map_err(|e| describe(e, server))?;
+    selector_of(deployment, name)
+}
+
+/// The `matchLabels` of a deployment, as a label selector.
+fn selector_of(deployment: Deployment, name: &str) -> Result<String, Error> {
     let labels = deployment
         .spec
         .and_then(|s| s.selector.match_labels)
