@@ -8,7 +8,7 @@ use crate::backends::{
 };
 use crate::config::{Config, key_value};
 use crate::engine::event::{Deadline, Event, EventKind, Mode, Recorder, Sink};
-use crate::engine::reminders::{LatestMessages, Reminders, Updates};
+use crate::engine::reminders::{Fact, LatestMessages, Reminders, Updates};
 use crate::engine::{
     Context, Engine, Interrupts, Pace, Resumption, Settings, incident_value, second,
 };
@@ -187,11 +187,24 @@ pub fn resolve_values(
     );
     for (name, endpoint) in &rb.endpoints {
         if let Some(default) = endpoint.default.as_ref().map(|d| &d.value) {
+            let value = match default {
+                // A default built from params (`k8s://{{ params.namespace }}/api-gateway:8080`)
+                // follows them: `-n video` moves the service it reaches with the reads and
+                // writes. Each value is percent-encoded, so it cannot change the URL's shape.
+                ScalarValue::Text(url) if url.contains("{{") => {
+                    let ctx = json!({ "params": params });
+                    let url = crate::expr::render_url(url, &ctx).map_err(|e| {
+                        anyhow::anyhow!("endpoint '{name}': its default {url}: {e}")
+                    })?;
+                    json!(url)
+                }
+                other => other.to_json(),
+            };
             // Flags and the config file registered theirs when they were read (`Setup`).
-            if let ScalarValue::Text(url) = default {
+            if let Some(url) = value.as_str() {
                 crate::redact::register_url(url);
             }
-            endpoints.insert(name.clone(), default.to_json());
+            endpoints.insert(name.clone(), value);
         }
     }
     for (name, url) in &config.endpoints {
@@ -370,6 +383,8 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             Some(Deadline {
                 at,
                 to: e.to.clone(),
+                unless: e.unless.as_ref().and_then(|u| Fact::parse(&u.value)),
+                only_if: e.only_if.as_ref().map(|c| c.value.trim().to_string()),
             })
         })
         .collect::<Vec<_>>();
@@ -694,6 +709,7 @@ impl Screen {
             &self.recorder,
             rb.severity.value.clone(),
             deadlines,
+            self.timeline_path.clone(),
             updates,
         );
         let interrupts = Arc::new(Interrupts::default());

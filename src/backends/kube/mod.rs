@@ -100,6 +100,9 @@ pub struct Kube {
     production: globset::GlobSet,
     /// `describe`, read from the kubeconfig once: every plan of the run names the same cluster.
     described: std::sync::OnceLock<Described>,
+    /// Services and pods the API server's proxy answered 404 for in this run (`service
+    /// video/api-gateway`), with its words: a plan of a request to one would fail.
+    not_found: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 /// The API clients of one cluster, and its default namespace and server.
@@ -137,6 +140,7 @@ impl Kube {
                 .build()
                 .unwrap_or_else(|_| globset::GlobSet::empty()),
             described: std::sync::OnceLock::new(),
+            not_found: Default::default(),
         }
     }
 
@@ -253,6 +257,18 @@ impl Kube {
             clients.namespace.clone(),
             clients.server.clone(),
         ))
+    }
+
+    /// The API server's proxy answered that this service or pod does not exist.
+    pub fn proxied_not_found(&self, target: &str, message: String) {
+        let mut seen = self.not_found.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(target.to_string(), message);
+    }
+
+    /// Whether the proxy answered 404 for this service or pod earlier in the run, in its words.
+    pub fn proxied_missing(&self, target: &str) -> Option<String> {
+        let seen = self.not_found.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(target).cloned()
     }
 
     /// The client for the proxy subresource, the default namespace and the server URL.
