@@ -7,9 +7,13 @@ use crate::approval::DecisionKind;
 use crate::backends::kinds::{ACKNOWLEDGING, NOT_MITIGATING};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Reads the incident's events, from each place that holds them (its local timeline, the team's
+/// store), when a deadline with a condition falls due.
+pub type History =
+    Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, Vec<Vec<Event>>> + Send + Sync>;
 
 /// What an escalation's `unless:` waits for: a fact of the incident, read from its timeline when
 /// the reminder falls due.
@@ -155,6 +159,16 @@ impl Standing {
         standing
     }
 
+    /// What either says: the local timeline holds what this machine did before it is shared,
+    /// the store what other machines did (a `resolve` from another laptop).
+    pub fn or(self, other: Standing) -> Standing {
+        Standing {
+            acknowledged: self.acknowledged.or(other.acknowledged),
+            mitigated: self.mitigated.or(other.mitigated),
+            resolved: self.resolved.or(other.resolved),
+        }
+    }
+
     fn holds(&self, fact: Fact) -> Option<&str> {
         match fact {
             Fact::Acknowledged => self.acknowledged.as_deref(),
@@ -218,13 +232,13 @@ impl Sink for LatestMessages {
 pub struct Reminders(Vec<tokio::task::JoinHandle<()>>);
 
 impl Reminders {
-    /// `timeline`: the incident's, read when a deadline falls due for what its condition waits
-    /// on (this run's events, an earlier run's, a `resolve` from another terminal).
+    /// `history`: the incident's events, read when a deadline falls due for what its condition
+    /// waits on (this run's events, an earlier run's, a `resolve` from another terminal).
     pub fn start(
         recorder: &Recorder,
         severity: String,
         mut deadlines: Vec<Deadline>,
-        timeline: PathBuf,
+        history: History,
         updates: Option<(Updates, LatestMessages)>,
     ) -> Reminders {
         deadlines.sort_by_key(|d| d.at);
@@ -236,13 +250,16 @@ impl Reminders {
                     if let Ok(wait) = Duration::try_from(wait) {
                         tokio::time::sleep(wait).await;
                     }
-                    let conditional = deadline.unless.is_some() || deadline.only_if.is_some();
-                    let why = conditional
-                        .then(|| {
-                            let events = crate::timeline::read(&timeline).unwrap_or_default();
-                            withheld(&deadline, &Standing::of(&events), &severity)
-                        })
-                        .flatten();
+                    let why = if deadline.unless.is_some() || deadline.only_if.is_some() {
+                        let standing = history()
+                            .await
+                            .iter()
+                            .map(|events| Standing::of(events))
+                            .fold(Standing::default(), Standing::or);
+                        withheld(&deadline, &standing, &severity)
+                    } else {
+                        None
+                    };
                     match why {
                         Some(why) => recorder.emit(EventKind::EscalationWithheld {
                             severity: severity.clone(),
