@@ -259,10 +259,14 @@ impl Kube {
         ))
     }
 
-    /// The API server's proxy answered that this service or pod does not exist.
-    pub fn proxied_not_found(&self, target: &str, message: String) {
+    /// The API server's proxy answered that this service or pod does not exist (with its
+    /// words), or None: it reached it.
+    pub fn proxied_not_found(&self, target: &str, message: Option<String>) {
         let mut seen = self.not_found.lock().unwrap_or_else(|e| e.into_inner());
-        seen.insert(target.to_string(), message);
+        match message {
+            Some(message) => seen.insert(target.to_string(), message),
+            None => seen.remove(target),
+        };
     }
 
     /// Whether the proxy answered 404 for this service or pod earlier in the run, in its words.
@@ -1458,6 +1462,22 @@ pub fn restart_patch(now: jiff::Timestamp) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxied_service_found_missing_is_there_again_once_it_answers() {
+        let kube = Kube::new(None, None, &[]);
+        let target = "service video/api-gateway";
+        assert_eq!(kube.proxied_missing(target), None);
+        kube.proxied_not_found(target, Some("services \"api-gateway\" not found".into()));
+        assert_eq!(
+            kube.proxied_missing(target).as_deref(),
+            Some("services \"api-gateway\" not found")
+        );
+        assert_eq!(kube.proxied_missing("service video/nats"), None);
+        // A re-check that reaches it: the plan no longer says it would fail.
+        kube.proxied_not_found(target, None);
+        assert_eq!(kube.proxied_missing(target), None);
+    }
 
     #[test]
     fn diff_names_each_changed_field_with_old_and_new() {

@@ -238,10 +238,12 @@ pub async fn send(
             && let Some(refused) = status_of(&text, target)
         {
             if let Error::NotFound { message } = &refused {
-                kube.proxied_not_found(&target.object(&ns), message.clone());
+                kube.proxied_not_found(&target.object(&ns), Some(message.clone()));
             }
             return Err(refused);
         }
+        // It answered: there now, whatever an earlier read found (a re-check after it was made).
+        kube.proxied_not_found(&target.object(&ns), None);
         Ok(Answer {
             content_type,
             body: crate::backends::Body {
