@@ -193,7 +193,7 @@ pub fn resolve_values(
                 // A default built from params (`k8s://{{ params.namespace }}/api-gateway:8080`)
                 // follows them: `-n video` moves the service it reaches with the reads and
                 // writes. Each value is percent-encoded, so it cannot change the URL's shape.
-                ScalarValue::Text(url) if url.contains("{{") => {
+                ScalarValue::Text(url) if url.contains("{{") || url.contains("{%") => {
                     let ctx = json!({ "params": params });
                     let url = crate::expr::render_url(url, &ctx).map_err(|e| {
                         anyhow::anyhow!("endpoint '{name}': its default {url}: {e}")
