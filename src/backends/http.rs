@@ -188,6 +188,12 @@ impl ActionSpec for HttpAction {
             ));
             // A POST to a production cluster's service is a write on that cluster.
             plan.production = systems.kube.production_context();
+            // A check of this run was told the service is not there: the request would fail.
+            if let Some(message) = systems.kube.proxied_missing(&target.object(&ns)) {
+                plan.missing = Some(format!(
+                    "not found: {message} (a check of this run got 404 there): this action would fail"
+                ));
+            }
         }
         Ok(Prepared::new(plan, super::Request::Http(request)))
     }

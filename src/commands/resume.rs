@@ -132,7 +132,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         .iter()
         .filter(|d| {
             !events.iter().any(|e| {
-                matches!(&e.kind, EventKind::EscalationDue { due, to, .. } if *due == d.at && *to == d.to)
+                matches!(&e.kind, EventKind::EscalationDue { due, to, .. } | EventKind::EscalationWithheld { due, to, .. } if *due == d.at && *to == d.to)
             })
         })
         .cloned()

@@ -8,7 +8,7 @@ use crate::backends::{
 };
 use crate::config::{Config, key_value};
 use crate::engine::event::{Deadline, Event, EventKind, Mode, Recorder, Sink};
-use crate::engine::reminders::{LatestMessages, Reminders, Updates};
+use crate::engine::reminders::{Fact, LatestMessages, Reminders, Updates};
 use crate::engine::{
     Context, Engine, Interrupts, Pace, Resumption, Settings, incident_value, second,
 };
@@ -25,6 +25,8 @@ use std::time::Duration;
 pub const DEFAULT_PROMETHEUS: &str = "http://localhost:9090";
 /// The longest param value, from any source: what goes into queries, URLs and commands.
 const MAX_PARAM: usize = 64 * 1024;
+/// How long a due escalation waits for the team's store to say what other machines recorded.
+const STORE_READ: Duration = Duration::from_secs(5);
 /// How long one wait interval takes in a drill.
 const DRILL_TICK: Duration = Duration::from_millis(150);
 
@@ -187,11 +189,24 @@ pub fn resolve_values(
     );
     for (name, endpoint) in &rb.endpoints {
         if let Some(default) = endpoint.default.as_ref().map(|d| &d.value) {
+            let value = match default {
+                // A default built from params (`k8s://{{ params.namespace }}/api-gateway:8080`)
+                // follows them: `-n video` moves the service it reaches with the reads and
+                // writes. Each value is percent-encoded, so it cannot change the URL's shape.
+                ScalarValue::Text(url) if url.contains("{{") || url.contains("{%") => {
+                    let ctx = json!({ "params": params });
+                    let url = crate::expr::render_url(url, &ctx).map_err(|e| {
+                        anyhow::anyhow!("endpoint '{name}': its default {url}: {e}")
+                    })?;
+                    json!(url)
+                }
+                other => other.to_json(),
+            };
             // Flags and the config file registered theirs when they were read (`Setup`).
-            if let ScalarValue::Text(url) = default {
+            if let Some(url) = value.as_str() {
                 crate::redact::register_url(url);
             }
-            endpoints.insert(name.clone(), default.to_json());
+            endpoints.insert(name.clone(), value);
         }
     }
     for (name, url) in &config.endpoints {
@@ -370,6 +385,8 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             Some(Deadline {
                 at,
                 to: e.to.clone(),
+                unless: e.unless.as_ref().and_then(|u| Fact::parse(&u.value)),
+                only_if: e.only_if.as_ref().map(|c| c.value.trim().to_string()),
             })
         })
         .collect::<Vec<_>>();
@@ -595,6 +612,8 @@ pub struct Screen {
     json_out: bool,
     /// With a store: the run's events on their way there, in the background.
     sharing: Option<crate::store::share::Sharing>,
+    /// With a store: where it is, for what due escalations read of other machines' events.
+    shared: Option<crate::store::postgres::Settings>,
 }
 
 impl Screen {
@@ -610,6 +629,7 @@ impl Screen {
         store: Option<Driving>,
     ) -> Screen {
         let timeline_path = timeline.path.clone();
+        let shared = store.as_ref().map(|d| d.settings.clone());
         let sharing = store.map(|d| {
             crate::store::share::Sharing::start(
                 d.settings,
@@ -662,6 +682,7 @@ impl Screen {
             timeline_path,
             json_out,
             sharing,
+            shared,
         }
     }
 
@@ -694,6 +715,7 @@ impl Screen {
             &self.recorder,
             rb.severity.value.clone(),
             deadlines,
+            self.history(),
             updates,
         );
         let interrupts = Arc::new(Interrupts::default());
@@ -762,6 +784,35 @@ impl Screen {
             self.collector.print_report(&self.timeline_path)?;
         }
         Ok(code)
+    }
+
+    /// Where a due escalation reads what its condition waits on: the local timeline, and the
+    /// team's store when there is one (what other machines recorded: a `resolve` from Bob's
+    /// laptop). A store that does not answer within a few seconds is left out: the reminder is
+    /// not held up for it.
+    fn history(&self) -> crate::engine::reminders::History {
+        let path = self.timeline_path.clone();
+        let shared = self
+            .shared
+            .clone()
+            .map(|settings| (settings, self.recorder.incident().to_string()));
+        Arc::new(move || {
+            let path = path.clone();
+            let shared = shared.clone();
+            Box::pin(async move {
+                let mut all = vec![crate::timeline::read(&path).unwrap_or_default()];
+                if let Some((settings, incident)) = shared {
+                    let read = async {
+                        let pg = settings.connect().await.ok()?;
+                        crate::store::Log::read(&pg, &incident, 0).await.ok()
+                    };
+                    if let Ok(Some(events)) = tokio::time::timeout(STORE_READ, read).await {
+                        all.push(events);
+                    }
+                }
+                all
+            })
+        })
     }
 
     /// Ctrl-C during a wait stops the wait; otherwise Ctrl-C and SIGTERM record the interruption

@@ -114,7 +114,12 @@ impl<'a> Shown<'a> {
                 })
             })
             .collect();
-        let mut doc = json!({ "id": rb.id.value, "title": rb.title, "severity": rb.severity.value, "source": self.loaded.source.origin.to_string(), "params": values.params, "endpoints": values.endpoints, "steps": steps, "scenarios": self.scenarios });
+        let escalation: Vec<_> = rb
+            .escalation
+            .iter()
+            .map(|e| json!({ "after": e.after.value, "to": e.to, "unless": e.unless.as_ref().map(|u| &u.value), "if": e.only_if.as_ref().map(|c| &c.value) }))
+            .collect();
+        let mut doc = json!({ "id": rb.id.value, "title": rb.title, "severity": rb.severity.value, "source": self.loaded.source.origin.to_string(), "params": values.params, "endpoints": values.endpoints, "escalation": escalation, "steps": steps, "scenarios": self.scenarios });
         // Params the runbook's source does not give: the team's own values (`team: true`).
         doc["team_params"] = json!(
             rb.params
@@ -188,7 +193,11 @@ impl<'a> Shown<'a> {
         if !rb.escalation.is_empty() {
             let _ = writeln!(out, "\nescalation:");
             for e in &rb.escalation {
-                let _ = writeln!(out, "  after {}: {}", e.after.value, e.to);
+                let when = crate::engine::reminders::conditions(
+                    e.unless.as_ref().map(|u| u.value.as_str()),
+                    e.only_if.as_ref().map(|c| c.value.as_str()),
+                );
+                let _ = writeln!(out, "  after {}: {}{when}", e.after.value, e.to);
             }
         }
         for (i, step) in rb.steps.iter().enumerate() {

@@ -159,6 +159,9 @@ fn line(e: &Event, polls: &mut Polls) -> Option<String> {
         EventKind::EscalationDue { severity, to, .. } => {
             format!("{severity} response time passed: escalate to {to}")
         }
+        EventKind::EscalationWithheld { to, why, .. } => {
+            format!("no escalation to {to}: {why}")
+        }
     };
     Some(format!("{ts}  {what}"))
 }

@@ -28,6 +28,12 @@ pub enum Mode {
 pub struct Deadline {
     pub at: jiff::Timestamp,
     pub to: String,
+    /// Not said once this holds (the runbook's `unless:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unless: Option<super::reminders::Fact>,
+    /// Said only if this holds (the runbook's `if:`, `severity == P0`).
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub only_if: Option<String>,
 }
 
 /// What a note says, for the section of the report it belongs in.
@@ -319,6 +325,14 @@ pub enum EventKind {
         to: String,
         due: jiff::Timestamp,
     },
+    /// An escalation deadline passed, but its condition no longer held: not said, and why
+    /// (`acknowledged at 10:42 (ack_alert)`).
+    EscalationWithheld {
+        severity: String,
+        to: String,
+        due: jiff::Timestamp,
+        why: String,
+    },
     Resolved {
         text: String,
         user: String,
@@ -515,6 +529,7 @@ impl EventKind {
             | EventKind::WaitStarted { .. }
             | EventKind::Interrupted { .. }
             | EventKind::EscalationDue { .. }
+            | EventKind::EscalationWithheld { .. }
             | EventKind::Rechecked { .. }
             | EventKind::ApprovalRequested { .. }
             | EventKind::RunFinished { .. }

@@ -758,8 +758,11 @@ fn escalation(section: &Section, heading: &str, draft: &mut Draft, tally: &mut T
             continue;
         };
         let who = if at == 0 {
-            name.split([':', '-'])
+            // `Secondary on-call: 30 minutes` or `Secondary on-call - 30 minutes`: a dash inside
+            // a word (on-call) is part of the name.
+            name.split(':')
                 .next()
+                .and_then(|n| n.split(" - ").next())
                 .unwrap_or(&name)
                 .trim()
                 .to_string()
@@ -781,9 +784,31 @@ fn escalation(section: &Section, heading: &str, draft: &mut Draft, tally: &mut T
             Some(d) if !d.is_empty() => format!("{who}: {d}"),
             _ => who,
         };
-        draft
-            .escalation
-            .push((after, to.chars().take(200).collect()));
+        // The condition the page states beside the time ("30 minutes if no response").
+        let said = all.join(" ").to_ascii_lowercase();
+        let unless = if ["no response", "not acknowledged", "unacknowledged"]
+            .iter()
+            .any(|w| said.contains(w))
+        {
+            Some("acknowledged")
+        } else if ["unresolved", "not resolved"]
+            .iter()
+            .any(|w| said.contains(w))
+        {
+            Some("resolved")
+        } else {
+            None
+        };
+        let only_if = ["if critical", "critical business impact", "critical impact"]
+            .iter()
+            .any(|w| said.contains(w))
+            .then_some("severity == P0");
+        draft.escalation.push(super::draft::Escalation {
+            after,
+            to: to.chars().take(200).collect(),
+            unless,
+            only_if,
+        });
     }
 }
 

@@ -15,11 +15,22 @@ pub struct Draft {
     pub alerts: Vec<String>,
     pub params: BTreeMap<String, Param>,
     pub endpoints: BTreeMap<String, Param>,
-    pub escalation: Vec<(String, String)>,
+    pub escalation: Vec<Escalation>,
     pub steps: Vec<Step>,
     pub messages: Vec<(String, String)>,
     /// Credentials the page wrote, each a secret param (not written: only their names are).
     pub secrets: Vec<Secret>,
+}
+
+/// An escalation level: after how long, to whom, and the condition the page states.
+#[derive(Debug, Default, Clone)]
+pub struct Escalation {
+    pub after: String,
+    pub to: String,
+    /// "if no response" → `acknowledged`, "if unresolved" → `resolved`.
+    pub unless: Option<&'static str>,
+    /// "if critical business impact" → `severity == P0`.
+    pub only_if: Option<&'static str>,
 }
 
 /// A credential of the page and the secret param it became.
@@ -123,11 +134,29 @@ impl Draft {
         }
         if !self.escalation.is_empty() {
             out.push_str("\nescalation:\n");
-            for (after, to) in &self.escalation {
+            // "If no response" needs an action that acknowledges; without one it is said as a
+            // comment for the reviewer, and the level is a plain timer.
+            let acknowledges = self
+                .steps
+                .iter()
+                .flat_map(|s| &s.actions)
+                .any(|a| crate::backends::kinds::ACKNOWLEDGING.contains(&a.kind));
+            for e in &self.escalation {
+                let mut conditions = String::new();
+                if let Some(only_if) = e.only_if {
+                    conditions.push_str(&format!(", if: {only_if}"));
+                }
+                match e.unless {
+                    Some("acknowledged") if !acknowledges => out.push_str(
+                        "  # review: called if no response; add a `silence` or `pagerduty` action that acknowledges, then `unless: acknowledged`\n",
+                    ),
+                    Some(unless) => conditions.push_str(&format!(", unless: {unless}")),
+                    None => {}
+                }
                 out.push_str(&format!(
-                    "  - {{ after: {}, to: {} }}\n",
-                    scalar(after),
-                    scalar(to)
+                    "  - {{ after: {}, to: {}{conditions} }}\n",
+                    scalar(&e.after),
+                    scalar(&e.to)
                 ));
             }
         }

@@ -357,6 +357,9 @@ impl Report {
                 EventKind::EscalationDue { severity, to, .. } => {
                     Some(format!("{severity} response time passed: escalate to {to}"))
                 }
+                EventKind::EscalationWithheld { to, why, .. } => {
+                    Some(format!("No escalation to {to}: {why}"))
+                }
                 EventKind::Interrupted { signal, .. } => {
                     Some(format!("Run interrupted ({signal})"))
                 }

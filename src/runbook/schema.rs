@@ -70,6 +70,13 @@ impl Param {
 pub struct Escalation {
     pub after: S<String>,
     pub to: String,
+    /// Not said once this holds (`acknowledged`, `mitigated`, `resolved`): the playbook's
+    /// "30 minutes if no response" is `unless: acknowledged`.
+    #[serde(default)]
+    pub unless: Option<S<String>>,
+    /// Said only if this holds (`severity == P0`): "2 hours if critical business impact".
+    #[serde(default, rename = "if")]
+    pub only_if: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

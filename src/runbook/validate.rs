@@ -260,6 +260,108 @@ fn check_id(v: &mut Validator, at: &S<String>, what: &str, seen: &mut BTreeMap<S
     }
 }
 
+/// An escalation's `unless:` is one word of a closed list, its `if:` a comparison of the severity.
+fn escalation_conditions(v: &mut Validator, rb: &Runbook, esc: &Escalation) {
+    use crate::backends::kinds::ACKNOWLEDGING;
+    use crate::engine::reminders::{Fact, severity_holds};
+    let acknowledges = rb
+        .steps
+        .iter()
+        .flat_map(|s| &s.actions)
+        .any(|a| ACKNOWLEDGING.contains(&a.kind.key()));
+    if let Some(unless) = &esc.unless
+        && Fact::parse(&unless.value) == Some(Fact::Acknowledged)
+        && !acknowledges
+    {
+        v.problem(
+            unless,
+            "escalation `unless: acknowledged`, but no action of this runbook acknowledges: it would always be said".into(),
+            Some("add a `silence` or `pagerduty` action that acknowledges the alert, or drop the condition".into()),
+        );
+    }
+    if let Some(unless) = &esc.unless
+        && Fact::parse(&unless.value).is_none()
+    {
+        let words: Vec<String> = Fact::WORDS
+            .iter()
+            .map(|(word, _, means)| format!("{word} ({means})"))
+            .collect();
+        let near = crate::spec::validate::closest(
+            &unless.value,
+            Fact::WORDS.iter().map(|(word, _, _)| *word),
+        )
+        .map(|near| format!("did you mean '{near}'? "))
+        .unwrap_or_default();
+        v.problem(
+            unless,
+            format!(
+                "escalation `unless: {}` is not a condition oncall knows",
+                unless.value
+            ),
+            Some(format!(
+                "{near}`unless:` takes one of: {}",
+                words.join(", ")
+            )),
+        );
+    }
+    if let Some(only_if) = &esc.only_if
+        && let Err(why) = severity_holds(&only_if.value, "P0")
+    {
+        v.problem(
+            only_if,
+            format!("escalation `if`: {why}"),
+            Some("`if:` compares the incident's severity: severity == P0 (or !=, <=, >=, <, >, with P0..P3; P0 is the most severe)".into()),
+        );
+    }
+}
+
+/// An endpoint's default may be built from params (`k8s://{{ params.namespace }}/api:8080`), so
+/// it follows them; it may read nothing else (it is settled before any check runs), and no secret
+/// (a URL is shown and recorded).
+fn endpoint_default(v: &mut Validator, rb: &Runbook, name: &str, endpoint: &Param) {
+    let Some(default) = &endpoint.default else {
+        return;
+    };
+    let ScalarValue::Text(text) = &default.value else {
+        return;
+    };
+    if !text.contains("{{") && !text.contains("{%") {
+        return;
+    }
+    let at = S::new(text.clone(), default.referenced, default.defined);
+    let what = format!("default of endpoint '{name}'");
+    let scope = Scope {
+        checks: &BTreeSet::new(),
+        locals: NO_LOCALS,
+    };
+    v.names(&at, Kind::Template, &scope, &what);
+    let Ok(names) = crate::expr::referenced_names(text, Kind::Template) else {
+        return;
+    };
+    for read in names {
+        let mut parts = read.split('.');
+        let (root, param) = (parts.next().unwrap_or_default(), parts.next());
+        match param {
+            Some(p) if root == "params" => {
+                if rb.params.get(p).is_some_and(|p| p.secret) {
+                    v.problem(
+                        default,
+                        format!("{what} reads the secret param '{p}': an endpoint's URL is shown and recorded"),
+                        Some("give the secret to the check or action that needs it (a header), not to the URL".into()),
+                    );
+                }
+            }
+            // `names` said already that no check can be read here.
+            _ if root == "checks" => {}
+            _ => v.problem(
+                default,
+                format!("{what} reads '{read}': an endpoint's default may read params only, as it is settled before any check runs"),
+                Some("e.g. k8s://{{ params.namespace }}/api-gateway:8080".into()),
+            ),
+        }
+    }
+}
+
 fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     let declared = declared(rb);
     let placeholder = declared.placeholder.clone();
@@ -296,6 +398,9 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     for esc in &rb.escalation {
         text(&mut v, &esc.after, "to", Some(&esc.to), MAX_TITLE);
     }
+    for (name, endpoint) in &rb.endpoints {
+        endpoint_default(&mut v, rb, name, endpoint);
+    }
     for (name, param) in rb.params.iter().filter(|(_, p)| p.secret) {
         short_secret(&mut v, name, param.default.as_ref());
     }
@@ -326,6 +431,7 @@ fn check_runbook(source: &Source, rb: &Runbook) -> Vec<Problem> {
     }
     for esc in &rb.escalation {
         v.duration(&esc.after, "escalation `after`", bounds::ESCALATION);
+        escalation_conditions(&mut v, rb, esc);
     }
     if let Some(updates) = &rb.updates {
         v.duration(&updates.every, "updates `every`", bounds::UPDATES);

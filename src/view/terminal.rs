@@ -377,7 +377,11 @@ impl Sink for TerminalView {
                         if i == 0 { "escalate: " } else { "          " },
                         clock(&d.at)
                     );
-                    self.wrapped(&first, "                   ", &d.to);
+                    let when = crate::engine::reminders::conditions(
+                        d.unless.map(|u| u.word()),
+                        d.only_if.as_deref(),
+                    );
+                    self.wrapped(&first, "                   ", &format!("{}{when}", d.to));
                 }
             }
             EventKind::StepStarted {
@@ -655,6 +659,11 @@ impl Sink for TerminalView {
                 let at = clock(due);
                 let words = format!("{at} {severity} response time passed: escalate to {to}");
                 let painted = self.paint(&words, "33;1");
+                self.line(format!("⏰ {painted}"));
+            }
+            EventKind::EscalationWithheld { to, due, why, .. } => {
+                let words = format!("{} no escalation to {to}: {why}", clock(due));
+                let painted = self.paint(&words, "2");
                 self.line(format!("⏰ {painted}"));
             }
             EventKind::Interrupted { signal, .. } => {

@@ -204,3 +204,123 @@ fn a_revert_is_offered_only_once_the_verification_it_waits_for_was_met() {
         }
     }
 }
+
+/// The playbook's "Secondary if no response": an escalation `unless: acknowledged` is not said
+/// once the alert was acknowledged (rehearsed, in a drill), and the timeline says why; without
+/// the acknowledgement it is said. An `if:` on the severity that does not hold withholds its own.
+/// The deadline is 1s; the drill's wait replays 30 readings at its pace (150ms each), so the
+/// deadline falls due while the run is still going.
+#[test]
+fn an_acknowledged_incident_does_not_escalate_for_no_response() {
+    let sb = Sandbox::new();
+    sb.write(
+        "runbooks/no-response.yaml",
+        r#"
+id: no-response
+title: An alert someone may acknowledge
+severity: P1
+params:
+  ack: { default: true, help: whether the engineer acknowledges }
+escalation:
+  - { after: 1s, to: Secondary on-call engineer, unless: acknowledged }
+  - { after: 1s, to: CTO, if: severity == P0 }
+steps:
+  - id: acknowledge
+    actions:
+      - id: ack_alert
+        when: params.ack
+        silence: { matchers: { alertname: Down }, duration: 1h, comment: acknowledged }
+  - id: watch
+    checks:
+      - id: level
+        prometheus: level
+    wait: { check: level, until: value < 1, every: 5s, timeout: 10m }
+"#,
+    );
+    let values: Vec<String> = (0..30).map(|i| (90 - i).to_string()).collect();
+    sb.write(
+        "runbooks/scenarios/no-response/slow.yaml",
+        &format!(
+            "title: slow\nchecks:\n  level: {{ values: [{}], millis: 10 }}\n",
+            values.join(", ")
+        ),
+    );
+
+    let acked = sb.run(&["drill", "no-response", "--scenario", "slow", "--yes"]);
+    assert_eq!(acked.code, 1, "{}{}", acked.stdout, acked.stderr);
+    let timeline = sb.timeline();
+    assert!(
+        events(&timeline, "escalation_due").is_empty(),
+        "{:#?}",
+        events(&timeline, "escalation_due")
+    );
+    let withheld = events(&timeline, "escalation_withheld");
+    let secondary = withheld
+        .iter()
+        .find(|e| e["to"] == "Secondary on-call engineer")
+        .expect("the secondary's escalation withheld");
+    let why = secondary["why"].as_str().unwrap();
+    assert!(
+        why.starts_with("acknowledged at ") && why.ends_with(" (ack_alert)"),
+        "{why}"
+    );
+    let cto = withheld
+        .iter()
+        .find(|e| e["to"] == "CTO")
+        .expect("the CTO's withheld");
+    assert_eq!(cto["why"], "only if severity == P0, and the severity is P1");
+    assert!(
+        acked
+            .stdout
+            .contains("no escalation to Secondary on-call engineer: acknowledged at"),
+        "{}",
+        acked.stdout
+    );
+    assert!(
+        !acked.stdout.contains("escalate to Secondary"),
+        "{}",
+        acked.stdout
+    );
+    let shown = sb.run(&["timeline"]);
+    assert!(
+        shown
+            .stdout
+            .contains("no escalation to Secondary on-call engineer: acknowledged at"),
+        "{}",
+        shown.stdout
+    );
+
+    // Nobody acknowledged: the secondary is called.
+    let silent = sb.run(&[
+        "drill",
+        "no-response",
+        "--scenario",
+        "slow",
+        "--yes",
+        "-p",
+        "ack=false",
+    ]);
+    assert_eq!(silent.code, 1, "{}{}", silent.stdout, silent.stderr);
+    let timeline = sb.timeline();
+    let due = events(&timeline, "escalation_due");
+    assert_eq!(due.len(), 1, "{due:#?}");
+    assert_eq!(due[0]["to"], "Secondary on-call engineer");
+    assert!(
+        silent
+            .stdout
+            .contains("P1 response time passed: escalate to Secondary on-call engineer"),
+        "{}",
+        silent.stdout
+    );
+    let withheld = events(&timeline, "escalation_withheld");
+    assert_eq!(withheld.len(), 1, "{withheld:#?}");
+    assert_eq!(withheld[0]["to"], "CTO");
+    // The header names each escalation's condition.
+    assert!(
+        silent
+            .stdout
+            .contains("Secondary on-call engineer (unless acknowledged)"),
+        "{}",
+        silent.stdout
+    );
+}

@@ -737,3 +737,42 @@ fn the_import_report_fits_80_columns_in_a_terminal() {
         "{screen}"
     );
 }
+
+/// The escalation levels keep the condition the page states: "if no response" becomes `unless:
+/// acknowledged` when the page acknowledges the alert (a silence), "if unresolved" `unless:
+/// resolved`, "if critical business impact" `if: severity == P0`; `show` lists them.
+#[test]
+fn escalation_levels_keep_the_condition_the_page_states() {
+    let md = "# API down\n\nSeverity: Critical\n\n## Acknowledge\n\n```bash\ncurl -X POST http://alertmanager:9093/api/v2/silences -d '{\"matchers\":[]}'\n```\n\n## Escalation\n\n- Secondary on-call: 30 minutes if no response\n- Engineering manager: 1 hour if unresolved\n- CTO: 2 hours if critical business impact\n";
+    let (report, shown) = import(md);
+    let yaml = report["runbook"].as_str().unwrap();
+    assert!(
+        yaml.contains("- { after: 30m, to: Secondary on-call, unless: acknowledged }"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("- { after: 1h, to: Engineering manager, unless: resolved }"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("- { after: 2h, to: CTO, if: severity == P0 }"),
+        "{yaml}"
+    );
+    let escalation = shown["escalation"].as_array().unwrap();
+    assert_eq!(escalation[0]["unless"], "acknowledged", "{escalation:?}");
+    assert_eq!(escalation[2]["if"], "severity == P0", "{escalation:?}");
+
+    // Nothing acknowledges on the seed's page: the level stays a timer, and a review line says why.
+    let sb = Sandbox::new();
+    let ran = seed(&sb, "error-budget-runbook.md", "eb.yaml");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let yaml = std::fs::read_to_string(sb.work().join("eb.yaml")).unwrap();
+    assert!(
+        yaml.contains("  # review: called if no response; add a `silence` or `pagerduty` action that acknowledges, then `unless: acknowledged`\n  - { after: 30m, to: \"Secondary On-Call Engineer: Assist with complex issues\" }"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("to: \"Engineering Manager: Cross-team communication\", unless: resolved }"),
+        "{yaml}"
+    );
+}

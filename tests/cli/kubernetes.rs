@@ -1529,3 +1529,135 @@ fn rollout_history_lists_a_deployment_s_revisions_and_warns_of_recent_ones_readi
         Err(e) => eprintln!("SKIPPED the kubectl comparison: {e}"),
     }
 }
+
+/// `-n video` moves the endpoints built from the namespace with the reads and writes: one run's
+/// rollout restart and its POST through the API server's proxy go to the same namespace. An
+/// endpoint given with --endpoint stays where it points.
+#[test]
+fn the_namespace_flag_moves_the_in_cluster_endpoints_with_the_writes() {
+    let kube = FakeKube::start();
+    kube.add_deployment("video", "api-gateway", 3, &[("app", "api-gateway")]);
+    let gateway = RecordingServer::start();
+    kube.proxy_to("services", "video", "api-gateway", "8080", &gateway.url);
+    let sb = sandbox(&kube);
+    let file = fixture("namespaced.yaml");
+    let file = file.to_str().unwrap();
+
+    let live = sb.run(&["run", file, "-n", "video", "--yes", "-o", "json"]);
+    assert_eq!(live.code, 0, "{}{}", live.stdout, live.stderr);
+    let opened = sb.timeline().remove(0);
+    assert_eq!(
+        opened["endpoints"]["api_gateway"], "k8s://video/api-gateway:8080",
+        "{opened:#}"
+    );
+    let writes = kube.mutating_requests();
+    assert!(
+        writes
+            .iter()
+            .any(|(m, t)| m == "PATCH"
+                && t == "/apis/apps/v1/namespaces/video/deployments/api-gateway"),
+        "{writes:?}"
+    );
+    assert!(
+        writes.iter().any(|(m, t)| m == "POST"
+            && t == "/api/v1/namespaces/video/services/api-gateway:8080/proxy/api/jobs/clear-stuck"),
+        "{writes:?}"
+    );
+    assert!(
+        writes.iter().all(|(_, t)| !t.contains("video-processing")),
+        "nothing went to the default namespace: {writes:?}"
+    );
+    let posted: Vec<_> = gateway
+        .recorded()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].path, "/api/jobs/clear-stuck");
+
+    // ONCALL_NAMESPACE is the same flag; `show` names the moved endpoints too.
+    let show = sandbox(&kube)
+        .env("ONCALL_NAMESPACE", "video")
+        .run(&["show", file]);
+    assert!(
+        show.stdout
+            .contains("api_gateway = k8s://video/api-gateway:8080")
+            && show
+                .stdout
+                .contains("POST k8s://video/api-gateway:8080/api/jobs/clear-stuck"),
+        "{}",
+        show.stdout
+    );
+
+    // Given explicitly, an endpoint is never moved.
+    let pinned = sb.run(&[
+        "run",
+        file,
+        "-n",
+        "video",
+        "-e",
+        "api_gateway=k8s://video-processing/api-gateway:8080",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    let plan = &pinned.json()["steps"][0]["actions"][1]["plan"];
+    assert_eq!(
+        plan["request"],
+        "POST /api/v1/namespaces/video-processing/services/api-gateway:8080/proxy/api/jobs/clear-stuck",
+        "{plan:#}"
+    );
+}
+
+/// A service the API server's proxy answered 404 for in this run (the check through it) is not
+/// there: the plan of a request to it says it would fail, and a live run does not send it.
+#[test]
+fn a_proxied_service_that_answered_404_makes_its_action_a_plan_that_would_fail() {
+    let kube = FakeKube::start();
+    kube.add_deployment("staging", "api-gateway", 1, &[("app", "api-gateway")]);
+    let sb = sandbox(&kube);
+    let file = fixture("namespaced.yaml");
+    let file = file.to_str().unwrap();
+
+    let dry = sb.run(&["run", file, "-n", "staging", "--dry-run", "-o", "json"]);
+    let report = dry.json();
+    let gateway = observation(&report, "gateway");
+    assert_eq!(gateway["verdict"], "error", "{gateway:#}");
+    let plan = &report["steps"][0]["actions"][1]["plan"];
+    assert_eq!(
+        plan["missing"],
+        "not found: service staging/api-gateway:8080 through the API server's proxy: services \"api-gateway\" not found (a check of this run got 404 there): this action would fail",
+        "{plan:#}"
+    );
+    let text = sb.run(&["run", file, "-n", "staging", "--dry-run", "--new"]);
+    assert!(
+        text.stdout.contains("this action would fail"),
+        "{}",
+        text.stdout
+    );
+
+    let live = sb.run(&["run", file, "-n", "staging", "--yes", "--new", "-o", "json"]);
+    let report = live.json();
+    let clear = report["steps"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "clear")
+        .unwrap()
+        .clone();
+    assert_eq!(clear["decision"], "not_offered", "{clear:#}");
+    assert!(
+        kube.mutating_requests()
+            .iter()
+            .all(|(m, t)| !(m == "POST" && t.contains("/proxy/"))),
+        "nothing was sent through the proxy: {:?}",
+        kube.mutating_requests()
+    );
+    // The restart, whose deployment is there, was sent.
+    assert!(
+        kube.mutating_requests().iter().any(|(m, t)| m == "PATCH"
+            && t == "/apis/apps/v1/namespaces/staging/deployments/api-gateway"),
+        "{:?}",
+        kube.mutating_requests()
+    );
+}

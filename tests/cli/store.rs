@@ -688,3 +688,60 @@ pub(super) fn shared_incident(pg: &Postgres) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// "Manager if unresolved", on a team: Bob resolves Alice's incident from his machine while her
+/// run goes on; her escalation `unless: resolved` falls due after that and is not said, because
+/// the reminder reads the store too (Bob's resolve is not in her local timeline).
+#[test]
+fn bobs_resolve_on_his_machine_withholds_alices_unless_resolved_escalation() {
+    let pg = Postgres::start();
+    let (alice, bob) = alice_and_bob(&pg);
+    let api = RecordingServer::start();
+    let runbook = std::fs::read_to_string(fixture("waits.yaml"))
+        .unwrap()
+        .replace(
+            "severity: P3\n",
+            "severity: P3\nescalation:\n  - { after: 5s, to: Engineering manager, unless: resolved }\n",
+        );
+    let path = alice.write("escalating.yaml", &runbook);
+    let endpoint = format!("api={}", api.url);
+    let run = alice
+        .command(&[
+            "run",
+            path.to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+            "--max-wait",
+            "9s",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = shared_incident(&pg);
+    ok(
+        bob.run(&["resolve", "--incident", &id, "failed over"]),
+        &bob,
+    );
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let timeline = alice.timeline();
+    assert!(
+        events(&timeline, "resolved").is_empty(),
+        "Bob's resolve is in the store, not in Alice's file"
+    );
+    assert!(events(&timeline, "escalation_due").is_empty(), "{stdout}");
+    let withheld = events(&timeline, "escalation_withheld");
+    assert_eq!(withheld.len(), 1, "{stdout}");
+    assert_eq!(withheld[0]["to"], "Engineering manager");
+    let why = withheld[0]["why"].as_str().unwrap();
+    assert!(
+        why.starts_with("resolved at ") && why.ends_with(" by bob"),
+        "{why}"
+    );
+    assert!(
+        stdout.contains("no escalation to Engineering manager: resolved at"),
+        "{stdout}"
+    );
+}

@@ -247,3 +247,87 @@ params:
         refused.stdout
     );
 }
+
+/// An escalation's condition is one of a few words (`unless:`) or a comparison of the severity
+/// (`if:`): anything else is named at its line and column with what is allowed; `unless:
+/// acknowledged` needs an action that acknowledges. An endpoint's default reads params only.
+#[test]
+fn escalation_conditions_and_endpoint_templates_are_validated() {
+    let sb = Sandbox::new();
+    let head = "id: esc\ntitle: T\nseverity: P1\nparams:\n  namespace: { default: video }\n  token: { secret: true, default: abcdefgh }\n";
+    let ack = "steps:\n  - id: s\n    actions:\n      - id: ack\n        silence: { matchers: { alertname: Down }, duration: 1h }\n";
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "misspelt-unless.yaml",
+            format!(
+                "{head}escalation:\n  - {{ after: 30m, to: Secondary, unless: acknowleged }}\n{ack}"
+            ),
+            "misspelt-unless.yaml:8:42: escalation `unless: acknowleged` is not a condition oncall knows\n  hint: did you mean 'acknowledged'? `unless:` takes one of: acknowledged (a silence or PagerDuty acknowledgement was applied), mitigated (a mitigation was applied and its wait met), resolved (the incident was resolved)\n",
+        ),
+        (
+            "bad-if.yaml",
+            format!(
+                "{head}escalation:\n  - {{ after: 2h, to: CTO, if: impact == critical }}\n{ack}"
+            ),
+            "bad-if.yaml:8:31: escalation `if`: 'impact == critical' is not a condition on the severity\n  hint: `if:` compares the incident's severity: severity == P0 (or !=, <=, >=, <, >, with P0..P3; P0 is the most severe)\n",
+        ),
+        (
+            "bad-level.yaml",
+            format!("{head}escalation:\n  - {{ after: 2h, to: CTO, if: severity == P9 }}\n{ack}"),
+            "bad-level.yaml:8:31: escalation `if`: 'severity == P9' compares the severity with something not P0..P3\n",
+        ),
+        (
+            "nothing-acknowledges.yaml",
+            format!(
+                "{head}escalation:\n  - {{ after: 30m, to: Secondary, unless: acknowledged }}\nsteps:\n  - id: s\n    guidance: look\n"
+            ),
+            "nothing-acknowledges.yaml:8:42: escalation `unless: acknowledged`, but no action of this runbook acknowledges: it would always be said\n  hint: add a `silence` or `pagerduty` action that acknowledges the alert, or drop the condition\n",
+        ),
+        (
+            "endpoint-reads-a-check.yaml",
+            format!(
+                "{head}endpoints:\n  api: {{ default: \"k8s://{{{{ incident.id }}}}/api:8080\" }}\n{ack}"
+            ),
+            "endpoint-reads-a-check.yaml:8:19: default of endpoint 'api' reads 'incident.id': an endpoint's default may read params only, as it is settled before any check runs\n  hint: e.g. k8s://{{ params.namespace }}/api-gateway:8080\n",
+        ),
+        (
+            "endpoint-reads-a-secret.yaml",
+            format!(
+                "{head}endpoints:\n  api: {{ default: \"http://{{{{ params.token }}}}@api:8080\" }}\n{ack}"
+            ),
+            "endpoint-reads-a-secret.yaml:8:19: default of endpoint 'api' reads the secret param 'token': an endpoint's URL is shown and recorded\n",
+        ),
+        (
+            "endpoint-unknown-param.yaml",
+            format!(
+                "{head}endpoints:\n  api: {{ default: \"k8s://{{{{ params.ns }}}}/api:8080\" }}\n{ack}"
+            ),
+            "endpoint-unknown-param.yaml:8:",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        sb.write(name, text);
+        let ran = sb.run(&["validate", name]);
+        assert_eq!(ran.code, 2, "{name}: {}{}", ran.stdout, ran.stderr);
+        assert!(
+            ran.stdout.starts_with(expected),
+            "{name}:\nexpected: {expected}\nactual:   {}",
+            ran.stdout
+        );
+    }
+    let unknown = sb.run(&["validate", "endpoint-unknown-param.yaml"]);
+    assert!(
+        unknown.stdout.contains(
+            "default of endpoint 'api' names param 'ns', which the runbook does not declare"
+        ),
+        "{}",
+        unknown.stdout
+    );
+    // Every condition the vocabulary has is valid, and a default built from a param.
+    sb.write(
+        "good.yaml",
+        &format!("{head}endpoints:\n  api: {{ default: \"k8s://{{{{ params.namespace }}}}/api:8080\" }}\nescalation:\n  - {{ after: 15m, to: Primary, unless: acknowledged }}\n  - {{ after: 1h, to: Manager, unless: mitigated }}\n  - {{ after: 2h, to: CTO, if: severity <= P1, unless: resolved }}\n{ack}"),
+    );
+    let good = sb.run(&["validate", "good.yaml"]);
+    assert_eq!(good.code, 0, "{}{}", good.stdout, good.stderr);
+}

@@ -102,6 +102,9 @@ pub struct Kube {
     production: globset::GlobSet,
     /// `describe`, read from the kubeconfig once: every plan of the run names the same cluster.
     described: std::sync::OnceLock<Described>,
+    /// Services and pods the API server's proxy answered 404 for in this run (`service
+    /// video/api-gateway`), with its words: a plan of a request to one would fail.
+    not_found: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 /// The API clients of one cluster, and its default namespace and server.
@@ -139,6 +142,7 @@ impl Kube {
                 .build()
                 .unwrap_or_else(|_| globset::GlobSet::empty()),
             described: std::sync::OnceLock::new(),
+            not_found: Default::default(),
         }
     }
 
@@ -255,6 +259,22 @@ impl Kube {
             clients.namespace.clone(),
             clients.server.clone(),
         ))
+    }
+
+    /// The API server's proxy answered that this service or pod does not exist (with its
+    /// words), or None: it reached it.
+    pub fn proxied_not_found(&self, target: &str, message: Option<String>) {
+        let mut seen = self.not_found.lock().unwrap_or_else(|e| e.into_inner());
+        match message {
+            Some(message) => seen.insert(target.to_string(), message),
+            None => seen.remove(target),
+        };
+    }
+
+    /// Whether the proxy answered 404 for this service or pod earlier in the run, in its words.
+    pub fn proxied_missing(&self, target: &str) -> Option<String> {
+        let seen = self.not_found.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(target).cloned()
     }
 
     /// The client for the proxy subresource, the default namespace and the server URL.
@@ -1581,6 +1601,22 @@ pub fn restart_patch(now: jiff::Timestamp) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxied_service_found_missing_is_there_again_once_it_answers() {
+        let kube = Kube::new(None, None, &[]);
+        let target = "service video/api-gateway";
+        assert_eq!(kube.proxied_missing(target), None);
+        kube.proxied_not_found(target, Some("services \"api-gateway\" not found".into()));
+        assert_eq!(
+            kube.proxied_missing(target).as_deref(),
+            Some("services \"api-gateway\" not found")
+        );
+        assert_eq!(kube.proxied_missing("service video/nats"), None);
+        // A re-check that reaches it: the plan no longer says it would fail.
+        kube.proxied_not_found(target, None);
+        assert_eq!(kube.proxied_missing(target), None);
+    }
 
     #[test]
     fn diff_names_each_changed_field_with_old_and_new() {

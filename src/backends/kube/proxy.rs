@@ -122,6 +122,20 @@ impl Target {
         })
     }
 
+    /// `service video/api-gateway` in namespace `ns` where it names none: what exists or not,
+    /// whichever port is asked for.
+    pub fn object(&self, ns: &str) -> String {
+        let kind = match self.kind {
+            Kind::Service => "service",
+            Kind::Pod => "pod",
+        };
+        format!(
+            "{kind} {}/{}",
+            self.namespace.as_deref().unwrap_or(ns),
+            self.name
+        )
+    }
+
     /// `service video-processing/api-gateway:8080`, as a plan names it.
     pub fn describe(&self) -> String {
         let kind = match self.kind {
@@ -223,8 +237,13 @@ pub async fn send(
             && api_server
             && let Some(refused) = status_of(&text, target)
         {
+            if let Error::NotFound { message } = &refused {
+                kube.proxied_not_found(&target.object(&ns), Some(message.clone()));
+            }
             return Err(refused);
         }
+        // It answered: there now, whatever an earlier read found (a re-check after it was made).
+        kube.proxied_not_found(&target.object(&ns), None);
         Ok(Answer {
             content_type,
             body: crate::backends::Body {
