@@ -201,6 +201,45 @@ pub async fn query(
     Ok(judge(url, content_type, body)?)
 }
 
+/// The server's version (`/api/v1/status/buildinfo`) and that it answers an instant query, as
+/// a check would send it (direct or through the API server's proxy): what `oncall doctor` asks.
+pub async fn version(
+    client: &reqwest::Client,
+    kube: &super::kube::Kube,
+    base: &str,
+    timeout: Duration,
+) -> Result<String, BackendError> {
+    query(client, kube, base, "vector(1)", timeout).await?;
+    let url = format!("{}/api/v1/status/buildinfo", base.trim_end_matches('/'));
+    let body = match proxy::Target::parse(&url) {
+        Some(target) => {
+            let target = target.map_err(|why| BackendError::Spec {
+                what: "Prometheus URL",
+                why,
+            })?;
+            proxy::send(kube, &reqwest::Method::GET, &target, &[], None, timeout)
+                .await?
+                .body
+        }
+        None => {
+            let unreachable =
+                |e: reqwest::Error| Error::Unreachable(describe_reqwest(&e, &url, timeout));
+            let response = client
+                .get(&url)
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(unreachable)?;
+            read_body(response).await.map_err(unreachable)?
+        }
+    };
+    let answer: Value = serde_json::from_str(&body.text).unwrap_or(Value::Null);
+    // Servers that speak the query API but not this endpoint (Thanos, some proxies) still work.
+    Ok(answer["data"]["version"]
+        .as_str()
+        .map_or_else(|| "unknown (no buildinfo)".to_string(), str::to_string))
+}
+
 /// What Prometheus answered, as a reading or the error it is.
 fn judge(url: String, content_type: String, body: super::Body) -> Result<Reading, Error> {
     if !body.complete {
