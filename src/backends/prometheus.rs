@@ -210,8 +210,69 @@ pub async fn version(
     timeout: Duration,
 ) -> Result<String, BackendError> {
     query(client, kube, base, "vector(1)", timeout).await?;
-    let url = format!("{}/api/v1/status/buildinfo", base.trim_end_matches('/'));
-    let body = match proxy::Target::parse(&url) {
+    let body = get(client, kube, base, "/api/v1/status/buildinfo", timeout).await?;
+    let answer: Value = serde_json::from_str(&body.text).unwrap_or(Value::Null);
+    // Servers that speak the query API but not this endpoint (Thanos, some proxies) still work.
+    Ok(answer["data"]["version"]
+        .as_str()
+        .map_or_else(|| "unknown (no buildinfo)".to_string(), str::to_string))
+}
+
+/// The alerting rules Prometheus has loaded (`/api/v1/rules?type=alert`): each name with its
+/// health (`ok`, `err`, `unknown`) and last error, for `oncall doctor`.
+pub async fn alert_rules(
+    client: &reqwest::Client,
+    kube: &super::kube::Kube,
+    base: &str,
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<String, (String, Option<String>)>, BackendError> {
+    let path = "/api/v1/rules?type=alert";
+    let body = get(client, kube, base, path, timeout).await?;
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let answer: Value = serde_json::from_str(&body.text).map_err(|_| Error::Unexpected {
+        url: url.clone(),
+        reason: format!("HTTP {}: {}", body.status, snippet(&body.text)),
+    })?;
+    let Some(groups) = answer["data"]["groups"].as_array() else {
+        return Err(Error::Unexpected {
+            url,
+            reason: format!("HTTP {}: {}", body.status, snippet(&body.text)),
+        }
+        .into());
+    };
+    let mut rules = std::collections::BTreeMap::new();
+    for rule in groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+    {
+        if let Some(name) = rule["name"].as_str() {
+            let health = rule["health"].as_str().unwrap_or("unknown").to_string();
+            let error = rule["lastError"]
+                .as_str()
+                .filter(|e| !e.is_empty())
+                .map(str::to_string);
+            // A rule defined twice: an unhealthy copy is worth saying.
+            let keep = rules
+                .get(name)
+                .is_none_or(|(h, _): &(String, Option<String>)| h == "ok");
+            if keep {
+                rules.insert(name.to_string(), (health, error));
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// A GET of one API path, direct or through the API server's proxy.
+async fn get(
+    client: &reqwest::Client,
+    kube: &super::kube::Kube,
+    base: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<super::Body, BackendError> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    Ok(match proxy::Target::parse(&url) {
         Some(target) => {
             let target = target.map_err(|why| BackendError::Spec {
                 what: "Prometheus URL",
@@ -232,12 +293,7 @@ pub async fn version(
                 .map_err(unreachable)?;
             read_body(response).await.map_err(unreachable)?
         }
-    };
-    let answer: Value = serde_json::from_str(&body.text).unwrap_or(Value::Null);
-    // Servers that speak the query API but not this endpoint (Thanos, some proxies) still work.
-    Ok(answer["data"]["version"]
-        .as_str()
-        .map_or_else(|| "unknown (no buildinfo)".to_string(), str::to_string))
+    })
 }
 
 /// What Prometheus answered, as a reading or the error it is.

@@ -45,6 +45,8 @@ enum Want {
     PgReindex(String),
     /// Silences created (Alertmanager has no permissions to ask about).
     Silence,
+    /// An alert the runbook answers (`alerts:`), loaded as an alerting rule in Prometheus.
+    AlertRule(String),
 }
 
 /// One system to reach: who needs it and what for.
@@ -82,6 +84,8 @@ impl Needs {
 /// What the runbook's templates render from before any check has run.
 struct Scope<'a> {
     runbook: &'a str,
+    /// The runbook's `alerts:`.
+    alerts: &'a [String],
     ctx: &'a Value,
     setup: &'a Setup,
 }
@@ -164,14 +168,29 @@ impl Scope<'_> {
     }
 
     /// A base URL (Prometheus): `k8s://` ones go through the API server's proxy.
-    fn base(&self, needs: &mut Needs, backend: &'static str, base: String) {
+    fn base<'n>(&self, needs: &'n mut Needs, backend: &'static str, base: String) -> &'n mut Use {
         if let Some(Ok(target)) = proxy::Target::parse(&base) {
             needs.kube(
                 self.runbook,
                 Access::new("get", "", "services", "proxy", target.namespace.clone()),
             );
         }
-        needs.add(backend, base, self.runbook);
+        needs.add(backend, base, self.runbook)
+    }
+
+    /// The playbook's "verify alerting rules": each alert the runbook answers is a rule loaded
+    /// in the Prometheus it reads, so the page that opens it can come at all.
+    fn alert_rules(&self, needs: &mut Needs, alerts: &[String]) {
+        if alerts.is_empty() {
+            return;
+        }
+        let base = self
+            .endpoint("prometheus")
+            .unwrap_or_else(|| DEFAULT_PROMETHEUS.into());
+        let usage = self.base(needs, "prometheus", base);
+        for alert in alerts {
+            usage.wants.insert(Want::AlertRule(alert.clone()));
+        }
     }
 
     fn check(&self, needs: &mut Needs, kind: &CheckKind) -> Found {
@@ -183,6 +202,7 @@ impl Scope<'_> {
                     .endpoint("prometheus")
                     .unwrap_or_else(|| DEFAULT_PROMETHEUS.into());
                 self.base(needs, "prometheus", base);
+                self.alert_rules(needs, self.alerts);
             }
             CheckKind::Http(spec) => {
                 let via = spec.via(self.ctx).map_err(|e| e.to_string())?;
@@ -482,6 +502,62 @@ impl Report {
         self.checks.push(Item { what, allowed, why });
     }
 
+    /// Each alert the runbooks answer, looked up among Prometheus's alerting rules.
+    async fn rules(
+        mut self,
+        usage: &Use,
+        systems: &Systems,
+        client: &reqwest::Client,
+        timeout: Duration,
+    ) -> Report {
+        let alerts: Vec<&String> = usage
+            .wants
+            .iter()
+            .filter_map(|w| match w {
+                Want::AlertRule(name) => Some(name),
+                _ => None,
+            })
+            .collect();
+        if alerts.is_empty() {
+            return self;
+        }
+        let target = self.target.clone();
+        let rules = within(
+            timeout,
+            &target,
+            backends::prometheus::alert_rules(client, &systems.kube, &target, timeout),
+        )
+        .await;
+        let rules = match rules {
+            Ok(rules) => rules,
+            Err(e) => return self.failed(&e),
+        };
+        for alert in alerts {
+            let what = format!("alerting rule {alert} is loaded");
+            match rules.get(alert) {
+                Some((health, _)) if health == "ok" || health == "unknown" => {
+                    self.item(what, true, None)
+                }
+                Some((health, error)) => self.item(
+                    what,
+                    false,
+                    Some(format!(
+                        "its health is {health}{}",
+                        error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                    )),
+                ),
+                None => self.item(
+                    what,
+                    false,
+                    Some(format!(
+                        "Prometheus has no alerting rule named {alert}: the page that opens this runbook cannot fire"
+                    )),
+                ),
+            }
+        }
+        self.judged()
+    }
+
     /// Authorized when every item is allowed; denied otherwise.
     fn judged(mut self) -> Report {
         if self.status == Status::Ok && !self.checks.is_empty() {
@@ -533,8 +609,10 @@ async fn probe(
                     version: Some(v),
                     ..report
                 },
-                Err(e) => report.failed(&e),
+                Err(e) => return report.failed(&e),
             }
+            .rules(usage, systems, client, timeout)
+            .await
         }
         "alertmanager" => {
             let mut report = Report::new(backend, target.clone(), usage);
@@ -736,7 +814,7 @@ async fn postgres(url: String, usage: &Use, timeout: Duration) -> Report {
                 };
                 report.item(format!("pg_reindex: REINDEX DATABASE {database}"), can, why)
             }
-            Want::Kube(_) | Want::Silence => {}
+            Want::Kube(_) | Want::Silence | Want::AlertRule(_) => {}
         }
     }
     report.judged()
@@ -772,6 +850,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         });
         let scope = Scope {
             runbook: &rb.id.value,
+            alerts: &rb.alerts,
             ctx: &ctx,
             setup,
         };
@@ -862,6 +941,9 @@ fn text(runbooks: &[Runbook], reports: &[Report], unchecked: &[String]) -> Strin
             r.version.as_deref().unwrap_or("-"),
             r.target
         ));
+        if runbooks.len() > 1 {
+            out.push_str(&format!("  used by {}\n", r.runbooks.join(", ")));
+        }
         if let Some(cause) = &r.cause {
             out.push_str(&format!("  {cause}\n"));
         }

@@ -12,6 +12,7 @@ use serde_json::json;
 const PREFLIGHT: &str = r#"id: preflight
 title: Pre-flight
 severity: P1
+alerts: [GpuWorkersDown]
 params:
   namespace: { default: video-processing }
 endpoints:
@@ -45,6 +46,9 @@ steps:
         pg_terminate: { check: blocked, column: blocking pid }
 "#;
 
+/// The alerting rule the pre-flight runbook answers, as the team's Prometheus loads it.
+const RULES: &str = "groups:\n  - name: gpu\n    rules:\n      - alert: GpuWorkersDown\n        expr: vector(0) > 1\n        for: 5m\n";
+
 /// Every system of the pre-flight runbook, up.
 struct Systems {
     prom: Prometheus,
@@ -59,7 +63,7 @@ struct Systems {
 impl Systems {
     fn start() -> Systems {
         Systems {
-            prom: Prometheus::start(),
+            prom: Prometheus::start_with_rules(RULES),
             am: Alertmanager::start(),
             pg: Postgres::start(),
             redis: Redis::start(),
@@ -174,6 +178,13 @@ fn doctor_reaches_every_system_with_its_version_and_sends_nothing() {
             .iter()
             .all(|(m, p)| m == "POST" && p.contains("selfsubjectaccessreviews")),
         "{writes:?}"
+    );
+    // The playbook's "verify alerting rules": the alert that opens the runbook is a loaded rule.
+    let prom = backend(&report, "prometheus");
+    assert_eq!(prom["authorized"], true, "{prom:#}");
+    assert_eq!(
+        prom["checks"][0]["what"],
+        "alerting rule GpuWorkersDown is loaded"
     );
     // PostgreSQL: the superuser sees every session and may end other roles' backends.
     let pg = backend(&report, "postgres");
@@ -384,4 +395,39 @@ fn doctor_without_a_runbook_checks_every_known_one() {
     // -p belongs to one runbook.
     let bad = sb.run(&["doctor", "-p", "namespace=x"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
+}
+
+#[test]
+fn an_alert_with_no_rule_in_prometheus_is_named_and_exits_1() {
+    let systems = Systems::start();
+    let sb = systems.sandbox();
+    sb.write(
+        "preflight.yaml",
+        &PREFLIGHT.replace(
+            "alerts: [GpuWorkersDown]",
+            "alerts: [GpuWorkersDown, GpuWorkerOOM]",
+        ),
+    );
+    let args = systems.args(&systems.pg.url, &systems.nats.url);
+    let ran = sb.run(&strs(&args));
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("allowed  alerting rule GpuWorkersDown is loaded"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains(
+            "DENIED   alerting rule GpuWorkerOOM is loaded: Prometheus has no alerting rule named GpuWorkerOOM"
+        ),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout
+            .contains("not ready: 1 of 8 system(s): prometheus denied"),
+        "{}",
+        ran.stdout
+    );
 }
