@@ -47,6 +47,8 @@ enum Want {
     Silence,
     /// An alert the runbook answers (`alerts:`), loaded as an alerting rule in Prometheus.
     AlertRule(String),
+    /// A program a shell command starts, found on this host.
+    Program(String),
 }
 
 /// One system to reach: who needs it and what for.
@@ -208,8 +210,8 @@ impl Scope<'_> {
                 let via = spec.via(self.ctx).map_err(|e| e.to_string())?;
                 self.http(needs, via, &spec.method());
             }
-            CheckKind::Shell(_)
-            | CheckKind::Disk(_)
+            CheckKind::Shell(spec) => self.shell(needs, &spec.command),
+            CheckKind::Disk(_)
             | CheckKind::Memory(_)
             | CheckKind::Load(_)
             | CheckKind::DirSize(_)
@@ -296,7 +298,8 @@ impl Scope<'_> {
                 let via = spec.via(self.ctx).map_err(|e| e.to_string())?;
                 self.http(needs, via, &spec.method.value.to_ascii_uppercase());
             }
-            ActionKind::Shell(_) | ActionKind::DeleteFiles(_) => {}
+            ActionKind::Shell(spec) => self.shell(needs, &spec.command),
+            ActionKind::DeleteFiles(_) => {}
             ActionKind::K8sScale(spec) => {
                 let ns = self.namespace(&spec.namespace)?;
                 needs.kube(rb, a("get", "apps", "deployments", "scale", ns.clone()));
@@ -391,6 +394,14 @@ impl Scope<'_> {
         Ok(())
     }
 
+    /// The programs a `sh -c` command starts must be on this host's PATH.
+    fn shell(&self, needs: &mut Needs, command: &S<String>) {
+        let usage = needs.add("shell", "this host (sh -c)".into(), self.runbook);
+        for program in programs(&command.value) {
+            usage.wants.insert(Want::Program(program));
+        }
+    }
+
     fn alertmanager(&self) -> String {
         self.endpoint("alertmanager")
             .unwrap_or_else(|| backends::DEFAULT_ALERTMANAGER.into())
@@ -403,6 +414,119 @@ impl Scope<'_> {
             .as_ref()
             .map_or("libnvidia-ml.so.1".into(), |p| p.display().to_string())
     }
+}
+
+/// The programs a shell command line starts, as far as its text tells: the first word of each
+/// command of its lists, pipelines and substitutions, leaving out what the shell runs itself
+/// (keywords, builtins) and whatever a value, a variable or a glob makes. What cannot be told
+/// this way is left out rather than guessed.
+fn programs(command: &str) -> Vec<String> {
+    // Words that start a command and run the next word: skip them and look at the next.
+    const PREFIX: &[&str] = &[
+        "if", "then", "else", "elif", "while", "until", "do", "!", "{", "time", "sudo", "nohup",
+        "exec", "command", "nice", "env",
+    ];
+    // Words after which the rest of the segment tells nothing reliable.
+    const OPAQUE: &[&str] = &[
+        "for", "case", "in", "esac", "fi", "done", "}", "cd", "echo", "test", "[", "[[", "true",
+        "false", "exit", "export", "read", "printf", "set", "unset", "type", "eval", "local",
+        "return", "shift", "trap", "wait", ":", ".", "source", "ulimit", "umask", "timeout",
+        "xargs", "let", "alias", "break", "continue", "getopts", "hash", "pwd", "readonly",
+        "times", "kill",
+    ];
+    let plain = |w: &str| {
+        !w.is_empty()
+            && !w.bytes().all(|b| b.is_ascii_digit())
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_./+-".contains(&b))
+    };
+    // A template's value is one word (quoted by the template layer), whatever its expression holds.
+    let mut command = command.to_string();
+    for (open, close) in [("{{", "}}"), ("{%", "%}")] {
+        while let Some(start) = command.find(open) {
+            let end = command[start..]
+                .find(close)
+                .map_or(command.len(), |e| start + e + close.len());
+            command.replace_range(start..end, "$");
+        }
+    }
+    // A quoted string is one argument, whatever it holds (an awk program, a SQL statement).
+    let mut unquoted = String::with_capacity(command.len());
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in command.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                unquoted.push('"');
+            }
+            None => unquoted.push(c),
+        }
+    }
+    let mut found = Vec::new();
+    for segment in unquoted.split(['|', '&', ';', '\n', '(', ')', '`']) {
+        let mut words = segment.split_whitespace();
+        let program = loop {
+            match words.next() {
+                Some(w) if PREFIX.contains(&w) => continue,
+                Some(w) if w.contains('=') && plain(&w[..w.find('=').unwrap_or(0)]) => continue,
+                Some(w) if OPAQUE.contains(&w) || !plain(w) => break None,
+                other => break other,
+            }
+        };
+        if let Some(program) = program
+            && !found.iter().any(|f| f == program)
+        {
+            found.push(program.to_string());
+        }
+    }
+    found
+}
+
+/// Where a program would be found: its path when it names one, else the first on PATH.
+fn on_path(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runs = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = std::path::PathBuf::from(program);
+        return runs(&path).then_some(path);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| runs(p))
+}
+
+fn shell_report(target: String, usage: &Use) -> Report {
+    let mut report = Report::new("shell", target, usage);
+    for want in &usage.wants {
+        if let Want::Program(program) = want {
+            match on_path(program) {
+                Some(path) => report.item(format!("{program} ({})", path.display()), true, None),
+                None => report.item(
+                    program.clone(),
+                    false,
+                    Some(if program.contains('/') {
+                        "not an executable file on this host".into()
+                    } else {
+                        "not found on this host's PATH".into()
+                    }),
+                ),
+            }
+        }
+    }
+    report.judged()
 }
 
 fn docker_host() -> String {
@@ -700,6 +824,7 @@ async fn probe(
                 },
             }
         }
+        "shell" => shell_report(target, usage),
         _ => http(target, usage, client, timeout).await,
     }
 }
@@ -814,7 +939,7 @@ async fn postgres(url: String, usage: &Use, timeout: Duration) -> Report {
                 };
                 report.item(format!("pg_reindex: REINDEX DATABASE {database}"), can, why)
             }
-            Want::Kube(_) | Want::Silence | Want::AlertRule(_) => {}
+            Want::Kube(_) | Want::Silence | Want::AlertRule(_) | Want::Program(_) => {}
         }
     }
     report.judged()
@@ -823,6 +948,7 @@ async fn postgres(url: String, usage: &Use, timeout: Duration) -> Report {
 pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     let config = setup.config()?;
     let catalog = setup.catalog();
+    let mut invalid: Vec<String> = Vec::new();
     let runbooks: Vec<Runbook> = match req.runbook {
         Some(id) => vec![runbook::resolve(&catalog, id)?.runbook],
         None => {
@@ -832,15 +958,24 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
                 );
             }
             for problem in &catalog.broken {
-                eprintln!("warning: {problem}");
+                invalid.push(problem.to_string());
             }
-            catalog
-                .runbooks
-                .values()
-                .map(|l| runbook::resolve(&catalog, &l.runbook.id.value).map(|l| l.runbook))
-                .collect::<anyhow::Result<_>>()?
+            let mut valid = Vec::new();
+            for loaded in catalog.runbooks.values() {
+                match runbook::resolve(&catalog, &loaded.runbook.id.value) {
+                    Ok(l) => valid.push(l.runbook),
+                    Err(e) => invalid.push(format!(
+                        "runbook {} does not validate ({}): {e}",
+                        loaded.runbook.id.value, loaded.source.origin
+                    )),
+                }
+            }
+            valid
         }
     };
+    for problem in &invalid {
+        eprintln!("error: {problem}\nhint: `oncall validate` lists every problem");
+    }
     let mut needs = Needs::default();
     for rb in &runbooks {
         let values = resolve_values(setup, &config, rb, None, None, req.params, false)?;
@@ -880,7 +1015,11 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             .map(|(key, usage)| probe(key, usage, &systems, &client, req.timeout)),
     )
     .await;
-    let code = exit_code(&reports);
+    let mut code = exit_code(&reports);
+    // A runbook `run` would refuse: 2, unless a system did not answer.
+    if !invalid.is_empty() && code < 2 {
+        code = 2;
+    }
     if setup.json() {
         let doc = json!({
             "runbooks": runbooks.iter().map(|r| r.id.value.clone()).collect::<Vec<_>>(),
@@ -888,6 +1027,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
             "exit_code": code,
             "backends": reports,
             "unchecked": needs.unchecked,
+            "invalid": invalid,
         });
         crate::view::print_json(&doc)?;
     } else {
@@ -983,4 +1123,40 @@ fn text(runbooks: &[Runbook], reports: &[Report], unchecked: &[String]) -> Strin
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::programs;
+
+    #[test]
+    fn programs_are_the_first_words_of_each_command() {
+        assert_eq!(
+            programs("docker-compose -f {{ params.file }} ps | grep -c Up"),
+            ["docker-compose", "grep"]
+        );
+        assert_eq!(
+            programs(
+                "dropdb --if-exists x && createdb x && pg_restore -d x $(ls -t {{ params.dir }}/*.dump | head -1) 2>&1"
+            ),
+            ["dropdb", "createdb", "pg_restore", "ls", "head"]
+        );
+        assert_eq!(
+            programs("LC_ALL=C sudo /usr/sbin/nginx -t; echo done"),
+            ["/usr/sbin/nginx"]
+        );
+        // What a value or a variable makes, and loops, are left out rather than guessed.
+        assert_eq!(
+            programs("$TOOL --x; {{ params.cmd }}; for f in *; do rm $f; done"),
+            ["rm"]
+        );
+        assert_eq!(
+            programs("journalctl -u app | awk '{ n++; max = int($1) } END { print n }' | sort -n"),
+            ["journalctl", "awk", "sort"]
+        );
+        assert_eq!(
+            programs("if test -f /x; then systemctl restart app; fi"),
+            ["systemctl"]
+        );
+    }
 }

@@ -431,3 +431,53 @@ fn an_alert_with_no_rule_in_prometheus_is_named_and_exits_1() {
         ran.stdout
     );
 }
+
+#[test]
+fn shell_programs_must_be_on_path_and_an_invalid_runbook_exits_2() {
+    let sb = Sandbox::new();
+    sb.write(
+        "runbooks/local.yaml",
+        "id: local\ntitle: T\nseverity: P3\nsteps:\n  - id: s\n    checks:\n      - id: disk\n        shell: { command: \"df -P / | awk '{ n++ } END { print n }'\" }\n    actions:\n      - id: restart\n        shell: { command: \"no-such-tool-xyz restart {{ incident.id }}\" }\n",
+    );
+    let ran = sb.run(&["doctor", "local"]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("allowed  df ("), "{}", ran.stdout);
+    assert!(ran.stdout.contains("allowed  awk ("), "{}", ran.stdout);
+    assert!(
+        ran.stdout
+            .contains("DENIED   no-such-tool-xyz: not found on this host's PATH"),
+        "{}",
+        ran.stdout
+    );
+
+    // Every known runbook: one that does not validate is named, and the exit is 2 (nothing
+    // else here fails to answer: the only runbook left reaches no server).
+    let sb = Sandbox::new();
+    sb.write(
+        "runbooks/local.yaml",
+        "id: local\ntitle: T\nseverity: P3\nsteps:\n  - id: s\n    checks:\n      - id: disk\n        shell: { command: \"df -P /\" }\n",
+    );
+    sb.write(
+        "runbooks/broken.yaml",
+        "id: broken\ntitle: T\nseverity: P3\nsteps:\n  - id: s\n    checks:\n      - id: q\n        prometheus: up\n        fail_if: value >\n",
+    );
+    let ran = sb.run(&["doctor", "local", "-o", "json"]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert_eq!(backend(&ran.json(), "shell")["status"], "ok");
+    let all = sb.run(&["doctor", "-o", "json", "--runbook-path", "/nonexistent"]);
+    assert!(
+        all.stderr.contains("runbook broken does not validate"),
+        "{}",
+        all.stderr
+    );
+    assert!(
+        all.json()["invalid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("broken")),
+        "{}",
+        all.stdout
+    );
+    assert!(all.code == 2 || all.code == 3, "{}", all.code);
+}
