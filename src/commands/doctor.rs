@@ -876,7 +876,17 @@ async fn kubernetes(usage: &Use, systems: &Systems, timeout: Duration) -> Report
         })
         .await;
         match answer {
-            Ok(can) => report.item(access.describe(&can.namespace), can.allowed, can.reason),
+            Ok(can) => {
+                let why = can.reason.or_else(|| {
+                    (!can.allowed).then(|| {
+                        format!(
+                            "the API server says no to this context's user (`{}` asks the same)",
+                            access.kubectl(&can.namespace)
+                        )
+                    })
+                });
+                report.item(access.describe(&can.namespace), can.allowed, why)
+            }
             Err(e) => return report.failed(&e),
         }
     }

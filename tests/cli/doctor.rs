@@ -273,7 +273,7 @@ fn a_denied_kubernetes_verb_is_named_and_exits_1() {
     assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
         ran.stdout.contains(
-            "DENIED   patch deployments.apps/scale in video-processing: RBAC: no rule allows patch deployments/scale in namespace video-processing"
+            "DENIED   patch deployments.apps/scale in video-processing: the API server says no to this context's user (`kubectl auth can-i patch deployments.apps --subresource=scale -n video-processing` asks the same)"
         ),
         "{}",
         ran.stdout
@@ -480,4 +480,38 @@ fn shell_programs_must_be_on_path_and_an_invalid_runbook_exits_2() {
         all.stdout
     );
     assert!(all.code == 2 || all.code == 3, "{}", all.code);
+}
+
+#[test]
+fn docker_answers_with_its_daemon_version() {
+    let docker = super::support::docker::docker_host();
+    let sb = Sandbox::new().env("DOCKER_HOST", &docker.host);
+    sb.write(
+        "runbooks/compose.yaml",
+        "id: compose\ntitle: T\nseverity: P2\nsteps:\n  - id: s\n    checks:\n      - id: containers\n        docker_containers: { project: bench }\n",
+    );
+    let ran = sb.run(&["doctor", "compose", "-o", "json"]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let docker_report = backend(&ran.json(), "docker").clone();
+    assert_eq!(docker_report["target"], docker.host.as_str());
+    assert!(
+        docker_report["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("Docker 20.10"),
+        "{docker_report:#}"
+    );
+    // The daemon gone: unreachable, exit 3.
+    let gone = Sandbox::new().env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    gone.write(
+        "runbooks/compose.yaml",
+        "id: compose\ntitle: T\nseverity: P2\nsteps:\n  - id: s\n    checks:\n      - id: containers\n        docker_containers: { project: bench }\n",
+    );
+    let ran = gone.run(&["doctor", "compose"]);
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains("cannot reach the Docker daemon"),
+        "{}",
+        ran.stdout
+    );
 }

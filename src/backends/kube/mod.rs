@@ -303,6 +303,25 @@ impl Access {
         }
     }
 
+    /// The same question through kubectl: `kubectl auth can-i patch deployments.apps
+    /// --subresource=scale -n video-processing`.
+    pub fn kubectl(&self, namespace: &str) -> String {
+        let group = if self.group.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", self.group)
+        };
+        let sub = if self.subresource.is_empty() {
+            String::new()
+        } else {
+            format!(" --subresource={}", self.subresource)
+        };
+        format!(
+            "kubectl auth can-i {} {}{group}{sub} -n {namespace}",
+            self.verb, self.resource
+        )
+    }
+
     /// `patch deployments.apps/scale in video-processing`, with the namespace the review asked.
     pub fn describe(&self, namespace: &str) -> String {
         let group = if self.group.is_empty() {
