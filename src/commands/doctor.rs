@@ -49,6 +49,8 @@ enum Want {
     AlertRule(String),
     /// A program a shell command starts, found on this host.
     Program(String),
+    /// An action that waits for a second person's approval, which needs the team store.
+    SecondPerson(String),
 }
 
 /// One system to reach: who needs it and what for.
@@ -508,6 +510,67 @@ fn on_path(program: &str) -> Option<std::path::PathBuf> {
         .find(|p| runs(p))
 }
 
+/// The team's store: it answers, its schema is this oncall's; and each action that waits for a
+/// second person's approval has it (a live run refuses one without a store).
+async fn team_store(
+    settings: Option<&crate::store::postgres::Settings>,
+    usage: &Use,
+    timeout: Duration,
+) -> Report {
+    let seconds = usage.wants.iter().filter_map(|w| match w {
+        Want::SecondPerson(what) => Some(what),
+        _ => None,
+    });
+    let Some(settings) = settings else {
+        let mut report = Report::new("store", "none configured".into(), usage);
+        for what in seconds {
+            report.item(
+                format!("second-person approval of {what}"),
+                false,
+                Some("needs the team store (--store, ONCALL_STORE or store: in the config file): a live run refuses the runbook without one (exit 2)".into()),
+            );
+        }
+        return report.judged();
+    };
+    let mut report = Report::new("store", settings.shown.clone(), usage);
+    let answer = tokio::time::timeout(timeout, async {
+        let pg = settings.connect().await?;
+        pg.check().await
+    })
+    .await;
+    let failed = |mut report: Report, reachable: bool, cause: String| {
+        report.reachable = reachable;
+        report.status = if reachable {
+            Status::Error
+        } else {
+            Status::Unreachable
+        };
+        report.cause = Some(cause);
+        report
+    };
+    match answer {
+        Ok(Ok(schema)) => report.version = Some(format!("schema {schema}")),
+        Ok(Err(err @ crate::store::StoreError::Unreachable { .. })) => {
+            return failed(report, false, err.to_string());
+        }
+        Ok(Err(err)) => return failed(report, true, err.to_string()),
+        Err(_) => {
+            return failed(
+                report,
+                false,
+                format!(
+                    "no answer from the store within {}",
+                    backends::humanize(timeout)
+                ),
+            );
+        }
+    }
+    for what in seconds {
+        report.item(format!("second-person approval of {what}"), true, None);
+    }
+    report.judged()
+}
+
 fn shell_report(target: String, usage: &Use) -> Report {
     let mut report = Report::new("shell", target, usage);
     for want in &usage.wants {
@@ -949,7 +1012,11 @@ async fn postgres(url: String, usage: &Use, timeout: Duration) -> Report {
                 };
                 report.item(format!("pg_reindex: REINDEX DATABASE {database}"), can, why)
             }
-            Want::Kube(_) | Want::Silence | Want::AlertRule(_) | Want::Program(_) => {}
+            Want::Kube(_)
+            | Want::Silence
+            | Want::AlertRule(_)
+            | Want::Program(_)
+            | Want::SecondPerson(_) => {}
         }
     }
     report.judged()
@@ -987,6 +1054,13 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         eprintln!("error: {problem}\nhint: `oncall validate` lists every problem");
     }
     let mut needs = Needs::default();
+    // The team's store, when one is configured: every run shares its incident there.
+    let store = setup.store_settings()?;
+    if let Some(settings) = &store {
+        for rb in &runbooks {
+            needs.add("store", settings.shown.clone(), &rb.id.value);
+        }
+    }
     for rb in &runbooks {
         let values = resolve_values(setup, &config, rb, None, None, req.params, false)?;
         let ctx = json!({
@@ -1007,7 +1081,18 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
                 ));
             }
         }
+        let second = super::run::second_rule(&config, rb);
         for action in rb.steps.iter().flat_map(|s| &s.actions) {
+            if second.applies_to(action) {
+                let target = store.as_ref().map_or(String::new(), |s| s.shown.clone());
+                needs
+                    .add("store", target, &rb.id.value)
+                    .wants
+                    .insert(Want::SecondPerson(format!(
+                        "{}: {}",
+                        rb.id.value, action.id.value
+                    )));
+            }
             if let Err(why) = scope.action(&mut needs, &action.kind) {
                 needs.unchecked.push(format!(
                     "{}: action {} cannot be placed before a run: {why}",
@@ -1018,12 +1103,12 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     }
     let systems = super::run::systems(setup, super::run::kube(setup, &config));
     let client = backends::http_client();
-    let reports = futures_util::future::join_all(
-        needs
-            .by
-            .iter()
-            .map(|(key, usage)| probe(key, usage, &systems, &client, req.timeout)),
-    )
+    let reports = futures_util::future::join_all(needs.by.iter().map(|(key, usage)| async {
+        match key.0 {
+            "store" => team_store(store.as_ref(), usage, req.timeout).await,
+            _ => probe(key, usage, &systems, &client, req.timeout).await,
+        }
+    }))
     .await;
     let mut code = exit_code(&reports);
     // A runbook `run` would refuse: 2, unless a system did not answer.

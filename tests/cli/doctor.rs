@@ -515,3 +515,43 @@ fn docker_answers_with_its_daemon_version() {
         ran.stdout
     );
 }
+
+#[test]
+fn the_team_store_is_checked_and_a_second_approval_needs_one() {
+    let pg = Postgres::start();
+    let sb = Sandbox::new();
+    sb.write(
+        "runbooks/two.yaml",
+        "id: two\ntitle: T\nseverity: P2\nsteps:\n  - id: s\n    actions:\n      - id: restart\n        approval: two-person\n        shell: { command: \"true\" }\n",
+    );
+    // Without a store a live run would refuse it: named, exit 1.
+    let ran = sb.run(&["doctor", "two"]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("DENIED   second-person approval of two: restart: needs the team store"),
+        "{}",
+        ran.stdout
+    );
+    // A store with no oncall tables answers with an error: exit 3, and what to run.
+    let ran = sb.run(&["doctor", "two", "--store", &pg.url, "-o", "json"]);
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    let store = backend(&ran.json(), "store").clone();
+    assert_eq!(store["status"], "error", "{store:#}");
+    assert!(
+        store["cause"]
+            .as_str()
+            .unwrap()
+            .contains("oncall store init"),
+        "{store:#}"
+    );
+    assert_eq!(sb.run(&["store", "init", "--store", &pg.url]).code, 0);
+    let ran = sb.run(&["doctor", "two", "--store", &pg.url, "-o", "json"]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let store = backend(&ran.json(), "store").clone();
+    assert!(
+        store["version"].as_str().unwrap().starts_with("schema "),
+        "{store:#}"
+    );
+    assert_eq!(store["authorized"], true, "{store:#}");
+}
