@@ -9,11 +9,13 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    all checks ok (warnings allowed)
   1    a check failed, an action failed, a wait ended before its condition held, an action's
-       target was not found, or the API server refused a write in --dry-run=server
+       target was not found, or the API server refused a write in --dry-run=server; `doctor`
+       when a system answers but denies something the runbook needs
   2    bad usage, or a runbook, scenario or config file that does not validate; run/resume of
        an incident another responder drives, without a terminal
   3    a check could not be read: its backend did not answer (refused, timed out, unknown host)
-       or answered with an error (not found, forbidden); `alerts` when Alertmanager does not answer
+       or answered with an error (not found, forbidden); `alerts` when Alertmanager does not
+       answer; `doctor` when a system the runbook uses does not answer or answers an error
   4    an action was declined by abort, or needs an answer and there is no terminal (or, resumed
        with --yes, may have been applied already), or was not sent: the run no longer drives
        its incident
@@ -191,6 +193,10 @@ pub enum Command {
     Run(RunArgs),
     /// Rehearse a runbook on a recorded scenario: no infrastructure, nothing ever sent
     Drill(DrillArgs),
+    /// Pre-flight: reach every system a runbook uses (default: every known runbook) with the
+    /// credentials a run would use; per system: does it answer, may the runbook do what it
+    /// needs (Kubernetes: a SelfSubjectAccessReview per verb), its version. Sends no action
+    Doctor(DoctorArgs),
     /// The incidents, oldest first: status (running, open, interrupted, resolved), mode, who
     /// opened them, their age and the last step reached
     Incidents {
@@ -435,6 +441,15 @@ pub struct RunArgs {
     /// Start a new incident without asking, even when one of this runbook is open
     #[arg(long)]
     pub new: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// How long each system may take to answer
+    #[arg(long, env = "ONCALL_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

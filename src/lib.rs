@@ -179,6 +179,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             commands::resume::run(&setup, request).await
         }
+        Command::Doctor(args) => {
+            let request = commands::doctor::Request {
+                runbook: args.target.runbook.as_deref(),
+                params: &args.target.params(),
+                timeout: args.timeout,
+            };
+            commands::doctor::run(&setup, request).await
+        }
         Command::Drill(args) if args.history => {
             commands::drills::history(&setup, args.target.runbook.as_deref())
         }

@@ -312,6 +312,46 @@ async fn get_list(
     })
 }
 
+/// Alertmanager's version (`/api/v2/status`), and that its silences can be read: what `oncall
+/// doctor` asks, reading only.
+pub async fn version(
+    client: &reqwest::Client,
+    base: &str,
+    timeout: Duration,
+) -> Result<String, Error> {
+    let url = format!("{}/api/v2/status", base.trim_end_matches('/'));
+    let unreachable = |e: reqwest::Error| Error::Unreachable(describe_reqwest(&e, &url, timeout));
+    let response = client
+        .get(&url)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(unreachable)?;
+    if status != 200 {
+        return Err(Error::Status {
+            url: url.clone(),
+            status,
+            body: snippet(&body),
+        });
+    }
+    let answer: Value = serde_json::from_str(&body).map_err(|_| Error::NotAlertmanager {
+        url: url.clone(),
+        snippet: snippet(&body),
+    })?;
+    let version = answer["versionInfo"]["version"]
+        .as_str()
+        .ok_or_else(|| Error::NotAlertmanager {
+            url: url.clone(),
+            snippet: snippet(&body),
+        })?
+        .to_string();
+    let silences = format!("{}/api/v2/silences", base.trim_end_matches('/'));
+    get_list(client, &silences, &[], timeout).await?;
+    Ok(version)
+}
+
 /// How long a plan waits to read what it would change.
 const PLAN_READ_TIMEOUT: Duration = Duration::from_secs(5);
 

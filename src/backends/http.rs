@@ -225,6 +225,27 @@ impl HttpAction {
     }
 }
 
+impl HttpCheck {
+    /// Where it goes, rendered: a URL, or a service or pod through the API server's proxy.
+    pub fn via(&self, ctx: &Value) -> Result<Via, Error> {
+        self.dest().render(ctx)
+    }
+
+    /// The method it sends (`GET` unless it says).
+    pub fn method(&self) -> String {
+        self.method
+            .as_ref()
+            .map_or("GET".into(), |m| m.value.to_ascii_uppercase())
+    }
+}
+
+impl HttpAction {
+    /// Where it goes, rendered: a URL, or a service or pod through the API server's proxy.
+    pub fn via(&self, ctx: &Value) -> Result<Via, Error> {
+        self.dest().render(ctx)
+    }
+}
+
 /// Where a request goes, as the runbook says it: a URL, or a service or pod of the cluster.
 struct Dest<'a> {
     url: &'a Option<S<String>>,

@@ -210,8 +210,8 @@ pub struct ServiceUrls {
     pub nats: Option<String>,
 }
 
-const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
-const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_ALERTMANAGER: &str = "http://localhost:9093";
 
 /// A spec's own URL (its values percent-encoded), else the flag's. Its password is masked

@@ -50,6 +50,36 @@ pub enum Error {
     Other(String),
 }
 
+/// Connects as a check would and gives the server's version: what `oncall doctor` asks. A
+/// refused authorization is a failed connect, in NATS's words.
+pub async fn version(url: &str, timeout: Duration) -> Result<String, super::BackendError> {
+    let options = async_nats::ConnectOptions::new()
+        .connection_timeout(timeout)
+        .max_reconnects(Some(0));
+    let nats =
+        match tokio::time::timeout(timeout, async_nats::connect_with_options(url, options)).await {
+            Ok(Ok(nats)) => nats,
+            Ok(Err(e)) => {
+                return Err(Error::Unreachable {
+                    server: url.into(),
+                    cause: e.to_string(),
+                }
+                .into());
+            }
+            Err(_) => {
+                return Err(Error::Unreachable {
+                    server: url.into(),
+                    cause: format!("no answer within {}", super::humanize(timeout)),
+                }
+                .into());
+            }
+        };
+    nats.flush()
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?;
+    Ok(nats.server_info().version)
+}
+
 pub async fn check(
     url: &str,
     monitor: Option<&str>,

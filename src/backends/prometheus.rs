@@ -63,7 +63,15 @@ impl CheckSpec for Query {
         timeout: Duration,
     ) -> Result<Reading, BackendError> {
         let text = expr::render(&self.0.value, ctx)?;
-        let (content_type, body, url) = get(live, "query", &[("query", text)], timeout).await?;
+        let (content_type, body, url) = get(
+            &live.client,
+            &live.systems.kube,
+            &live.prometheus_url,
+            "query",
+            &[("query", text)],
+            timeout,
+        )
+        .await?;
         Ok(judge(url, content_type, body, parse)?)
     }
 }
@@ -156,7 +164,15 @@ impl CheckSpec for RangeQuery {
             ("end", now.to_string()),
             ("step", step.as_secs().max(1).to_string()),
         ];
-        let (content_type, body, url) = get(live, "query_range", &params, timeout).await?;
+        let (content_type, body, url) = get(
+            &live.client,
+            &live.systems.kube,
+            &live.prometheus_url,
+            "query_range",
+            &params,
+            timeout,
+        )
+        .await?;
         Ok(judge(url, content_type, body, |kind, result| {
             parse_matrix(kind, result, now)
         })?)
@@ -252,12 +268,13 @@ struct Series {
 /// and the URL, for `judge`. A base written `k8s://NAMESPACE/SERVICE:PORT` is reached through the
 /// Kubernetes API server's proxy, as the seed's `kubectl exec … curl localhost:9090` does.
 async fn get(
-    live: &Live,
+    client: &reqwest::Client,
+    kube: &super::kube::Kube,
+    base: &str,
     api: &str,
     params: &[(&str, String)],
     timeout: Duration,
 ) -> Result<(String, super::Body, String), BackendError> {
-    let (client, kube, base) = (&live.client, &live.systems.kube, &live.prometheus_url);
     let url = format!("{}/api/v1/{api}", base.trim_end_matches('/'));
     let encoded: Vec<String> = params
         .iter()
@@ -297,6 +314,76 @@ async fn get(
         }
     };
     Ok((content_type, body, url))
+}
+
+/// The server's version (`/api/v1/status/buildinfo`) and that it answers an instant query, as
+/// a check would send it (direct or through the API server's proxy): what `oncall doctor` asks.
+pub async fn version(
+    client: &reqwest::Client,
+    kube: &super::kube::Kube,
+    base: &str,
+    timeout: Duration,
+) -> Result<String, BackendError> {
+    let (content_type, body, url) = get(
+        client,
+        kube,
+        base,
+        "query",
+        &[("query", "vector(1)".into())],
+        timeout,
+    )
+    .await?;
+    judge(url, content_type, body, parse)?;
+    let (_, body, _) = get(client, kube, base, "status/buildinfo", &[], timeout).await?;
+    let answer: Value = serde_json::from_str(&body.text).unwrap_or(Value::Null);
+    // Servers that speak the query API but not this endpoint (Thanos, some proxies) still work.
+    Ok(answer["data"]["version"]
+        .as_str()
+        .map_or_else(|| "unknown (no buildinfo)".to_string(), str::to_string))
+}
+
+/// The alerting rules Prometheus has loaded (`/api/v1/rules?type=alert`): each name with its
+/// health (`ok`, `err`, `unknown`) and last error, for `oncall doctor`.
+pub async fn alert_rules(
+    client: &reqwest::Client,
+    kube: &super::kube::Kube,
+    base: &str,
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<String, (String, Option<String>)>, BackendError> {
+    let params = [("type", "alert".to_string())];
+    let (_, body, url) = get(client, kube, base, "rules", &params, timeout).await?;
+    let answer: Value = serde_json::from_str(&body.text).map_err(|_| Error::Unexpected {
+        url: url.clone(),
+        reason: format!("HTTP {}: {}", body.status, snippet(&body.text)),
+    })?;
+    let Some(groups) = answer["data"]["groups"].as_array() else {
+        return Err(Error::Unexpected {
+            url,
+            reason: format!("HTTP {}: {}", body.status, snippet(&body.text)),
+        }
+        .into());
+    };
+    let mut rules = std::collections::BTreeMap::new();
+    for rule in groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+    {
+        if let Some(name) = rule["name"].as_str() {
+            let health = rule["health"].as_str().unwrap_or("unknown").to_string();
+            let error = rule["lastError"]
+                .as_str()
+                .filter(|e| !e.is_empty())
+                .map(str::to_string);
+            // A rule defined twice: an unhealthy copy is worth saying.
+            let keep = rules
+                .get(name)
+                .is_none_or(|(h, _): &(String, Option<String>)| h == "ok");
+            if keep {
+                rules.insert(name.to_string(), (health, error));
+            }
+        }
+    }
+    Ok(rules)
 }
 
 /// What Prometheus answered, as a reading (`parse` reads its result) or the error it is.

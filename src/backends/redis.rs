@@ -146,6 +146,25 @@ async fn connect(url: &str) -> Result<(redis::aio::MultiplexedConnection, String
     Ok((connection, server))
 }
 
+/// The server's version, after a PING that proves the credentials are accepted: what `oncall
+/// doctor` asks.
+pub async fn version(url: &str) -> Result<String, super::BackendError> {
+    let (mut conn, server) = connect(url).await?;
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| describe(e, &server))?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| describe(e, &server))?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .map_or_else(|| "unknown".to_string(), |v| v.trim().to_string()))
+}
+
 /// PING: the value is the round trip in ms.
 pub async fn ping(url: &str) -> Result<Reading, super::BackendError> {
     let started = Instant::now();

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod approve;
 pub mod completions;
+pub mod doctor;
 pub mod drills;
 pub mod follow;
 pub mod import;

@@ -29,7 +29,7 @@ fn completions_are_current_and_complete_runbook_ids() {
         "runbooks/etcd-slow.yaml",
         "id: etcd-slow\ntitle: etcd is slow\nseverity: P2\nsteps:\n  - id: s\n    guidance: look\n",
     );
-    for sub in ["run", "show", "drill"] {
+    for sub in ["run", "show", "drill", "doctor"] {
         let mut cmd = sb.command(&["--", "oncall", sub, "e"]);
         cmd.env("COMPLETE", "bash")
             .env("_CLAP_COMPLETE_INDEX", "2")

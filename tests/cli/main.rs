@@ -8,6 +8,7 @@ mod catalog;
 mod config;
 mod data_stores;
 mod docker;
+mod doctor;
 mod drill;
 mod gpu;
 mod help;

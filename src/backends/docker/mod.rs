@@ -111,6 +111,17 @@ impl DockerHost {
     }
 }
 
+/// The daemon's version and API version (`docker version`): what `oncall doctor` asks.
+pub async fn version(host: &DockerHost) -> Result<String, Error> {
+    let docker = host.client().await?;
+    let v = docker.version().await.map_err(describe)?;
+    Ok(format!(
+        "Docker {} (API {})",
+        v.version.unwrap_or_else(|| "?".into()),
+        v.api_version.unwrap_or_else(|| "?".into())
+    ))
+}
+
 /// Which containers: a compose project (and service), a name, or a label.
 pub struct Target {
     pub project: Option<String>,

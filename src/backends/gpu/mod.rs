@@ -189,6 +189,21 @@ fn read(library: &str) -> Result<Snapshot, Error> {
     Ok(Snapshot { driver, devices })
 }
 
+/// The driver's version and how many GPUs it sees: what `oncall doctor` asks.
+pub async fn driver(gpu: &Gpu) -> Result<String, super::BackendError> {
+    let snap = gpu.snapshot().await?;
+    Ok(format!(
+        "driver {}, {} GPU(s): {}",
+        snap.driver,
+        snap.devices.len(),
+        snap.devices
+            .iter()
+            .map(|d| d.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 /// nvidia-smi: per device, memory used of total, utilization and temperature; each row's value is
 /// its memory used in percent, so `fail_if: value > 95` judges each GPU.
 pub async fn devices(gpu: &Gpu) -> Result<Reading, super::BackendError> {

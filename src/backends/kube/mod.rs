@@ -295,6 +295,134 @@ impl Kube {
     }
 }
 
+/// One permission a runbook needs, as `kubectl auth can-i VERB RESOURCE[/SUB] -n NS` asks it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Access {
+    pub verb: &'static str,
+    /// `""` for the core group, `apps` for deployments.
+    pub group: &'static str,
+    pub resource: &'static str,
+    /// `""`, or `scale`, `log`, `exec`, `proxy`.
+    pub subresource: &'static str,
+    /// None: the context's default namespace.
+    pub namespace: Option<String>,
+}
+
+impl Access {
+    pub fn new(
+        verb: &'static str,
+        group: &'static str,
+        resource: &'static str,
+        subresource: &'static str,
+        namespace: Option<String>,
+    ) -> Access {
+        Access {
+            verb,
+            group,
+            resource,
+            subresource,
+            namespace,
+        }
+    }
+
+    /// The same question through kubectl: `kubectl auth can-i patch deployments.apps
+    /// --subresource=scale -n video-processing`.
+    pub fn kubectl(&self, namespace: &str) -> String {
+        let group = if self.group.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", self.group)
+        };
+        let sub = if self.subresource.is_empty() {
+            String::new()
+        } else {
+            format!(" --subresource={}", self.subresource)
+        };
+        format!(
+            "kubectl auth can-i {} {}{group}{sub} -n {namespace}",
+            self.verb, self.resource
+        )
+    }
+
+    /// `patch deployments.apps/scale in video-processing`, with the namespace the review asked.
+    pub fn describe(&self, namespace: &str) -> String {
+        let group = if self.group.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", self.group)
+        };
+        let sub = if self.subresource.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", self.subresource)
+        };
+        format!("{} {}{group}{sub} in {namespace}", self.verb, self.resource)
+    }
+}
+
+/// The API server's answer to a SelfSubjectAccessReview.
+#[derive(Debug, Clone)]
+pub struct CanI {
+    pub allowed: bool,
+    /// The namespace asked about (the default one when the runbook names none).
+    pub namespace: String,
+    /// Why, when the server says (RBAC's reason, an evaluation error).
+    pub reason: Option<String>,
+}
+
+impl Kube {
+    /// The API server's version (`/version`): `v1.30.0`.
+    pub async fn server_version(&self) -> Result<String, Error> {
+        let (client, _, server) = self.client().await?;
+        let info = client
+            .apiserver_version()
+            .await
+            .map_err(|e| describe(e, &server))?;
+        Ok(info.git_version)
+    }
+
+    /// Whether this context's credentials may do it: a SelfSubjectAccessReview, as `kubectl auth
+    /// can-i` sends it. Creating the review is a question; it changes nothing in the cluster.
+    pub async fn can_i(&self, access: &Access) -> Result<CanI, Error> {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        };
+        let (client, default_ns, server) = self.client().await?;
+        let namespace = match &access.namespace {
+            Some(ns) => object_name(ns.clone(), "namespace")?,
+            None => default_ns,
+        };
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(access.verb.into()),
+                    group: Some(access.group.into()),
+                    resource: Some(access.resource.into()),
+                    subresource: (!access.subresource.is_empty())
+                        .then(|| access.subresource.into()),
+                    namespace: Some(namespace.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = Api::<SelfSubjectAccessReview>::all(client)
+            .create(&kube::api::PostParams::default(), &review)
+            .await
+            .map_err(|e| describe(e, &server))?;
+        let status = answer.status.unwrap_or_default();
+        Ok(CanI {
+            allowed: status.allowed && !status.denied.unwrap_or(false),
+            namespace,
+            reason: status
+                .reason
+                .filter(|r| !r.is_empty())
+                .or(status.evaluation_error.filter(|r| !r.is_empty())),
+        })
+    }
+}
+
 /// The cause of a failed request in words: unreachable, refused with the server's message, missing.
 fn describe(err: kube::Error, server: &str) -> Error {
     match err {

@@ -76,7 +76,8 @@ fn read_config(url: Option<&str>) -> Result<Config, Error> {
     Ok(config)
 }
 
-fn server(config: &Config) -> String {
+/// `host:port` of the connection, for people.
+pub fn server(config: &Config) -> String {
     let host = config
         .get_hosts()
         .first()
@@ -133,6 +134,62 @@ async fn connect(config: &Config) -> Result<Client, Error> {
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// What a role may do on a server, as `oncall doctor` reads it (nothing is changed).
+#[derive(Debug, Clone)]
+pub struct Grants {
+    /// `127.0.0.1:5432`
+    pub server: String,
+    pub version: String,
+    pub user: String,
+    pub database: String,
+    pub superuser: bool,
+    /// Sees every session's query in pg_stat_activity and pg_stat_statements (pg_read_all_stats,
+    /// which pg_monitor includes).
+    pub read_all_stats: bool,
+    /// May cancel and end other roles' backends (pg_signal_backend).
+    pub signal_backend: bool,
+    /// Owns (or is a member of the owner of) the database: ANALYZE of every table, REINDEX DATABASE.
+    pub owns_database: bool,
+    /// pg_stat_statements can be read, or why not.
+    pub statements: Result<(), String>,
+}
+
+/// Connects as a check would and reads the role's grants.
+pub async fn grants(config: &Config) -> Result<Grants, super::BackendError> {
+    let server = server(config);
+    let client = connect(config).await?;
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_user::text, current_database()::text,
+                    coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false),
+                    pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),
+                    pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'),
+                    coalesce((SELECT pg_has_role(current_user, datdba, 'MEMBER') FROM pg_database
+                              WHERE datname = current_database()), false)",
+            &[],
+        )
+        .await
+        .map_err(|e| describe(e, &server))?;
+    let statements = match client
+        .query("SELECT 1 FROM pg_stat_statements LIMIT 1", &[])
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(describe(e, &server).to_string()),
+    };
+    Ok(Grants {
+        server,
+        version: row.get(0),
+        user: row.get(1),
+        database: row.get(2),
+        superuser: row.get(3),
+        read_all_stats: row.get(4),
+        signal_backend: row.get(5),
+        owns_database: row.get(6),
+        statements,
+    })
 }
 
 /// Runs a query whose columns are all cast to text, as rows of JSON values (numbers where they parse).

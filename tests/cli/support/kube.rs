@@ -376,6 +376,7 @@ impl FakeKube {
             holds: Mutex::new(Vec::new()),
             proxied: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            denied: Mutex::new(Vec::new()),
             addr,
         });
         {
@@ -424,6 +425,25 @@ impl FakeKube {
             .lock()
             .unwrap()
             .insert(format!("{kind}/{ns}/{name}:{port}"), addr);
+    }
+
+    /// Makes SelfSubjectAccessReviews of `verb` on `resource` (`deployments/scale`, `pods`) deny,
+    /// in `namespace` or (None) in any. Every other review is allowed.
+    pub fn deny(&self, verb: &str, resource: &str, namespace: Option<&str>) {
+        self.inner.denied.lock().unwrap().push((
+            verb.into(),
+            resource.into(),
+            namespace.map(str::to_string),
+        ));
+    }
+
+    /// The resource attributes of every SelfSubjectAccessReview asked, in order.
+    pub fn access_reviews(&self) -> Vec<Value> {
+        self.recorded()
+            .iter()
+            .filter(|r| r.path == ACCESS_REVIEWS)
+            .map(|r| r.body_json()["spec"]["resourceAttributes"].clone())
+            .collect()
     }
 
     /// What `argv` run in `pod` through exec answers. A command not set fails to start, as in a
@@ -1338,6 +1358,8 @@ struct Inner {
     proxied: Mutex<HashMap<String, SocketAddr>>,
     /// What a command run through exec answers, by `NS/POD` and argv.
     execs: Mutex<HashMap<String, ExecResult>>,
+    /// (verb, `resource[/subresource]`, namespace or None for any) that access reviews deny.
+    denied: Mutex<Vec<(String, String, Option<String>)>>,
     addr: SocketAddr,
 }
 
@@ -1885,6 +1907,9 @@ fn answer(inner: &Inner, req: &KubeRequest) -> Reply {
     if let Some(reply) = proxy(inner, req) {
         return reply;
     }
+    if let Some(reply) = access_review(inner, req) {
+        return reply;
+    }
     if let Some(reply) = exec(inner, req) {
         return reply;
     }
@@ -2079,6 +2104,45 @@ fn query_all(query: &str, name: &str) -> Vec<String> {
 /// The exec subresource, as the API server answers it before the stream: a missing pod (404),
 /// a container the pod does not have (400), a request that is not a websocket upgrade (400);
 /// else the upgrade, with the stream protocol the client prefers among v5 and v4.
+const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`, as `kubectl auth can-i` sends
+/// it: the review back with `status.allowed`, false (with no reason, as RBAC answers) for what
+/// [`FakeKube::deny`] named. Nothing is stored.
+fn access_review(inner: &Inner, req: &KubeRequest) -> Option<Reply> {
+    if req.path != ACCESS_REVIEWS {
+        return None;
+    }
+    if req.method != "POST" {
+        return Some(status_error(
+            405,
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let mut review = req.body_json();
+    let attrs = review["spec"]["resourceAttributes"].clone();
+    let text = |k: &str| attrs[k].as_str().unwrap_or_default().to_string();
+    let resource = match text("subresource").as_str() {
+        "" => text("resource"),
+        sub => format!("{}/{sub}", text("resource")),
+    };
+    let (verb, ns) = (text("verb"), text("namespace"));
+    let denied = inner
+        .denied
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(v, r, n)| *v == verb && *r == resource && n.as_ref().is_none_or(|n| *n == ns));
+    review["status"] = if denied {
+        // RBAC gives no reason for a no: `kubectl auth can-i` prints a bare `no`.
+        json!({ "allowed": false })
+    } else {
+        json!({ "allowed": true, "reason": "RBAC: allowed by ClusterRoleBinding \"test\"" })
+    };
+    review["metadata"] = json!({ "creationTimestamp": null });
+    Some(Reply::Json(201, review))
+}
+
 fn exec(inner: &Inner, req: &KubeRequest) -> Option<Reply> {
     let parts: Vec<&str> = req.path.split('/').collect();
     let ["", "api", "v1", "namespaces", ns, "pods", name, "exec"] = parts.as_slice() else {

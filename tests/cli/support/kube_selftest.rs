@@ -1238,3 +1238,68 @@ fn kubectl_fidelity() {
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }
+
+/// `kubectl auth can-i` against the fake's SelfSubjectAccessReviews: yes by default, no (exit 1)
+/// for what `deny` names, in its namespace only.
+#[test]
+fn kubectl_auth_can_i_reads_the_access_reviews() {
+    let installed = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!(
+            "SKIPPED kubectl_auth_can_i_reads_the_access_reviews: `kubectl` is not installed"
+        );
+        return;
+    }
+    let fake = FakeKube::start();
+    fake.deny("patch", "deployments/scale", Some("video-processing"));
+    let sandbox = Sandbox::new();
+    let home = sandbox.root.join("home");
+    let config = fake.kubeconfig(&sandbox.root);
+    let (ok, stdout, stderr) = kubectl(
+        &config,
+        &home,
+        &["auth", "can-i", "list", "pods", "-n", "video-processing"],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert_eq!(stdout.trim(), "yes");
+    let (ok, stdout, _) = kubectl(
+        &config,
+        &home,
+        &[
+            "auth",
+            "can-i",
+            "patch",
+            "deployments",
+            "--subresource=scale",
+            "-n",
+            "video-processing",
+        ],
+    );
+    assert!(!ok, "a denied review exits 1");
+    assert_eq!(stdout.trim(), "no");
+    let (ok, stdout, _) = kubectl(
+        &config,
+        &home,
+        &[
+            "auth",
+            "can-i",
+            "patch",
+            "deployments",
+            "--subresource=scale",
+            "-n",
+            "staging",
+        ],
+    );
+    assert!(ok, "allowed in another namespace");
+    assert_eq!(stdout.trim(), "yes");
+    assert!(
+        fake.access_reviews()
+            .iter()
+            .any(|r| r["verb"] == "patch" && r["subresource"] == "scale" && r["group"] == "apps"),
+        "{:?}",
+        fake.access_reviews()
+    );
+}

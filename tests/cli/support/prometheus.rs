@@ -53,6 +53,12 @@ impl Prometheus {
     /// data is queryable. Panics with a clear message (and the tail of Prometheus' log) if
     /// the binaries are missing or it does not get ready within 20 s.
     pub fn start() -> Prometheus {
+        Prometheus::start_with_rules("")
+    }
+
+    /// Like [`Prometheus::start`], with `rules` (the text of a rule file: `groups: …`) loaded as
+    /// its rule file when it is not empty.
+    pub fn start_with_rules(rules: &str) -> Prometheus {
         for bin in [PROMETHEUS, PROMTOOL] {
             assert!(
                 Path::new(bin).exists(),
@@ -92,11 +98,15 @@ impl Prometheus {
         );
 
         let config = dir.join("prometheus.yml");
-        fs::write(
-            &config,
-            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs: []\n",
-        )
-        .expect("writing the Prometheus config");
+        let mut text =
+            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs: []\n"
+                .to_string();
+        if !rules.is_empty() {
+            let file = dir.join("rules.yml");
+            fs::write(&file, rules).expect("writing the rule file");
+            text.push_str(&format!("rule_files: [\"{}\"]\n", file.display()));
+        }
+        fs::write(&config, text).expect("writing the Prometheus config");
 
         let deadline = Instant::now() + DEADLINE;
         // The free port can be taken between our probe and Prometheus' bind: retry on that.
