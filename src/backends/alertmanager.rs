@@ -289,6 +289,20 @@ async fn get_list(
     query: &[(&str, String)],
     timeout: Duration,
 ) -> Result<Vec<Value>, Error> {
+    let (body, value) = get_json(client, url, query, timeout).await?;
+    serde_json::from_value(value).map_err(|_| Error::NotAlertmanager {
+        url: url.to_string(),
+        snippet: snippet(&body),
+    })
+}
+
+/// A GET that Alertmanager answers with 200 and JSON: its text (for errors) and its value.
+async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+    query: &[(&str, String)],
+    timeout: Duration,
+) -> Result<(String, Value), Error> {
     let unreachable = |e: reqwest::Error| Error::Unreachable(describe_reqwest(&e, url, timeout));
     let response = client
         .get(url)
@@ -306,10 +320,13 @@ async fn get_list(
             body: snippet(&body),
         });
     }
-    serde_json::from_str(&body).map_err(|_| Error::NotAlertmanager {
-        url: url.to_string(),
-        snippet: snippet(&body),
-    })
+    match serde_json::from_str(&body) {
+        Ok(value) => Ok((body, value)),
+        Err(_) => Err(Error::NotAlertmanager {
+            url: url.to_string(),
+            snippet: snippet(&body),
+        }),
+    }
 }
 
 /// Alertmanager's version (`/api/v2/status`), and that its silences can be read: what `oncall
@@ -320,26 +337,7 @@ pub async fn version(
     timeout: Duration,
 ) -> Result<String, Error> {
     let url = format!("{}/api/v2/status", base.trim_end_matches('/'));
-    let unreachable = |e: reqwest::Error| Error::Unreachable(describe_reqwest(&e, &url, timeout));
-    let response = client
-        .get(&url)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(unreachable)?;
-    let status = response.status().as_u16();
-    let body = response.text().await.map_err(unreachable)?;
-    if status != 200 {
-        return Err(Error::Status {
-            url: url.clone(),
-            status,
-            body: snippet(&body),
-        });
-    }
-    let answer: Value = serde_json::from_str(&body).map_err(|_| Error::NotAlertmanager {
-        url: url.clone(),
-        snippet: snippet(&body),
-    })?;
+    let (body, answer) = get_json(client, &url, &[], timeout).await?;
     let version = answer["versionInfo"]["version"]
         .as_str()
         .ok_or_else(|| Error::NotAlertmanager {

@@ -50,9 +50,8 @@ pub enum Error {
     Other(String),
 }
 
-/// Connects as a check would and gives the server's version: what `oncall doctor` asks. A
-/// refused authorization is a failed connect, in NATS's words.
-pub async fn version(url: &str, timeout: Duration) -> Result<String, super::BackendError> {
+/// Connects once, without reconnecting, and waits for the server's first answer.
+async fn connect(url: &str, timeout: Duration) -> Result<async_nats::Client, Error> {
     let options = async_nats::ConnectOptions::new()
         .connection_timeout(timeout)
         .max_reconnects(Some(0));
@@ -63,20 +62,25 @@ pub async fn version(url: &str, timeout: Duration) -> Result<String, super::Back
                 return Err(Error::Unreachable {
                     server: url.into(),
                     cause: e.to_string(),
-                }
-                .into());
+                });
             }
             Err(_) => {
                 return Err(Error::Unreachable {
                     server: url.into(),
                     cause: format!("no answer within {}", super::humanize(timeout)),
-                }
-                .into());
+                });
             }
         };
     nats.flush()
         .await
         .map_err(|e| Error::Other(e.to_string()))?;
+    Ok(nats)
+}
+
+/// Connects as a check would and gives the server's version: what `oncall doctor` asks. A
+/// refused authorization is a failed connect, in NATS's words.
+pub async fn version(url: &str, timeout: Duration) -> Result<String, super::BackendError> {
+    let nats = connect(url, timeout).await?;
     Ok(nats.server_info().version)
 }
 
@@ -87,30 +91,7 @@ pub async fn check(
     timeout: Duration,
 ) -> Result<Reading, super::BackendError> {
     let started = Instant::now();
-    let options = async_nats::ConnectOptions::new()
-        .connection_timeout(timeout)
-        .max_reconnects(Some(0));
-    let nats =
-        match tokio::time::timeout(timeout, async_nats::connect_with_options(url, options)).await {
-            Ok(Ok(nats)) => nats,
-            Ok(Err(e)) => {
-                return Err(Error::Unreachable {
-                    server: url.into(),
-                    cause: e.to_string(),
-                }
-                .into());
-            }
-            Err(_) => {
-                return Err(Error::Unreachable {
-                    server: url.into(),
-                    cause: format!("no answer within {}", super::humanize(timeout)),
-                }
-                .into());
-            }
-        };
-    nats.flush()
-        .await
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let nats = connect(url, timeout).await?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let info = nats.server_info();
     let mut text = format!(

@@ -328,16 +328,8 @@ impl Access {
     /// The same question through kubectl: `kubectl auth can-i patch deployments.apps
     /// --subresource=scale -n video-processing`.
     pub fn kubectl(&self, namespace: &str) -> String {
-        let group = if self.group.is_empty() {
-            String::new()
-        } else {
-            format!(".{}", self.group)
-        };
-        let sub = if self.subresource.is_empty() {
-            String::new()
-        } else {
-            format!(" --subresource={}", self.subresource)
-        };
+        let group = prefixed(".", self.group);
+        let sub = prefixed(" --subresource=", self.subresource);
         format!(
             "kubectl auth can-i {} {}{group}{sub} -n {namespace}",
             self.verb, self.resource
@@ -346,16 +338,8 @@ impl Access {
 
     /// `patch deployments.apps/scale in video-processing`, with the namespace the review asked.
     pub fn describe(&self, namespace: &str) -> String {
-        let group = if self.group.is_empty() {
-            String::new()
-        } else {
-            format!(".{}", self.group)
-        };
-        let sub = if self.subresource.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", self.subresource)
-        };
+        let group = prefixed(".", self.group);
+        let sub = prefixed("/", self.subresource);
         format!("{} {}{group}{sub} in {namespace}", self.verb, self.resource)
     }
 }
@@ -1724,6 +1708,15 @@ async fn wait_rollout(
 /// The restart patch `kubectl rollout restart` sends.
 pub fn restart_patch(now: jiff::Timestamp) -> Value {
     json!({ "spec": { "template": { "metadata": { "annotations": { "kubectl.kubernetes.io/restartedAt": now.to_string() } } } } })
+}
+
+/// `prefix` and `text`, or nothing for no text.
+fn prefixed(prefix: &str, text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}{text}")
+    }
 }
 
 #[cfg(test)]
