@@ -108,9 +108,32 @@ pub async fn resolve(
         })
         .into_iter()
         .collect();
+    if let Some(id) = incident {
+        refuse_resolved_again(setup, id).await?;
+    }
     kinds.push(EventKind::Resolved {
         text: text.unwrap_or("resolved").to_string(),
         user: user(),
     });
     append(setup, incident, kinds).await
+}
+
+/// An incident is resolved once: a second `resolve` says when and by whom, and records nothing.
+async fn refuse_resolved_again(setup: &Setup, id: &str) -> anyhow::Result<()> {
+    let team = setup.team().await?;
+    if !team.has(id).await? {
+        return Ok(());
+    }
+    let (events, _) = team.events(id).await?;
+    let resolved = events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Resolved { user, text } => Some((e.ts, user, text)),
+        _ => None,
+    });
+    if let Some((at, by, text)) = resolved {
+        anyhow::bail!(
+            "incident {id} was already resolved at {} by {by} ({text}): nothing recorded; `oncall note --incident {id}` adds to it",
+            crate::view::clock_seconds(&at)
+        );
+    }
+    Ok(())
 }

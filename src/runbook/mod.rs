@@ -68,8 +68,9 @@ pub fn search_dirs(extra: &[PathBuf]) -> Vec<PathBuf> {
     if let Some(config) = dirs::config_dir() {
         dirs.push(config.join("oncall").join("runbooks"));
     }
-    dirs.extend(extra.iter().cloned());
+    // An explicit path wins over the folder one happens to stand in.
     dirs.push(PathBuf::from("runbooks"));
+    dirs.extend(extra.iter().cloned());
     dirs
 }
 

@@ -115,7 +115,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_any_duration(text: &str) -> Result<Duration, String> {
-    let not = || format!("'{text}' is not a duration");
+    let not = || match text.trim().parse::<u64>() {
+        // A bare number: the unit is what is missing.
+        Ok(n) => format!("'{text}' is not a duration: did you mean {n}s?"),
+        Err(_) => format!("'{text}' is not a duration"),
+    };
     // Days (`1d`, as in `find -mtime +1`) count as 24 hours.
     let parsed = match text.trim().parse::<jiff::SignedDuration>() {
         Ok(d) => d,

@@ -54,6 +54,42 @@ fn list_show_and_validate_the_bundled_runbooks() {
 }
 
 #[test]
+fn an_explicit_runbook_path_wins_over_the_folder_one_stands_in_and_a_bare_timeout_gets_its_unit() {
+    let sb = Sandbox::new();
+    let runbook = |title: &str| {
+        format!(
+            "id: local-one\ntitle: {title}\nseverity: P3\nsteps:\n  - id: s\n    guidance: look\n"
+        )
+    };
+    sb.write("runbooks/local-one.yaml", &runbook("From ./runbooks"));
+    let chosen = sb.write("chosen/local-one.yaml", &runbook("From the path given"));
+    let shown = sb.run(&[
+        "show",
+        "local-one",
+        "--runbook-path",
+        chosen.parent().unwrap().to_str().unwrap(),
+    ]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(
+        shown.stdout.contains("From the path given"),
+        "{}",
+        shown.stdout
+    );
+    let here = sb.run(&["show", "local-one"]);
+    assert!(here.stdout.contains("From ./runbooks"), "{}", here.stdout);
+
+    let bare = sb.run(&["run", "local-one", "--timeout", "10"]);
+    assert_eq!(bare.code, 2);
+    assert!(
+        bare.stderr
+            .contains("'10' is not a duration: did you mean 10s?"),
+        "{}",
+        bare.stderr
+    );
+    assert!(sb.incidents().is_empty());
+}
+
+#[test]
 fn a_misspelt_runbook_or_scenario_gets_did_you_mean_and_a_param_takes_its_defaults_type() {
     let sb = Sandbox::new();
     let ran = sb.run(&["show", "error-budgt"]);

@@ -95,6 +95,21 @@ fn note_timeline_and_resolve_work_on_the_latest_open_live_incident() {
         "{}",
         again.stderr
     );
+    // Resolved once: a second resolve says when and by whom, and records nothing.
+    let before = sb.timeline().len();
+    let twice = sb.run(&["resolve", "--incident", &live, "again"]);
+    assert_eq!(twice.code, 2, "{}", twice.stderr);
+    assert!(
+        twice
+            .stderr
+            .contains(&format!("incident {live} was already resolved at "))
+            && twice
+                .stderr
+                .contains("by tester (config rolled back): nothing recorded"),
+        "{}",
+        twice.stderr
+    );
+    assert_eq!(sb.timeline().len(), before);
 
     let path = sb.incidents()[0].clone();
     let mode = std::fs::metadata(&path).unwrap();
