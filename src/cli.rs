@@ -264,9 +264,10 @@ pub enum Command {
     #[command(override_usage = "oncall message [INCIDENT] NAME")]
     Message {
         /// The incident [default: the latest live one]
-        #[arg(add = complete::incidents())]
+        #[arg(add = complete::incidents_and_messages())]
         incident: Option<String>,
         /// The message's name (`oncall show RUNBOOK` lists a runbook's messages)
+        #[arg(add = complete::messages())]
         name: Option<String>,
     },
     /// The team's store (--store): set it up, see whether it answers, share what waits
@@ -455,7 +456,7 @@ pub struct DoctorArgs {
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     /// The incident (see `oncall incidents --open`) [default: the latest open live one]
-    #[arg(add = complete::incidents())]
+    #[arg(add = complete::open_incidents())]
     pub incident: Option<String>,
     /// Set a runbook param again, KEY=VALUE (a secret param must be given again unless the
     /// config file has it); the incident's own values are kept otherwise

@@ -107,18 +107,83 @@ pub fn params() -> ArgValueCandidates {
     })
 }
 
+fn local_incidents() -> crate::timeline::Store {
+    crate::timeline::Store::new(std::env::var_os("ONCALL_STATE_DIR").map(PathBuf::from))
+}
+
 /// Incident ids, newest first.
 pub fn incidents() -> ArgValueCandidates {
     ArgValueCandidates::new(|| {
-        let store =
-            crate::timeline::Store::new(std::env::var_os("ONCALL_STATE_DIR").map(PathBuf::from));
-        store
+        local_incidents()
             .list()
             .into_iter()
             .rev()
             .map(CompletionCandidate::new)
             .collect()
     })
+}
+
+/// `resume`: the live incidents that are not resolved, newest first (what it would take).
+pub fn open_incidents() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let store = local_incidents();
+        store
+            .list()
+            .into_iter()
+            .rev()
+            .filter_map(|id| store.summary(&id))
+            .filter(|s| s.mode == crate::engine::event::Mode::Live && s.unresolved())
+            .map(|s| {
+                CompletionCandidate::new(s.id)
+                    .help(Some(format!("{}, {}", s.runbook, s.status.as_str()).into()))
+            })
+            .collect()
+    })
+}
+
+/// `message`: the messages of the runbook of the incident on the line, else of the latest one.
+pub fn messages() -> ArgValueCandidates {
+    ArgValueCandidates::new(message_candidates)
+}
+
+/// `message`'s first word: an incident, or (for the latest incident) a message's name.
+pub fn incidents_and_messages() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let mut all = message_candidates();
+        all.extend(
+            local_incidents()
+                .list()
+                .into_iter()
+                .rev()
+                .map(CompletionCandidate::new),
+        );
+        all
+    })
+}
+
+fn message_candidates() -> Vec<CompletionCandidate> {
+    let store = local_incidents();
+    let args: Vec<String> = std::env::args().collect();
+    let named = args
+        .iter()
+        .skip_while(|a| *a != "--")
+        .find_map(|w| store.summary(w));
+    let Some(summary) = named.or_else(|| store.list().pop().and_then(|id| store.summary(&id)))
+    else {
+        return Vec::new();
+    };
+    let Ok(loaded) = crate::runbook::resolve(&catalog(), &summary.runbook) else {
+        return Vec::new();
+    };
+    loaded
+        .runbook
+        .messages
+        .keys()
+        .map(|name| {
+            CompletionCandidate::new(name.clone())
+                .help(Some(format!("a message of {}", summary.runbook).into()))
+        })
+        .collect()
 }
 
 /// `--alert`: the alert names the runbooks handle.

@@ -143,3 +143,42 @@ fn completions_know_scenarios_params_incidents_alerts_and_contexts() {
         );
     }
 }
+
+#[test]
+fn resume_completes_only_what_it_would_take_and_message_completes_the_runbook_s_messages() {
+    let sb = Sandbox::new().env("ONCALL_USER", "tester");
+    sb.write(
+        "runbooks/talk.yaml",
+        "id: talk\ntitle: Talk\nseverity: P3\nsteps:\n  - id: s\n    guidance: look\nmessages:\n  status_update: \"all fine\"\n  all_clear: \"done\"\n",
+    );
+    let opened = |args: &[&str]| {
+        let ran = sb.run(args);
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        sb.incidents()
+            .iter()
+            .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
+            .max()
+            .unwrap()
+    };
+    let first = opened(&["run", "talk"]);
+    let resolved = sb.run(&["resolve", "--incident", &first, "fine"]);
+    assert_eq!(resolved.code, 0, "{}", resolved.stderr);
+    let open = opened(&["run", "talk", "--new"]);
+    let _dry_run = opened(&["run", "talk", "--new", "--dry-run"]);
+
+    for shell in ["bash", "zsh", "fish"] {
+        let offered = complete(&sb, shell, &["oncall", "resume", ""]);
+        assert_eq!(
+            offered,
+            vec![open.clone()],
+            "{shell}: only the open live one"
+        );
+        let names = complete(&sb, shell, &["oncall", "message", &open, ""]);
+        assert_eq!(names, vec!["all_clear", "status_update"], "{shell}");
+        let first_word = complete(&sb, shell, &["oncall", "message", ""]);
+        assert!(
+            first_word.contains(&"status_update".to_string()) && first_word.contains(&open),
+            "{shell}: {first_word:?}"
+        );
+    }
+}
