@@ -103,14 +103,14 @@ impl Policy {
             Policy::DryRun { .. } => Decision::Other(DecisionKind::WouldSend),
             Policy::NoTerminal => Decision::Other(DecisionKind::NoTerminal),
             Policy::Drill { ask: false } => Decision::Other(DecisionKind::Rehearsed),
-            Policy::Drill { ask: true } => match ask(question, confirm, pick).await {
+            Policy::Drill { ask: true } => match ask(question, confirm, pick, "rehearse").await {
                 Answer::Yes => Decision::Other(DecisionKind::Rehearsed),
                 Answer::Recheck => Decision::Recheck,
                 Answer::Pick(target) => Decision::Pick(target),
                 Answer::Skip => Decision::Other(DecisionKind::Skipped),
                 Answer::Abort => Decision::Other(DecisionKind::Aborted),
             },
-            Policy::Prompt => match ask(question, confirm, pick).await {
+            Policy::Prompt => match ask(question, confirm, pick, "apply").await {
                 Answer::Yes => Decision::Apply(Approval { _sealed: () }),
                 Answer::Recheck => Decision::Recheck,
                 Answer::Pick(target) => Decision::Pick(target),
@@ -129,15 +129,18 @@ enum Answer {
     Pick(String),
 }
 
-const CHOICES: &str = "[y]es apply / [s]kip / [r]e-check / [a]bort run:";
-
 /// Reads one answer from the terminal in cooked mode, so Ctrl-C stays a signal. With `confirm`
 /// (a production context's name) only that name, typed, applies. With `pick`, anything else
-/// typed is offered to it.
-async fn ask(question: String, confirm: Option<String>, pick: Option<Pick>) -> Answer {
+/// typed is offered to it. `verb`: what yes does (`apply`; in a drill, `rehearse`).
+async fn ask(
+    question: String,
+    confirm: Option<String>,
+    pick: Option<Pick>,
+    verb: &'static str,
+) -> Answer {
     let mut choices = match &confirm {
-        Some(name) => format!("type {name} to apply / [s]kip / [r]e-check / [a]bort run:"),
-        None => CHOICES.to_string(),
+        Some(name) => format!("type {name} to {verb} / [s]kip / [r]e-check / [a]bort run:"),
+        None => format!("[y]es {verb} / [s]kip / [r]e-check / [a]bort run:"),
     };
     if let Some(pick) = &pick {
         choices = format!("{} {}:", choices.trim_end_matches(':'), pick.what);
@@ -172,13 +175,13 @@ async fn ask(question: String, confirm: Option<String>, pick: Option<Pick>) -> A
                 if matches!(typed.to_ascii_lowercase().as_str(), "y" | "yes" | "apply") {
                     let _ = writeln!(
                         stderr,
-                        "  {name} is a production context: type its name to apply, or s, r or a"
+                        "  {name} is a production context: type its name to {verb}, or s, r or a"
                     );
                     continue;
                 }
             }
             match typed.to_ascii_lowercase().as_str() {
-                "y" | "yes" | "apply" if confirm.is_none() => return Answer::Yes,
+                "y" | "yes" | "apply" | "rehearse" if confirm.is_none() => return Answer::Yes,
                 "s" | "skip" | "n" | "no" => return Answer::Skip,
                 "r" | "re-check" | "recheck" => return Answer::Recheck,
                 "a" | "abort" | "q" | "quit" => return Answer::Abort,

@@ -181,7 +181,7 @@ fn a_drill_on_a_terminal_is_scored_and_the_card_is_in_the_timeline() {
         ("Page the database team?", "y"),
     ] {
         s.expect(title).unwrap();
-        s.expect("[y]es apply").unwrap();
+        s.expect("[y]es rehearse").unwrap();
         s.send_line(answer).unwrap();
     }
     let screen = s.expect(expectrl::Eof).unwrap();
