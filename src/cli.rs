@@ -33,7 +33,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Output format for results on stdout (`oncall import`: or the file to write)
+    /// Output format for results on stdout: text or json (a file is written with --to)
     #[arg(long, short = 'o', global = true, value_parser = OutputParser, default_value = "text", env = "ONCALL_OUTPUT", hide_env_values = true)]
     pub output: Output,
     /// Config file [default: <config dir>/oncall/config.yaml]
@@ -103,11 +103,9 @@ pub struct Global {
 pub enum Output {
     Text,
     Json,
-    File(PathBuf),
 }
 
-/// Reads `-o`: `text` and `json` are formats (and what help and completions offer); anything
-/// else is a file, which only `oncall import` takes.
+/// Reads `-o`: a format, `text` or `json`, everywhere; a file is written with `--to`.
 #[derive(Clone)]
 struct OutputParser;
 
@@ -120,11 +118,17 @@ impl clap::builder::TypedValueParser for OutputParser {
         _arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<Output, clap::Error> {
-        Ok(match value.to_str() {
-            Some("text") => Output::Text,
-            Some("json") => Output::Json,
-            _ => Output::File(PathBuf::from(value)),
-        })
+        match value.to_str() {
+            Some("text") => Ok(Output::Text),
+            Some("json") => Ok(Output::Json),
+            _ => Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!(
+                    "invalid value '{}' for '--output': text or json (a file is written with --to FILE: `oncall import PAGE.md --to FILE.yaml`, `oncall scenario record --to FILE`)\n",
+                    value.to_string_lossy()
+                ),
+            )),
+        }
     }
 
     fn possible_values(
@@ -162,11 +166,14 @@ pub enum Command {
         paths: Vec<PathBuf>,
     },
     /// Turn a Markdown runbook into an oncall runbook, its commands native checks and actions
-    /// where oncall has a backend; `-o FILE.yaml` writes it [default: stdout]
+    /// where oncall has a backend; `--to FILE.yaml` writes it [default: stdout]
     Import {
         /// The Markdown file
         #[arg(value_hint = clap::ValueHint::FilePath)]
         file: PathBuf,
+        /// Write the runbook to this file (its name is the runbook's id) instead of stdout
+        #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        to: Option<PathBuf>,
         /// The runbook's id [default: from the file's name]
         #[arg(long)]
         id: Option<String>,

@@ -109,20 +109,14 @@ pub fn run() -> i32 {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    if let cli::Output::File(path) = &cli.global.output
-        && !matches!(cli.command, Command::Import { .. })
-    {
-        anyhow::bail!(
-            "invalid value '{}' for '--output': text or json (a file only for oncall import)",
-            path.display()
-        );
-    }
     let setup = Setup::new(cli.global);
     match cli.command {
         Command::List => commands::list::run(&setup),
         Command::Show { runbook } => commands::show::run(&setup, &runbook).await,
         Command::Validate { paths } => commands::validate::run(&setup, &paths),
-        Command::Import { file, id } => commands::import::run(&setup, &file, id.as_deref()),
+        Command::Import { file, to, id } => {
+            commands::import::run(&setup, &file, to.as_deref(), id.as_deref())
+        }
         Command::Scenario {
             command: cli::ScenarioCommand::Record { incident, to },
         } => commands::scenario::record(&setup, incident.as_deref(), to.as_deref()).await,

@@ -1,4 +1,4 @@
-//! `oncall import FILE.md`: the runbook on stdout or in the `-o` file, and the report of what
+//! `oncall import FILE.md`: the runbook on stdout or in the `--to` file, and the report of what
 //! became of each command on stderr (or, with `-o json`, all of it as JSON on stdout).
 
 use super::Setup;
@@ -9,14 +9,11 @@ use crate::view::{print_json, print_out};
 use serde_json::json;
 use std::path::Path;
 
-pub fn run(setup: &Setup, file: &Path, id: Option<&str>) -> anyhow::Result<i32> {
+pub fn run(setup: &Setup, file: &Path, to: Option<&Path>, id: Option<&str>) -> anyhow::Result<i32> {
     let page = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    let to = match &setup.global.output {
-        Output::File(path) if path.as_os_str() != "-" => Some(path.as_path()),
-        _ => None,
-    };
-    // `-o runbooks/x.yaml` makes runbook x, so `oncall run x` finds it.
+    let to = to.filter(|p| p.as_os_str() != "-");
+    // `--to runbooks/x.yaml` makes runbook x, so `oncall run x` finds it.
     let stem = to
         .and_then(|p| p.file_stem())
         .map(|s| s.to_string_lossy().into_owned())

@@ -45,7 +45,7 @@ fn kinds(shown: &Value) -> Vec<String> {
 
 fn seed(sb: &Sandbox, name: &str, to: &str) -> Ran {
     let page = fixture(&format!("seeds/{name}"));
-    let ran = sb.run(&["import", page.to_str().unwrap(), "-o", to]);
+    let ran = sb.run(&["import", page.to_str().unwrap(), "--to", to]);
     assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
     ran
 }
@@ -374,7 +374,7 @@ fn a_page_without_commands_is_a_clear_error() {
         "notes.md",
         "# Notes\n\nJust words.\n\n```\nWe're investigating.\n```\n",
     );
-    let ran = sb.run(&["import", "notes.md", "-o", "runbooks/notes.yaml"]);
+    let ran = sb.run(&["import", "notes.md", "--to", "runbooks/notes.yaml"]);
     assert_eq!(ran.code, 2, "{}{}", ran.stdout, ran.stderr);
     assert!(
         ran.stderr
@@ -393,15 +393,24 @@ fn a_page_without_commands_is_a_clear_error() {
         "{}",
         missing.stderr
     );
-    // -o FILE belongs to import; elsewhere -o takes text or json.
-    let other = sb.run(&["list", "-o", "jsn"]);
-    assert_eq!(other.code, 2);
+    // -o is a format everywhere; a file is written with --to.
+    for args in [
+        &["list", "-o", "jsn"][..],
+        &["import", "notes.md", "-o", "yaml"][..],
+    ] {
+        let other = sb.run(args);
+        assert_eq!(other.code, 2, "{args:?}");
+        assert!(
+            other
+                .stderr
+                .contains("for '--output': text or json (a file is written with --to FILE"),
+            "{args:?}: {}",
+            other.stderr
+        );
+    }
     assert!(
-        other
-            .stderr
-            .contains("invalid value 'jsn' for '--output': text or json"),
-        "{}",
-        other.stderr
+        !sb.work().join("yaml").exists(),
+        "no file named after the format"
     );
 }
 
@@ -460,7 +469,7 @@ fn imported_text_is_data() {
         m = marker.display()
     );
     sb.write("evil.md", &md);
-    let ran = sb.run(&["import", "evil.md", "-o", "runbooks/evil.yaml"]);
+    let ran = sb.run(&["import", "evil.md", "--to", "runbooks/evil.yaml"]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(!marker.exists(), "import ran something");
     let valid = sb.run(&["validate", "runbooks/evil.yaml"]);
@@ -608,7 +617,7 @@ fn every_form_of_issue_25_becomes_an_asked_action_or_a_secret_param_and_nothing_
     }
     // Nothing secret anywhere: the file, the JSON report, the text report (ids are lower case).
     sb.write("runbooks/every.yaml", yaml);
-    let text = sb.run(&["import", "every.md", "-o", "runbooks/every.yaml"]);
+    let text = sb.run(&["import", "every.md", "--to", "runbooks/every.yaml"]);
     assert_eq!(text.code, 0, "{}", text.stderr);
     let written = std::fs::read_to_string(sb.work().join("runbooks/every.yaml")).unwrap();
     for secret in [
@@ -683,7 +692,7 @@ fn a_dry_run_of_an_imported_page_never_runs_its_kubeconfig_plugin_nor_reaches_it
         url = other.url
     );
     sb.write("pods.md", &md);
-    let ran = sb.run(&["import", "pods.md", "-o", "runbooks/pods.yaml"]);
+    let ran = sb.run(&["import", "pods.md", "--to", "runbooks/pods.yaml"]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     // The run is given the token the runbook asks for (an import that left it in the command
     // asks for nothing).
@@ -718,7 +727,7 @@ fn a_dry_run_of_an_imported_page_never_runs_its_kubeconfig_plugin_nor_reaches_it
 fn the_import_report_fits_80_columns_in_a_terminal() {
     let sb = Sandbox::new();
     sb.write("every.md", EVERY_FORM);
-    let mut s = crate::support::pty_sized(&sb, &["import", "every.md", "-o", "every.yaml"], 80);
+    let mut s = crate::support::pty_sized(&sb, &["import", "every.md", "--to", "every.yaml"], 80);
     let screen = s.expect(expectrl::Eof).unwrap();
     let screen = String::from_utf8_lossy(screen.as_bytes()).replace('\r', "");
     assert!(
