@@ -23,7 +23,7 @@ Exit codes:
   130  interrupted (Ctrl-C)";
 
 #[derive(Debug, Parser)]
-#[command(name = "oncall", version, about = "Runbooks that run: diagnose in parallel, mitigate with approval, record the incident.", after_help = EXIT_CODES)]
+#[command(name = "oncall", version, about = "Runbooks that run: diagnose in parallel, mitigate with approval, record the incident.", after_long_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -32,69 +32,72 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Output format for results on stdout: text or json (a file is written with --to)
-    #[arg(long, short = 'o', global = true, value_parser = OutputParser, default_value = "text", env = "ONCALL_OUTPUT", hide_env_values = true)]
+    #[arg(long, short = 'o', global = true, hide_short_help = true, value_parser = OutputParser, default_value = "text", env = "ONCALL_OUTPUT", hide_env_values = true)]
     pub output: Output,
     /// Config file [default: <config dir>/oncall/config.yaml]
-    #[arg(long, global = true, env = "ONCALL_CONFIG", hide_env_values = true, value_hint = clap::ValueHint::FilePath)]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_CONFIG", hide_env_values = true, value_hint = clap::ValueHint::FilePath)]
     pub config: Option<PathBuf>,
     /// Where incident timelines are kept [default: <state dir>/oncall]
-    #[arg(long, global = true, env = "ONCALL_STATE_DIR", hide_env_values = true, value_hint = clap::ValueHint::DirPath)]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_STATE_DIR", hide_env_values = true, value_hint = clap::ValueHint::DirPath)]
     pub state_dir: Option<PathBuf>,
     /// Extra folders of runbooks, ':'-separated
-    #[arg(long, global = true, env = "ONCALL_RUNBOOK_PATH", hide_env_values = true, value_delimiter = ':', value_hint = clap::ValueHint::DirPath)]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_RUNBOOK_PATH", hide_env_values = true, value_delimiter = ':', value_hint = clap::ValueHint::DirPath)]
     pub runbook_path: Vec<PathBuf>,
     /// Prometheus base URL (the endpoint named `prometheus`)
-    #[arg(long, global = true, env = "ONCALL_PROMETHEUS_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_PROMETHEUS_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
     pub prometheus_url: Option<String>,
     /// A named endpoint, NAME=URL; repeatable (env: blank-separated)
     #[arg(
         long = "endpoint",
         short = 'e',
         global = true,
+        hide_short_help = true,
         env = "ONCALL_ENDPOINT",
         hide_env_values = true,
         value_name = "NAME=URL"
     )]
     pub endpoints: Vec<String>,
     /// Kubernetes context from the kubeconfig [default: its current context]
-    #[arg(long, global = true, env = "ONCALL_CONTEXT", hide_env_values = true, add = complete::contexts())]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_CONTEXT", hide_env_values = true, add = complete::contexts())]
     pub context: Option<String>,
     /// Kubernetes namespace where a runbook names none; also sets the param `namespace` a runbook declares
     #[arg(
         long,
         short = 'n',
         global = true,
+        hide_short_help = true,
         env = "ONCALL_NAMESPACE",
         hide_env_values = true
     )]
     pub namespace: Option<String>,
     /// PostgreSQL connection URL [default: the PG* variables psql reads]
-    #[arg(long, global = true, env = "ONCALL_POSTGRES_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_POSTGRES_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
     pub postgres_url: Option<String>,
     /// Redis URL [default: redis://127.0.0.1:6379]
-    #[arg(long, global = true, env = "ONCALL_REDIS_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_REDIS_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
     pub redis_url: Option<String>,
     /// NATS URL [default: nats://127.0.0.1:4222]
-    #[arg(long, global = true, env = "ONCALL_NATS_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_NATS_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
     pub nats_url: Option<String>,
     /// Alertmanager base URL (the endpoint named `alertmanager`) [default: http://localhost:9093]
-    #[arg(long, global = true, env = "ONCALL_ALERTMANAGER_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_ALERTMANAGER_URL", hide_env_values = true, value_hint = clap::ValueHint::Url)]
     pub alertmanager_url: Option<String>,
     /// NVIDIA management library to load [default: libnvidia-ml.so.1 from the loader's path]
-    #[arg(long, global = true, env = "ONCALL_NVML_LIBRARY", hide_env_values = true, value_hint = clap::ValueHint::FilePath)]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_NVML_LIBRARY", hide_env_values = true, value_hint = clap::ValueHint::FilePath)]
     pub nvml_library: Option<PathBuf>,
     /// The team's store, postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=require|verify-full]:
     /// incidents are shared there after they are written locally [default: `store:` in the
     /// config file; none: incidents stay on this machine]
-    #[arg(long, global = true, env = "ONCALL_STORE", hide_env_values = true, value_hint = clap::ValueHint::Url)]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_STORE", hide_env_values = true, value_hint = clap::ValueHint::Url)]
     pub store: Option<String>,
     /// Colour: auto uses it on a terminal unless NO_COLOR is set or TERM=dumb
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "ONCALL_COLOR", hide_env_values = true)]
+    #[arg(long, global = true, hide_short_help = true, value_enum, default_value_t = ColorChoice::Auto, env = "ONCALL_COLOR", hide_env_values = true)]
     pub color: ColorChoice,
     /// Lay tables out to their content: cut nothing to fit the terminal
-    #[arg(long, global = true, env = "ONCALL_WIDE", hide_env_values = true, value_parser = BoolishValueParser::new())]
+    #[arg(long, global = true, hide_short_help = true, env = "ONCALL_WIDE", hide_env_values = true, value_parser = BoolishValueParser::new())]
     pub wide: bool,
 }
 

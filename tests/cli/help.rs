@@ -60,6 +60,35 @@ fn help_lists_commands_and_exit_codes() {
     assert_eq!(bad.code, 2, "bad usage exits 2");
 }
 
+#[test]
+fn dash_h_is_short_and_dash_dash_help_is_whole_with_the_globals_under_one_heading() {
+    let sb = Sandbox::new();
+    for sub in ["run", "resume", "note", "incidents", "approve", "import"] {
+        let short = sb.run(&[sub, "-h"]);
+        assert_eq!(short.code, 0);
+        let lines = short.stdout.lines().count();
+        assert!(
+            lines <= 40,
+            "oncall {sub} -h: {lines} lines\n{}",
+            short.stdout
+        );
+        assert!(
+            !short.stdout.contains("--store") && !short.stdout.contains("Global options"),
+            "oncall {sub} -h: {}",
+            short.stdout
+        );
+        let long = sb.run(&[sub, "--help"]);
+        assert!(
+            long.stdout.contains("Global options:") && long.stdout.contains("--store"),
+            "oncall {sub} --help: {}",
+            long.stdout
+        );
+    }
+    let top = sb.run(&["-h"]);
+    assert!(!top.stdout.contains("Exit codes"), "{}", top.stdout);
+    assert!(sb.run(&["--help"]).stdout.contains("Exit codes"));
+}
+
 /// What `oncall` answers when a shell asks for completions of `words` (the last is the one under
 /// the cursor), the way each shell's registration script asks.
 fn complete(sb: &Sandbox, shell: &str, words: &[&str]) -> Vec<String> {
