@@ -370,6 +370,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         incident.clone(),
         timeline,
         None,
+        &[],
         shared.map(Driving::new),
     );
 
@@ -618,6 +619,7 @@ pub struct Screen {
 
 impl Screen {
     /// `shown_first`: an event for the screen only, before the rest (a resumed incident's opening).
+    /// `before`: a resumed incident's events so far, not shown, for a summary of the whole incident.
     /// `store`: the team's store the events are shared with, read before the incident was opened
     /// (a wrong URL stops the command before it writes anything).
     pub fn new(
@@ -626,6 +628,7 @@ impl Screen {
         incident: String,
         timeline: Timeline,
         shown_first: Option<&Event>,
+        before: &[Event],
         store: Option<Driving>,
     ) -> Screen {
         let timeline_path = timeline.path.clone();
@@ -661,6 +664,7 @@ impl Screen {
         if let Some(event) = shown_first {
             terminal.emit(event);
         }
+        terminal.remember(before);
         let collector = Collector::default();
         let latest_messages = LatestMessages::default();
         let mut sinks: Vec<Box<dyn Sink>> = vec![
