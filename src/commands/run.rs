@@ -374,13 +374,19 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         shared.map(Driving::new),
     );
 
+    // The response time counts from when the alert fired, not from when the run opened: a
+    // deadline already past is said at once. A start in the future (a skewed clock) counts from now.
+    let clock_from = alert
+        .as_ref()
+        .and_then(|a| a.starts_at.parse::<jiff::Timestamp>().ok())
+        .filter(|t| *t < now.timestamp())
+        .unwrap_or_else(|| now.timestamp());
     let escalation = rb
         .escalation
         .iter()
         .filter_map(|e| {
             let after = crate::spec::parse_duration(&e.after.value).ok()?;
-            let at = now
-                .timestamp()
+            let at = clock_from
                 .checked_add(jiff::SignedDuration::try_from(after).ok()?)
                 .ok()?;
             Some(Deadline {
