@@ -603,11 +603,12 @@ fn a_resumed_runs_summary_and_exit_code_cover_what_was_found_and_done_before_it(
     assert_eq!(replicas(&kube, "gpu-worker"), 10);
 
     std::fs::write(&marker, "1").unwrap();
-    let resumed = sb.run(&["resume", "--yes", &id]);
-    let out = &resumed.stdout;
+    // Under -o json the summary goes to stderr and the report to stdout.
+    let resumed = sb.run(&["resume", "--yes", &id, "-o", "json"]);
+    let out = &resumed.stderr;
     assert!(!out.contains("── 1/2"), "{out}");
     // The earlier failure counts in the exit code, its words and the summary's findings.
-    assert_eq!(resumed.code, 1, "{out}{}", resumed.stderr);
+    assert_eq!(resumed.code, 1, "{out}{}", resumed.stdout);
     assert!(out.contains("1 check(s) failed (exit 1)"), "{out}");
     assert!(
         out.contains("  found:    1 ok, 0 warn, 1 fail, 0 error"),
@@ -621,6 +622,9 @@ fn a_resumed_runs_summary_and_exit_code_cover_what_was_found_and_done_before_it(
         .unwrap_or_default();
     assert!(done.contains("scale_gpu: applied"), "{out}");
     assert!(!out.contains("no action taken"), "{out}");
+    let report = resumed.json();
+    assert_eq!(report["exit_code"], 1, "{report:#}");
+    assert_eq!(report["outcome"], "1 check(s) failed", "{report:#}");
     // Sent once, before the run was killed.
     assert_eq!(patched(&kube, "gpu-worker"), vec![10]);
 }
