@@ -494,7 +494,7 @@ pub struct ResumeArgs {
 pub enum ScenarioCommand {
     /// Write an incident's checks, as observed, as a drill scenario (stdout, or --to FILE)
     Record {
-        /// The incident [default: the latest]
+        /// The incident [default: the latest live one]
         #[arg(add = complete::incidents())]
         incident: Option<String>,
         /// Write the scenario to this file instead of stdout

@@ -144,6 +144,7 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         id,
         timeline,
         Some(&opened.event),
+        &events,
         driving.map(|d| d.driving),
     );
     screen.recorder.emit(EventKind::Resumed {

@@ -370,16 +370,23 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         incident.clone(),
         timeline,
         None,
+        &[],
         shared.map(Driving::new),
     );
 
+    // The response time counts from when the alert fired, not from when the run opened: a
+    // deadline already past is said at once. A start in the future (a skewed clock) counts from now.
+    let clock_from = alert
+        .as_ref()
+        .and_then(|a| a.starts_at.parse::<jiff::Timestamp>().ok())
+        .filter(|t| *t < now.timestamp())
+        .unwrap_or_else(|| now.timestamp());
     let escalation = rb
         .escalation
         .iter()
         .filter_map(|e| {
             let after = crate::spec::parse_duration(&e.after.value).ok()?;
-            let at = now
-                .timestamp()
+            let at = clock_from
                 .checked_add(jiff::SignedDuration::try_from(after).ok()?)
                 .ok()?;
             Some(Deadline {
@@ -618,6 +625,7 @@ pub struct Screen {
 
 impl Screen {
     /// `shown_first`: an event for the screen only, before the rest (a resumed incident's opening).
+    /// `before`: a resumed incident's events so far, not shown, for a summary of the whole incident.
     /// `store`: the team's store the events are shared with, read before the incident was opened
     /// (a wrong URL stops the command before it writes anything).
     pub fn new(
@@ -626,6 +634,7 @@ impl Screen {
         incident: String,
         timeline: Timeline,
         shown_first: Option<&Event>,
+        before: &[Event],
         store: Option<Driving>,
     ) -> Screen {
         let timeline_path = timeline.path.clone();
@@ -661,6 +670,7 @@ impl Screen {
         if let Some(event) = shown_first {
             terminal.emit(event);
         }
+        terminal.remember(before);
         let collector = Collector::default();
         let latest_messages = LatestMessages::default();
         let mut sinks: Vec<Box<dyn Sink>> = vec![

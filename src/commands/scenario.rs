@@ -45,25 +45,56 @@ pub async fn record(
     incident: Option<&str>,
     to: Option<&Path>,
 ) -> anyhow::Result<i32> {
+    // Said before anything is read: the folder the file goes in must be there.
+    if let Some(folder) = to
+        .and_then(Path::parent)
+        .filter(|f| !f.as_os_str().is_empty() && !f.is_dir())
+    {
+        anyhow::bail!(
+            "cannot write {}: the folder {} does not exist; create it (mkdir -p {}) or give --to a file in a folder that exists",
+            to.map(Path::display).expect("a folder of a path"),
+            folder.display(),
+            folder.display()
+        );
+    }
     let team = setup.team().await?;
+    // By default the latest live incident: what happened, not a rehearsal of it (a dry run or a
+    // drill after it is recorded only when named).
     let id = match incident {
         Some(id) => id.to_string(),
-        None => team.latest().await?,
+        None => {
+            team.latest_live(false)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no live incident to record in {}; a dry run or a drill is recorded by its id (`oncall incidents` lists them)",
+                        setup.store().dir.display()
+                    )
+                })?
+                .id
+        }
     };
     let (events, _) = team.events(&id).await?;
-    let Some((runbook_id, params, opened_at, user)) = events.iter().find_map(|e| match &e.kind {
-        EventKind::IncidentOpened {
-            runbook,
-            params,
-            user,
-            ..
-        } => Some((runbook.clone(), params.clone(), e.ts, user.clone())),
-        _ => None,
-    }) else {
+    let Some(opened) = crate::engine::event::Opening::of(&events) else {
         anyhow::bail!("the timeline of {id} has no opening event: nothing to record");
     };
-    let loaded = runbook::resolve(&setup.catalog(), &runbook_id)?;
+    let (runbook_id, params, opened_at) = (
+        opened.runbook.clone(),
+        opened.params.clone(),
+        opened.event.ts,
+    );
+    let user = match &opened.event.kind {
+        EventKind::IncidentOpened { user, .. } => user.clone(),
+        _ => String::new(),
+    };
+    // The runbook the incident ran: from its file when it was run from one.
+    let loaded = super::resume::load_runbook(setup, &opened)?;
     let rb = &loaded.runbook;
+    // How a drill names it: by id when the search path has it, else by its file.
+    let replay_with = match (&loaded.source.origin, setup.catalog().get(&runbook_id)) {
+        (runbook::Origin::File(path), Err(_)) => path.display().to_string(),
+        _ => runbook_id.clone(),
+    };
 
     // The step's own reading of each check (the first), and the polls of a wait after it.
     let mut first: BTreeMap<String, Observation> = BTreeMap::new();
@@ -163,7 +194,7 @@ pub async fn record(
         checks,
     };
     let text = format!(
-        "# Recorded by `oncall scenario record {id}`; `oncall drill {runbook_id} --scenario FILE` replays it.\n{}",
+        "# Recorded by `oncall scenario record {id}`; `oncall drill {replay_with} --scenario FILE` replays it.\n{}",
         serde_saphyr::to_string(&scenario)?
     );
     // What is written must replay: it validates against the runbook first.
@@ -189,7 +220,7 @@ pub async fn record(
                 .and_then(|()| std::fs::rename(&partial, path))
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
             eprintln!(
-                "recorded {} check(s) of incident {id} in {}; replay it: oncall drill {runbook_id} --scenario {}",
+                "recorded {} check(s) of incident {id} in {}; replay it: oncall drill {replay_with} --scenario {}",
                 recorded,
                 path.display(),
                 path.display()

@@ -178,6 +178,9 @@ pub struct Resumption {
     pub undo: Undo,
     /// By action id, for that step's actions.
     pub prior: BTreeMap<String, Prior>,
+    /// What the steps before it came to (failed actions, unmet waits): the exit code covers
+    /// the whole incident.
+    pub outcome: Outcome,
 }
 
 enum Flow {
@@ -223,6 +226,7 @@ impl<'a, R: Reader> Engine<'a, R> {
         self.first_step = from.step;
         self.undo = from.undo;
         self.prior = from.prior;
+        self.outcome = from.outcome;
         self
     }
 

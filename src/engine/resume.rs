@@ -1,9 +1,10 @@
 //! Taking up an incident where its run stopped: the step to start at, the findings so far, what
 //! the actions changed, and which of that step's actions were applied or may have been.
 
+use super::event::WaitOutcome;
 use super::event::{Event, EventKind};
 use super::observation::Observation;
-use super::{Prior, Resumption};
+use super::{Outcome, Prior, Resumption};
 use crate::backends::{Plan, Undo};
 use crate::runbook::Runbook;
 use std::collections::BTreeMap;
@@ -59,6 +60,8 @@ pub fn take_up(events: &[Event], runbook: &Runbook) -> Result<TakenUp, String> {
     let mut undo = Undo::default();
     let mut plans: BTreeMap<String, Plan> = BTreeMap::new();
     let mut prior = BTreeMap::new();
+    // What the steps before this one came to; this step's actions and wait are taken up again.
+    let mut outcome = Outcome::default();
     for event in events {
         match &event.kind {
             EventKind::ActionPlanned { action, plan, .. } => {
@@ -87,6 +90,9 @@ pub fn take_up(events: &[Event], runbook: &Runbook) -> Result<TakenUp, String> {
                 if let Some(effect) = effect.as_ref().filter(|_| *ok) {
                     undo.applied(effect);
                 }
+                if !*ok && *in_step != from_step {
+                    outcome.actions_failed += 1;
+                }
                 if *in_step == from_step {
                     if *ok {
                         prior.insert(action.clone(), Prior::Applied { at: event.ts });
@@ -95,11 +101,25 @@ pub fn take_up(events: &[Event], runbook: &Runbook) -> Result<TakenUp, String> {
                     }
                 }
             }
+            EventKind::WaitFinished {
+                step: in_step,
+                outcome: waited,
+                ..
+            } if *in_step != from_step
+                && !matches!(waited, WaitOutcome::Met | WaitOutcome::NotWaited) =>
+            {
+                outcome.waits_unmet += 1;
+            }
             _ => {}
         }
     }
     Ok(TakenUp {
-        resumption: Resumption { step, undo, prior },
+        resumption: Resumption {
+            step,
+            undo,
+            prior,
+            outcome,
+        },
         from_step,
         checks: latest_observations(events),
     })

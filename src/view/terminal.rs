@@ -270,6 +270,41 @@ impl TerminalView {
         }
     }
 
+    /// Takes in, without showing them, the events of an incident before a resumed run: its
+    /// summary then covers the whole incident (what was found and done before, and since).
+    pub fn remember(&mut self, events: &[Event]) {
+        for event in events {
+            let event = &printable(event);
+            match &event.kind {
+                EventKind::CheckFinished { observation, .. }
+                | EventKind::WaitPoll { observation, .. } => {
+                    self.latest
+                        .insert(observation.check.clone(), observation.clone());
+                }
+                EventKind::ActionDecided {
+                    action,
+                    decision,
+                    by,
+                    user,
+                    ..
+                } if *decision != DecisionKind::Approved => {
+                    let words = decided(decision, by, user);
+                    self.actions.push(format!("{action}: {words}"));
+                }
+                EventKind::ActionFinished {
+                    action, ok, detail, ..
+                } => self.actions.push(applied(action, *ok, detail)),
+                EventKind::Message { name, .. } => {
+                    if !self.messages.contains(name) {
+                        self.messages.push(name.clone());
+                    }
+                    self.incident = event.incident.clone();
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn spinner(&self, message: String) -> ProgressBar {
         let bar = self.progress.add(ProgressBar::new_spinner());
         bar.set_style(
@@ -290,6 +325,30 @@ impl TerminalView {
         }
         let _ = self.progress.clear();
     }
+}
+
+/// An action's line in the summary's `done:`.
+fn applied(action: &str, ok: bool, detail: &str) -> String {
+    format!(
+        "{action}: {} — {detail}",
+        if ok { "applied" } else { "failed" }
+    )
+}
+
+/// What an engineer's decision on an action came to, in words.
+fn decided(decision: &DecisionKind, by: &str, user: &str) -> String {
+    match decision {
+                    DecisionKind::Approved if !user.is_empty() => {
+                        format!("approved by {user} ({by})")
+                    }
+                    DecisionKind::Approved => format!("approved ({by})"),
+                    DecisionKind::Skipped => "skipped".into(),
+                    DecisionKind::Aborted => "aborted the run".into(),
+                    DecisionKind::WouldSend => "would send (dry-run): not sent".into(),
+                    DecisionKind::Rehearsed => "would apply (drill): not sent".into(),
+                    DecisionKind::NoTerminal => "needs an answer, and there is no terminal: stopping here. Rerun with --yes to apply or --dry-run to rehearse".into(),
+                    DecisionKind::Unconfirmed => "not sent again: it may have been applied, and --yes does not repeat it; stopping here. Resume on a terminal to decide".into(),
+                }
 }
 
 /// The event with control characters in its text replaced, so output a check read (a log line,
@@ -474,18 +533,7 @@ impl Sink for TerminalView {
                 user,
                 ..
             } => {
-                let words = match decision {
-                    DecisionKind::Approved if !user.is_empty() => {
-                        format!("approved by {user} ({by})")
-                    }
-                    DecisionKind::Approved => format!("approved ({by})"),
-                    DecisionKind::Skipped => "skipped".into(),
-                    DecisionKind::Aborted => "aborted the run".into(),
-                    DecisionKind::WouldSend => "would send (dry-run): not sent".into(),
-                    DecisionKind::Rehearsed => "would apply (drill): not sent".into(),
-                    DecisionKind::NoTerminal => "needs an answer, and there is no terminal: stopping here. Rerun with --yes to apply or --dry-run to rehearse".into(),
-                    DecisionKind::Unconfirmed => "not sent again: it may have been applied, and --yes does not repeat it; stopping here. Resume on a terminal to decide".into(),
-                };
+                let words = decided(decision, by, user);
                 self.line(format!("     → {words}"));
                 if *decision != DecisionKind::Approved {
                     self.actions.push(format!("{action}: {words}"));
@@ -541,10 +589,7 @@ impl Sink for TerminalView {
                 };
                 let first = format!("     {status}: ");
                 self.wrapped(&first, "       ", &format!("{detail} ({millis} ms)"));
-                self.actions.push(format!(
-                    "{action}: {} — {detail}",
-                    if *ok { "applied" } else { "failed" }
-                ));
+                self.actions.push(applied(action, *ok, detail));
             }
             EventKind::WaitStarted {
                 check,

@@ -434,3 +434,67 @@ fn an_acknowledged_alert_is_listed_with_its_incident_and_still_opens_its_runbook
         opened.stderr
     );
 }
+
+#[test]
+fn the_escalation_clock_of_a_run_opened_from_an_alert_starts_when_the_alert_fired() {
+    let am = Alertmanager::start();
+    // Firing for 20 minutes: the 15-minute deadline of a P0 passed before the run opened.
+    am.post_alert_started("LongFiring", &[("severity", "critical")], 20 * 60);
+    let sb = Sandbox::new().env("ONCALL_ALERTMANAGER_URL", &am.url);
+    let marker = sb.root.join("marker");
+    let fixture = super::support::fixture("escalate-alert.yaml");
+    let param = format!("marker={}", marker.display());
+    let child = sb
+        .command(&[
+            "run",
+            fixture.to_str().unwrap(),
+            "--alert",
+            "LongFiring",
+            "-p",
+            &param,
+            "--yes",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Said at once, while the run still waits: not after 15 minutes of it.
+    let path = super::support::wait_for_file_containing(
+        || sb.incidents().pop(),
+        "\"escalation_due\"",
+        Duration::from_secs(30),
+    );
+    std::fs::write(&marker, "1").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let timeline = super::support::read_timeline(&path);
+    let opened = &events(&timeline, "incident_opened")[0];
+    let started: jiff::Timestamp = opened["alert"]["starts_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let due = events(&timeline, "escalation_due");
+    assert_eq!(due.len(), 1, "only the 15-minute one has passed: {due:?}");
+    assert_eq!(due[0]["to"], "Primary on-call engineer");
+    let at: jiff::Timestamp = due[0]["due"].as_str().unwrap().parse().unwrap();
+    assert_eq!(at, started + jiff::SignedDuration::from_mins(15));
+    // The 30-minute one counts from the alert too: ten minutes from now, not thirty.
+    let second: jiff::Timestamp = opened["escalation"][1]["at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(second, started + jiff::SignedDuration::from_mins(30));
+    assert!(
+        stdout.contains("P0 response time passed: escalate to Primary on-call engineer"),
+        "{stdout}"
+    );
+}

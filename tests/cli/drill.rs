@@ -324,3 +324,66 @@ steps:
         silent.stdout
     );
 }
+
+#[test]
+fn scenario_record_takes_the_latest_live_incident_its_runbook_file_and_names_a_missing_folder() {
+    let sb = Sandbox::new();
+    std::fs::write(
+        sb.work().join("backlog.yaml"),
+        "id: backlog-file\ntitle: A backlog\nseverity: P2\nsteps:\n  - id: look\n    title: Look\n    checks:\n      - id: backlog\n        shell: { command: \"echo 9\", number: true }\n        fail_if: value > 5\n",
+    )
+    .unwrap();
+    let live = sb.run(&["run", "./backlog.yaml", "-o", "json"]);
+    assert_eq!(live.code, 1, "{}", live.stderr);
+    let live_id = live.json()["incident"].as_str().unwrap().to_string();
+    // A rehearsal after it: not what `record` takes by default.
+    let dry = sb.run(&["run", "./backlog.yaml", "--dry-run", "-o", "json"]);
+    let dry_id = dry.json()["incident"].as_str().unwrap().to_string();
+    assert_ne!(dry_id, live_id);
+
+    // A folder that is not there is named, with what to do; nothing is written.
+    let missing = sb.run(&["scenario", "record", "--to", "drills/backlog/last.yaml"]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains(
+            "the folder drills/backlog does not exist; create it (mkdir -p drills/backlog)"
+        ) && !missing.stderr.contains("os error"),
+        "{}",
+        missing.stderr
+    );
+
+    // No id: the live incident, with the runbook from its file; the drill replays it.
+    let recorded = sb.run(&["scenario", "record", "--to", "last.yaml"]);
+    assert_eq!(recorded.code, 0, "{}", recorded.stderr);
+    let file = std::fs::canonicalize(sb.work().join("backlog.yaml")).unwrap();
+    assert!(
+        recorded.stderr.contains(&format!(
+            "of incident {live_id} in last.yaml; replay it: oncall drill {} --scenario last.yaml",
+            file.display()
+        )),
+        "{}",
+        recorded.stderr
+    );
+    let drill = sb.run(&[
+        "drill",
+        file.to_str().unwrap(),
+        "--scenario",
+        "last.yaml",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    let replay = drill.json();
+    assert_eq!(replay["mode"], "drill", "{}", drill.stderr);
+    assert_eq!(observation(&replay, "backlog")["verdict"], "fail");
+    assert_eq!(observation(&replay, "backlog")["value"], 9.0);
+
+    // Named, a dry run is recorded too.
+    let named = sb.run(&["scenario", "record", &dry_id]);
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    assert!(
+        named.stdout.contains(&format!("Incident {dry_id}")),
+        "{}",
+        named.stdout
+    );
+}

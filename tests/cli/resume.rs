@@ -539,8 +539,16 @@ fn a_resumed_incident_whose_verification_was_not_met_does_not_offer_the_revert()
     assert_eq!(patched(&kube, "gpu-worker"), vec![10]);
 
     // The resumed run starts at the wrap-up: it knows from the timeline that the watch was not met.
+    // Its exit code covers the whole incident: the watch before the resume ended unmet.
     let resumed = sb.run(&["resume", "--yes"]);
-    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert_eq!(resumed.code, 1, "{}{}", resumed.stdout, resumed.stderr);
+    assert!(
+        resumed
+            .stdout
+            .contains("Summary: 1 wait(s) ended unmet (exit 1)"),
+        "{}",
+        resumed.stdout
+    );
     assert!(
         resumed.stdout.contains("from step wrap-up")
             && resumed
@@ -563,4 +571,60 @@ fn a_resumed_incident_whose_verification_was_not_met_does_not_offer_the_revert()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(started, vec!["scale_gpu", "tell_team"]);
+}
+
+#[test]
+fn a_resumed_runs_summary_and_exit_code_cover_what_was_found_and_done_before_it() {
+    let kube = cluster();
+    let sb = sandbox(&kube);
+    let marker = sb.root.join("marker");
+    let fixture = fixture("resume-findings.yaml");
+    let param = format!("marker={}", marker.display());
+    let mut child = sb
+        .command(&["run", fixture.to_str().unwrap(), "-p", &param, "--yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed in the watch of step 2, after step 1 found a failure and applied its action.
+    let path = wait_for_file_containing(
+        || {
+            sb.incidents()
+                .into_iter()
+                .find(|p| p.to_string_lossy().contains("-resume-findings"))
+        },
+        "\"wait_poll\"",
+        HANG,
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let id = id_of(&path);
+    assert_eq!(replicas(&kube, "gpu-worker"), 10);
+
+    std::fs::write(&marker, "1").unwrap();
+    // Under -o json the summary goes to stderr and the report to stdout.
+    let resumed = sb.run(&["resume", "--yes", &id, "-o", "json"]);
+    let out = &resumed.stderr;
+    assert!(!out.contains("── 1/2"), "{out}");
+    // The earlier failure counts in the exit code, its words and the summary's findings.
+    assert_eq!(resumed.code, 1, "{out}{}", resumed.stdout);
+    assert!(out.contains("1 check(s) failed (exit 1)"), "{out}");
+    assert!(
+        out.contains("  found:    1 ok, 0 warn, 1 fail, 0 error"),
+        "{out}"
+    );
+    assert!(out.contains("backlog [fail]"), "{out}");
+    // The action applied before the resume is among what was done.
+    let done = out
+        .lines()
+        .find(|l| l.starts_with("  done:"))
+        .unwrap_or_default();
+    assert!(done.contains("scale_gpu: applied"), "{out}");
+    assert!(!out.contains("no action taken"), "{out}");
+    let report = resumed.json();
+    assert_eq!(report["exit_code"], 1, "{report:#}");
+    assert_eq!(report["outcome"], "1 check(s) failed", "{report:#}");
+    // Sent once, before the run was killed.
+    assert_eq!(patched(&kube, "gpu-worker"), vec![10]);
 }

@@ -117,6 +117,11 @@ impl Alertmanager {
     /// annotation `summary`, `startsAt` now and `endsAt` in an hour. Panics unless it is
     /// accepted.
     pub fn post_alert(&self, name: &str, labels: &[(&str, &str)]) {
+        self.post_alert_started(name, labels, 0);
+    }
+
+    /// `post_alert` of an alert that started firing `ago` seconds ago (`startsAt`).
+    pub fn post_alert_started(&self, name: &str, labels: &[(&str, &str)], ago: u64) {
         let mut all = Map::new();
         all.insert("alertname".into(), Value::from(name));
         for (k, v) in labels {
@@ -129,7 +134,7 @@ impl Alertmanager {
         let body = json!([{
             "labels": all,
             "annotations": { "summary": format!("{name} (posted by the test)") },
-            "startsAt": rfc3339(now),
+            "startsAt": rfc3339(now - ago),
             "endsAt": rfc3339(now + 3600),
         }]);
         let (code, text) = self
