@@ -85,6 +85,9 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
         },
     };
     let took_over_from = driving.as_ref().and_then(|d| d.took_over_from.clone());
+    if let Some(why) = super::run::kube(setup, &setup.config()?).unknown_context() {
+        anyhow::bail!("{why}: nothing was resumed");
+    }
     // Hold the incident before reading what was applied: a second resume that read first would
     // take up the same step and send its actions again.
     let timeline = store.take(&id)?;

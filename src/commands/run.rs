@@ -361,6 +361,13 @@ pub async fn run(setup: &Setup, req: Request<'_>) -> anyhow::Result<i32> {
     if req.mode == Mode::Live {
         refuse_second_without_store(setup, &rb, shared.is_some())?;
     }
+    // A drill reads no cluster; a run that would read one with a context the kubeconfig lacks
+    // would only collect errors.
+    if req.mode != Mode::Drill
+        && let Some(why) = kube(setup, &config).unknown_context()
+    {
+        anyhow::bail!("{why}: nothing was opened");
+    }
     let store = setup.store();
     let now = jiff::Zoned::now();
     let (incident, timeline) = store.create(&rb.id.value, &now)?;

@@ -100,9 +100,17 @@ fn closest_field(message: &str) -> Option<String> {
     closest(unknown, fields).map(str::to_string)
 }
 
-/// ` (did you mean 'error-budget'?)`, when one name is near the misspelt one.
+/// ` (did you mean 'error-budget'?)`, when one name is near the misspelt one, or the only one
+/// it begins (`prod` for `prod-eu`).
 pub fn did_you_mean(word: &str, names: &[String]) -> String {
-    match closest(word, names.iter().map(String::as_str)) {
+    let mut extending = names
+        .iter()
+        .filter(|n| !word.is_empty() && n.starts_with(word));
+    let only_extending = match (extending.next(), extending.next()) {
+        (Some(one), None) => Some(one.as_str()),
+        _ => None,
+    };
+    match closest(word, names.iter().map(String::as_str)).or(only_extending) {
         Some(near) => format!(" (did you mean '{near}'?)"),
         None => String::new(),
     }

@@ -592,30 +592,44 @@ fn warning_events_are_counted_and_a_pod_is_deleted_only_when_approved() {
 }
 
 #[test]
-fn an_unknown_context_lists_the_kubeconfigs_contexts() {
+fn an_unknown_context_is_refused_before_anything_opens_and_lists_the_kubeconfigs_contexts() {
     let kube = FakeKube::start();
     let sb = sandbox(&kube);
     sb.write(
         "k.yaml",
         "id: k\ntitle: T\nseverity: P2\nsteps:\n  - id: look\n    checks:\n      - id: nats\n        k8s_deployment: { namespace: video-processing, name: nats }\n",
     );
-    let report = sb
-        .run(&["run", "k.yaml", "--context", "fak", "--output", "json"])
-        .json();
-    let reason = observation(&report, "nats")["reason"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        reason.contains(
-            "the kubeconfig has no context 'fak' (did you mean 'fake'?); its contexts: fake"
+    for (args, what) in [
+        (
+            &["run", "k.yaml", "--context", "fak"][..],
+            "nothing was opened",
         ),
-        "{reason}"
-    );
+        (
+            &["run", "k.yaml", "--context", "fa", "--dry-run"][..],
+            "nothing was opened",
+        ),
+    ] {
+        let refused = sb.run(args);
+        assert_eq!(refused.code, 2, "{args:?}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains("the kubeconfig has no context 'fa")
+                && refused
+                    .stderr
+                    .contains("(did you mean 'fake'?); its contexts: fake")
+                && refused.stderr.contains(what),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
+    assert!(sb.incidents().is_empty(), "no incident was opened");
     assert!(
         kube.requests().is_empty(),
         "nothing was asked of any cluster"
     );
+    // With the right context the same run reads the cluster.
+    let ran = sb.run(&["run", "k.yaml", "--context", "fake"]);
+    assert_ne!(ran.code, 2, "{}", ran.stderr);
+    assert!(!kube.requests().is_empty());
 }
 
 #[test]

@@ -125,6 +125,12 @@ struct Described {
 }
 
 impl Kube {
+    /// Why the `--context` given is not one the kubeconfig has (with "did you mean" and the
+    /// contexts it has), for commands to refuse before they open anything.
+    pub fn unknown_context(&self) -> Option<String> {
+        unknown_context(self.context.as_deref()?)
+    }
+
     /// `production`: context patterns (`prod-*`) for which a write asks for the context's name;
     /// the config file checked them when it was read, and one that does not parse matches nothing.
     pub fn new(context: Option<String>, namespace: Option<String>, production: &[String]) -> Kube {
