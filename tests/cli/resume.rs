@@ -247,14 +247,22 @@ fn killed_waits(sb: &Sandbox, api: &RecordingServer) -> (PathBuf, String) {
         &std::fs::read_to_string(fixture("waits.yaml")).unwrap(),
     );
     let endpoint = format!("api={}", api.url);
+    let args = [
+        "run",
+        runbook.to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--new",
+    ];
+    let path = killed_in_its_wait(sb, &args, "-waits");
+    (runbook, id_of(&path))
+}
+
+/// `oncall ARGS` in the background, SIGKILLed once the newest incident whose id holds `named`
+/// polled its wait; that incident's timeline.
+fn killed_in_its_wait(sb: &Sandbox, args: &[&str], named: &str) -> PathBuf {
     let mut child = sb
-        .command(&[
-            "run",
-            runbook.to_str().unwrap(),
-            "--endpoint",
-            &endpoint,
-            "--new",
-        ])
+        .command(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -264,14 +272,14 @@ fn killed_waits(sb: &Sandbox, api: &RecordingServer) -> (PathBuf, String) {
         || {
             sb.incidents()
                 .into_iter()
-                .rfind(|p| p.to_string_lossy().contains("-waits"))
+                .rfind(|p| p.to_string_lossy().contains(named))
         },
         "\"wait_poll\"",
         HANG,
     );
-    child.kill().unwrap();
+    child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    (runbook, id_of(&path))
+    path
 }
 
 #[test]
@@ -580,25 +588,9 @@ fn a_resumed_runs_summary_and_exit_code_cover_what_was_found_and_done_before_it(
     let marker = sb.root.join("marker");
     let fixture = fixture("resume-findings.yaml");
     let param = format!("marker={}", marker.display());
-    let mut child = sb
-        .command(&["run", fixture.to_str().unwrap(), "-p", &param, "--yes"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Killed in the watch of step 2, after step 1 found a failure and applied its action.
-    let path = wait_for_file_containing(
-        || {
-            sb.incidents()
-                .into_iter()
-                .find(|p| p.to_string_lossy().contains("-resume-findings"))
-        },
-        "\"wait_poll\"",
-        HANG,
-    );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let args = ["run", fixture.to_str().unwrap(), "-p", &param, "--yes"];
+    let path = killed_in_its_wait(&sb, &args, "-resume-findings");
     let id = id_of(&path);
     assert_eq!(replicas(&kube, "gpu-worker"), 10);
 
